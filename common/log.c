@@ -1,0 +1,226 @@
+/*
+ * Logging for every Mezite process.
+ *
+ * The supervisor writes to stderr (-d) or syslog.  A child calls
+ * log_setsink() with its datagram socket to the supervisor; from then on
+ * each line is one datagram: a priority byte followed by the text.  The
+ * send blocks rather than drop a line; the supervisor reads no network
+ * input and is always ready.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_LINE_MAX	1024
+
+static int		 log_debug_mode;	/* to stderr, not syslog */
+static int		 log_verbose;
+static int		 log_sink = -1;		/* child: socket to supervisor */
+static const char	*log_procname;
+
+void
+log_init(int n_debug, int facility)
+{
+	log_debug_mode = n_debug;
+	log_verbose = n_debug;
+	log_procinit(getprogname());
+
+	if (!log_debug_mode)
+		openlog(getprogname(), LOG_PID | LOG_NDELAY, facility);
+
+	tzset();
+}
+
+void
+log_procinit(const char *procname)
+{
+	if (procname != NULL)
+		log_procname = procname;
+}
+
+void
+log_setsink(int fd)
+{
+	log_sink = fd;
+}
+
+void
+log_setverbose(int v)
+{
+	log_verbose = v;
+}
+
+int
+log_getverbose(void)
+{
+	return (log_verbose);
+}
+
+static void
+log_write(int pri, const char *proc, const char *line, int pid)
+{
+	if (log_debug_mode) {
+		if (pid > 0)
+			fprintf(stderr, "%s[%d]: %s\n", proc, pid, line);
+		else
+			fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+	} else if (pid > 0)
+		syslog(pri, "%s[%d]: %s", proc, pid, line);
+	else
+		syslog(pri, "%s", line);
+}
+
+void
+log_relay(int pri, const char *proc, const char *line, int pid)
+{
+	if (pri == LOG_DEBUG && !log_verbose)
+		return;
+	log_write(pri, proc, line, pid);
+}
+
+void
+vlog(int pri, const char *fmt, va_list ap)
+{
+	char	 line[LOG_LINE_MAX + 1];
+	int	 saved_errno = errno;
+
+	if (vsnprintf(line + 1, sizeof(line) - 1, fmt, ap) < 0)
+		strlcpy(line + 1, "(unformattable log message)",
+		    sizeof(line) - 1);
+
+	if (log_sink != -1) {
+		line[0] = (char)pri;
+		while (send(log_sink, line, 1 + strlen(line + 1),
+		    MSG_NOSIGNAL) == -1) {
+			if (errno == EINTR)
+				continue;
+			/* Supervisor is gone: fall back to stderr. */
+			log_sink = -1;
+			fprintf(stderr, "%s: %s\n", log_procname, line + 1);
+			break;
+		}
+	} else
+		log_write(pri, log_procname, line + 1, 0);
+
+	errno = saved_errno;
+}
+
+void
+logit(int pri, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vlog(pri, fmt, ap);
+	va_end(ap);
+}
+
+static void
+vlog_errno(int pri, int code, const char *emsg, va_list ap)
+{
+	char	 fmt[LOG_LINE_MAX];
+
+	if (emsg == NULL)
+		logit(pri, "%s", strerror(code));
+	else if (snprintf(fmt, sizeof(fmt), "%s: %s", emsg,
+	    strerror(code)) < 0 || (size_t)strlen(fmt) >= sizeof(fmt) - 1)
+		vlog(pri, emsg, ap);
+	else
+		vlog(pri, fmt, ap);
+}
+
+void
+log_warn(const char *emsg, ...)
+{
+	va_list	 ap;
+	int	 saved_errno = errno;
+
+	va_start(ap, emsg);
+	vlog_errno(LOG_ERR, saved_errno, emsg, ap);
+	va_end(ap);
+	errno = saved_errno;
+}
+
+void
+log_warnx(const char *emsg, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, emsg);
+	vlog(LOG_ERR, emsg, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *emsg, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, emsg);
+	vlog(LOG_INFO, emsg, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *emsg, ...)
+{
+	va_list	 ap;
+
+	if (log_verbose) {
+		va_start(ap, emsg);
+		vlog(LOG_DEBUG, emsg, ap);
+		va_end(ap);
+	}
+}
+
+static void
+vfatalc(int code, const char *emsg, va_list ap)
+{
+	char		 s[LOG_LINE_MAX];
+	const char	*sep = "";
+
+	if (emsg != NULL) {
+		(void)vsnprintf(s, sizeof(s), emsg, ap);
+		sep = ": ";
+	} else
+		s[0] = '\0';
+	if (code)
+		logit(LOG_CRIT, "fatal in %s: %s%s%s", log_procname, s, sep,
+		    strerror(code));
+	else
+		logit(LOG_CRIT, "fatal in %s%s%s", log_procname, sep, s);
+}
+
+void
+fatal(const char *emsg, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, emsg);
+	vfatalc(errno, emsg, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *emsg, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, emsg);
+	vfatalc(0, emsg, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,142 @@
+/*
+ * mezited: supervisor, master and configuration.
+ */
+
+#ifndef MEZITED_H
+#define MEZITED_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proc.h"
+
+struct event_base;
+
+#define MEZITED_VERSION		"0.1"
+#define CONF_FILE		"/etc/mezite/mezited.conf"
+#define CONTROL_SOCKET		"/var/run/mezited.sock"
+#define STATE_DIR		"/var/mezite"
+#define DEFAULT_PORT		443
+#define DEFAULT_USER		"_mezite"
+#define DEFAULT_CHROOT		"/var/empty"
+#define DEFAULT_PREFORK		2
+#define PREFORK_MAX		64
+#define TIMEOUT_HANDSHAKE	10
+#define TIMEOUT_IDLE		300
+#define TIMEOUT_DRAIN		30
+#define TIMEOUT_MAX		86400
+#define MAX_CONNECTIONS		10000
+#define MAX_CONNECTIONS_LIMIT	1000000
+#define TLS_FILE_MAX		(64 * 1024)	/* a PEM file we read */
+
+struct listen_addr {
+	TAILQ_ENTRY(listen_addr) entry;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 fd;		/* supervisor only */
+};
+TAILQ_HEAD(listen_addrs, listen_addr);
+
+struct keypair {
+	TAILQ_ENTRY(keypair)	 entry;
+	char			*name;
+	char			*cert_file;
+	char			*key_file;
+	uint8_t			*cert;		/* file contents */
+	size_t			 cert_len;
+	uint8_t			*key;		/* secret: wiped on free */
+	size_t			 key_len;
+};
+TAILQ_HEAD(keypairs, keypair);
+
+struct route {
+	TAILQ_ENTRY(route)	 entry;
+	char			*alpn;		/* NULL: any */
+	char			*sni;		/* NULL: any */
+	enum proc_type		 worker;
+};
+TAILQ_HEAD(routes, route);
+
+/* A rule as route_select() sees it. */
+struct route_rule {
+	const char		*alpn;
+	const char		*sni;
+	enum proc_type		 worker;
+};
+
+struct proc_conf {
+	char			*user;
+	char			*chroot;
+	int			 prefork;	/* workers only */
+};
+
+struct mezited_conf {
+	char			*path;
+	struct listen_addrs	 listeners;
+	struct keypairs		 keypairs;
+	struct routes		 routes;
+	int			 routes_builtin; /* no route rule was given */
+	enum proc_type		 default_worker;
+	char			*client_ca_file;
+	uint8_t			*client_ca;
+	size_t			 client_ca_len;
+	char			*tls_protocols;
+	char			*tls_ciphers;
+	unsigned int		 handshake_timeout;
+	unsigned int		 idle_timeout;
+	unsigned int		 drain_timeout;
+	unsigned int		 max_connections;
+	struct proc_conf	 procs[PROC_MAX];
+	char			*state_dir;
+	char			*control_socket;
+	char			*control_group;
+	int			 verbose;
+};
+
+/* parse.y */
+struct mezited_conf	*parse_config(const char *);
+int			 cmdline_symset(char *);
+
+/* config.c */
+struct mezited_conf	*config_new(void);
+void			 config_free(struct mezited_conf *);
+int			 config_load_pem(const char *, int, uint8_t **,
+			    size_t *, char *, size_t);
+void			 config_builtin_routes(struct mezited_conf *);
+int			 config_proc_available(enum proc_type);
+
+/* printconf.c */
+void			 print_config(FILE *, struct mezited_conf *);
+
+/* route.c */
+enum proc_type		 route_select(const struct route_rule *, size_t,
+			    enum proc_type, const char *, const char *);
+int			 route_sni_match(const char *, const char *);
+size_t			 route_alpn_list(const struct route_rule *, size_t,
+			    char *, size_t);
+
+/* mezited.c: the supervisor */
+extern const char	*conffile;
+
+/* master.c */
+void			 master(void);
+
+/* control.c: the control socket, served by the supervisor */
+struct control_cb {
+	void	(*forward)(uint32_t, uint32_t, const void *, size_t);
+	void	(*workers)(uint32_t);
+	int	(*reload)(void);
+	void	(*verbose)(int);
+};
+int			 control_init(const char *, const char *);
+void			 control_listen(struct event_base *,
+			    const struct control_cb *);
+void			 control_reply(uint32_t, uint32_t, const void *,
+			    size_t);
+void			 control_cleanup(const char *);
+
+#endif /* MEZITED_H */
