@@ -7,6 +7,12 @@
 
 #include <sys/types.h>
 
+#include <event.h>
+
+#ifndef __dead
+#define __dead		__attribute__((__noreturn__))
+#endif
+
 #include "imsg.h"
 
 enum proc_type {
@@ -32,6 +38,7 @@ enum imsg_type {
 	IMSG_CONF_MASTER,	/* MasterConfig */
 	IMSG_CONF_KEYPAIR,	/* Keypair */
 	IMSG_CONF_END,		/* apply what came since IMSG_CONF_MASTER */
+	IMSG_CONF_WORKER,	/* WorkerConfig */
 	IMSG_LISTENER,		/* fd: a listening socket */
 	IMSG_WORKER_UP,		/* fd: channel to a worker; ProcInfo */
 	IMSG_MASTER_CHANNEL,	/* fd: channel to the master */
@@ -58,9 +65,25 @@ enum imsg_type {
 	IMSG_MAX
 };
 
+/* An imsg channel driven by libevent. */
+struct imsgev {
+	struct imsgbuf	 ibuf;
+	struct event	 ev;
+	void		(*handler)(int, short, void *);
+	void		*data;
+	short		 events;
+};
+
 const char	*proc_name(enum proc_type);
 int		 proc_lookup(const char *, enum proc_type *);
 void		 proc_drop(const char *, const char *, const char *);
-void		 proc_setup_child(enum proc_type, int);
+
+int		 imsgev_init(struct imsgev *, int, void *,
+		    void (*)(int, short, void *));
+void		 imsgev_add(struct imsgev *);
+int		 imsgev_io(struct imsgev *, short);
+int		 imsgev_compose(struct imsgev *, uint32_t, uint32_t, int,
+		    const void *, size_t);
+void		 imsgev_clear(struct imsgev *);
 
 #endif /* MEZITE_PROC_H */

@@ -13,8 +13,8 @@
 #include <stdio.h>
 
 #include "proc.h"
+#include "mezite.pb-c.h"
 
-struct event_base;
 
 #define MEZITED_VERSION		"0.1"
 #define CONF_FILE		"/etc/mezite/mezited.conf"
@@ -72,6 +72,7 @@ struct proc_conf {
 	char			*user;
 	char			*chroot;
 	int			 prefork;	/* workers only */
+	char			*root;		/* https: static files */
 };
 
 struct mezited_conf {
@@ -100,6 +101,7 @@ struct mezited_conf {
 /* parse.y */
 struct mezited_conf	*parse_config(const char *);
 int			 cmdline_symset(char *);
+void			 parse_set_resolve(int);
 
 /* config.c */
 struct mezited_conf	*config_new(void);
@@ -119,11 +121,14 @@ int			 route_sni_match(const char *, const char *);
 size_t			 route_alpn_list(const struct route_rule *, size_t,
 			    char *, size_t);
 
-/* mezited.c: the supervisor */
-extern const char	*conffile;
+/* Process entry points: role, then user and chroot to drop to. */
+__dead void		 master(const char *, const char *);
+__dead void		 https(unsigned int, const char *, const char *);
+
 
 /* master.c */
-void			 master(void);
+struct tls		*master_tls_build(const Mezite__MasterConfig *,
+			    Mezite__Keypair **, size_t, char *, size_t);
 
 /* control.c: the control socket, served by the supervisor */
 struct control_cb {
@@ -133,10 +138,11 @@ struct control_cb {
 	void	(*verbose)(int);
 };
 int			 control_init(const char *, const char *);
-void			 control_listen(struct event_base *,
-			    const struct control_cb *);
+void			 control_listen(const struct control_cb *);
 void			 control_reply(uint32_t, uint32_t, const void *,
 			    size_t);
+void			 control_reply_pb(uint32_t, uint32_t,
+			    const ProtobufCMessage *);
 void			 control_cleanup(const char *);
 
 #endif /* MEZITED_H */

@@ -1,0 +1,1265 @@
+/*
+ * The master: accepts, terminates TLS, routes by ALPN and SNI, and hands
+ * each session to a worker.
+ *
+ * One libevent loop serves every connection; nothing here blocks.  After
+ * the handshake the master makes a socketpair, passes one end to the
+ * chosen worker with the session's metadata, and relays plaintext
+ * between the TLS session and its own end.  At most one TLS record is
+ * buffered per direction: the master reads from one side only when the
+ * other has taken everything, so a slow reader holds back its writer
+ * instead of making the master buffer.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tls.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "meta.h"
+#include "mezited.h"
+#include "util.h"
+
+#define RELAY_BUFSZ	16384		/* one TLS record */
+#define RELAY_ROUNDS	16		/* records per turn, then yield */
+#define ACCEPT_BATCH	32
+#define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
+
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_RELAY,
+	CONN_CLOSING,		/* sending close_notify */
+};
+
+struct worker {
+	TAILQ_ENTRY(worker)	 entry;
+	enum proc_type		 type;
+	unsigned int		 instance;
+	pid_t			 pid;
+	int64_t			 started;
+	unsigned int		 restarts;
+	unsigned int		 active;
+	struct imsgev		 iev;
+};
+
+struct listener {
+	TAILQ_ENTRY(listener)	 entry;
+	int			 fd;
+	struct event		 ev;
+};
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	uint64_t		 id;
+	enum conn_state		 state;
+	int			 fd;		/* client, TCP */
+	struct tls		*tls;
+	int			 pfd;		/* our end towards the worker */
+	short			 fd_events;
+	short			 pfd_events;
+	struct event		 fdev;
+	struct event		 pfdev;
+	struct event		 timer;
+	struct sockaddr_storage	 peer;
+	struct sockaddr_storage	 local;
+	char			*alpn;
+	char			*sni;
+	enum proc_type		 wtype;
+	struct worker		*worker;
+	pid_t			 worker_pid;
+	/* relay: bytes read but not yet written on */
+	uint8_t			*up;		/* client -> worker */
+	size_t			 upoff, uplen;
+	uint8_t			*down;		/* worker -> client */
+	size_t			 downoff, downlen;
+	int			 up_eof;	/* client sent no more */
+	int			 up_shut;	/* told the worker so */
+	int			 down_eof;	/* worker sent no more */
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+	int64_t			 started;
+};
+
+TAILQ_HEAD(conns, conn);
+
+static void	 master_dispatch_parent(int, short, void *);
+static void	 master_dispatch_worker(int, short, void *);
+static void	 master_configure(void);
+static void	 master_drain(void);
+static void	 master_sig(int, short, void *);
+static void	 listener_add(int);
+static void	 listeners_pause(int);
+static void	 master_accept(int, short, void *);
+static void	 accept_resume(int, short, void *);
+static void	 conn_handshake(struct conn *);
+static void	 conn_route(struct conn *);
+static void	 conn_relay(struct conn *);
+static void	 conn_io(int, short, void *);
+static void	 conn_timeout(int, short, void *);
+static void	 conn_set_events(struct conn *, short, short);
+static void	 conn_free(struct conn *);
+static struct worker *worker_pick(enum proc_type);
+static void	 worker_remove(struct worker *);
+static void	 status_fill(Mezite__Status *);
+static void	 status_free(Mezite__Status *);
+static void	 ctl_show_connections(uint32_t);
+
+static struct event_base	*evbase;
+static struct imsgev		 parent;
+static struct tls		*tls_ctx;
+static Mezite__MasterConfig	*mconf;		/* the running config */
+static struct route_rule	*rules;
+static size_t			 nrules;
+static enum proc_type		 default_worker = PROC_HTTPS;
+static Mezite__MasterConfig	*pending;	/* being received */
+static Mezite__Keypair		**pending_kp;
+static size_t			 pending_nkp;
+static Mezite__ProcInfo		*self_info;
+static TAILQ_HEAD(, worker)	 workers = TAILQ_HEAD_INITIALIZER(workers);
+static TAILQ_HEAD(, listener)	 listeners =
+				    TAILQ_HEAD_INITIALIZER(listeners);
+static struct conns		 conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct event		 acceptev;	/* resume after EMFILE */
+static const struct timeval	*handshake_tv;
+static const struct timeval	*idle_tv;
+static unsigned int		 nconns;
+static unsigned int		 nhandshakes;
+static int			 accept_paused;
+static int			 draining;
+static uint64_t			 next_id = 1;
+static int64_t			 master_started;
+static uint8_t			 relay_buf[RELAY_BUFSZ];
+
+/* Counters for status. */
+static uint64_t			 st_total;
+static uint64_t			 st_handshake_failures;
+static uint64_t			 st_route_failures;
+static uint64_t			 st_bytes_in;
+static uint64_t			 st_bytes_out;
+static uint64_t			 st_route_total[PROC_MAX];
+static unsigned int		 st_route_active[PROC_MAX];
+
+void
+master(const char *user, const char *root)
+{
+	struct event	 ev_sigterm, ev_sigint, ev_sighup;
+
+	master_started = time_now();
+	if (tls_init() == -1)
+		fatalx("tls_init");
+	if (fd_nonblock(PROC_PARENT_FD) == -1)
+		fatal("fd_nonblock");
+
+	proc_drop("master", user, root);
+
+	evbase = event_init();
+	signal_set(&ev_sigterm, SIGTERM, master_sig, NULL);
+	signal_set(&ev_sigint, SIGINT, master_sig, NULL);
+	signal_set(&ev_sighup, SIGHUP, master_sig, NULL);
+	signal_add(&ev_sigterm, NULL);
+	signal_add(&ev_sigint, NULL);
+	signal_add(&ev_sighup, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	evtimer_set(&acceptev, accept_resume, NULL);
+
+	if (imsgev_init(&parent, PROC_PARENT_FD, NULL,
+	    master_dispatch_parent) == -1)
+		fatal("imsgev_init");
+	imsgbuf_allow_fdpass(&parent.ibuf);
+	if (imsgbuf_set_maxsize(&parent.ibuf, MASTER_MAXSIZE) == -1)
+		fatal("imsgbuf_set_maxsize");
+	imsgev_add(&parent);
+
+	event_dispatch();
+	exit(0);
+}
+
+static void
+master_sig(int sig, short event, void *arg)
+{
+	switch (sig) {
+	case SIGTERM:
+		master_drain();
+		break;
+	default:
+		/* The supervisor coordinates; ^C in -d reaches it too. */
+		break;
+	}
+}
+
+/*
+ * Build a libtls server context.  The supervisor calls this too, to
+ * refuse certificates and keys that would not load before it starts or
+ * reloads anything.
+ */
+struct tls *
+master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
+    size_t nkp, char *err, size_t errlen)
+{
+	struct tls_config	*tc;
+	struct tls		*t = NULL;
+	uint32_t		 protocols;
+	size_t			 i;
+
+	if ((tc = tls_config_new()) == NULL) {
+		strlcpy(err, "tls_config_new failed", errlen);
+		return (NULL);
+	}
+	if (tls_config_parse_protocols(&protocols, mc->tls_protocols) == -1 ||
+	    tls_config_set_protocols(tc, protocols) == -1) {
+		(void)snprintf(err, errlen, "tls protocols \"%s\": invalid",
+		    mc->tls_protocols);
+		goto fail;
+	}
+	if (tls_config_set_ciphers(tc, mc->tls_ciphers) == -1) {
+		(void)snprintf(err, errlen, "tls ciphers \"%s\": %s",
+		    mc->tls_ciphers, tls_config_error(tc));
+		goto fail;
+	}
+	if (nkp == 0) {
+		strlcpy(err, "no tls keypair", errlen);
+		goto fail;
+	}
+	for (i = 0; i < nkp; i++) {
+		if ((i == 0 ? tls_config_set_keypair_mem :
+		    tls_config_add_keypair_mem)(tc, kp[i]->cert.data,
+		    kp[i]->cert.len, kp[i]->key.data, kp[i]->key.len) == -1) {
+			(void)snprintf(err, errlen, "tls keypair \"%s\": %s",
+			    kp[i]->name, tls_config_error(tc));
+			goto fail;
+		}
+	}
+	if (mc->client_ca.len > 0) {
+		if (tls_config_set_ca_mem(tc, mc->client_ca.data,
+		    mc->client_ca.len) == -1) {
+			(void)snprintf(err, errlen, "tls client ca: %s",
+			    tls_config_error(tc));
+			goto fail;
+		}
+		tls_config_verify_client_optional(tc);
+	}
+	if (mc->n_alpn > 0 && mc->alpn[0][0] != '\0' &&
+	    tls_config_set_alpn(tc, mc->alpn[0]) == -1) {
+		(void)snprintf(err, errlen, "alpn \"%s\": %s", mc->alpn[0],
+		    tls_config_error(tc));
+		goto fail;
+	}
+	if ((t = tls_server()) == NULL) {
+		strlcpy(err, "tls_server failed", errlen);
+		goto fail;
+	}
+	if (tls_configure(t, tc) == -1) {
+		(void)snprintf(err, errlen, "%s", tls_error(t));
+		tls_free(t);
+		t = NULL;
+	}
+ fail:
+	/* The context keeps what it needs; wipe our copies of the keys. */
+	tls_config_free(tc);
+	return (t);
+}
+
+static void
+pending_free(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < pending_nkp; i++) {
+		explicit_bzero(pending_kp[i]->key.data, pending_kp[i]->key.len);
+		pb_free(pending_kp[i]);
+	}
+	free(pending_kp);
+	pending_kp = NULL;
+	pending_nkp = 0;
+	pb_free(pending);
+	pending = NULL;
+}
+
+/* Apply the configuration that arrived since IMSG_CONF_MASTER. */
+static void
+master_configure(void)
+{
+	static struct timeval	 htv, itv;
+	struct tls		*t;
+	struct route_rule	*nrules_p;
+	enum proc_type		 w;
+	char			 err[256];
+	size_t			 i;
+
+	if ((t = master_tls_build(pending, pending_kp, pending_nkp, err,
+	    sizeof(err))) == NULL) {
+		if (tls_ctx == NULL)
+			fatalx("%s", err);
+		log_warnx("new configuration refused, keeping the running "
+		    "one: %s", err);
+		pending_free();
+		return;
+	}
+
+	if ((nrules_p = calloc(pending->n_routes + 1,
+	    sizeof(*nrules_p))) == NULL)
+		fatal(__func__);
+	for (i = 0; i < pending->n_routes; i++) {
+		if (proc_lookup(pending->routes[i]->worker, &w) == -1 ||
+		    !PROC_IS_WORKER(w))
+			fatalx("route to unknown worker %s",
+			    pending->routes[i]->worker);
+		nrules_p[i].alpn = pending->routes[i]->alpn[0] ?
+		    pending->routes[i]->alpn : NULL;
+		nrules_p[i].sni = pending->routes[i]->sni[0] ?
+		    pending->routes[i]->sni : NULL;
+		nrules_p[i].worker = w;
+	}
+	if (proc_lookup(pending->default_worker, &w) == -1 ||
+	    !PROC_IS_WORKER(w))
+		fatalx("default route to unknown worker %s",
+		    pending->default_worker);
+
+	/*
+	 * Connections in progress keep the context they were accepted
+	 * with; libtls reference-counts the SSL_CTX for them.
+	 */
+	tls_free(tls_ctx);
+	tls_ctx = t;
+	free(rules);
+	rules = nrules_p;
+	nrules = pending->n_routes;
+	default_worker = w;
+	pb_free(mconf);
+	mconf = pending;
+	pending = NULL;
+	pending_free();
+
+	/* Common timeouts make re-arming a per-connection timer O(1). */
+	htv.tv_sec = mconf->handshake_timeout;
+	htv.tv_usec = 0;
+	itv.tv_sec = mconf->idle_timeout;
+	itv.tv_usec = 0;
+	if ((handshake_tv = event_base_init_common_timeout(evbase,
+	    &htv)) == NULL)
+		handshake_tv = &htv;
+	if ((idle_tv = event_base_init_common_timeout(evbase, &itv)) == NULL)
+		idle_tv = &itv;
+
+	log_debug("configured: %zu routes, default %s, alpn \"%s\"", nrules,
+	    proc_name(default_worker), mconf->n_alpn ? mconf->alpn[0] : "");
+	listeners_pause(0);
+}
+
+static void
+master_dispatch_parent(int fd, short event, void *arg)
+{
+	struct imsgev		*iev = arg;
+	struct imsg		 imsg;
+	struct worker		*w;
+	Mezite__ProcInfo	*pi;
+	Mezite__Keypair		*kp, **nkp;
+	ssize_t			 n;
+	int			 v, alive;
+
+	if ((alive = imsgev_io(iev, event)) == -1)
+		fatal("parent channel");
+	for (;;) {
+		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1)
+			fatal("parent channel: imsg_get");
+		if (n == 0)
+			break;
+		switch (imsg_get_type(&imsg)) {
+		case IMSG_CONF_MASTER:
+			pending_free();
+			if ((pending = pb_unpack(&mezite__master_config__descriptor,
+			    &imsg)) == NULL)
+				fatalx("bad IMSG_CONF_MASTER");
+			break;
+		case IMSG_CONF_KEYPAIR:
+			if (pending == NULL || (kp = pb_unpack(
+			    &mezite__keypair__descriptor, &imsg)) == NULL)
+				fatalx("bad IMSG_CONF_KEYPAIR");
+			explicit_bzero(imsg.data, imsg_get_len(&imsg));
+			if ((nkp = reallocarray(pending_kp, pending_nkp + 1,
+			    sizeof(*nkp))) == NULL)
+				fatal(__func__);
+			pending_kp = nkp;
+			pending_kp[pending_nkp++] = kp;
+			break;
+		case IMSG_CONF_END:
+			if (pending == NULL)
+				fatalx("IMSG_CONF_END without config");
+			master_configure();
+			break;
+		case IMSG_PROCS:
+			if ((pi = pb_unpack(&mezite__proc_info__descriptor,
+			    &imsg)) == NULL)
+				fatalx("bad IMSG_PROCS");
+			pb_free(self_info);
+			self_info = pi;
+			break;
+		case IMSG_LISTENER:
+			if ((fd = imsg_get_fd(&imsg)) == -1)
+				fatalx("IMSG_LISTENER without fd");
+			listener_add(fd);
+			break;
+		case IMSG_WORKER_UP:
+			if ((fd = imsg_get_fd(&imsg)) == -1 ||
+			    (pi = pb_unpack(&mezite__proc_info__descriptor,
+			    &imsg)) == NULL)
+				fatalx("bad IMSG_WORKER_UP");
+			if ((w = calloc(1, sizeof(*w))) == NULL)
+				fatal(__func__);
+			if (proc_lookup(pi->type, &w->type) == -1 ||
+			    !PROC_IS_WORKER(w->type))
+				fatalx("IMSG_WORKER_UP: bad type %s", pi->type);
+			w->instance = pi->instance;
+			w->pid = pi->pid;
+			w->started = pi->started;
+			w->restarts = pi->restarts;
+			pb_free(pi);
+			if (fd_nonblock(fd) == -1 ||
+			    imsgev_init(&w->iev, fd, w,
+			    master_dispatch_worker) == -1)
+				fatal("IMSG_WORKER_UP");
+			imsgev_add(&w->iev);
+			TAILQ_INSERT_TAIL(&workers, w, entry);
+			log_debug("worker %s.%u up, pid %d", proc_name(w->type),
+			    w->instance, (int)w->pid);
+			break;
+		case IMSG_DRAIN:
+			master_drain();
+			break;
+		case IMSG_LOG_VERBOSE:
+			if (imsg_get_data(&imsg, &v, sizeof(v)) == -1)
+				fatalx("bad IMSG_LOG_VERBOSE");
+			log_setverbose(v);
+			break;
+		case IMSG_CTL_SHOW_STATUS: {
+			Mezite__Status	 st;
+
+			status_fill(&st);
+			if (pb_compose(&iev->ibuf, IMSG_CTL_STATUS,
+			    imsg_get_id(&imsg), -1, &st.base) == -1 ||
+			    imsg_compose(&iev->ibuf, IMSG_CTL_END,
+			    imsg_get_id(&imsg), 0, -1, NULL, 0) == -1)
+				fatal("compose status");
+			status_free(&st);
+			break;
+		}
+		case IMSG_CTL_SHOW_CONNECTIONS:
+			ctl_show_connections(imsg_get_id(&imsg));
+			break;
+		default:
+			fatalx("unexpected message %u from the supervisor",
+			    imsg_get_type(&imsg));
+		}
+		imsg_free(&imsg);
+	}
+	if (alive == 0)
+		fatalx("supervisor went away");
+	imsgev_add(iev);
+}
+
+/* A worker is less trusted: anything unexpected drops it. */
+static void
+master_dispatch_worker(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct worker	*w = iev->data;
+	struct imsg	 imsg;
+	Mezite__Status	 st;
+	ssize_t		 n;
+	int		 alive;
+
+	alive = imsgev_io(iev, event);
+	for (;;) {
+		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1) {
+			log_warnx("%s.%u: malformed message, dropping it",
+			    proc_name(w->type), w->instance);
+			alive = 0;
+			break;
+		}
+		if (n == 0)
+			break;
+		switch (imsg_get_type(&imsg)) {
+		case IMSG_STATUS_REQ:
+			if (imsg_get_len(&imsg) != 0)
+				goto bad;
+			status_fill(&st);
+			if (pb_compose(&iev->ibuf, IMSG_STATUS,
+			    imsg_get_id(&imsg), -1, &st.base) == -1)
+				log_warn("%s: compose", __func__);
+			status_free(&st);
+			break;
+		default:
+ bad:
+			log_warnx("%s.%u: unexpected message %u, dropping it",
+			    proc_name(w->type), w->instance,
+			    imsg_get_type(&imsg));
+			alive = 0;
+			break;
+		}
+		imsg_free(&imsg);
+		if (alive <= 0)
+			break;
+	}
+	if (alive <= 0) {
+		worker_remove(w);
+		return;
+	}
+	imsgev_add(iev);
+}
+
+static void
+worker_remove(struct worker *w)
+{
+	struct conn	*c;
+
+	log_debug("worker %s.%u gone", proc_name(w->type), w->instance);
+	TAILQ_FOREACH(c, &conns, entry)
+		if (c->worker == w)
+			c->worker = NULL;
+	TAILQ_REMOVE(&workers, w, entry);
+	imsgev_clear(&w->iev);
+	free(w);
+}
+
+/*
+ * The worker of a type with the fewest sessions; ties go round-robin so
+ * that short sessions still spread.
+ */
+static struct worker *
+worker_pick(enum proc_type type)
+{
+	static unsigned int	 rr;
+	struct worker		*w, *best = NULL;
+	unsigned int		 i = 0, n = 0, start;
+
+	TAILQ_FOREACH(w, &workers, entry)
+		if (w->type == type)
+			n++;
+	if (n == 0)
+		return (NULL);
+	start = rr++ % n;
+	TAILQ_FOREACH(w, &workers, entry) {
+		if (w->type != type)
+			continue;
+		if (best == NULL || w->active < best->active ||
+		    (w->active == best->active && i == start))
+			best = w;
+		i++;
+	}
+	return (best);
+}
+
+static void
+listener_add(int fd)
+{
+	struct listener	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		fatal(__func__);
+	l->fd = fd;
+	if (fd_nonblock(fd) == -1)
+		fatal("%s: fd_nonblock", __func__);
+	event_set(&l->ev, fd, EV_READ | EV_PERSIST, master_accept, l);
+	TAILQ_INSERT_TAIL(&listeners, l, entry);
+	if (tls_ctx != NULL && !accept_paused && !draining)
+		event_add(&l->ev, NULL);
+}
+
+/* Stop or resume accepting on every listener. */
+static void
+listeners_pause(int pause)
+{
+	struct listener	*l;
+
+	accept_paused = pause;
+	TAILQ_FOREACH(l, &listeners, entry) {
+		if (pause || draining || tls_ctx == NULL)
+			event_del(&l->ev);
+		else
+			event_add(&l->ev, NULL);
+	}
+}
+
+static void
+accept_resume(int fd, short event, void *arg)
+{
+	if (nconns < mconf->max_connections)
+		listeners_pause(0);
+}
+
+static void
+master_accept(int fd, short event, void *arg)
+{
+	struct timeval	 tv = { 1, 0 };
+	struct conn	*c;
+	socklen_t	 len;
+	int		 s, i, on = 1;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		if (nconns >= mconf->max_connections) {
+			log_warnx("max connections (%u) reached, not "
+			    "accepting", mconf->max_connections);
+			listeners_pause(1);
+			return;
+		}
+		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC)) == -1) {
+			switch (errno) {
+			case EAGAIN:
+			case EINTR:
+			case ECONNABORTED:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* Back off rather than spin on the backlog. */
+				log_warn("accept; pausing for a second");
+				listeners_pause(1);
+				evtimer_add(&acceptev, &tv);
+				return;
+			default:
+				log_warn("accept");
+				return;
+			}
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			log_warn(__func__);
+			close(s);
+			return;
+		}
+		c->id = next_id++;
+		c->fd = s;
+		c->pfd = -1;
+		c->started = time_now();
+		c->state = CONN_HANDSHAKE;
+		c->wtype = PROC_MAX;		/* not routed yet */
+		len = sizeof(c->peer);
+		if (getpeername(s, (struct sockaddr *)&c->peer, &len) == -1)
+			c->peer.ss_family = AF_UNSPEC;
+		len = sizeof(c->local);
+		if (getsockname(s, (struct sockaddr *)&c->local, &len) == -1)
+			c->local.ss_family = AF_UNSPEC;
+		if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on)) == -1)
+			log_warn("TCP_NODELAY");
+		event_set(&c->fdev, s, 0, conn_io, c);
+		evtimer_set(&c->timer, conn_timeout, c);
+		TAILQ_INSERT_TAIL(&conns, c, entry);
+		nconns++;
+		nhandshakes++;
+		st_total++;
+
+		if (tls_accept_socket(tls_ctx, &c->tls, s) == -1) {
+			log_warnx("tls_accept_socket: %s", tls_error(tls_ctx));
+			conn_free(c);
+			continue;
+		}
+		evtimer_add(&c->timer, handshake_tv);
+		conn_handshake(c);
+	}
+}
+
+static void
+conn_handshake(struct conn *c)
+{
+	char	 addr[ADDRSTRLEN];
+
+	switch (tls_handshake(c->tls)) {
+	case TLS_WANT_POLLIN:
+		conn_set_events(c, EV_READ, 0);
+		return;
+	case TLS_WANT_POLLOUT:
+		conn_set_events(c, EV_WRITE, 0);
+		return;
+	case 0:
+		nhandshakes--;
+		c->state = CONN_RELAY;
+		evtimer_del(&c->timer);
+		conn_route(c);
+		return;
+	default:
+		st_handshake_failures++;
+		log_debug("conn %llu: %s: handshake failed: %s",
+		    (unsigned long long)c->id,
+		    addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr)),
+		    tls_error(c->tls));
+		conn_free(c);
+		return;
+	}
+}
+
+static void
+peer_cert(struct conn *c, Mezite__PeerCert *pc, char ***sans)
+{
+	GENERAL_NAMES		*names;
+	const GENERAL_NAME	*gn;
+	const unsigned char	*s;
+	const uint8_t		*pem;
+	X509			*x = NULL;
+	BIO			*bio = NULL;
+	size_t			 len;
+	int			 i, n, slen;
+
+	mezite__peer_cert__init(pc);
+	pc->subject = (char *)tls_peer_cert_subject(c->tls);
+	pc->issuer = (char *)tls_peer_cert_issuer(c->tls);
+	pc->fingerprint = (char *)tls_peer_cert_hash(c->tls);
+	pc->not_before = tls_peer_cert_notbefore(c->tls);
+	pc->not_after = tls_peer_cert_notafter(c->tls);
+	if (pc->subject == NULL)
+		pc->subject = "";
+	if (pc->issuer == NULL)
+		pc->issuer = "";
+	if (pc->fingerprint == NULL)
+		pc->fingerprint = "";
+	*sans = NULL;
+
+	/* libtls lists no SANs; read them from the leaf certificate. */
+	if ((pem = tls_peer_cert_chain_pem(c->tls, &len)) == NULL ||
+	    len > INT_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
+	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)
+		goto done;
+	if ((names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
+	    NULL)) == NULL)
+		goto done;
+	n = sk_GENERAL_NAME_num(names);
+	if (n > 0 && (*sans = calloc(n, sizeof(char *))) != NULL) {
+		for (i = 0; i < n; i++) {
+			gn = sk_GENERAL_NAME_value(names, i);
+			if (gn->type != GEN_DNS && gn->type != GEN_EMAIL &&
+			    gn->type != GEN_URI)
+				continue;
+			s = ASN1_STRING_get0_data(gn->d.ia5);
+			slen = ASN1_STRING_length(gn->d.ia5);
+			if (slen <= 0 || memchr(s, '\0', slen) != NULL)
+				continue;
+			if (((*sans)[pc->n_sans] = strndup((const char *)s,
+			    slen)) != NULL)
+				pc->n_sans++;
+		}
+		pc->sans = *sans;
+	}
+	GENERAL_NAMES_free(names);
+ done:
+	X509_free(x);
+	BIO_free(bio);
+}
+
+/* Choose the worker and hand the session over. */
+static void
+conn_route(struct conn *c)
+{
+	Mezite__ConnMeta	 m;
+	Mezite__PeerCert	 pc;
+	struct pb_addr		 client, local;
+	const char		*alpn, *sni;
+	char			 addr[ADDRSTRLEN], **sans = NULL;
+	size_t			 i;
+	int			 sp[2];
+
+	alpn = tls_conn_alpn_selected(c->tls);
+	sni = tls_conn_servername(c->tls);
+	if ((alpn != NULL && (c->alpn = strdup(alpn)) == NULL) ||
+	    (sni != NULL && (c->sni = strdup(sni)) == NULL)) {
+		log_warn(__func__);
+		conn_free(c);
+		return;
+	}
+	c->wtype = route_select(rules, nrules, default_worker, alpn, sni);
+	st_route_total[c->wtype]++;
+	st_route_active[c->wtype]++;
+	addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
+
+	if ((c->worker = worker_pick(c->wtype)) == NULL) {
+		st_route_failures++;
+		log_info("conn %llu: %s: alpn %s sni %s: no %s worker is "
+		    "running, closing", (unsigned long long)c->id, addr,
+		    alpn ? alpn : "-", sni ? sni : "-", proc_name(c->wtype));
+		c->state = CONN_CLOSING;
+		conn_relay(c);
+		return;
+	}
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sp) == -1) {
+		log_warn("conn %llu: socketpair", (unsigned long long)c->id);
+		conn_free(c);
+		return;
+	}
+
+	mezite__conn_meta__init(&m);
+	m.id = c->id;
+	m.worker = (char *)proc_name(c->wtype);
+	m.alpn = c->alpn ? c->alpn : "";
+	m.sni = c->sni ? c->sni : "";
+	addr_to_pb((struct sockaddr *)&c->peer, &client);
+	addr_to_pb((struct sockaddr *)&c->local, &local);
+	m.client = &client.pb;
+	m.local = &local.pb;
+	m.tls_version = (char *)tls_conn_version(c->tls);
+	m.tls_cipher = (char *)tls_conn_cipher(c->tls);
+	if (m.tls_version == NULL)
+		m.tls_version = "";
+	if (m.tls_cipher == NULL)
+		m.tls_cipher = "";
+	m.mode = MEZITE__HANDOFF_MODE__RELAY;
+	m.started = c->started;
+	if (tls_peer_cert_provided(c->tls)) {
+		peer_cert(c, &pc, &sans);
+		m.cert = &pc;
+	}
+
+	if (pb_compose(&c->worker->iev.ibuf, IMSG_HANDOFF, 0, sp[1],
+	    &m.base) == -1) {
+		log_warn("conn %llu: handoff", (unsigned long long)c->id);
+		close(sp[0]);
+		c->worker = NULL;
+		c->state = CONN_CLOSING;
+	} else {
+		imsgev_add(&c->worker->iev);
+		c->pfd = sp[0];
+		c->worker->active++;
+		c->worker_pid = c->worker->pid;
+		c->state = CONN_RELAY;
+		event_set(&c->pfdev, c->pfd, 0, conn_io, c);
+		log_debug("conn %llu: %s: alpn %s sni %s -> %s.%u",
+		    (unsigned long long)c->id, addr, alpn ? alpn : "-",
+		    sni ? sni : "-", proc_name(c->wtype), c->worker->instance);
+	}
+	if (m.cert != NULL) {
+		for (i = 0; i < pc.n_sans; i++)
+			free(sans[i]);
+		free(sans);
+	}
+	conn_relay(c);
+}
+
+/* Is this tls_read() failure only the client closing without notice? */
+static int
+tls_error_is_eof(struct tls *t)
+{
+	const char	*e = tls_error(t);
+
+	return (e == NULL || strstr(e, "unexpected eof") != NULL ||
+	    strstr(e, "EOF") != NULL);
+}
+
+static int
+relay_keep(uint8_t **buf, size_t *off, size_t *len, const uint8_t *data,
+    size_t n)
+{
+	if (*buf == NULL && (*buf = malloc(RELAY_BUFSZ)) == NULL)
+		return (-1);
+	memcpy(*buf, data, n);
+	*off = 0;
+	*len = n;
+	return (0);
+}
+
+static void
+relay_release(uint8_t **buf, size_t *off)
+{
+	/* Idle connections hold no buffers. */
+	free(*buf);
+	*buf = NULL;
+	*off = 0;
+}
+
+/*
+ * Move as much as both sides take, then wait for what blocked.  Called
+ * for every event on either descriptor.
+ */
+static void
+conn_relay(struct conn *c)
+{
+	ssize_t	 n, w;
+	short	 fdw, pfdw;
+	int	 round, progress;
+
+	for (round = 0; round < RELAY_ROUNDS; round++) {
+		progress = 0;
+		fdw = pfdw = 0;
+
+		if (c->state == CONN_CLOSING)
+			goto closing;
+
+		/* Client to worker. */
+		if (c->uplen == 0 && !c->up_eof) {
+			n = tls_read(c->tls, relay_buf, sizeof(relay_buf));
+			if (n == TLS_WANT_POLLIN)
+				fdw |= EV_READ;
+			else if (n == TLS_WANT_POLLOUT)
+				fdw |= EV_WRITE;
+			else if (n == 0 || (n == -1 &&
+			    tls_error_is_eof(c->tls))) {
+				c->up_eof = 1;
+				progress = 1;
+			} else if (n == -1) {
+				log_debug("conn %llu: read: %s",
+				    (unsigned long long)c->id,
+				    tls_error(c->tls));
+				conn_free(c);
+				return;
+			} else {
+				c->bytes_in += n;
+				st_bytes_in += n;
+				progress = 1;
+				w = send(c->pfd, relay_buf, n, MSG_NOSIGNAL);
+				if (w == -1 && errno != EAGAIN &&
+				    errno != EINTR)
+					goto worker_gone;
+				if (w == -1)
+					w = 0;
+				if (w < n && relay_keep(&c->up, &c->upoff,
+				    &c->uplen, relay_buf + w, n - w) == -1)
+					goto nomem;
+			}
+		}
+		if (c->uplen > 0) {
+			w = send(c->pfd, c->up + c->upoff, c->uplen,
+			    MSG_NOSIGNAL);
+			if (w == -1 && errno != EAGAIN && errno != EINTR)
+				goto worker_gone;
+			if (w == -1)
+				pfdw |= EV_WRITE;
+			else {
+				c->upoff += w;
+				c->uplen -= w;
+				if (c->uplen == 0)
+					relay_release(&c->up, &c->upoff);
+				else
+					pfdw |= EV_WRITE;
+				progress = 1;
+			}
+		}
+		if (c->up_eof && c->uplen == 0 && !c->up_shut) {
+			(void)shutdown(c->pfd, SHUT_WR);
+			c->up_shut = 1;
+		}
+
+		/* Worker to client. */
+		if (c->downlen == 0 && !c->down_eof) {
+			n = recv(c->pfd, relay_buf, sizeof(relay_buf), 0);
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+				pfdw |= EV_READ;
+			else if (n <= 0) {
+				c->down_eof = 1;
+				progress = 1;
+			} else {
+				progress = 1;
+				if (relay_keep(&c->down, &c->downoff,
+				    &c->downlen, relay_buf, n) == -1)
+					goto nomem;
+			}
+		}
+		if (c->downlen > 0) {
+			w = tls_write(c->tls, c->down + c->downoff,
+			    c->downlen);
+			if (w == TLS_WANT_POLLIN)
+				fdw |= EV_READ;
+			else if (w == TLS_WANT_POLLOUT)
+				fdw |= EV_WRITE;
+			else if (w == -1) {
+				log_debug("conn %llu: write: %s",
+				    (unsigned long long)c->id,
+				    tls_error(c->tls));
+				conn_free(c);
+				return;
+			} else {
+				c->bytes_out += w;
+				st_bytes_out += w;
+				c->downoff += w;
+				c->downlen -= w;
+				if (c->downlen == 0)
+					relay_release(&c->down, &c->downoff);
+				progress = 1;
+			}
+		}
+		if (c->down_eof && c->downlen == 0) {
+			/* The worker is done: close_notify, then close. */
+			c->state = CONN_CLOSING;
+			goto closing;
+		}
+
+		if (!progress)
+			break;
+	}
+
+	if (round == RELAY_ROUNDS) {
+		/* More to do; let other connections run first. */
+		conn_set_events(c, 0, 0);
+		event_active(&c->fdev, EV_WRITE, 1);
+		return;
+	}
+	evtimer_add(&c->timer, idle_tv);
+	conn_set_events(c, fdw, pfdw);
+	return;
+
+ closing:
+	switch (tls_close(c->tls)) {
+	case TLS_WANT_POLLIN:
+		conn_set_events(c, EV_READ, 0);
+		evtimer_add(&c->timer, handshake_tv);
+		return;
+	case TLS_WANT_POLLOUT:
+		conn_set_events(c, EV_WRITE, 0);
+		evtimer_add(&c->timer, handshake_tv);
+		return;
+	default:
+		conn_free(c);
+		return;
+	}
+
+ worker_gone:
+	log_debug("conn %llu: worker side: %s", (unsigned long long)c->id,
+	    strerror(errno));
+	conn_free(c);
+	return;
+ nomem:
+	log_warn("conn %llu: relay buffer", (unsigned long long)c->id);
+	conn_free(c);
+}
+
+static void
+conn_io(int fd, short event, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->state == CONN_HANDSHAKE)
+		conn_handshake(c);
+	else
+		conn_relay(c);
+}
+
+static void
+conn_timeout(int fd, short event, void *arg)
+{
+	struct conn	*c = arg;
+	char		 addr[ADDRSTRLEN];
+
+	addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
+	if (c->state == CONN_HANDSHAKE) {
+		st_handshake_failures++;
+		log_debug("conn %llu: %s: handshake timed out",
+		    (unsigned long long)c->id, addr);
+	} else
+		log_debug("conn %llu: %s: idle timeout",
+		    (unsigned long long)c->id, addr);
+	conn_free(c);
+}
+
+static void
+conn_set_events(struct conn *c, short fdw, short pfdw)
+{
+	if (c->fd_events != fdw) {
+		event_del(&c->fdev);
+		c->fd_events = fdw;
+		if (fdw) {
+			event_set(&c->fdev, c->fd, fdw, conn_io, c);
+			event_add(&c->fdev, NULL);
+		}
+	} else if (fdw)
+		event_add(&c->fdev, NULL);
+
+	if (c->pfd == -1)
+		return;
+	if (c->pfd_events != pfdw) {
+		event_del(&c->pfdev);
+		c->pfd_events = pfdw;
+		if (pfdw) {
+			event_set(&c->pfdev, c->pfd, pfdw, conn_io, c);
+			event_add(&c->pfdev, NULL);
+		}
+	} else if (pfdw)
+		event_add(&c->pfdev, NULL);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	char	 addr[ADDRSTRLEN];
+
+	if (c->state == CONN_HANDSHAKE)
+		nhandshakes--;
+	if (c->wtype != PROC_MAX) {
+		st_route_active[c->wtype]--;
+		if (c->pfd != -1)
+			log_debug("conn %llu: %s: closed, %llu bytes in, "
+			    "%llu out", (unsigned long long)c->id,
+			    addr_str((struct sockaddr *)&c->peer, addr,
+			    sizeof(addr)), (unsigned long long)c->bytes_in,
+			    (unsigned long long)c->bytes_out);
+	}
+	if (c->worker != NULL)
+		c->worker->active--;
+	event_del(&c->fdev);
+	evtimer_del(&c->timer);
+	if (c->pfd != -1) {
+		event_del(&c->pfdev);
+		close(c->pfd);
+	}
+	tls_free(c->tls);
+	close(c->fd);
+	free(c->up);
+	free(c->down);
+	free(c->alpn);
+	free(c->sni);
+	TAILQ_REMOVE(&conns, c, entry);
+	free(c);
+	nconns--;
+
+	if (accept_paused && !evtimer_pending(&acceptev, NULL) &&
+	    nconns < mconf->max_connections)
+		listeners_pause(0);
+	if (draining && nconns == 0) {
+		log_debug("drained");
+		exit(0);
+	}
+}
+
+/* Stop accepting; leave when the last session has ended. */
+static void
+master_drain(void)
+{
+	struct listener	*l;
+
+	if (draining)
+		return;
+	draining = 1;
+	while ((l = TAILQ_FIRST(&listeners)) != NULL) {
+		event_del(&l->ev);
+		close(l->fd);
+		TAILQ_REMOVE(&listeners, l, entry);
+		free(l);
+	}
+	log_debug("draining %u connections", nconns);
+	if (nconns == 0)
+		exit(0);
+}
+
+static void
+status_fill(Mezite__Status *st)
+{
+	Mezite__ProcInfo	**procs, *pi;
+	Mezite__RouteStats	**routes, *rs;
+	struct worker		*w;
+	size_t			 n = 1, i = 0;
+	int			 t;
+
+	mezite__status__init(st);
+	st->version = MEZITED_VERSION;
+	st->started = mconf ? mconf->started : master_started;
+	st->now = time_now();
+	st->master_started = master_started;
+	st->connections_total = st_total;
+	st->connections_active = nconns;
+	st->handshakes_active = nhandshakes;
+	st->handshake_failures = st_handshake_failures;
+	st->route_failures = st_route_failures;
+	st->bytes_in = st_bytes_in;
+	st->bytes_out = st_bytes_out;
+	st->draining = draining;
+
+	if ((routes = calloc(PROC_MAX, sizeof(*routes))) == NULL ||
+	    (rs = calloc(PROC_MAX, sizeof(*rs))) == NULL)
+		fatal(__func__);
+	for (t = PROC_HTTPS; t < PROC_MAX; t++) {
+		mezite__route_stats__init(&rs[i]);
+		rs[i].worker = (char *)proc_name(t);
+		rs[i].total = st_route_total[t];
+		rs[i].active = st_route_active[t];
+		routes[i] = &rs[i];
+		i++;
+	}
+	st->n_routes = i;
+	st->routes = routes;
+
+	TAILQ_FOREACH(w, &workers, entry)
+		n++;
+	if ((procs = calloc(n, sizeof(*procs))) == NULL ||
+	    (pi = calloc(n, sizeof(*pi))) == NULL)
+		fatal(__func__);
+	i = 0;
+	mezite__proc_info__init(&pi[i]);
+	pi[i].type = "master";
+	pi[i].pid = getpid();
+	pi[i].started = master_started;
+	pi[i].restarts = self_info ? self_info->restarts : 0;
+	pi[i].connections = nconns;
+	procs[i] = &pi[i];
+	i++;
+	TAILQ_FOREACH(w, &workers, entry) {
+		mezite__proc_info__init(&pi[i]);
+		pi[i].type = (char *)proc_name(w->type);
+		pi[i].instance = w->instance;
+		pi[i].pid = w->pid;
+		pi[i].started = w->started;
+		pi[i].restarts = w->restarts;
+		pi[i].connections = w->active;
+		procs[i] = &pi[i];
+		i++;
+	}
+	st->n_procs = i;
+	st->procs = procs;
+}
+
+static void
+status_free(Mezite__Status *st)
+{
+	if (st->n_routes > 0)
+		free(st->routes[0]);
+	free(st->routes);
+	if (st->n_procs > 0)
+		free(st->procs[0]);
+	free(st->procs);
+}
+
+static void
+ctl_show_connections(uint32_t peerid)
+{
+	Mezite__ConnInfo	 ci;
+	struct pb_addr		 client;
+	struct conn		*c;
+
+	TAILQ_FOREACH(c, &conns, entry) {
+		mezite__conn_info__init(&ci);
+		ci.id = c->id;
+		addr_to_pb((struct sockaddr *)&c->peer, &client);
+		ci.client = &client.pb;
+		ci.alpn = c->alpn ? c->alpn : "";
+		ci.sni = c->sni ? c->sni : "";
+		ci.worker = c->state == CONN_HANDSHAKE ? "" :
+		    (char *)proc_name(c->wtype);
+		ci.worker_pid = c->worker_pid;
+		ci.bytes_in = c->bytes_in;
+		ci.bytes_out = c->bytes_out;
+		ci.started = c->started;
+		ci.state = c->state == CONN_HANDSHAKE ? "handshake" :
+		    c->state == CONN_CLOSING ? "closing" : "relay";
+		ci.mode = MEZITE__HANDOFF_MODE__RELAY;
+		if (pb_compose(&parent.ibuf, IMSG_CTL_CONN, peerid, -1,
+		    &ci.base) == -1)
+			fatal("%s: compose", __func__);
+	}
+	if (imsg_compose(&parent.ibuf, IMSG_CTL_END, peerid, 0, -1, NULL,
+	    0) == -1)
+		fatal("%s: compose", __func__);
+	imsgev_add(&parent);
+}

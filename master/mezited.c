@@ -1,0 +1,896 @@
+/*
+ * mezited: the supervisor.
+ *
+ * It parses the configuration, binds the listening sockets, reads the
+ * keys, and fork+re-execs one master and the workers, each with its role
+ * on the command line, its channel on fd 3 and its log socket on fd 4.
+ * It restarts a child that dies, with backoff, and keeps the listening
+ * sockets open meanwhile so that the kernel queues new connections
+ * instead of refusing them.  It takes no network input.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+
+#include <err.h>
+#include <errno.h>
+#include <event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "meta.h"
+#include "mezited.h"
+#include "util.h"
+
+#define BACKOFF_MAX		60	/* seconds between restarts, at most */
+#define BACKOFF_RESET		60	/* a child that lived this long is fine */
+#define SUPERVISOR_MAXSIZE	(256 * 1024)	/* keys travel to the master */
+
+struct child {
+	TAILQ_ENTRY(child)	 entry;
+	enum proc_type		 type;
+	unsigned int		 instance;
+	pid_t			 pid;		/* 0 while not running */
+	int64_t			 started;
+	unsigned int		 restarts;
+	unsigned int		 backoff;
+	int64_t			 restart_at;
+	int			 retired;	/* do not restart */
+	struct imsgev		 iev;
+	int			 logfd;
+	struct event		 logev;
+	struct event		 restartev;
+};
+TAILQ_HEAD(children, child);
+
+__dead static void	 usage(void);
+static void		 supervisor_sig(int, short, void *);
+static void		 supervisor_dispatch_child(int, short, void *);
+static void		 supervisor_log(int, short, void *);
+static void		 supervisor_restart(int, short, void *);
+static void		 supervisor_shutdown(void);
+static int		 supervisor_reload(void);
+static void		 children_reconcile(void);
+static struct child	*child_new(enum proc_type, unsigned int);
+static void		 child_start(struct child *);
+static void		 child_exited(struct child *, int);
+static void		 child_close(struct child *);
+static void		 child_pair(struct child *, struct child *);
+static void		 master_send_config(struct child *);
+static void		 master_send_listeners(struct child *);
+static void		 proc_info(struct child *, Mezite__ProcInfo *);
+static int		 listeners_bind(struct mezited_conf *);
+static int		 listeners_same(struct mezited_conf *,
+			    struct mezited_conf *);
+static void		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
+static void		 ctl_workers(uint32_t);
+static int		 ctl_reload(void);
+static void		 ctl_verbose(int);
+
+static struct mezited_conf	*env;
+static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
+static struct child		*master_child;
+static const char		*conffile = CONF_FILE;
+static char			 self[PATH_MAX];	/* for re-exec */
+static int			 debug;
+static int			 verbose;
+static int			 shutting_down;
+static int64_t			 started;
+static struct event		 shutdownev;
+
+static const struct control_cb ctl_cb = {
+	.forward = ctl_forward,
+	.workers = ctl_workers,
+	.reload = ctl_reload,
+	.verbose = ctl_verbose,
+};
+
+__dead static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: %s [-dnv] [-D macro=value] [-f file]\n", getprogname());
+	exit(1);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct event	 ev_sigchld, ev_sighup, ev_sigterm, ev_sigint;
+	const char	*role = NULL, *user = NULL, *root = NULL;
+	const char	*errstr, *argv0 = argv[0];
+	enum proc_type	 type;
+	unsigned int	 instance = 0;
+	int		 ch, noaction = 0;
+
+	while ((ch = getopt(argc, argv, "c:dD:f:I:nP:u:v")) != -1) {
+		switch (ch) {
+		case 'c':
+			root = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'D':
+			if (cmdline_symset(optarg) < 0)
+				errx(1, "could not parse macro definition %s",
+				    optarg);
+			break;
+		case 'f':
+			conffile = optarg;
+			break;
+		case 'I':
+			instance = strtonum(optarg, 0, PREFORK_MAX, &errstr);
+			if (errstr != NULL)
+				errx(1, "instance %s: %s", optarg, errstr);
+			break;
+		case 'n':
+			noaction = 1;
+			break;
+		case 'P':
+			role = optarg;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	if (argc > 0)
+		usage();
+
+	if (role != NULL) {
+		/* A child, re-executed by the supervisor. */
+		if (proc_lookup(role, &type) == -1 || type == PROC_SUPERVISOR ||
+		    user == NULL || root == NULL)
+			errx(1, "bad child invocation: %s", role);
+		log_init(1, LOG_DAEMON);
+		log_setverbose(verbose);
+		log_setsink(PROC_LOG_FD);
+		log_procinit(role);
+		setproctitle("%s", role);
+		switch (type) {
+		case PROC_MASTER:
+			master(user, root);
+		case PROC_HTTPS:
+			https(instance, user, root);
+		default:
+			fatalx("%s: not available in this version", role);
+		}
+		/* NOTREACHED */
+	}
+
+	log_init(1, LOG_DAEMON);
+	log_setverbose(verbose);
+	log_procinit("supervisor");
+
+	if ((env = parse_config(conffile)) == NULL)
+		exit(1);
+	if (noaction) {
+		if (verbose)
+			print_config(stdout, env);
+		else
+			fprintf(stderr, "configuration OK\n");
+		config_free(env);
+		exit(0);
+	}
+	if (verbose == 0 && env->verbose)
+		verbose = env->verbose;
+
+	if (strchr(argv0, '/') == NULL) {
+		ssize_t	 n = readlink("/proc/self/exe", self,
+		    sizeof(self) - 1);
+		if (n == -1)
+			err(1, "cannot find my own path for re-exec; "
+			    "run mezited with its full path");
+		self[n] = '\0';
+	} else if (realpath(argv0, self) == NULL)
+		err(1, "%s", argv0);
+
+	if (geteuid() != 0)
+		log_warnx("not running as root: processes keep uid %u and "
+		    "no chroot is used", (unsigned int)geteuid());
+
+	if (listeners_bind(env) == -1)
+		exit(1);
+	if (control_init(env->control_socket, env->control_group) == -1)
+		exit(1);
+
+	log_init(debug, LOG_DAEMON);
+	log_setverbose(verbose);
+	log_procinit("supervisor");
+	if (!debug && daemon(0, 0) == -1)
+		fatal("daemon");
+
+	started = time_now();
+	event_init();
+
+	signal_set(&ev_sigchld, SIGCHLD, supervisor_sig, NULL);
+	signal_set(&ev_sighup, SIGHUP, supervisor_sig, NULL);
+	signal_set(&ev_sigterm, SIGTERM, supervisor_sig, NULL);
+	signal_set(&ev_sigint, SIGINT, supervisor_sig, NULL);
+	signal_add(&ev_sigchld, NULL);
+	signal_add(&ev_sighup, NULL);
+	signal_add(&ev_sigterm, NULL);
+	signal_add(&ev_sigint, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	control_listen(&ctl_cb);
+	children_reconcile();
+	log_info("started, version %s, %s", MEZITED_VERSION, conffile);
+
+	event_dispatch();
+
+	control_cleanup(env->control_socket);
+	log_info("terminated");
+	return (0);
+}
+
+/*
+ * Make the children match the configuration: one master, prefork
+ * workers of each type.  Extra workers are told to drain.
+ */
+static void
+children_reconcile(void)
+{
+	struct child	*c;
+	unsigned int	 have[PROC_MAX] = { 0 };
+	int		 t;
+
+	TAILQ_FOREACH(c, &children, entry) {
+		if (c->retired)
+			continue;
+		if (c->type != PROC_MASTER &&
+		    c->instance >= (unsigned int)env->procs[c->type].prefork) {
+			c->retired = 1;
+			if (c->pid != 0) {
+				log_info("%s.%u: no longer configured, "
+				    "draining", proc_name(c->type),
+				    c->instance);
+				imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1,
+				    NULL, 0);
+			}
+			continue;
+		}
+		have[c->type]++;
+	}
+	if (master_child == NULL) {
+		master_child = child_new(PROC_MASTER, 0);
+		child_start(master_child);
+	}
+	for (t = PROC_HTTPS; t < PROC_MAX; t++) {
+		while (have[t] < (unsigned int)env->procs[t].prefork) {
+			c = child_new(t, have[t]++);
+			child_start(c);
+		}
+	}
+}
+
+static struct child *
+child_new(enum proc_type type, unsigned int instance)
+{
+	struct child	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal(__func__);
+	c->type = type;
+	c->instance = instance;
+	c->iev.ibuf.fd = -1;
+	c->logfd = -1;
+	evtimer_set(&c->restartev, supervisor_restart, c);
+	TAILQ_INSERT_TAIL(&children, c, entry);
+	return (c);
+}
+
+static void
+child_start(struct child *c)
+{
+	struct proc_conf	*pc = &env->procs[c->type];
+	Mezite__WorkerConfig	 wc;
+	struct child		*w;
+	char			 inst[16];
+	char			*argv[16];
+	int			 chan[2], logs[2], argc = 0;
+	pid_t			 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) == -1 ||
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, logs) == -1)
+		fatal("%s: socketpair", __func__);
+
+	(void)snprintf(inst, sizeof(inst), "%u", c->instance);
+	argv[argc++] = self;
+	argv[argc++] = "-P";
+	argv[argc++] = (char *)proc_name(c->type);
+	argv[argc++] = "-I";
+	argv[argc++] = inst;
+	argv[argc++] = "-u";
+	argv[argc++] = pc->user;
+	argv[argc++] = "-c";
+	argv[argc++] = pc->chroot;
+	if (verbose)
+		argv[argc++] = "-v";
+	argv[argc] = NULL;
+
+	switch (pid = fork()) {
+	case -1:
+		fatal("%s: fork", __func__);
+	case 0:
+		/* Descriptors 3 and 4, nothing else, survive the exec. */
+		if (dup2(chan[1], PROC_PARENT_FD) == -1 ||
+		    dup2(logs[1], PROC_LOG_FD) == -1)
+			_exit(1);
+		closefrom(PROC_LOG_FD + 1);
+		signal(SIGPIPE, SIG_DFL);
+		execv(self, argv);
+		_exit(127);
+	}
+
+	close(chan[1]);
+	close(logs[1]);
+	if (fd_nonblock(chan[0]) == -1)
+		fatal("%s: fd_nonblock", __func__);
+	c->pid = pid;
+	c->started = time_now();
+	c->restart_at = 0;
+	if (imsgev_init(&c->iev, chan[0], c, supervisor_dispatch_child) == -1)
+		fatal("%s: imsgev_init", __func__);
+	if (c->type == PROC_MASTER &&
+	    imsgbuf_set_maxsize(&c->iev.ibuf, SUPERVISOR_MAXSIZE) == -1)
+		fatal("%s: imsgbuf_set_maxsize", __func__);
+	imsgev_add(&c->iev);
+	c->logfd = logs[0];
+	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, supervisor_log,
+	    c);
+	event_add(&c->logev, NULL);
+
+	log_debug("started %s.%u, pid %d", proc_name(c->type), c->instance,
+	    (int)pid);
+
+	if (verbose)
+		imsgev_compose(&c->iev, IMSG_LOG_VERBOSE, 0, -1, &verbose,
+		    sizeof(verbose));
+
+	if (c->type == PROC_MASTER) {
+		master_send_config(c);
+		master_send_listeners(c);
+		TAILQ_FOREACH(w, &children, entry)
+			if (w->type != PROC_MASTER && w->pid != 0 &&
+			    !w->retired)
+				child_pair(c, w);
+	} else {
+		mezite__worker_config__init(&wc);
+		wc.root = pc->root ? pc->root : "";
+		if (pb_compose(&c->iev.ibuf, IMSG_CONF_WORKER, 0, -1,
+		    &wc.base) == -1)
+			fatal("%s: compose", __func__);
+		imsgev_add(&c->iev);
+		if (master_child != NULL && master_child->pid != 0)
+			child_pair(master_child, c);
+	}
+}
+
+/*
+ * Give the master and a worker a channel of their own: the worker gets
+ * its handoffs there, the master learns who the worker is.
+ */
+static void
+child_pair(struct child *m, struct child *w)
+{
+	Mezite__ProcInfo	 pi;
+	int			 sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("%s: socketpair", __func__);
+		return;
+	}
+	proc_info(w, &pi);
+	if (pb_compose(&m->iev.ibuf, IMSG_WORKER_UP, 0, sp[0],
+	    &pi.base) == -1)
+		fatal("%s: compose", __func__);
+	imsgev_add(&m->iev);
+	if (imsgev_compose(&w->iev, IMSG_MASTER_CHANNEL, 0, sp[1],
+	    NULL, 0) == -1)
+		fatal("%s: compose", __func__);
+}
+
+static void
+proc_info(struct child *c, Mezite__ProcInfo *pi)
+{
+	mezite__proc_info__init(pi);
+	pi->type = (char *)proc_name(c->type);
+	pi->instance = c->instance;
+	pi->pid = c->pid;
+	pi->started = c->started;
+	pi->restarts = c->restarts;
+	pi->restart_at = c->restart_at;
+}
+
+static void
+master_send_config(struct child *c)
+{
+	Mezite__MasterConfig	 mc;
+	Mezite__Route		*routes = NULL, **rp = NULL;
+	Mezite__Keypair		 kp;
+	Mezite__ProcInfo	 pi;
+	struct route_rule	*rules = NULL;
+	struct route		*r;
+	struct keypair		*k;
+	char			*alpn = NULL;
+	size_t			 n = 0, i, alen;
+
+	TAILQ_FOREACH(r, &env->routes, entry)
+		n++;
+	if (n > 0) {
+		if ((routes = calloc(n, sizeof(*routes))) == NULL ||
+		    (rp = calloc(n, sizeof(*rp))) == NULL ||
+		    (rules = calloc(n, sizeof(*rules))) == NULL)
+			fatal(__func__);
+	}
+	i = 0;
+	TAILQ_FOREACH(r, &env->routes, entry) {
+		mezite__route__init(&routes[i]);
+		routes[i].alpn = r->alpn ? r->alpn : "";
+		routes[i].sni = r->sni ? r->sni : "";
+		routes[i].worker = (char *)proc_name(r->worker);
+		rules[i].alpn = r->alpn;
+		rules[i].sni = r->sni;
+		rules[i].worker = r->worker;
+		rp[i] = &routes[i];
+		i++;
+	}
+
+	alen = route_alpn_list(rules, n, NULL, 0) + 1;
+	if ((alpn = malloc(alen)) == NULL)
+		fatal(__func__);
+	route_alpn_list(rules, n, alpn, alen);
+
+	mezite__master_config__init(&mc);
+	mc.n_routes = n;
+	mc.routes = rp;
+	mc.default_worker = (char *)proc_name(env->default_worker);
+	mc.n_alpn = 1;
+	mc.alpn = &alpn;
+	mc.handshake_timeout = env->handshake_timeout;
+	mc.idle_timeout = env->idle_timeout;
+	mc.drain_timeout = env->drain_timeout;
+	mc.max_connections = env->max_connections;
+	mc.tls_protocols = env->tls_protocols;
+	mc.tls_ciphers = env->tls_ciphers;
+	mc.client_ca.data = env->client_ca;
+	mc.client_ca.len = env->client_ca_len;
+	mc.started = started;
+	if (pb_compose(&c->iev.ibuf, IMSG_CONF_MASTER, 0, -1, &mc.base) == -1)
+		fatal("%s: compose", __func__);
+
+	TAILQ_FOREACH(k, &env->keypairs, entry) {
+		mezite__keypair__init(&kp);
+		kp.name = k->name;
+		kp.cert.data = k->cert;
+		kp.cert.len = k->cert_len;
+		kp.key.data = k->key;
+		kp.key.len = k->key_len;
+		if (pb_compose(&c->iev.ibuf, IMSG_CONF_KEYPAIR, 0, -1,
+		    &kp.base) == -1)
+			fatal("%s: compose keypair %s", __func__, k->name);
+	}
+	if (imsg_compose(&c->iev.ibuf, IMSG_CONF_END, 0, 0, -1, NULL, 0) == -1)
+		fatal("%s: compose", __func__);
+
+	proc_info(c, &pi);
+	if (pb_compose(&c->iev.ibuf, IMSG_PROCS, 0, -1, &pi.base) == -1)
+		fatal("%s: compose", __func__);
+	imsgev_add(&c->iev);
+
+	free(alpn);
+	free(rules);
+	free(rp);
+	free(routes);
+}
+
+/* The master gets its own copies; ours stay open across its restarts. */
+static void
+master_send_listeners(struct child *c)
+{
+	struct listen_addr	*la;
+	int			 fd;
+
+	TAILQ_FOREACH(la, &env->listeners, entry) {
+		if ((fd = fcntl(la->fd, F_DUPFD_CLOEXEC, 0)) == -1)
+			fatal("%s: dup", __func__);
+		if (imsg_compose(&c->iev.ibuf, IMSG_LISTENER, 0, 0, fd,
+		    NULL, 0) == -1)
+			fatal("%s: compose", __func__);
+	}
+	imsgev_add(&c->iev);
+}
+
+static void
+supervisor_dispatch_child(int fd, short event, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct child	*c = iev->data;
+	struct imsg	 imsg;
+	ssize_t		 n;
+	int		 alive;
+
+	alive = imsgev_io(iev, event);
+	for (;;) {
+		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1) {
+			log_warnx("%s.%u: malformed message, stopping it",
+			    proc_name(c->type), c->instance);
+			kill(c->pid, SIGKILL);
+			alive = 0;
+			break;
+		}
+		if (n == 0)
+			break;
+		switch (imsg_get_type(&imsg)) {
+		case IMSG_CTL_STATUS:
+		case IMSG_CTL_CONN:
+		case IMSG_CTL_OK:
+		case IMSG_CTL_FAIL:
+		case IMSG_CTL_END:
+			if (c->type != PROC_MASTER)
+				goto bad;
+			control_reply(imsg_get_type(&imsg), imsg_get_id(&imsg),
+			    imsg.data, imsg_get_len(&imsg));
+			break;
+		default:
+ bad:
+			log_warnx("%s.%u: unexpected message %u, stopping it",
+			    proc_name(c->type), c->instance,
+			    imsg_get_type(&imsg));
+			kill(c->pid, SIGKILL);
+			imsg_free(&imsg);
+			alive = 0;
+			goto done;
+		}
+		imsg_free(&imsg);
+	}
+ done:
+	if (alive <= 0) {
+		/* The child is dying; SIGCHLD does the rest. */
+		if (iev->events != 0)
+			event_del(&iev->ev);
+		iev->events = 0;
+		return;
+	}
+	imsgev_add(iev);
+}
+
+/* One datagram per line: a priority byte, then the text. */
+static void
+supervisor_log(int fd, short event, void *arg)
+{
+	struct child	*c = arg;
+	char		 buf[2048], name[32];
+	ssize_t		 n;
+
+	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+		buf[n] = '\0';
+		if (c->type == PROC_MASTER)
+			strlcpy(name, "master", sizeof(name));
+		else
+			(void)snprintf(name, sizeof(name), "%s.%u",
+			    proc_name(c->type), c->instance);
+		log_relay(buf[0] & LOG_PRIMASK, name, buf + 1, (int)c->pid);
+	}
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		event_del(&c->logev);
+		close(c->logfd);
+		c->logfd = -1;
+	}
+}
+
+static void
+supervisor_sig(int sig, short event, void *arg)
+{
+	struct child	*c;
+	pid_t		 pid;
+	int		 status;
+
+	switch (sig) {
+	case SIGCHLD:
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			TAILQ_FOREACH(c, &children, entry)
+				if (c->pid == pid)
+					break;
+			if (c != NULL)
+				child_exited(c, status);
+		}
+		break;
+	case SIGHUP:
+		log_info("reloading %s", conffile);
+		(void)supervisor_reload();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		supervisor_shutdown();
+		break;
+	}
+}
+
+static void
+child_close(struct child *c)
+{
+	imsgev_clear(&c->iev);
+	if (c->logfd != -1) {
+		/* Take what the child wrote before it died. */
+		supervisor_log(c->logfd, EV_READ, c);
+		if (c->logfd != -1) {
+			event_del(&c->logev);
+			close(c->logfd);
+			c->logfd = -1;
+		}
+	}
+	c->pid = 0;
+}
+
+static void
+child_exited(struct child *c, int status)
+{
+	char		 name[32], why[64];
+	int64_t		 lived = time_now() - c->started;
+	struct timeval	 tv = { 0, 0 };
+
+	child_close(c);
+	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
+	    c->instance);
+	if (WIFSIGNALED(status))
+		(void)snprintf(why, sizeof(why), "killed by signal %d",
+		    WTERMSIG(status));
+	else
+		(void)snprintf(why, sizeof(why), "exited with status %d",
+		    WEXITSTATUS(status));
+
+	if (shutting_down || c->retired) {
+		log_debug("%s %s", name, why);
+		if (c == master_child)
+			master_child = NULL;
+		TAILQ_REMOVE(&children, c, entry);
+		free(c);
+		if (shutting_down && TAILQ_EMPTY(&children))
+			event_loopexit(NULL);
+		return;
+	}
+
+	/*
+	 * Restart at once after a long life; back off when a child keeps
+	 * dying young.
+	 */
+	if (lived >= BACKOFF_RESET)
+		c->backoff = 0;
+	tv.tv_sec = c->backoff;
+	c->backoff = c->backoff ? c->backoff * 2 : 1;
+	if (c->backoff > BACKOFF_MAX)
+		c->backoff = BACKOFF_MAX;
+	c->restart_at = time_now() + tv.tv_sec;
+	log_warnx("%s %s, restarting in %llds", name, why,
+	    (long long)tv.tv_sec);
+	evtimer_add(&c->restartev, &tv);
+}
+
+static void
+supervisor_restart(int fd, short event, void *arg)
+{
+	struct child	*c = arg;
+
+	if (shutting_down || c->retired)
+		return;
+	c->restarts++;
+	child_start(c);
+}
+
+static void
+supervisor_deadline(int fd, short event, void *arg)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->pid != 0) {
+			log_warnx("%s.%u did not drain in time, killing it",
+			    proc_name(c->type), c->instance);
+			kill(c->pid, SIGKILL);
+		}
+}
+
+/*
+ * Stop accepting, let established sessions finish for up to the drain
+ * timeout, then end whatever is left.
+ */
+static void
+supervisor_shutdown(void)
+{
+	struct child	*c, *tc;
+	struct timeval	 tv;
+
+	if (shutting_down)
+		return;
+	shutting_down = 1;
+	log_info("draining for up to %us", env->drain_timeout);
+	control_cleanup(env->control_socket);
+
+	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
+		if (c->pid != 0) {
+			imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1, NULL, 0);
+			continue;
+		}
+		evtimer_del(&c->restartev);
+		if (c == master_child)
+			master_child = NULL;
+		TAILQ_REMOVE(&children, c, entry);
+		free(c);
+	}
+	if (TAILQ_EMPTY(&children)) {
+		event_loopexit(NULL);
+		return;
+	}
+	tv.tv_sec = env->drain_timeout;
+	tv.tv_usec = 0;
+	evtimer_set(&shutdownev, supervisor_deadline, NULL);
+	evtimer_add(&shutdownev, &tv);
+}
+
+/*
+ * Reparse; on success new certificates and routes apply to new
+ * connections and worker counts are adjusted.  Listening addresses and
+ * the control socket stay as they were started.
+ */
+static int
+supervisor_reload(void)
+{
+	struct mezited_conf	*nconf;
+	struct listen_addr	*la, *ola;
+
+	if (shutting_down)
+		return (-1);
+	if ((nconf = parse_config(conffile)) == NULL) {
+		log_warnx("reload of %s failed, keeping the running "
+		    "configuration", conffile);
+		return (-1);
+	}
+	if (!listeners_same(env, nconf))
+		log_warnx("listen addresses change only on restart");
+	if (strcmp(env->control_socket, nconf->control_socket) != 0)
+		log_warnx("control socket changes only on restart");
+
+	/* Keep the running listeners and control socket. */
+	while ((la = TAILQ_FIRST(&nconf->listeners)) != NULL) {
+		TAILQ_REMOVE(&nconf->listeners, la, entry);
+		free(la);
+	}
+	while ((ola = TAILQ_FIRST(&env->listeners)) != NULL) {
+		TAILQ_REMOVE(&env->listeners, ola, entry);
+		TAILQ_INSERT_TAIL(&nconf->listeners, ola, entry);
+	}
+	free(nconf->control_socket);
+	if ((nconf->control_socket = strdup(env->control_socket)) == NULL)
+		fatal(__func__);
+	config_free(env);
+	env = nconf;
+
+	if (master_child != NULL && master_child->pid != 0)
+		master_send_config(master_child);
+	children_reconcile();
+	log_info("configuration reloaded");
+	return (0);
+}
+
+static int
+listeners_same(struct mezited_conf *a, struct mezited_conf *b)
+{
+	struct listen_addr	*la, *lb;
+
+	lb = TAILQ_FIRST(&b->listeners);
+	TAILQ_FOREACH(la, &a->listeners, entry) {
+		if (lb == NULL || la->sslen != lb->sslen ||
+		    memcmp(&la->ss, &lb->ss, la->sslen) != 0)
+			return (0);
+		lb = TAILQ_NEXT(lb, entry);
+	}
+	return (lb == NULL);
+}
+
+static int
+listeners_bind(struct mezited_conf *conf)
+{
+	struct listen_addr	*la;
+	char			 buf[ADDRSTRLEN];
+	int			 fd, on = 1;
+
+	TAILQ_FOREACH(la, &conf->listeners, entry) {
+		addr_str((struct sockaddr *)&la->ss, buf, sizeof(buf));
+		if ((fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, 0)) == -1) {
+			log_warn("listen on %s: socket", buf);
+			return (-1);
+		}
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on)) == -1 ||
+		    (la->ss.ss_family == AF_INET6 && setsockopt(fd,
+		    IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
+			log_warn("listen on %s: setsockopt", buf);
+			close(fd);
+			return (-1);
+		}
+		if (bind(fd, (struct sockaddr *)&la->ss, la->sslen) == -1) {
+			log_warn("listen on %s", buf);
+			close(fd);
+			return (-1);
+		}
+		if (listen(fd, SOMAXCONN) == -1) {
+			log_warn("listen on %s: listen", buf);
+			close(fd);
+			return (-1);
+		}
+		la->fd = fd;
+	}
+	return (0);
+}
+
+/* Control requests the master answers. */
+static void
+ctl_forward(uint32_t type, uint32_t peerid, const void *data, size_t len)
+{
+	Mezite__CtlError	 e;
+
+	if (master_child == NULL || master_child->pid == 0 ||
+	    master_child->iev.ibuf.fd == -1) {
+		mezite__ctl_error__init(&e);
+		e.message = "master is not running";
+		control_reply_pb(IMSG_CTL_FAIL, peerid, &e.base);
+		return;
+	}
+	if (imsgev_compose(&master_child->iev, type, peerid, -1, data,
+	    len) == -1)
+		log_warn("%s: compose", __func__);
+}
+
+static void
+ctl_workers(uint32_t peerid)
+{
+	Mezite__ProcInfo	 pi;
+	struct child		*c;
+
+	TAILQ_FOREACH(c, &children, entry) {
+		proc_info(c, &pi);
+		control_reply_pb(IMSG_CTL_PROC, peerid, &pi.base);
+	}
+	control_reply(IMSG_CTL_END, peerid, NULL, 0);
+}
+
+static int
+ctl_reload(void)
+{
+	log_info("reload requested by mezctl");
+	return (supervisor_reload());
+}
+
+static void
+ctl_verbose(int v)
+{
+	struct child	*c;
+
+	verbose = v;
+	log_setverbose(v);
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->pid != 0)
+			imsgev_compose(&c->iev, IMSG_LOG_VERBOSE, 0, -1, &v,
+			    sizeof(v));
+	log_info("log level %s", v ? "verbose" : "brief");
+}

@@ -1,0 +1,328 @@
+/*
+ * mezctl: control a running mezited over its control socket.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <err.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imsg.h"
+#include "meta.h"
+#include "parser.h"
+#include "proc.h"
+#include "sbuf.h"
+#include "util.h"
+
+#define CONTROL_SOCKET	"/var/run/mezited.sock"
+#define REPLY_TIMEOUT	10000		/* ms */
+
+__dead static void	 usage(void);
+static int		 show(struct imsg *, enum actions);
+static void		 show_status(const Mezite__Status *);
+static void		 show_proc(const Mezite__ProcInfo *, int64_t);
+static void		 show_conn(const Mezite__ConnInfo *, int64_t);
+
+static int	 json;
+static int	 nitems;		/* for JSON arrays */
+
+__dead static void
+usage(void)
+{
+	fprintf(stderr, "usage: %s [-j] [-s socket] command [argument ...]\n",
+	    getprogname());
+	exit(1);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sockaddr_un	 sun;
+	struct parse_result	*res;
+	struct imsgbuf		 ibuf;
+	struct imsg		 imsg;
+	struct pollfd		 pfd;
+	const char		*sockname = CONTROL_SOCKET;
+	ssize_t			 n;
+	int			 ch, fd, v, done = 0, rc = 0;
+	uint32_t		 type;
+
+	while ((ch = getopt(argc, argv, "js:")) != -1) {
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 's':
+			sockname = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+
+	if ((res = parse(argc, argv)) == NULL)
+		exit(1);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, sockname, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path))
+		errx(1, "socket name too long");
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(1, "socket");
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		err(1, "connect: %s", sockname);
+	if (imsgbuf_init(&ibuf, fd) == -1)
+		err(1, "imsgbuf_init");
+	if (imsgbuf_set_maxsize(&ibuf, IMSG_MAXSIZE_LIMIT) == -1)
+		err(1, "imsgbuf_set_maxsize");
+
+	switch (res->action) {
+	case SHOW_STATUS:
+		type = IMSG_CTL_SHOW_STATUS;
+		break;
+	case SHOW_WORKERS:
+		type = IMSG_CTL_SHOW_WORKERS;
+		break;
+	case SHOW_CONNECTIONS:
+		type = IMSG_CTL_SHOW_CONNECTIONS;
+		break;
+	case RELOAD:
+		type = IMSG_CTL_RELOAD;
+		break;
+	case LOG_VERBOSE:
+	case LOG_BRIEF:
+		type = IMSG_CTL_LOG_VERBOSE;
+		break;
+	default:
+		usage();
+	}
+	v = res->action == LOG_VERBOSE;
+	if (imsg_compose(&ibuf, type, 0, 0, -1, type == IMSG_CTL_LOG_VERBOSE ?
+	    &v : NULL, type == IMSG_CTL_LOG_VERBOSE ? sizeof(v) : 0) == -1 ||
+	    imsgbuf_flush(&ibuf) == -1)
+		err(1, "write");
+
+	if (json && (res->action == SHOW_WORKERS ||
+	    res->action == SHOW_CONNECTIONS))
+		printf("[");
+	while (!done) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		switch (poll(&pfd, 1, REPLY_TIMEOUT)) {
+		case -1:
+			if (errno == EINTR)
+				continue;
+			err(1, "poll");
+		case 0:
+			errx(1, "no reply from mezited");
+		}
+		if ((n = imsgbuf_read(&ibuf)) == -1)
+			err(1, "read");
+		if (n == 0)
+			errx(1, "mezited closed the connection");
+		for (;;) {
+			if ((n = imsg_get(&ibuf, &imsg)) == -1)
+				errx(1, "malformed reply");
+			if (n == 0)
+				break;
+			switch (show(&imsg, res->action)) {
+			case 1:
+				done = 1;
+				break;
+			case -1:
+				done = 1;
+				rc = 1;
+				break;
+			}
+			imsg_free(&imsg);
+			if (done)
+				break;
+		}
+	}
+	if (json && rc == 0 && (res->action == SHOW_WORKERS ||
+	    res->action == SHOW_CONNECTIONS))
+		printf("]\n");
+	imsgbuf_clear(&ibuf);
+	close(fd);
+	return (rc);
+}
+
+/* 0: more to come, 1: done, -1: failed. */
+static int
+show(struct imsg *imsg, enum actions action)
+{
+	static int		 header;
+	Mezite__Status		*st;
+	Mezite__ProcInfo	*pi;
+	Mezite__ConnInfo	*ci;
+	Mezite__CtlError	*e;
+	struct sbuf		 sb = { 0 };
+
+	switch (imsg_get_type(imsg)) {
+	case IMSG_CTL_END:
+		return (1);
+	case IMSG_CTL_OK:
+		if (action == RELOAD)
+			printf("reload request sent\n");
+		else if (action == LOG_VERBOSE || action == LOG_BRIEF)
+			printf("logging changed to %s\n",
+			    action == LOG_VERBOSE ? "verbose" : "brief");
+		return (1);
+	case IMSG_CTL_FAIL:
+		if ((e = pb_unpack(&mezite__ctl_error__descriptor,
+		    imsg)) == NULL)
+			errx(1, "malformed reply");
+		fprintf(stderr, "mezctl: %s\n", e->message);
+		pb_free(e);
+		return (-1);
+	case IMSG_CTL_STATUS:
+		if ((st = pb_unpack(&mezite__status__descriptor,
+		    imsg)) == NULL)
+			errx(1, "malformed reply");
+		if (json) {
+			json_status(&sb, st);
+			if (sb.failed)
+				errx(1, "out of memory");
+			printf("%s\n", sb.buf);
+			sbuf_free(&sb);
+		} else
+			show_status(st);
+		pb_free(st);
+		return (0);
+	case IMSG_CTL_PROC:
+		if ((pi = pb_unpack(&mezite__proc_info__descriptor,
+		    imsg)) == NULL)
+			errx(1, "malformed reply");
+		if (json) {
+			json_proc(&sb, pi);
+			printf("%s%s", nitems++ ? "," : "", sb.buf);
+			sbuf_free(&sb);
+		} else {
+			if (!header++)
+				printf("%-12s %7s %8s %8s  %s\n", "PROCESS",
+				    "PID", "UP", "RESTARTS", "STATE");
+			show_proc(pi, time_now());
+		}
+		pb_free(pi);
+		return (0);
+	case IMSG_CTL_CONN:
+		if ((ci = pb_unpack(&mezite__conn_info__descriptor,
+		    imsg)) == NULL)
+			errx(1, "malformed reply");
+		if (json) {
+			json_conn(&sb, ci);
+			printf("%s%s", nitems++ ? "," : "", sb.buf);
+			sbuf_free(&sb);
+		} else {
+			if (!header++)
+				printf("%-8s %-22s %-12s %-16s %-14s %7s %7s "
+				    "%6s %-9s %s\n", "ID", "CLIENT", "ALPN",
+				    "SNI", "WORKER", "IN", "OUT", "AGE",
+				    "STATE", "MODE");
+			show_conn(ci, time_now());
+		}
+		pb_free(ci);
+		return (0);
+	default:
+		errx(1, "unexpected reply %u", imsg_get_type(imsg));
+	}
+}
+
+static void
+show_status(const Mezite__Status *st)
+{
+	char	 up[32], mup[32], bin[32], bout[32];
+	size_t	 i;
+
+	printf("mezited %s, up %s, master up %s%s\n", st->version,
+	    fmt_duration(st->now - st->started, up, sizeof(up)),
+	    fmt_duration(st->now - st->master_started, mup, sizeof(mup)),
+	    st->draining ? ", draining" : "");
+	printf("connections: %u active, %u in handshake, %" PRIu64 " total\n",
+	    st->connections_active, st->handshakes_active,
+	    st->connections_total);
+	printf("failed handshakes: %" PRIu64 ", no worker running: %" PRIu64
+	    "\n", st->handshake_failures, st->route_failures);
+	printf("relayed: %s in, %s out\n",
+	    fmt_bytes(st->bytes_in, bin, sizeof(bin)),
+	    fmt_bytes(st->bytes_out, bout, sizeof(bout)));
+
+	printf("\n%-12s %8s %10s\n", "ROUTE", "ACTIVE", "TOTAL");
+	for (i = 0; i < st->n_routes; i++)
+		printf("%-12s %8u %10" PRIu64 "\n", st->routes[i]->worker,
+		    st->routes[i]->active, st->routes[i]->total);
+
+	printf("\n%-12s %7s %8s %8s %6s\n", "PROCESS", "PID", "UP",
+	    "RESTARTS", "CONNS");
+	for (i = 0; i < st->n_procs; i++) {
+		char	 name[32];
+
+		if (strcmp(st->procs[i]->type, "master") == 0)
+			strlcpy(name, "master", sizeof(name));
+		else
+			(void)snprintf(name, sizeof(name), "%.16s.%u",
+			    st->procs[i]->type, st->procs[i]->instance);
+		printf("%-12s %7d %8s %8u %6u\n", name, st->procs[i]->pid,
+		    fmt_duration(st->now - st->procs[i]->started, up,
+		    sizeof(up)), st->procs[i]->restarts,
+		    st->procs[i]->connections);
+	}
+}
+
+static void
+show_proc(const Mezite__ProcInfo *pi, int64_t now)
+{
+	char	 name[32], up[32], state[48];
+
+	if (strcmp(pi->type, "master") == 0)
+		strlcpy(name, "master", sizeof(name));
+	else
+		(void)snprintf(name, sizeof(name), "%.16s.%u", pi->type,
+		    pi->instance);
+	if (pi->pid != 0) {
+		printf("%-12s %7d %8s %8u  running\n", name, pi->pid,
+		    fmt_duration(now - pi->started, up, sizeof(up)),
+		    pi->restarts);
+		return;
+	}
+	(void)snprintf(state, sizeof(state), "restarting in %s",
+	    fmt_duration(pi->restart_at - now, up, sizeof(up)));
+	printf("%-12s %7s %8s %8u  %s\n", name, "-", "-", pi->restarts, state);
+}
+
+static void
+show_conn(const Mezite__ConnInfo *ci, int64_t now)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			 client[ADDRSTRLEN], worker[32];
+	char			 bin[16], bout[16], age[16];
+
+	if (addr_from_pb(ci->client, &ss, &sslen) == -1)
+		strlcpy(client, "?", sizeof(client));
+	else
+		addr_str((struct sockaddr *)&ss, client, sizeof(client));
+	if (ci->worker[0] == '\0')
+		strlcpy(worker, "-", sizeof(worker));
+	else
+		(void)snprintf(worker, sizeof(worker), "%.8s(%d)", ci->worker,
+		    ci->worker_pid);
+	printf("%-8" PRIu64 " %-22s %-12s %-16s %-14s %7s %7s %6s %-9s %s\n",
+	    ci->id, client, ci->alpn[0] ? ci->alpn : "-",
+	    ci->sni[0] ? ci->sni : "-", worker,
+	    fmt_bytes(ci->bytes_in, bin, sizeof(bin)),
+	    fmt_bytes(ci->bytes_out, bout, sizeof(bout)),
+	    fmt_duration(now - ci->started, age, sizeof(age)), ci->state,
+	    ci->mode == MEZITE__HANDOFF_MODE__KTLS ? "ktls" : "relay");
+}
