@@ -38,11 +38,13 @@ struct imsgbuf {
 	uint32_t		 wqlen;
 	TAILQ_HEAD(, imsg_fd)	 fds;		/* received, not yet claimed */
 	unsigned char		*rbuf;		/* bytes read, not yet parsed */
+	size_t			 rpos;		/* where those bytes start */
 	size_t			 rlen;
 	size_t			 rsize;
 	uint32_t		 maxsize;	/* header included */
 	int			 fd;
 	int			 fdpass;	/* accept descriptors */
+	int			 poisoned;	/* bad input: fail from now on */
 	pid_t			 pid;
 };
 
