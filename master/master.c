@@ -40,6 +40,7 @@
 #define RELAY_ROUNDS	16		/* records per turn, then yield */
 #define ACCEPT_BATCH	32
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
+#define WORKER_QUEUE_MAX	256	/* handoffs waiting for a worker */
 
 enum conn_state {
 	CONN_HANDSHAKE,
@@ -58,6 +59,16 @@ struct worker {
 	struct imsgev		 iev;
 };
 
+/*
+ * A server context and the connections accepted with it.  libtls's SNI
+ * callback reads the server context during each handshake, so a reload
+ * frees the old one only after its last connection has ended.
+ */
+struct srvctx {
+	struct tls		*tls;
+	unsigned int		 refs;
+};
+
 struct listener {
 	TAILQ_ENTRY(listener)	 entry;
 	int			 fd;
@@ -69,6 +80,7 @@ struct conn {
 	uint64_t		 id;
 	enum conn_state		 state;
 	int			 fd;		/* client, TCP */
+	struct srvctx		*srv;
 	struct tls		*tls;
 	int			 pfd;		/* our end towards the worker */
 	short			 fd_events;
@@ -101,6 +113,7 @@ TAILQ_HEAD(conns, conn);
 static void	 master_dispatch_parent(int, short, void *);
 static void	 master_dispatch_worker(int, short, void *);
 static void	 master_configure(void);
+static void	 srvctx_unref(struct srvctx *);
 static void	 master_drain(void);
 static void	 master_sig(int, short, void *);
 static void	 listener_add(int);
@@ -122,7 +135,7 @@ static void	 ctl_show_connections(uint32_t);
 
 static struct event_base	*evbase;
 static struct imsgev		 parent;
-static struct tls		*tls_ctx;
+static struct srvctx		*srv;		/* for new connections */
 static Mezite__MasterConfig	*mconf;		/* the running config */
 static struct route_rule	*rules;
 static size_t			 nrules;
@@ -265,7 +278,7 @@ master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		goto fail;
 	}
 	if (tls_configure(t, tc) == -1) {
-		(void)snprintf(err, errlen, "%s", tls_error(t));
+		(void)snprintf(err, errlen, "tls: %s", tls_error(t));
 		tls_free(t);
 		t = NULL;
 	}
@@ -273,6 +286,15 @@ master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 	/* The context keeps what it needs; wipe our copies of the keys. */
 	tls_config_free(tc);
 	return (t);
+}
+
+static void
+srvctx_unref(struct srvctx *sc)
+{
+	if (sc == NULL || --sc->refs > 0)
+		return;
+	tls_free(sc->tls);
+	free(sc);
 }
 
 static void
@@ -304,7 +326,7 @@ master_configure(void)
 
 	if ((t = master_tls_build(pending, pending_kp, pending_nkp, err,
 	    sizeof(err))) == NULL) {
-		if (tls_ctx == NULL)
+		if (srv == NULL)
 			fatalx("%s", err);
 		log_warnx("new configuration refused, keeping the running "
 		    "one: %s", err);
@@ -331,12 +353,11 @@ master_configure(void)
 		fatalx("default route to unknown worker %s",
 		    pending->default_worker);
 
-	/*
-	 * Connections in progress keep the context they were accepted
-	 * with; libtls reference-counts the SSL_CTX for them.
-	 */
-	tls_free(tls_ctx);
-	tls_ctx = t;
+	srvctx_unref(srv);
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		fatal(__func__);
+	srv->tls = t;
+	srv->refs = 1;
 	free(rules);
 	rules = nrules_p;
 	nrules = pending->n_routes;
@@ -498,6 +519,9 @@ master_dispatch_worker(int fd, short event, void *arg)
 		case IMSG_STATUS_REQ:
 			if (imsg_get_len(&imsg) != 0)
 				goto bad;
+			/* A worker that asks but never reads is dropped. */
+			if (imsgbuf_queuelen(&iev->ibuf) >= WORKER_QUEUE_MAX)
+				goto bad;
 			status_fill(&st);
 			if (pb_compose(&iev->ibuf, IMSG_STATUS,
 			    imsg_get_id(&imsg), -1, &st.base) == -1)
@@ -557,6 +581,11 @@ worker_pick(enum proc_type type)
 	TAILQ_FOREACH(w, &workers, entry) {
 		if (w->type != type)
 			continue;
+		/* One that does not take its handoffs is not a candidate. */
+		if (imsgbuf_queuelen(&w->iev.ibuf) >= WORKER_QUEUE_MAX) {
+			i++;
+			continue;
+		}
 		if (best == NULL || w->active < best->active ||
 		    (w->active == best->active && i == start))
 			best = w;
@@ -577,7 +606,7 @@ listener_add(int fd)
 		fatal("%s: fd_nonblock", __func__);
 	event_set(&l->ev, fd, EV_READ | EV_PERSIST, master_accept, l);
 	TAILQ_INSERT_TAIL(&listeners, l, entry);
-	if (tls_ctx != NULL && !accept_paused && !draining)
+	if (srv != NULL && !accept_paused && !draining)
 		event_add(&l->ev, NULL);
 }
 
@@ -589,7 +618,7 @@ listeners_pause(int pause)
 
 	accept_paused = pause;
 	TAILQ_FOREACH(l, &listeners, entry) {
-		if (pause || draining || tls_ctx == NULL)
+		if (pause || draining || srv == NULL)
 			event_del(&l->ev);
 		else
 			event_add(&l->ev, NULL);
@@ -666,8 +695,10 @@ master_accept(int fd, short event, void *arg)
 		nhandshakes++;
 		st_total++;
 
-		if (tls_accept_socket(tls_ctx, &c->tls, s) == -1) {
-			log_warnx("tls_accept_socket: %s", tls_error(tls_ctx));
+		c->srv = srv;
+		srv->refs++;
+		if (tls_accept_socket(srv->tls, &c->tls, s) == -1) {
+			log_warnx("tls_accept_socket: %s", tls_error(srv->tls));
 			conn_free(c);
 			continue;
 		}
@@ -1116,6 +1147,7 @@ conn_free(struct conn *c)
 		close(c->pfd);
 	}
 	tls_free(c->tls);
+	srvctx_unref(c->srv);
 	close(c->fd);
 	free(c->up);
 	free(c->down);

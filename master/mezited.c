@@ -20,11 +20,13 @@
 #include <event.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <tls.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -66,6 +68,7 @@ static void		 child_start(struct child *);
 static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
 static void		 child_pair(struct child *, struct child *);
+static int		 config_check(struct mezited_conf *);
 static void		 master_send_config(struct child *);
 static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
@@ -179,7 +182,9 @@ main(int argc, char *argv[])
 	log_setverbose(verbose);
 	log_procinit("supervisor");
 
-	if ((env = parse_config(conffile)) == NULL)
+	if (tls_init() == -1)
+		errx(1, "tls_init failed");
+	if ((env = parse_config(conffile)) == NULL || config_check(env) == -1)
 		exit(1);
 	if (noaction) {
 		if (verbose)
@@ -420,86 +425,162 @@ proc_info(struct child *c, Mezite__ProcInfo *pi)
 	pi->restart_at = c->restart_at;
 }
 
-static void
-master_send_config(struct child *c)
-{
+/* The master's configuration as the messages that carry it. */
+struct conf_pb {
 	Mezite__MasterConfig	 mc;
-	Mezite__Route		*routes = NULL, **rp = NULL;
-	Mezite__Keypair		 kp;
-	Mezite__ProcInfo	 pi;
+	Mezite__Route		*routes;
+	Mezite__Route		**rp;
+	Mezite__Keypair		*kp;
+	Mezite__Keypair		**kpp;
+	size_t			 nkp;
+	char			*alpn;
+};
+
+static void
+conf_pb_build(struct mezited_conf *conf, struct conf_pb *cp)
+{
 	struct route_rule	*rules = NULL;
 	struct route		*r;
 	struct keypair		*k;
-	char			*alpn = NULL;
 	size_t			 n = 0, i, alen;
 
-	TAILQ_FOREACH(r, &env->routes, entry)
+	memset(cp, 0, sizeof(*cp));
+	TAILQ_FOREACH(r, &conf->routes, entry)
 		n++;
-	if (n > 0) {
-		if ((routes = calloc(n, sizeof(*routes))) == NULL ||
-		    (rp = calloc(n, sizeof(*rp))) == NULL ||
-		    (rules = calloc(n, sizeof(*rules))) == NULL)
-			fatal(__func__);
-	}
+	TAILQ_FOREACH(k, &conf->keypairs, entry)
+		cp->nkp++;
+	if ((cp->routes = calloc(n + 1, sizeof(*cp->routes))) == NULL ||
+	    (cp->rp = calloc(n + 1, sizeof(*cp->rp))) == NULL ||
+	    (rules = calloc(n + 1, sizeof(*rules))) == NULL ||
+	    (cp->kp = calloc(cp->nkp + 1, sizeof(*cp->kp))) == NULL ||
+	    (cp->kpp = calloc(cp->nkp + 1, sizeof(*cp->kpp))) == NULL)
+		fatal(__func__);
+
 	i = 0;
-	TAILQ_FOREACH(r, &env->routes, entry) {
-		mezite__route__init(&routes[i]);
-		routes[i].alpn = r->alpn ? r->alpn : "";
-		routes[i].sni = r->sni ? r->sni : "";
-		routes[i].worker = (char *)proc_name(r->worker);
+	TAILQ_FOREACH(r, &conf->routes, entry) {
+		mezite__route__init(&cp->routes[i]);
+		cp->routes[i].alpn = r->alpn ? r->alpn : "";
+		cp->routes[i].sni = r->sni ? r->sni : "";
+		cp->routes[i].worker = (char *)proc_name(r->worker);
+		cp->rp[i] = &cp->routes[i];
 		rules[i].alpn = r->alpn;
 		rules[i].sni = r->sni;
 		rules[i].worker = r->worker;
-		rp[i] = &routes[i];
+		i++;
+	}
+	alen = route_alpn_list(rules, n, NULL, 0) + 1;
+	if ((cp->alpn = malloc(alen)) == NULL)
+		fatal(__func__);
+	route_alpn_list(rules, n, cp->alpn, alen);
+	free(rules);
+
+	i = 0;
+	TAILQ_FOREACH(k, &conf->keypairs, entry) {
+		mezite__keypair__init(&cp->kp[i]);
+		cp->kp[i].name = k->name;
+		cp->kp[i].cert.data = k->cert;
+		cp->kp[i].cert.len = k->cert_len;
+		cp->kp[i].key.data = k->key;
+		cp->kp[i].key.len = k->key_len;
+		cp->kpp[i] = &cp->kp[i];
 		i++;
 	}
 
-	alen = route_alpn_list(rules, n, NULL, 0) + 1;
-	if ((alpn = malloc(alen)) == NULL)
-		fatal(__func__);
-	route_alpn_list(rules, n, alpn, alen);
+	mezite__master_config__init(&cp->mc);
+	cp->mc.n_routes = n;
+	cp->mc.routes = cp->rp;
+	cp->mc.default_worker = (char *)proc_name(conf->default_worker);
+	cp->mc.n_alpn = 1;
+	cp->mc.alpn = &cp->alpn;
+	cp->mc.handshake_timeout = conf->handshake_timeout;
+	cp->mc.idle_timeout = conf->idle_timeout;
+	cp->mc.drain_timeout = conf->drain_timeout;
+	cp->mc.max_connections = conf->max_connections;
+	cp->mc.tls_protocols = conf->tls_protocols;
+	cp->mc.tls_ciphers = conf->tls_ciphers;
+	cp->mc.client_ca.data = conf->client_ca;
+	cp->mc.client_ca.len = conf->client_ca_len;
+	cp->mc.started = started;
+}
 
-	mezite__master_config__init(&mc);
-	mc.n_routes = n;
-	mc.routes = rp;
-	mc.default_worker = (char *)proc_name(env->default_worker);
-	mc.n_alpn = 1;
-	mc.alpn = &alpn;
-	mc.handshake_timeout = env->handshake_timeout;
-	mc.idle_timeout = env->idle_timeout;
-	mc.drain_timeout = env->drain_timeout;
-	mc.max_connections = env->max_connections;
-	mc.tls_protocols = env->tls_protocols;
-	mc.tls_ciphers = env->tls_ciphers;
-	mc.client_ca.data = env->client_ca;
-	mc.client_ca.len = env->client_ca_len;
-	mc.started = started;
-	if (pb_compose(&c->iev.ibuf, IMSG_CONF_MASTER, 0, -1, &mc.base) == -1)
-		fatal("%s: compose", __func__);
+static void
+conf_pb_free(struct conf_pb *cp)
+{
+	free(cp->alpn);
+	free(cp->routes);
+	free(cp->rp);
+	free(cp->kp);
+	free(cp->kpp);
+}
 
-	TAILQ_FOREACH(k, &env->keypairs, entry) {
-		mezite__keypair__init(&kp);
-		kp.name = k->name;
-		kp.cert.data = k->cert;
-		kp.cert.len = k->cert_len;
-		kp.key.data = k->key;
-		kp.key.len = k->key_len;
-		if (pb_compose(&c->iev.ibuf, IMSG_CONF_KEYPAIR, 0, -1,
-		    &kp.base) == -1)
-			fatal("%s: compose keypair %s", __func__, k->name);
+/*
+ * Refuse a configuration the processes could not run with, before any
+ * of it is applied: certificates and keys that libtls will not load,
+ * users and chroots that do not exist.
+ */
+static int
+config_check(struct mezited_conf *conf)
+{
+	struct conf_pb		 cp;
+	struct proc_conf	*pc;
+	struct stat		 st;
+	struct tls		*t;
+	char			 err[256];
+	int			 type, ok = 1;
+
+	conf_pb_build(conf, &cp);
+	if ((t = master_tls_build(&cp.mc, cp.kpp, cp.nkp, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("%s: %s", conf->path, err);
+		ok = 0;
 	}
+	tls_free(t);
+	conf_pb_free(&cp);
+
+	if (geteuid() != 0)
+		return (ok ? 0 : -1);
+	for (type = PROC_MASTER; type < PROC_MAX; type++) {
+		pc = &conf->procs[type];
+		if (type != PROC_MASTER && pc->prefork == 0)
+			continue;
+		if (getpwnam(pc->user) == NULL) {
+			log_warnx("%s: %s: user %s does not exist",
+			    conf->path, proc_name(type), pc->user);
+			ok = 0;
+		}
+		if (stat(pc->chroot, &st) == -1 || !S_ISDIR(st.st_mode)) {
+			log_warnx("%s: %s: chroot %s is not a directory",
+			    conf->path, proc_name(type), pc->chroot);
+			ok = 0;
+		}
+	}
+	return (ok ? 0 : -1);
+}
+
+static void
+master_send_config(struct child *c)
+{
+	struct conf_pb		 cp;
+	Mezite__ProcInfo	 pi;
+	size_t			 i;
+
+	conf_pb_build(env, &cp);
+	if (pb_compose(&c->iev.ibuf, IMSG_CONF_MASTER, 0, -1,
+	    &cp.mc.base) == -1)
+		fatal("%s: compose", __func__);
+	for (i = 0; i < cp.nkp; i++)
+		if (pb_compose(&c->iev.ibuf, IMSG_CONF_KEYPAIR, 0, -1,
+		    &cp.kp[i].base) == -1)
+			fatal("%s: compose keypair %s", __func__,
+			    cp.kp[i].name);
 	if (imsg_compose(&c->iev.ibuf, IMSG_CONF_END, 0, 0, -1, NULL, 0) == -1)
 		fatal("%s: compose", __func__);
+	conf_pb_free(&cp);
 
 	proc_info(c, &pi);
 	if (pb_compose(&c->iev.ibuf, IMSG_PROCS, 0, -1, &pi.base) == -1)
 		fatal("%s: compose", __func__);
 	imsgev_add(&c->iev);
-
-	free(alpn);
-	free(rules);
-	free(rp);
-	free(routes);
 }
 
 /* The master gets its own copies; ours stay open across its restarts. */
@@ -759,7 +840,10 @@ supervisor_reload(void)
 
 	if (shutting_down)
 		return (-1);
-	if ((nconf = parse_config(conffile)) == NULL) {
+	if ((nconf = parse_config(conffile)) == NULL ||
+	    config_check(nconf) == -1) {
+		if (nconf != NULL)
+			config_free(nconf);
 		log_warnx("reload of %s failed, keeping the running "
 		    "configuration", conffile);
 		return (-1);

@@ -116,6 +116,13 @@ main(int argc, char *argv[])
 	if (json && (res->action == SHOW_WORKERS ||
 	    res->action == SHOW_CONNECTIONS))
 		printf("[");
+	else if (res->action == SHOW_WORKERS)
+		printf("%-12s %7s %8s %8s  %s\n", "PROCESS", "PID", "UP",
+		    "RESTARTS", "STATE");
+	else if (res->action == SHOW_CONNECTIONS)
+		printf("%-8s %-22s %-12s %-16s %-14s %7s %7s %6s %-9s %s\n",
+		    "ID", "CLIENT", "ALPN", "SNI", "WORKER", "IN", "OUT", "AGE",
+		    "STATE", "MODE");
 	while (!done) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
@@ -162,7 +169,6 @@ main(int argc, char *argv[])
 static int
 show(struct imsg *imsg, enum actions action)
 {
-	static int		 header;
 	Mezite__Status		*st;
 	Mezite__ProcInfo	*pi;
 	Mezite__ConnInfo	*ci;
@@ -208,12 +214,8 @@ show(struct imsg *imsg, enum actions action)
 			json_proc(&sb, pi);
 			printf("%s%s", nitems++ ? "," : "", sb.buf);
 			sbuf_free(&sb);
-		} else {
-			if (!header++)
-				printf("%-12s %7s %8s %8s  %s\n", "PROCESS",
-				    "PID", "UP", "RESTARTS", "STATE");
+		} else
 			show_proc(pi, time_now());
-		}
 		pb_free(pi);
 		return (0);
 	case IMSG_CTL_CONN:
@@ -224,14 +226,8 @@ show(struct imsg *imsg, enum actions action)
 			json_conn(&sb, ci);
 			printf("%s%s", nitems++ ? "," : "", sb.buf);
 			sbuf_free(&sb);
-		} else {
-			if (!header++)
-				printf("%-8s %-22s %-12s %-16s %-14s %7s %7s "
-				    "%6s %-9s %s\n", "ID", "CLIENT", "ALPN",
-				    "SNI", "WORKER", "IN", "OUT", "AGE",
-				    "STATE", "MODE");
+		} else
 			show_conn(ci, time_now());
-		}
 		pb_free(ci);
 		return (0);
 	default:
