@@ -64,6 +64,8 @@ static void		 supervisor_shutdown(void);
 static int		 supervisor_reload(void);
 static void		 children_reconcile(void);
 static struct child	*child_new(enum proc_type, unsigned int);
+static void		 child_retire(struct child *);
+static unsigned int	 instance_free(enum proc_type);
 static void		 child_start(struct child *);
 static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
@@ -73,6 +75,8 @@ static void		 master_send_config(struct child *);
 static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
 static int		 listeners_bind(struct mezited_conf *);
+static int		 proc_conf_changed(struct proc_conf *,
+			    struct proc_conf *);
 static int		 listeners_same(struct mezited_conf *,
 			    struct mezited_conf *);
 static void		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
@@ -253,23 +257,18 @@ main(int argc, char *argv[])
 static void
 children_reconcile(void)
 {
-	struct child	*c;
+	struct child	*c, *tc;
 	unsigned int	 have[PROC_MAX] = { 0 };
 	int		 t;
 
-	TAILQ_FOREACH(c, &children, entry) {
+	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->retired)
 			continue;
 		if (c->type != PROC_MASTER &&
 		    c->instance >= (unsigned int)env->procs[c->type].prefork) {
-			c->retired = 1;
-			if (c->pid != 0) {
-				log_info("%s.%u: no longer configured, "
-				    "draining", proc_name(c->type),
-				    c->instance);
-				imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1,
-				    NULL, 0);
-			}
+			log_info("%s.%u: no longer configured",
+			    proc_name(c->type), c->instance);
+			child_retire(c);
 			continue;
 		}
 		have[c->type]++;
@@ -280,10 +279,41 @@ children_reconcile(void)
 	}
 	for (t = PROC_HTTPS; t < PROC_MAX; t++) {
 		while (have[t] < (unsigned int)env->procs[t].prefork) {
-			c = child_new(t, have[t]++);
+			c = child_new(t, instance_free(t));
+			have[t]++;
 			child_start(c);
 		}
 	}
+}
+
+/* The lowest instance number no live child of the type holds. */
+static unsigned int
+instance_free(enum proc_type type)
+{
+	struct child	*c;
+	unsigned int	 i;
+
+	for (i = 0;; i++) {
+		TAILQ_FOREACH(c, &children, entry)
+			if (c->type == type && !c->retired && c->instance == i)
+				break;
+		if (c == NULL)
+			return (i);
+	}
+}
+
+/* A running child drains and is not restarted; a waiting one goes. */
+static void
+child_retire(struct child *c)
+{
+	c->retired = 1;
+	if (c->pid != 0) {
+		imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1, NULL, 0);
+		return;
+	}
+	evtimer_del(&c->restartev);
+	TAILQ_REMOVE(&children, c, entry);
+	free(c);
 }
 
 static struct child *
@@ -837,6 +867,7 @@ supervisor_reload(void)
 {
 	struct mezited_conf	*nconf;
 	struct listen_addr	*la, *ola;
+	struct child		*c, *tc;
 
 	if (shutting_down)
 		return (-1);
@@ -865,6 +896,19 @@ supervisor_reload(void)
 	free(nconf->control_socket);
 	if ((nconf->control_socket = strdup(env->control_socket)) == NULL)
 		fatal(__func__);
+	if (proc_conf_changed(&env->procs[PROC_MASTER],
+	    &nconf->procs[PROC_MASTER]))
+		log_warnx("master user and chroot change only on restart");
+
+	/* Workers whose setup changed are replaced; the old ones drain. */
+	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
+		if (c->type == PROC_MASTER || c->retired ||
+		    !proc_conf_changed(&env->procs[c->type],
+		    &nconf->procs[c->type]))
+			continue;
+		log_info("%s.%u: replaced", proc_name(c->type), c->instance);
+		child_retire(c);
+	}
 	config_free(env);
 	env = nconf;
 
@@ -873,6 +917,21 @@ supervisor_reload(void)
 	children_reconcile();
 	log_info("configuration reloaded");
 	return (0);
+}
+
+static int
+str_changed(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a != b);
+	return (strcmp(a, b) != 0);
+}
+
+static int
+proc_conf_changed(struct proc_conf *a, struct proc_conf *b)
+{
+	return (str_changed(a->user, b->user) ||
+	    str_changed(a->chroot, b->chroot) || str_changed(a->root, b->root));
 }
 
 static int
