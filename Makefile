@@ -28,7 +28,7 @@ WARNINGS =	-Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 		-Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
 		-Wno-unused-parameter
 CFLAGS ?=	-O2 -g
-CFLAGS +=	-std=c11 -D_GNU_SOURCE $(WARNINGS) -I. -Icommon -Imaster -Iproto \
+CFLAGS +=	-std=c11 -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS $(WARNINGS) -I. -Icommon -Imaster -Iproto \
 		$(PC_CFLAGS)
 LDFLAGS ?=
 

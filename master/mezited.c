@@ -28,6 +28,7 @@
 #include <syslog.h>
 #include <tls.h>
 #include <unistd.h>
+#include <vis.h>
 
 #include "log.h"
 #include "meta.h"
@@ -689,17 +690,19 @@ static void
 supervisor_log(int fd, short event, void *arg)
 {
 	struct child	*c = arg;
-	char		 buf[2048], name[32];
+	char		 buf[2048], line[4 * sizeof(buf)], name[32];
 	ssize_t		 n;
 
 	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
 		buf[n] = '\0';
+		/* A child's text may hold anything; show it safely. */
+		(void)strnvis(line, buf + 1, sizeof(line), VIS_SAFE | VIS_OCTAL);
 		if (c->type == PROC_MASTER)
 			strlcpy(name, "master", sizeof(name));
 		else
 			(void)snprintf(name, sizeof(name), "%s.%u",
 			    proc_name(c->type), c->instance);
-		log_relay(buf[0] & LOG_PRIMASK, name, buf + 1, (int)c->pid);
+		log_relay(buf[0] & LOG_PRIMASK, name, line, (int)c->pid);
 	}
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
 		event_del(&c->logev);
