@@ -1,0 +1,142 @@
+/*
+ * Print the effective configuration, defaults included, one statement a
+ * line: what mezited -nv shows.  The output is itself a configuration
+ * that parses to the same output.
+ */
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mezited.h"
+
+/* A quoted string, with '"' and '\' escaped as the lexer reads them. */
+static void
+print_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void
+print_listen(FILE *f, const struct listen_addr *la)
+{
+	char	 host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getnameinfo((const struct sockaddr *)&la->ss, la->sslen,
+	    host, sizeof(host), serv, sizeof(serv),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		fprintf(f, "# listen on: unprintable address\n");
+		return;
+	}
+	fprintf(f, "listen on %s port %s\n", host, serv);
+}
+
+static void
+print_route(FILE *f, const struct route *r)
+{
+	fprintf(f, "route");
+	if (r->alpn != NULL) {
+		fprintf(f, " alpn ");
+		print_string(f, r->alpn);
+	}
+	if (r->sni != NULL) {
+		fprintf(f, " sni ");
+		print_string(f, r->sni);
+	}
+	fprintf(f, " to %s\n", proc_name(r->worker));
+}
+
+static void
+print_proc(FILE *f, const struct proc_conf *pc, int worker)
+{
+	if (worker)
+		fprintf(f, "\tprefork %d\n", pc->prefork);
+	fprintf(f, "\tuser ");
+	print_string(f, pc->user);
+	fprintf(f, "\n\tchroot ");
+	print_string(f, pc->chroot);
+	if (pc->root != NULL) {
+		fprintf(f, "\n\troot ");
+		print_string(f, pc->root);
+	}
+	fprintf(f, "\n}\n");
+}
+
+void
+print_config(FILE *f, struct mezited_conf *conf)
+{
+	struct listen_addr	*la;
+	struct keypair		*kp;
+	struct route		*r;
+	int			 t;
+
+	TAILQ_FOREACH(la, &conf->listeners, entry)
+		print_listen(f, la);
+
+	TAILQ_FOREACH(kp, &conf->keypairs, entry) {
+		fprintf(f, "tls keypair ");
+		print_string(f, kp->name);
+		fprintf(f, " {\n");
+		if (kp->cert_file != NULL) {
+			fprintf(f, "\tcertificate ");
+			print_string(f, kp->cert_file);
+			fprintf(f, "\n");
+		}
+		if (kp->key_file != NULL) {
+			fprintf(f, "\tkey ");
+			print_string(f, kp->key_file);
+			fprintf(f, "\n");
+		}
+		fprintf(f, "}\n");
+	}
+	if (conf->client_ca_file != NULL) {
+		fprintf(f, "tls client ca ");
+		print_string(f, conf->client_ca_file);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "tls protocols ");
+	print_string(f, conf->tls_protocols);
+	fprintf(f, "\ntls ciphers ");
+	print_string(f, conf->tls_ciphers);
+	fprintf(f, "\n");
+
+	TAILQ_FOREACH(r, &conf->routes, entry)
+		print_route(f, r);
+	fprintf(f, "route default to %s\n", proc_name(conf->default_worker));
+
+	fprintf(f, "timeout handshake %u\n", conf->handshake_timeout);
+	fprintf(f, "timeout idle %u\n", conf->idle_timeout);
+	fprintf(f, "timeout drain %u\n", conf->drain_timeout);
+	fprintf(f, "max connections %u\n", conf->max_connections);
+
+	fprintf(f, "master {\n");
+	print_proc(f, &conf->procs[PROC_MASTER], 0);
+	for (t = 0; t < PROC_MAX; t++) {
+		if (!PROC_IS_WORKER(t))
+			continue;
+		fprintf(f, "worker %s {\n", proc_name(t));
+		print_proc(f, &conf->procs[t], 1);
+	}
+
+	fprintf(f, "state directory ");
+	print_string(f, conf->state_dir);
+	fprintf(f, "\ncontrol socket ");
+	print_string(f, conf->control_socket);
+	fprintf(f, "\n");
+	if (conf->control_group != NULL) {
+		fprintf(f, "control group ");
+		print_string(f, conf->control_group);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "log %s\n", conf->verbose ? "verbose" : "brief");
+}
