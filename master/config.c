@@ -230,10 +230,15 @@ config_builtin_routes(struct mezited_conf *conf)
 	struct route	*r;
 	size_t		 i;
 
-	if (!TAILQ_EMPTY(&conf->routes))
-		return;
 	for (i = 0; i < sizeof(builtin_routes) / sizeof(builtin_routes[0]);
 	    i++) {
+		TAILQ_FOREACH(r, &conf->routes, entry)
+			if (r->alpn != NULL && r->sni == NULL &&
+			    strcmp(r->alpn, builtin_routes[i].alpn) == 0 &&
+			    r->worker == builtin_routes[i].worker)
+				break;
+		if (r != NULL)
+			continue;	/* written out already */
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			fatal("%s", __func__);
 		r->alpn = xstrdup(builtin_routes[i].alpn);
@@ -241,5 +246,4 @@ config_builtin_routes(struct mezited_conf *conf)
 		r->worker = builtin_routes[i].worker;
 		TAILQ_INSERT_TAIL(&conf->routes, r, entry);
 	}
-	conf->routes_builtin = 1;
 }

@@ -80,7 +80,6 @@ struct mezited_conf {
 	struct listen_addrs	 listeners;
 	struct keypairs		 keypairs;
 	struct routes		 routes;
-	int			 routes_builtin; /* no route rule was given */
 	enum proc_type		 default_worker;
 	char			*client_ca_file;
 	uint8_t			*client_ca;

@@ -133,8 +133,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert(strstr((char *)kp->key, "PRIVATE KEY") != NULL);
 	ck_assert_ptr_null(TAILQ_NEXT(kp, entry));
 
-	/* No route rule: the built-in table. */
-	ck_assert_int_eq(conf->routes_builtin, 1);
+	/* No route rule: the built-in table alone. */
 	ck_assert_uint_eq(count_routes(conf), 6);
 	for (i = 0; i < 6; i++) {
 		ck_assert_str_eq(nth_route(conf, i)->alpn, alpn[i]);
@@ -193,8 +192,7 @@ START_TEST(test_everything)
 	ck_assert_str_eq(conf->tls_protocols, "tlsv1.3");
 	ck_assert_str_eq(conf->tls_ciphers, "compat");
 
-	ck_assert_int_eq(conf->routes_builtin, 0);
-	ck_assert_uint_eq(count_routes(conf), 3);
+	ck_assert_uint_eq(count_routes(conf), 8);
 	r = nth_route(conf, 0);
 	ck_assert_str_eq(r->alpn, "mezite-auth");
 	ck_assert_ptr_null(r->sni);
@@ -290,8 +288,7 @@ START_TEST(test_sni_keypairs)
 	ck_assert_uint_gt(kp->key_len, 0);
 	ck_assert_ptr_null(TAILQ_NEXT(kp, entry));
 
-	ck_assert_int_eq(conf->routes_builtin, 0);
-	ck_assert_uint_eq(count_routes(conf), 4);
+	ck_assert_uint_eq(count_routes(conf), 9);
 	r = nth_route(conf, 0);
 	ck_assert_ptr_null(r->alpn);
 	ck_assert_str_eq(r->sni, "auth.example.com");
@@ -313,7 +310,6 @@ START_TEST(test_builtin_and_default)
 	struct mezited_conf	*conf;
 
 	ck_assert_ptr_nonnull(conf = parse(CONFDIR "/06.conf"));
-	ck_assert_int_eq(conf->routes_builtin, 1);
 	ck_assert_uint_eq(count_routes(conf), 6);
 	ck_assert_int_eq(conf->default_worker, PROC_AUTH);
 	config_free(conf);
@@ -346,7 +342,6 @@ START_TEST(test_roundtrip)
 		conf = parse(path);
 		ck_assert_msg(conf != NULL, "%s: printed config does not parse",
 		    g.gl_pathv[i]);
-		ck_assert_int_eq(conf->routes_builtin, 0);
 		second = printed(conf);
 		config_free(conf);
 		ck_assert_str_eq(first, second);
@@ -540,9 +535,7 @@ START_TEST(test_config_new_free)
 	ck_assert_ptr_nonnull(conf = config_new());
 	ck_assert(TAILQ_EMPTY(&conf->listeners));
 	ck_assert(TAILQ_EMPTY(&conf->routes));
-	ck_assert_int_eq(conf->routes_builtin, 0);
 	config_builtin_routes(conf);
-	ck_assert_int_eq(conf->routes_builtin, 1);
 	ck_assert_uint_eq(count_routes(conf), 6);
 	config_free(conf);
 	config_free(NULL);
