@@ -131,15 +131,20 @@ json_address(struct sbuf *sb, const Mezite__Address *a)
 	sbuf_printf(sb, ",\"port\":%d}", addr_port((struct sockaddr *)&ss));
 }
 
+/* The supervisor knows no connection counts; the master does. */
 void
-json_proc(struct sbuf *sb, const Mezite__ProcInfo *pi)
+json_proc(struct sbuf *sb, const Mezite__ProcInfo *pi, int conns)
 {
 	sbuf_puts(sb, "{\"type\":");
 	sbuf_json(sb, pi->type);
 	sbuf_printf(sb, ",\"instance\":%u,\"pid\":%d,\"started\":%" PRId64
-	    ",\"restarts\":%u,\"connections\":%u,\"restart_at\":%" PRId64 "}",
-	    pi->instance, pi->pid, pi->started, pi->restarts,
-	    pi->connections, pi->restart_at);
+	    ",\"restarts\":%u", pi->instance, pi->pid, pi->started,
+	    pi->restarts);
+	if (conns)
+		sbuf_printf(sb, ",\"connections\":%u}", pi->connections);
+	else
+		sbuf_printf(sb, ",\"restart_at\":%" PRId64 "}",
+		    pi->restart_at);
 }
 
 void
@@ -171,7 +176,7 @@ json_status(struct sbuf *sb, const Mezite__Status *st)
 	for (i = 0; i < st->n_procs; i++) {
 		if (i > 0)
 			sbuf_puts(sb, ",");
-		json_proc(sb, st->procs[i]);
+		json_proc(sb, st->procs[i], 1);
 	}
 	sbuf_puts(sb, "]}");
 }

@@ -27,7 +27,7 @@ void	 sbuf_free(struct sbuf *);
 
 void	 json_address(struct sbuf *, const Mezite__Address *);
 void	 json_status(struct sbuf *, const Mezite__Status *);
-void	 json_proc(struct sbuf *, const Mezite__ProcInfo *);
+void	 json_proc(struct sbuf *, const Mezite__ProcInfo *, int);
 void	 json_conn(struct sbuf *, const Mezite__ConnInfo *);
 
 #endif /* MEZITE_SBUF_H */

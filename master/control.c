@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <event.h>
 #include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,6 +142,27 @@ control_cleanup(const char *path)
 	(void)unlink(path);
 }
 
+/* Is the peer in the control group, by its gid or its user's groups? */
+static int
+control_member(uid_t uid, gid_t gid)
+{
+	struct passwd	*pw;
+	gid_t		 groups[NGROUPS_MAX + 1];
+	int		 i, n = NGROUPS_MAX + 1;
+
+	if (ctl_gid == (gid_t)-1)
+		return (0);
+	if (gid == ctl_gid)
+		return (1);
+	if ((pw = getpwuid(uid)) == NULL ||
+	    getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) == -1)
+		return (0);
+	for (i = 0; i < n; i++)
+		if (groups[i] == ctl_gid)
+			return (1);
+	return (0);
+}
+
 static void
 control_accept(int fd, short event, void *arg)
 {
@@ -172,8 +195,7 @@ control_accept(int fd, short event, void *arg)
 		close(s);
 		return;
 	}
-	if (uid != 0 && uid != geteuid() && (ctl_gid == (gid_t)-1 ||
-	    gid != ctl_gid)) {
+	if (uid != 0 && uid != geteuid() && !control_member(uid, gid)) {
 		log_warnx("control: refused uid %u", (unsigned int)uid);
 		close(s);
 		return;

@@ -10,6 +10,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -76,6 +77,7 @@ static void		 master_send_config(struct child *);
 static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
 static int		 listeners_bind(struct mezited_conf *);
+static void		 fd_limit_raise(struct mezited_conf *);
 static int		 proc_conf_changed(struct proc_conf *,
 			    struct proc_conf *);
 static int		 listeners_same(struct mezited_conf *,
@@ -92,6 +94,8 @@ static const char		*conffile = CONF_FILE;
 static char			 self[PATH_MAX];	/* for re-exec */
 static int			 debug;
 static int			 verbose;
+static int			 cmdline_verbose;	/* -v overrides the file */
+static int			 startdir = -1;		/* relative paths */
 static int			 shutting_down;
 static int64_t			 started;
 static struct event		 shutdownev;
@@ -171,7 +175,7 @@ main(int argc, char *argv[])
 		log_setverbose(verbose);
 		log_setsink(PROC_LOG_FD);
 		log_procinit(role);
-		setproctitle("%s", role);
+		setproctitle("%s.%u", role, instance);
 		switch (type) {
 		case PROC_MASTER:
 			master(user, root);
@@ -199,6 +203,7 @@ main(int argc, char *argv[])
 		config_free(env);
 		exit(0);
 	}
+	cmdline_verbose = verbose;
 	if (verbose == 0 && env->verbose)
 		verbose = env->verbose;
 
@@ -216,8 +221,20 @@ main(int argc, char *argv[])
 		log_warnx("not running as root: processes keep uid %u and "
 		    "no chroot is used", (unsigned int)geteuid());
 
+	/* Reloads read relative paths from where we were started. */
+	if ((startdir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		err(1, "open current directory");
 	if (listeners_bind(env) == -1)
 		exit(1);
+	if (env->control_socket[0] != '/') {
+		char	 cwd[PATH_MAX], *abs;
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    asprintf(&abs, "%s/%s", cwd, env->control_socket) == -1)
+			err(1, "control socket path");
+		free(env->control_socket);
+		env->control_socket = abs;
+	}
 	if (control_init(env->control_socket, env->control_group) == -1)
 		exit(1);
 
@@ -226,6 +243,8 @@ main(int argc, char *argv[])
 	log_procinit("supervisor");
 	if (!debug && daemon(0, 0) == -1)
 		fatal("daemon");
+	setproctitle("supervisor");
+	fd_limit_raise(env);
 
 	started = time_now();
 	event_init();
@@ -874,8 +893,14 @@ supervisor_reload(void)
 
 	if (shutting_down)
 		return (-1);
-	if ((nconf = parse_config(conffile)) == NULL ||
-	    config_check(nconf) == -1) {
+	if (fchdir(startdir) == -1) {
+		log_warn("reload: cannot return to the start directory");
+		return (-1);
+	}
+	nconf = parse_config(conffile);
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if (nconf == NULL || config_check(nconf) == -1) {
 		if (nconf != NULL)
 			config_free(nconf);
 		log_warnx("reload of %s failed, keeping the running "
@@ -914,12 +939,42 @@ supervisor_reload(void)
 	}
 	config_free(env);
 	env = nconf;
+	if (cmdline_verbose == 0 && verbose != env->verbose)
+		ctl_verbose(env->verbose);
+	fd_limit_raise(env);
 
 	if (master_child != NULL && master_child->pid != 0)
 		master_send_config(master_child);
 	children_reconcile();
 	log_info("configuration reloaded");
 	return (0);
+}
+
+/*
+ * The master holds two descriptors per relayed connection; take what
+ * the hard limit allows and say so if it is still too little.
+ */
+static void
+fd_limit_raise(struct mezited_conf *conf)
+{
+	struct rlimit	 rl;
+	rlim_t		 need;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit");
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit");
+	}
+	need = (rlim_t)conf->max_connections * 2 + 64;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warnx("open file limit %llu is below the %llu that max "
+		    "connections %u needs; accepting pauses when it is reached",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+		    conf->max_connections);
 }
 
 static int

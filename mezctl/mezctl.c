@@ -211,7 +211,7 @@ show(struct imsg *imsg, enum actions action)
 		    imsg)) == NULL)
 			errx(1, "malformed reply");
 		if (json) {
-			json_proc(&sb, pi);
+			json_proc(&sb, pi, 0);
 			printf("%s%s", nitems++ ? "," : "", sb.buf);
 			sbuf_free(&sb);
 		} else
