@@ -38,6 +38,7 @@
 
 #define RELAY_BUFSZ	16384		/* one TLS record */
 #define RELAY_ROUNDS	16		/* records per turn, then yield */
+#define LINGER_MAX	(1024 * 1024)	/* bytes read after close_notify */
 #define ACCEPT_BATCH	32
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
 #define WORKER_QUEUE_MAX	256	/* handoffs waiting for a worker */
@@ -46,6 +47,7 @@ enum conn_state {
 	CONN_HANDSHAKE,
 	CONN_RELAY,
 	CONN_CLOSING,		/* sending close_notify */
+	CONN_LINGER,		/* reading what the client still sends */
 };
 
 struct worker {
@@ -103,6 +105,7 @@ struct conn {
 	int			 up_eof;	/* client sent no more */
 	int			 up_shut;	/* told the worker so */
 	int			 down_eof;	/* worker sent no more */
+	size_t			 bytes_linger;
 	uint64_t		 bytes_in;
 	uint64_t		 bytes_out;
 	int64_t			 started;
@@ -123,6 +126,8 @@ static void	 accept_resume(int, short, void *);
 static void	 conn_handshake(struct conn *);
 static void	 conn_route(struct conn *);
 static void	 conn_relay(struct conn *);
+static void	 relay_worker_stopped(struct conn *);
+static void	 conn_linger(struct conn *);
 static void	 conn_io(int, short, void *);
 static void	 conn_timeout(int, short, void *);
 static void	 conn_set_events(struct conn *, short, short);
@@ -151,6 +156,7 @@ static struct conns		 conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct event		 acceptev;	/* resume after EMFILE */
 static const struct timeval	*handshake_tv;
 static const struct timeval	*idle_tv;
+static const struct timeval	 linger_tv = { 2, 0 };
 static unsigned int		 nconns;
 static unsigned int		 nhandshakes;
 static int			 accept_paused;
@@ -954,8 +960,10 @@ conn_relay(struct conn *c)
 				progress = 1;
 				w = send(c->pfd, relay_buf, n, MSG_NOSIGNAL);
 				if (w == -1 && errno != EAGAIN &&
-				    errno != EINTR)
-					goto worker_gone;
+				    errno != EINTR) {
+					relay_worker_stopped(c);
+					continue;
+				}
 				if (w == -1)
 					w = 0;
 				if (w < n && relay_keep(&c->up, &c->upoff,
@@ -966,8 +974,11 @@ conn_relay(struct conn *c)
 		if (c->uplen > 0) {
 			w = send(c->pfd, c->up + c->upoff, c->uplen,
 			    MSG_NOSIGNAL);
-			if (w == -1 && errno != EAGAIN && errno != EINTR)
-				goto worker_gone;
+			if (w == -1 && errno != EAGAIN && errno != EINTR) {
+				relay_worker_stopped(c);
+				progress = 1;
+				continue;
+			}
 			if (w == -1)
 				pfdw |= EV_WRITE;
 			else {
@@ -1053,18 +1064,76 @@ conn_relay(struct conn *c)
 		conn_set_events(c, EV_WRITE, 0);
 		evtimer_add(&c->timer, handshake_tv);
 		return;
+	case 0:
+		conn_linger(c);
+		return;
 	default:
 		conn_free(c);
 		return;
 	}
 
- worker_gone:
-	log_debug("conn %llu: worker side: %s", (unsigned long long)c->id,
-	    strerror(errno));
-	conn_free(c);
-	return;
  nomem:
 	log_warn("conn %llu: relay buffer", (unsigned long long)c->id);
+	conn_free(c);
+}
+
+/*
+ * The worker takes no more input, usually because it has answered and
+ * closed: what the client still sends is dropped, and what the worker
+ * wrote before it closed is still delivered.
+ */
+static void
+relay_worker_stopped(struct conn *c)
+{
+	log_debug("conn %llu: worker stopped reading: %s",
+	    (unsigned long long)c->id, strerror(errno));
+	relay_release(&c->up, &c->upoff);
+	c->uplen = 0;
+	c->up_eof = 1;
+	c->up_shut = 1;
+}
+
+/*
+ * After close_notify, read and drop what the client still sends until
+ * it closes too.  Closing a socket with unread input makes the kernel
+ * send a reset, and the reset makes the client's kernel discard the
+ * reply the client has not read yet.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	if (c->pfd != -1) {
+		event_del(&c->pfdev);
+		close(c->pfd);
+		c->pfd = -1;
+		c->pfd_events = 0;
+	}
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		conn_free(c);
+		return;
+	}
+	c->state = CONN_LINGER;
+	c->bytes_linger = 0;
+	conn_set_events(c, EV_READ, 0);
+	evtimer_add(&c->timer, &linger_tv);
+}
+
+static void
+conn_linger_read(struct conn *c)
+{
+	ssize_t	 n;
+
+	while ((n = read(c->fd, relay_buf, sizeof(relay_buf))) > 0) {
+		c->bytes_linger += n;
+		if (c->bytes_linger > LINGER_MAX) {
+			conn_free(c);
+			return;
+		}
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		conn_set_events(c, EV_READ, 0);
+		return;
+	}
 	conn_free(c);
 }
 
@@ -1073,10 +1142,17 @@ conn_io(int fd, short event, void *arg)
 {
 	struct conn	*c = arg;
 
-	if (c->state == CONN_HANDSHAKE)
+	switch (c->state) {
+	case CONN_HANDSHAKE:
 		conn_handshake(c);
-	else
+		break;
+	case CONN_LINGER:
+		conn_linger_read(c);
+		break;
+	default:
 		conn_relay(c);
+		break;
+	}
 }
 
 static void
@@ -1131,7 +1207,7 @@ conn_free(struct conn *c)
 		nhandshakes--;
 	if (c->wtype != PROC_MAX) {
 		st_route_active[c->wtype]--;
-		if (c->pfd != -1)
+		if (c->worker_pid != 0)
 			log_debug("conn %llu: %s: closed, %llu bytes in, "
 			    "%llu out", (unsigned long long)c->id,
 			    addr_str((struct sockaddr *)&c->peer, addr,
@@ -1284,7 +1360,7 @@ ctl_show_connections(uint32_t peerid)
 		ci.bytes_out = c->bytes_out;
 		ci.started = c->started;
 		ci.state = c->state == CONN_HANDSHAKE ? "handshake" :
-		    c->state == CONN_CLOSING ? "closing" : "relay";
+		    c->state == CONN_RELAY ? "relay" : "closing";
 		ci.mode = MEZITE__HANDOFF_MODE__RELAY;
 		if (pb_compose(&parent.ibuf, IMSG_CTL_CONN, peerid, -1,
 		    &ci.base) == -1)

@@ -849,6 +849,7 @@ supervisor_deadline(int fd, short event, void *arg)
 static void
 supervisor_shutdown(void)
 {
+	struct listen_addr	*la;
 	struct child	*c, *tc;
 	struct timeval	 tv;
 
@@ -857,6 +858,13 @@ supervisor_shutdown(void)
 	shutting_down = 1;
 	log_info("draining for up to %us", env->drain_timeout);
 	control_cleanup(env->control_socket);
+
+	/* New connections are refused from now on, not queued. */
+	TAILQ_FOREACH(la, &env->listeners, entry) {
+		if (la->fd != -1)
+			close(la->fd);
+		la->fd = -1;
+	}
 
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->pid != 0) {

@@ -121,6 +121,12 @@ https_configure(const Mezite__WorkerConfig *wc)
 	h2o_pathconf_t		*pathconf;
 	h2o_handler_t		*handler;
 
+	/*
+	 * h2o moves large request bodies to a file in /tmp, which the
+	 * chroot lacks; keep them in memory, up to the body limit.
+	 */
+	h2o_socket_buffer_mmap_settings.threshold = MAX_REQUEST_BODY * 2;
+
 	h2o_config_init(&config);
 	config.server_name = h2o_iovec_init(H2O_STRLIT("mezite"));
 	config.max_request_entity_size = MAX_REQUEST_BODY;
@@ -206,12 +212,20 @@ https_handoff(int fd, Mezite__ConnMeta *meta)
 		h2o_http1_accept(&accept_ctx, s->sock, now);
 }
 
+/*
+ * HTTP/1.1 connections close after their current response.  libh2o
+ * 2.2.5's HTTP/2 graceful shutdown can cut the last response short, so
+ * HTTP/2 connections are left to finish and idle out (10 s).
+ */
 static void
 https_drain(void)
 {
 	draining = 1;
-	if (ctx.loop != NULL)
-		h2o_context_request_shutdown(&ctx);
+	if (ctx.loop == NULL)
+		return;
+	ctx.shutdown_requested = 1;
+	if (config.http1.callbacks.request_shutdown != NULL)
+		config.http1.callbacks.request_shutdown(&ctx);
 }
 
 static struct session *

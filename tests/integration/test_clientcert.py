@@ -1,0 +1,82 @@
+"""
+Client certificates: verified against "tls client ca", optional, and
+handed to the worker as the session's identity.
+"""
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+
+from conftest import _finish, _start, get_json, run
+
+
+@pytest.fixture(scope="module")
+def mtls_daemon(pki, htdocs, request):
+    d = _start(pki, htdocs, client_ca=True)
+    yield d
+    _finish(d, request)
+
+
+def curl_whoami(d, *args):
+    r = run(["curl", "-sS", "-k", "--max-time", "10"] + list(args) +
+            [d.url + "/api/v1/whoami"], check=False)
+    return r
+
+
+def test_client_cert_identity_reaches_worker(mtls_daemon, pki):
+    d = mtls_daemon
+    r = curl_whoami(d, "--cert", pki.client_cert, "--key", pki.client_key)
+    assert r.returncode == 0, r.stderr
+    me = json.loads(r.stdout)
+    cert = me["certificate"]
+    assert cert is not None, me
+    assert "CN=alice" in cert["subject"]
+    assert "Mezite Test CA" in cert["issuer"]
+    der = subprocess.run(["openssl", "x509", "-in", pki.client_cert,
+                          "-outform", "DER"], capture_output=True,
+                         check=True).stdout
+    assert cert["fingerprint"] == "SHA256:" + hashlib.sha256(der).hexdigest()
+    assert "alice.example" in cert["sans"]
+    # the certificate is valid for 3 days from its creation
+    assert cert["not_after"] - cert["not_before"] == 3 * 86400
+    assert me["client"]["address"] == "127.0.0.1"
+
+
+def test_no_client_cert_gives_null_certificate(mtls_daemon):
+    r = curl_whoami(mtls_daemon)
+    assert r.returncode == 0, r.stderr
+    me = json.loads(r.stdout)
+    assert "certificate" in me
+    assert me["certificate"] is None
+
+
+def test_python_client_cert_over_h1(mtls_daemon, pki):
+    me = get_json(mtls_daemon.port, "/api/v1/whoami", cert=pki.client_cert,
+                  key=pki.client_key)
+    assert "CN=alice" in me["certificate"]["subject"]
+    assert me["alpn"] == "http/1.1"
+
+
+def test_client_cert_from_unknown_ca_fails_and_daemon_keeps_serving(
+        mtls_daemon, pki):
+    d = mtls_daemon
+    mark = d.log_size()
+    r = curl_whoami(d, "--cert", pki.rogue_cert, "--key", pki.rogue_key)
+    assert r.returncode != 0, "rogue cert accepted: %s" % r.stdout
+    assert "mallory" not in r.stdout
+    d.wait_log(r"handshake failed", start=mark)
+    assert d.healthz()
+    me = get_json(d.port, "/api/v1/whoami", cert=pki.client_cert,
+                  key=pki.client_key)
+    assert "CN=alice" in me["certificate"]["subject"]
+
+
+def test_client_cert_ignored_without_client_ca(daemon, pki):
+    """Without "tls client ca" a presented certificate is not asked for,
+    and none reaches the worker."""
+    r = curl_whoami(daemon, "--cert", pki.client_cert, "--key",
+                    pki.client_key)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["certificate"] is None
