@@ -64,7 +64,7 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
-	check-integration demo deps install
+	check-integration check-sanitize check-valgrind demo deps install
 
 all: $(PROGS)
 
@@ -129,7 +129,8 @@ deps:
 
 check: deps
 	$(MAKE) all $(UNIT_TESTS)
-	$(MAKE) check-unit check-config check-man check-fuzz check-integration
+	$(MAKE) check-unit check-valgrind check-config check-man check-fuzz \
+		check-integration check-sanitize
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
@@ -145,13 +146,29 @@ check-man:
 	    grep -v 'outdated mandoc.db lacks'); \
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "man: lint clean"
 
+# A short smoke run of each target; the whole log only when one fails.
 check-fuzz: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		echo "== $$t"; \
-		mkdir -p tests/fuzz/corpus/$${t##*/}; \
-		./$$t -max_total_time=10 -print_final_stats=0 \
-		    tests/fuzz/corpus/$${t##*/} tests/fuzz/seeds/$${t##*/}; \
+		n=$${t##*/}; mkdir -p tests/fuzz/corpus/$$n; \
+		if ./$$t -max_total_time=10 tests/fuzz/corpus/$$n \
+		    tests/fuzz/seeds/$$n > tests/fuzz/corpus/$$n.log 2>&1; \
+		then echo "fuzz: $$n: $$(grep -E '^Done' \
+		    tests/fuzz/corpus/$$n.log)"; \
+		else cat tests/fuzz/corpus/$$n.log; exit 1; fi; \
 	done
+
+# The unit suites in one process each, under valgrind.
+check-valgrind: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do \
+		CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
+		    --errors-for-leak-kinds=definite ./$$t > /dev/null 2>&1 || \
+		{ CK_FORK=no valgrind -q --leak-check=full ./$$t; exit 1; }; \
+		echo "valgrind: $$t clean"; \
+	done
+
+# The integration suite against an ASan+UBSan build.
+check-sanitize:
+	@sh scripts/check-sanitize.sh
 
 check-integration: $(PROGS)
 	cd tests/integration && /usr/bin/python3 -m pytest -q -x

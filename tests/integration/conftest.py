@@ -32,6 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 # MEZITED / MEZCTL in the environment run the suite against other builds
 # (e.g. SANITIZE=1 ones).
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
+                   "killed by signal 11", "killed by signal 6",
+                   "killed by signal 7", "killed by signal 8")
 MEZITED = os.environ.get("MEZITED", os.path.join(TOP, "master", "mezited"))
 MEZCTL = os.environ.get("MEZCTL", os.path.join(TOP, "mezctl", "mezctl"))
 
@@ -472,6 +475,11 @@ class Daemon:
         finally:
             self.log_fh.close()
             self.proc = None
+        # A sanitizer report or a crash fails the test that saw it, even
+        # if the supervisor restarted the process and all went on.
+        for bad in SANITIZER_MARKS:
+            if bad in self.log():
+                leftovers.append("log shows %r" % bad)
         if check and leftovers:
             raise AssertionError("; ".join(leftovers) + "\n" +
                                  self.log_tail())

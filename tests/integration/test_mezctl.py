@@ -174,10 +174,11 @@ def test_user_outside_group_is_refused(daemon):
     assert "connections:" not in r.stdout
 
 
-def test_supplementary_group_is_not_enough(daemon):
-    """Access goes by the effective gid: a user whose supplementary
-    groups include nogroup passes the socket's file mode but is refused
-    by the daemon."""
+def test_group_held_only_at_runtime_is_not_enough(daemon):
+    """Access goes by the peer's effective gid or by membership in the
+    group database: a process that only holds nogroup as a runtime
+    supplementary group (its user is no member) passes the socket's
+    file mode but is refused by the daemon."""
     mark = daemon.log_size()
     r = run(["setpriv", "--reuid=daemon", "--regid=daemon",
              "--groups=nogroup", MEZCTL, "-s", daemon.sock, "show",
