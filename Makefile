@@ -64,7 +64,8 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
-	check-integration check-sanitize check-valgrind demo deps install
+	check-integration check-sanitize check-valgrind demo deps install \
+	bench
 
 all: $(PROGS)
 
@@ -175,6 +176,10 @@ check-integration: $(PROGS)
 
 demo: deps all
 	@sh scripts/demo.sh
+
+# Side-by-side benchmarks against HAProxy and h2o; not part of check.
+bench: deps all
+	@sh tests/bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
