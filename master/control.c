@@ -30,13 +30,13 @@
 #define CONTROL_BACKLOG		16
 #define CONTROL_MAX_PER_UID	8
 #define CONTROL_MAX		64
+#define CONTROL_QUEUE_MAX	(MAX_CONNECTIONS_LIMIT / 10)	/* replies */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
 	uint32_t		 id;
 	uid_t			 uid;
 	int			 readonly;
-	int			 waiting;	/* a forwarded request */
 	struct imsgev		 iev;
 };
 
@@ -340,6 +340,13 @@ control_reply(uint32_t type, uint32_t id, const void *data, size_t len)
 
 	if ((c = control_find(id)) == NULL)
 		return;
+	if (imsgbuf_queuelen(&c->iev.ibuf) >= CONTROL_QUEUE_MAX) {
+		/* A client that asks and never reads is dropped. */
+		log_warnx("control: uid %u does not read its replies",
+		    (unsigned int)c->uid);
+		control_close(c);
+		return;
+	}
 	if (imsgev_compose(&c->iev, type, 0, -1, data, len) == -1) {
 		log_warn("control: reply");
 		control_close(c);
@@ -353,6 +360,12 @@ control_reply_pb(uint32_t type, uint32_t id, const ProtobufCMessage *msg)
 
 	if ((c = control_find(id)) == NULL)
 		return;
+	if (imsgbuf_queuelen(&c->iev.ibuf) >= CONTROL_QUEUE_MAX) {
+		log_warnx("control: uid %u does not read its replies",
+		    (unsigned int)c->uid);
+		control_close(c);
+		return;
+	}
 	if (pb_compose(&c->iev.ibuf, type, 0, -1, msg) == -1) {
 		log_warn("control: reply");
 		control_close(c);
