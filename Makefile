@@ -60,11 +60,14 @@ PROGS =		master/mezited mezctl/mezctl
 MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
-		tests/unit/check_route tests/unit/check_parse
+		tests/unit/check_route tests/unit/check_parse \
+		tests/unit/check_ktls
+KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
-	check-integration check-sanitize check-valgrind demo deps install \
+	check-integration check-sanitize check-valgrind check-ktls demo deps \
+	install \
 	bench
 
 all: $(PROGS)
@@ -108,6 +111,15 @@ tests/unit/check_route: tests/unit/check_route.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
+
+$(KTLS_OBJS): common/ktls.h master/ktls_install.h
+
+# kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
+tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) -lssl
+tests/ktls/ktls_echo.o: common/ktls.h master/ktls_install.h
 
 # Fuzz targets (libFuzzer, clang), built apart from the main objects.
 FUZZ_CC ?=	clang
@@ -131,7 +143,7 @@ deps:
 check: deps
 	$(MAKE) all $(UNIT_TESTS)
 	$(MAKE) check-unit check-valgrind check-config check-man check-fuzz \
-		check-integration check-sanitize
+		check-integration check-sanitize check-ktls
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
@@ -167,6 +179,11 @@ check-valgrind: $(UNIT_TESTS)
 		echo "valgrind: $$t clean"; \
 	done
 
+# Boot Debian's kernel under qemu and run the kTLS tests inside it.
+check-ktls: tests/ktls/ktls_echo
+	@sh scripts/vm-run.sh \
+	    'tests/ktls/ktls_echo && tests/ktls/ktls_echo keyupdate'
+
 # The integration suite against an ASan+UBSan build.
 check-sanitize:
 	@sh scripts/check-sanitize.sh
@@ -192,5 +209,6 @@ install: all
 
 clean:
 	rm -f $(PROGS) $(UNIT_TESTS) $(FUZZ_TARGETS) master/parse.c \
+		tests/ktls/ktls_echo \
 		$(PROTO_C) $(PROTO_H) */*.o */*/*.o
 	rm -rf tests/fuzz/corpus
