@@ -44,10 +44,11 @@ PROTO_C =	proto/mezite.pb-c.c
 PROTO_H =	proto/mezite.pb-c.h
 
 COMMON_SRCS =	common/imsg.c common/log.c common/proc.c common/util.c \
-		common/meta.c common/sbuf.c common/worker.c $(PROTO_C)
+		common/meta.c common/sbuf.c common/worker.c common/ktls.c \
+		$(PROTO_C)
 MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \
-		master/control.c
+		master/control.c master/ktls_install.c master/tls_ossl.c
 HTTPS_SRCS =	workers/https/https.c
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c
 
@@ -180,9 +181,11 @@ check-valgrind: $(UNIT_TESTS)
 	done
 
 # Boot Debian's kernel under qemu and run the kTLS tests inside it.
-check-ktls: tests/ktls/ktls_echo
+check-ktls: tests/ktls/ktls_echo $(PROGS)
 	@sh scripts/vm-run.sh \
-	    'tests/ktls/ktls_echo && tests/ktls/ktls_echo keyupdate'
+	    'tests/ktls/ktls_echo && tests/ktls/ktls_echo keyupdate && \
+	    cd tests/ktls && PYTHONDONTWRITEBYTECODE=1 \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider'
 
 # The integration suite against an ASan+UBSan build.
 check-sanitize:

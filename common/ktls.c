@@ -72,10 +72,14 @@ ktls_probe(char *err, size_t errlen)
 	return (ret);
 }
 
-/*
- * Install one direction (TLS_TX or TLS_RX) of a TLS 1.3 session; the
- * ULP is attached on the first call.
- */
+/* Attach the tls upper-layer protocol to a connected TCP socket. */
+int
+ktls_attach(int fd)
+{
+	return (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")));
+}
+
+/* Install one direction (TLS_TX or TLS_RX) of a TLS 1.3 session. */
 int
 ktls_set(int fd, int dir, const struct ktls_keys *k)
 {
@@ -128,9 +132,6 @@ ktls_set(int fd, int dir, const struct ktls_keys *k)
 		goto inval;
 	}
 
-	if (dir == TLS_TX && setsockopt(fd, SOL_TCP, TCP_ULP, "tls",
-	    sizeof("tls")) == -1 && errno != EEXIST)
-		goto fail;
 	if (setsockopt(fd, SOL_TLS, dir, &ci, len) == -1)
 		goto fail;
 	explicit_bzero(&ci, sizeof(ci));
@@ -220,6 +221,13 @@ ktls_probe(char *err, size_t errlen)
 {
 	(void)snprintf(err, errlen, "kernel TLS is only supported on Linux");
 	return (0);
+}
+
+int
+ktls_attach(int fd)
+{
+	errno = EOPNOTSUPP;
+	return (-1);
 }
 
 int

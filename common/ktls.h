@@ -38,6 +38,7 @@ struct ktls_keys {
 };
 
 int	 ktls_probe(char *, size_t);
+int	 ktls_attach(int);
 int	 ktls_set(int, int, const struct ktls_keys *);
 ssize_t	 ktls_recv(int, void *, size_t, int *);
 int	 ktls_send_alert(int, uint8_t, uint8_t);

@@ -48,6 +48,7 @@ enum imsg_type {
 	/* master -> worker */
 	IMSG_HANDOFF,		/* fd: the session; ConnMeta */
 	/* worker -> master */
+	IMSG_CONN_DONE,		/* ConnDone */
 	IMSG_STATUS_REQ,
 	IMSG_STATUS,		/* Status */
 	/* control, forwarded by the supervisor; peerid names the client */

@@ -165,6 +165,9 @@ json_status(struct sbuf *sb, const Mezite__Status *st)
 	    st->route_failures);
 	sbuf_printf(sb, ",\"bytes\":{\"in\":%" PRIu64 ",\"out\":%" PRIu64 "}",
 	    st->bytes_in, st->bytes_out);
+	sbuf_printf(sb, ",\"ktls\":%s,\"handoffs\":{\"ktls\":%" PRIu64
+	    ",\"relay\":%" PRIu64 "}", st->ktls ? "true" : "false",
+	    st->ktls_total, st->relay_total);
 	sbuf_puts(sb, ",\"routes\":[");
 	for (i = 0; i < st->n_routes; i++) {
 		sbuf_puts(sb, i ? ",{\"worker\":" : "{\"worker\":");

@@ -259,3 +259,19 @@ worker_status_request(uint32_t cookie)
 	}
 	return (0);
 }
+
+/* A session this worker got with its socket (kTLS) has ended. */
+void
+worker_conn_done(uint64_t id)
+{
+	Mezite__ConnDone	 done = MEZITE__CONN_DONE__INIT;
+	struct wchan		*ch;
+
+	/* A master restarted since has never heard of the session. */
+	if ((ch = LIST_FIRST(&masters)) == NULL)
+		return;
+	done.id = id;
+	if (pb_compose(&ch->ibuf, IMSG_CONN_DONE, 0, -1, &done.base) == -1 ||
+	    imsgbuf_flush(&ch->ibuf) == -1)
+		log_warn("%s", __func__);
+}

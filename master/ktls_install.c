@@ -190,11 +190,14 @@ ktls_derive(const SSL *ssl, const uint8_t *secret, size_t slen,
 /*
  * Move a completed TLS 1.3 session into the kernel.  tx_seq is the
  * number of records already sent under the server's application key
- * (the session tickets).  On failure after the ULP is attached the
- * socket is unusable; the reason is in err.
+ * (the session tickets); tx_done says OpenSSL has installed the sending
+ * side itself.  Returns 0 on success; -1 if nothing was
+ * changed and the session can go on in userspace; -2 if the socket was
+ * half moved and must be closed.  The reason is in err.
  */
 int
-ktls_offload(int fd, SSL *ssl, uint64_t tx_seq, char *err, size_t errlen)
+ktls_offload(int fd, SSL *ssl, uint64_t tx_seq, int tx_done, char *err,
+    size_t errlen)
 {
 #ifdef __linux__
 	struct ktls_secrets	*ks;
@@ -222,10 +225,26 @@ ktls_offload(int fd, SSL *ssl, uint64_t tx_seq, char *err, size_t errlen)
 	}
 	tx.seq = tx_seq;
 	rx.seq = 0;
-	if (ktls_set(fd, TLS_TX, &tx) == -1) {
-		(void)snprintf(err, errlen, "TLS_TX: %s", strerror(errno));
-		goto done;
+	/*
+	 * With SSL_OP_ENABLE_KTLS, OpenSSL 3.0 already moved the sending
+	 * side of a TLS 1.3 session (not the receiving one): only RX is
+	 * left to do then.
+	 */
+	if (!tx_done) {
+		if (ktls_attach(fd) == -1) {
+			(void)snprintf(err, errlen, "TCP_ULP: %s",
+			    strerror(errno));
+			goto done;
+		}
+		/* From here on the socket is the kernel's. */
+		ret = -2;
+		if (ktls_set(fd, TLS_TX, &tx) == -1) {
+			(void)snprintf(err, errlen, "TLS_TX: %s",
+			    strerror(errno));
+			goto done;
+		}
 	}
+	ret = -2;
 	if (ktls_set(fd, TLS_RX, &rx) == -1) {
 		(void)snprintf(err, errlen, "TLS_RX: %s", strerror(errno));
 		goto done;

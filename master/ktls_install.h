@@ -15,6 +15,6 @@ int	 ktls_ctx_init(SSL_CTX *);
 int	 ktls_hkdf_expand_label(const EVP_MD *, const uint8_t *, size_t,
 	    const char *, uint8_t *, size_t);
 int	 ktls_derive(const SSL *, const uint8_t *, size_t, struct ktls_keys *);
-int	 ktls_offload(int, SSL *, uint64_t, char *, size_t);
+int	 ktls_offload(int, SSL *, uint64_t, int, char *, size_t);
 
 #endif /* MEZITE_KTLS_INSTALL_H */

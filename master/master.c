@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "meta.h"
+#include "tls_ossl.h"
 #include "mezited.h"
 #include "util.h"
 
@@ -48,6 +49,7 @@ enum conn_state {
 	CONN_RELAY,
 	CONN_CLOSING,		/* sending close_notify */
 	CONN_LINGER,		/* reading what the client still sends */
+	CONN_KTLS,		/* in the kernel and the worker's hands */
 };
 
 struct worker {
@@ -67,7 +69,8 @@ struct worker {
  * frees the old one only after its last connection has ended.
  */
 struct srvctx {
-	struct tls		*tls;
+	struct tls		*tls;		/* libtls engine, or */
+	struct ossl_server	*ossl;		/* OpenSSL, for kTLS */
 	unsigned int		 refs;
 };
 
@@ -84,6 +87,8 @@ struct conn {
 	int			 fd;		/* client, TCP */
 	struct srvctx		*srv;
 	struct tls		*tls;
+	SSL			*ssl;
+	int			 mode;		/* Mezite__HandoffMode */
 	int			 pfd;		/* our end towards the worker */
 	short			 fd_events;
 	short			 pfd_events;
@@ -127,6 +132,9 @@ static void	 conn_handshake(struct conn *);
 static void	 conn_route(struct conn *);
 static void	 conn_relay(struct conn *);
 static void	 relay_worker_stopped(struct conn *);
+static void	 conn_ktls_done(struct conn *);
+static int	 eng_handshake(struct conn *);
+static const char *eng_error(struct conn *);
 static void	 conn_linger(struct conn *);
 static void	 conn_io(int, short, void *);
 static void	 conn_timeout(int, short, void *);
@@ -171,6 +179,8 @@ static uint64_t			 st_handshake_failures;
 static uint64_t			 st_route_failures;
 static uint64_t			 st_bytes_in;
 static uint64_t			 st_bytes_out;
+static uint64_t			 st_ktls_total;
+static uint64_t			 st_relay_total;
 static uint64_t			 st_route_total[PROC_MAX];
 static unsigned int		 st_route_active[PROC_MAX];
 
@@ -300,6 +310,7 @@ srvctx_unref(struct srvctx *sc)
 	if (sc == NULL || --sc->refs > 0)
 		return;
 	tls_free(sc->tls);
+	ossl_server_free(sc->ossl);
 	free(sc);
 }
 
@@ -324,14 +335,21 @@ static void
 master_configure(void)
 {
 	static struct timeval	 htv, itv;
-	struct tls		*t;
+	struct tls		*t = NULL;
+	struct ossl_server	*o = NULL;
 	struct route_rule	*nrules_p;
 	enum proc_type		 w;
 	char			 err[256];
 	size_t			 i;
 
-	if ((t = master_tls_build(pending, pending_kp, pending_nkp, err,
-	    sizeof(err))) == NULL) {
+	/* kTLS needs the keys, which only the OpenSSL engine gives up. */
+	if (pending->ktls)
+		o = ossl_server_build(pending, pending_kp, pending_nkp, err,
+		    sizeof(err));
+	else
+		t = master_tls_build(pending, pending_kp, pending_nkp, err,
+		    sizeof(err));
+	if (t == NULL && o == NULL) {
 		if (srv == NULL)
 			fatalx("%s", err);
 		log_warnx("new configuration refused, keeping the running "
@@ -363,6 +381,7 @@ master_configure(void)
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		fatal(__func__);
 	srv->tls = t;
+	srv->ossl = o;
 	srv->refs = 1;
 	free(rules);
 	rules = nrules_p;
@@ -384,8 +403,10 @@ master_configure(void)
 	if ((idle_tv = event_base_init_common_timeout(evbase, &itv)) == NULL)
 		idle_tv = &itv;
 
-	log_debug("configured: %zu routes, default %s, alpn \"%s\"", nrules,
-	    proc_name(default_worker), mconf->n_alpn ? mconf->alpn[0] : "");
+	log_debug("configured: %zu routes, default %s, alpn \"%s\", %s",
+	    nrules, proc_name(default_worker),
+	    mconf->n_alpn ? mconf->alpn[0] : "",
+	    mconf->ktls ? "kTLS" : "relay");
 	listeners_pause(0);
 }
 
@@ -507,6 +528,8 @@ master_dispatch_worker(int fd, short event, void *arg)
 	struct imsgev	*iev = arg;
 	struct worker	*w = iev->data;
 	struct imsg	 imsg;
+	struct conn	*c;
+	Mezite__ConnDone *done;
 	Mezite__Status	 st;
 	ssize_t		 n;
 	int		 alive;
@@ -522,6 +545,18 @@ master_dispatch_worker(int fd, short event, void *arg)
 		if (n == 0)
 			break;
 		switch (imsg_get_type(&imsg)) {
+		case IMSG_CONN_DONE:
+			if ((done = pb_unpack(&mezite__conn_done__descriptor,
+			    &imsg)) == NULL)
+				goto bad;
+			TAILQ_FOREACH(c, &conns, entry)
+				if (c->id == done->id && c->worker == w &&
+				    c->state == CONN_KTLS)
+					break;
+			if (c != NULL)
+				conn_free(c);
+			pb_free(done);
+			break;
 		case IMSG_STATUS_REQ:
 			if (imsg_get_len(&imsg) != 0)
 				goto bad;
@@ -556,12 +591,17 @@ master_dispatch_worker(int fd, short event, void *arg)
 static void
 worker_remove(struct worker *w)
 {
-	struct conn	*c;
+	struct conn	*c, *tc;
 
 	log_debug("worker %s.%u gone", proc_name(w->type), w->instance);
-	TAILQ_FOREACH(c, &conns, entry)
-		if (c->worker == w)
-			c->worker = NULL;
+	TAILQ_FOREACH_SAFE(c, &conns, entry, tc) {
+		if (c->worker != w)
+			continue;
+		c->worker = NULL;
+		/* Its kernel sessions died with it, or will not be told of. */
+		if (c->state == CONN_KTLS)
+			conn_free(c);
+	}
 	TAILQ_REMOVE(&workers, w, entry);
 	imsgev_clear(&w->iev);
 	free(w);
@@ -703,7 +743,13 @@ master_accept(int fd, short event, void *arg)
 
 		c->srv = srv;
 		srv->refs++;
-		if (tls_accept_socket(srv->tls, &c->tls, s) == -1) {
+		if (srv->ossl != NULL) {
+			if ((c->ssl = ossl_accept(srv->ossl, s)) == NULL) {
+				log_warnx("SSL_new: %s", ossl_error());
+				conn_free(c);
+				continue;
+			}
+		} else if (tls_accept_socket(srv->tls, &c->tls, s) == -1) {
 			log_warnx("tls_accept_socket: %s", tls_error(srv->tls));
 			conn_free(c);
 			continue;
@@ -718,7 +764,7 @@ conn_handshake(struct conn *c)
 {
 	char	 addr[ADDRSTRLEN];
 
-	switch (tls_handshake(c->tls)) {
+	switch (eng_handshake(c)) {
 	case TLS_WANT_POLLIN:
 		conn_set_events(c, EV_READ, 0);
 		return;
@@ -736,50 +782,186 @@ conn_handshake(struct conn *c)
 		log_debug("conn %llu: %s: handshake failed: %s",
 		    (unsigned long long)c->id,
 		    addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr)),
-		    tls_error(c->tls));
+		    eng_error(c));
 		conn_free(c);
 		return;
 	}
 }
 
+/*
+ * The engines.  A connection runs on libtls, or on OpenSSL where
+ * sessions may go to the kernel; both answer with libtls's conventions,
+ * and 0 from eng_read() is the end of the client's stream.
+ */
+static int
+eng_handshake(struct conn *c)
+{
+	return (c->ssl != NULL ? ossl_handshake(c->ssl) :
+	    tls_handshake(c->tls));
+}
+
+/* Is this tls_read() failure only the client closing without notice? */
+static int
+tls_error_is_eof(struct tls *t)
+{
+	const char	*e = tls_error(t);
+
+	return (e == NULL || strstr(e, "unexpected eof") != NULL ||
+	    strstr(e, "EOF") != NULL);
+}
+
+static ssize_t
+eng_read(struct conn *c, void *buf, size_t len)
+{
+	ssize_t	 n;
+
+	if (c->ssl != NULL)
+		return (ossl_read(c->ssl, buf, len));
+	if ((n = tls_read(c->tls, buf, len)) == -1 && tls_error_is_eof(c->tls))
+		n = 0;
+	return (n);
+}
+
+static ssize_t
+eng_write(struct conn *c, const void *buf, size_t len)
+{
+	return (c->ssl != NULL ? ossl_write(c->ssl, buf, len) :
+	    tls_write(c->tls, buf, len));
+}
+
+static int
+eng_close(struct conn *c)
+{
+	return (c->ssl != NULL ? ossl_close(c->ssl) : tls_close(c->tls));
+}
+
+static const char *
+eng_error(struct conn *c)
+{
+	const char	*e;
+
+	if (c->ssl != NULL)
+		return (ossl_error());
+	return ((e = tls_error(c->tls)) != NULL ? e : "unknown error");
+}
+
+/* ALPN and SNI as the session settled them, copied into the conn. */
+static int
+eng_names(struct conn *c)
+{
+	const unsigned char	*p;
+	const char		*alpn, *sni;
+	unsigned int		 len;
+
+	if (c->ssl != NULL) {
+		SSL_get0_alpn_selected(c->ssl, &p, &len);
+		if (len > 0 && (c->alpn = strndup((const char *)p, len)) ==
+		    NULL)
+			return (-1);
+		sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+	} else {
+		if ((alpn = tls_conn_alpn_selected(c->tls)) != NULL &&
+		    (c->alpn = strdup(alpn)) == NULL)
+			return (-1);
+		sni = tls_conn_servername(c->tls);
+	}
+	if (sni != NULL && (c->sni = strdup(sni)) == NULL)
+		return (-1);
+	return (0);
+}
+
+static const char *
+eng_version(struct conn *c)
+{
+	const char	*v;
+
+	v = c->ssl != NULL ? SSL_get_version(c->ssl) :
+	    tls_conn_version(c->tls);
+	return (v != NULL ? v : "");
+}
+
+static const char *
+eng_cipher(struct conn *c)
+{
+	const char	*v;
+
+	v = c->ssl != NULL ? SSL_get_cipher_name(c->ssl) :
+	    tls_conn_cipher(c->tls);
+	return (v != NULL ? v : "");
+}
+
+/* The verified client certificate, if one was presented. */
+static X509 *
+eng_peer(struct conn *c)
+{
+	const uint8_t	*pem;
+	X509		*x = NULL;
+	BIO		*bio;
+	size_t		 len;
+
+	if (c->ssl != NULL)
+		return (SSL_get1_peer_certificate(c->ssl));
+	if (!tls_peer_cert_provided(c->tls) ||
+	    (pem = tls_peer_cert_chain_pem(c->tls, &len)) == NULL ||
+	    len > INT_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+		return (NULL);
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	return (x);
+}
+
+/* What a worker learns of a client certificate. */
+struct peer {
+	Mezite__PeerCert	 pc;
+	char			*subject;
+	char			*issuer;
+	char			 fingerprint[sizeof("SHA256:") + 64];
+	char			**sans;
+};
+
+static int64_t
+asn1_time(const ASN1_TIME *t)
+{
+	struct tm	 tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return (0);
+	return ((int64_t)timegm(&tm));
+}
+
 static void
-peer_cert(struct conn *c, Mezite__PeerCert *pc, char ***sans)
+peer_fill(X509 *x, struct peer *p)
 {
 	GENERAL_NAMES		*names;
 	const GENERAL_NAME	*gn;
 	const unsigned char	*s;
-	const uint8_t		*pem;
-	X509			*x = NULL;
-	BIO			*bio = NULL;
-	size_t			 len;
-	int			 i, n, slen;
+	unsigned char		 md[EVP_MAX_MD_SIZE];
+	unsigned int		 mdlen = 0, i;
+	int			 k, n, slen;
 
-	mezite__peer_cert__init(pc);
-	pc->subject = (char *)tls_peer_cert_subject(c->tls);
-	pc->issuer = (char *)tls_peer_cert_issuer(c->tls);
-	pc->fingerprint = (char *)tls_peer_cert_hash(c->tls);
-	pc->not_before = tls_peer_cert_notbefore(c->tls);
-	pc->not_after = tls_peer_cert_notafter(c->tls);
-	if (pc->subject == NULL)
-		pc->subject = "";
-	if (pc->issuer == NULL)
-		pc->issuer = "";
-	if (pc->fingerprint == NULL)
-		pc->fingerprint = "";
-	*sans = NULL;
+	memset(p, 0, sizeof(*p));
+	mezite__peer_cert__init(&p->pc);
+	p->subject = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
+	p->issuer = X509_NAME_oneline(X509_get_issuer_name(x), NULL, 0);
+	p->pc.subject = p->subject ? p->subject : "";
+	p->pc.issuer = p->issuer ? p->issuer : "";
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32) {
+		strlcpy(p->fingerprint, "SHA256:", sizeof(p->fingerprint));
+		for (i = 0; i < mdlen; i++)
+			(void)snprintf(p->fingerprint + 7 + 2 * i, 3, "%02x",
+			    md[i]);
+	}
+	p->pc.fingerprint = p->fingerprint;
+	p->pc.not_before = asn1_time(X509_get0_notBefore(x));
+	p->pc.not_after = asn1_time(X509_get0_notAfter(x));
 
-	/* libtls lists no SANs; read them from the leaf certificate. */
-	if ((pem = tls_peer_cert_chain_pem(c->tls, &len)) == NULL ||
-	    len > INT_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
-	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL)
-		goto done;
 	if ((names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
 	    NULL)) == NULL)
-		goto done;
+		return;
 	n = sk_GENERAL_NAME_num(names);
-	if (n > 0 && (*sans = calloc(n, sizeof(char *))) != NULL) {
-		for (i = 0; i < n; i++) {
-			gn = sk_GENERAL_NAME_value(names, i);
+	if (n > 0 && (p->sans = calloc(n, sizeof(char *))) != NULL) {
+		for (k = 0; k < n; k++) {
+			gn = sk_GENERAL_NAME_value(names, k);
 			if (gn->type != GEN_DNS && gn->type != GEN_EMAIL &&
 			    gn->type != GEN_URI)
 				continue;
@@ -787,16 +969,51 @@ peer_cert(struct conn *c, Mezite__PeerCert *pc, char ***sans)
 			slen = ASN1_STRING_length(gn->d.ia5);
 			if (slen <= 0 || memchr(s, '\0', slen) != NULL)
 				continue;
-			if (((*sans)[pc->n_sans] = strndup((const char *)s,
+			if ((p->sans[p->pc.n_sans] = strndup((const char *)s,
 			    slen)) != NULL)
-				pc->n_sans++;
+				p->pc.n_sans++;
 		}
-		pc->sans = *sans;
+		p->pc.sans = p->sans;
 	}
 	GENERAL_NAMES_free(names);
- done:
-	X509_free(x);
-	BIO_free(bio);
+}
+
+static void
+peer_free(struct peer *p)
+{
+	size_t	 i;
+
+	for (i = 0; i < p->pc.n_sans; i++)
+		free(p->sans[i]);
+	free(p->sans);
+	OPENSSL_free(p->subject);
+	OPENSSL_free(p->issuer);
+}
+
+/*
+ * Put the session in the kernel if the engine allows: 1 if it went
+ * (the socket now belongs to the handoff), 0 if it stays with us, -1
+ * if the attempt left the socket unusable.
+ */
+static int
+conn_offload(struct conn *c)
+{
+	char	 err[128];
+
+	if (c->ssl == NULL)
+		return (0);
+	switch (ossl_offload(c->fd, c->ssl, err, sizeof(err))) {
+	case 0:
+		return (1);
+	case -1:
+		log_debug("conn %llu: relaying: %s", (unsigned long long)c->id,
+		    err);
+		return (0);
+	default:
+		log_warnx("conn %llu: kTLS: %s", (unsigned long long)c->id,
+		    err);
+		return (-1);
+	}
 }
 
 /* Choose the worker and hand the session over. */
@@ -804,22 +1021,19 @@ static void
 conn_route(struct conn *c)
 {
 	Mezite__ConnMeta	 m;
-	Mezite__PeerCert	 pc;
+	struct peer		 peer;
 	struct pb_addr		 client, local;
-	const char		*alpn, *sni;
-	char			 addr[ADDRSTRLEN], **sans = NULL;
-	size_t			 i;
-	int			 sp[2];
+	X509			*x;
+	char			 addr[ADDRSTRLEN];
+	int			 sp[2], hfd, off;
 
-	alpn = tls_conn_alpn_selected(c->tls);
-	sni = tls_conn_servername(c->tls);
-	if ((alpn != NULL && (c->alpn = strdup(alpn)) == NULL) ||
-	    (sni != NULL && (c->sni = strdup(sni)) == NULL)) {
+	if (eng_names(c) == -1) {
 		log_warn(__func__);
 		conn_free(c);
 		return;
 	}
-	c->wtype = route_select(rules, nrules, default_worker, alpn, sni);
+	c->wtype = route_select(rules, nrules, default_worker, c->alpn,
+	    c->sni);
 	st_route_total[c->wtype]++;
 	st_route_active[c->wtype]++;
 	addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
@@ -828,16 +1042,10 @@ conn_route(struct conn *c)
 		st_route_failures++;
 		log_info("conn %llu: %s: alpn %s sni %s: no %s worker is "
 		    "running, closing", (unsigned long long)c->id, addr,
-		    alpn ? alpn : "-", sni ? sni : "-", proc_name(c->wtype));
+		    c->alpn ? c->alpn : "-", c->sni ? c->sni : "-",
+		    proc_name(c->wtype));
 		c->state = CONN_CLOSING;
 		conn_relay(c);
-		return;
-	}
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sp) == -1) {
-		log_warn("conn %llu: socketpair", (unsigned long long)c->id);
-		conn_free(c);
 		return;
 	}
 
@@ -850,52 +1058,94 @@ conn_route(struct conn *c)
 	addr_to_pb((struct sockaddr *)&c->local, &local);
 	m.client = &client.pb;
 	m.local = &local.pb;
-	m.tls_version = (char *)tls_conn_version(c->tls);
-	m.tls_cipher = (char *)tls_conn_cipher(c->tls);
-	if (m.tls_version == NULL)
-		m.tls_version = "";
-	if (m.tls_cipher == NULL)
-		m.tls_cipher = "";
-	m.mode = MEZITE__HANDOFF_MODE__RELAY;
+	m.tls_version = (char *)eng_version(c);
+	m.tls_cipher = (char *)eng_cipher(c);
 	m.started = c->started;
-	if (tls_peer_cert_provided(c->tls)) {
-		peer_cert(c, &pc, &sans);
-		m.cert = &pc;
+	if ((x = eng_peer(c)) != NULL) {
+		peer_fill(x, &peer);
+		X509_free(x);
+		m.cert = &peer.pc;
 	}
 
-	if (pb_compose(&c->worker->iev.ibuf, IMSG_HANDOFF, 0, sp[1],
+	if ((off = conn_offload(c)) == -1) {
+		if (m.cert != NULL)
+			peer_free(&peer);
+		conn_free(c);
+		return;
+	}
+	if (off) {
+		/* The kernel has the session; the worker gets the socket. */
+		m.mode = MEZITE__HANDOFF_MODE__KTLS;
+		hfd = c->fd;
+		sp[0] = -1;
+	} else {
+		m.mode = MEZITE__HANDOFF_MODE__RELAY;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0, sp) == -1) {
+			log_warn("conn %llu: socketpair",
+			    (unsigned long long)c->id);
+			if (m.cert != NULL)
+				peer_free(&peer);
+			conn_free(c);
+			return;
+		}
+		hfd = sp[1];
+	}
+
+	if (pb_compose(&c->worker->iev.ibuf, IMSG_HANDOFF, 0, hfd,
 	    &m.base) == -1) {
 		log_warn("conn %llu: handoff", (unsigned long long)c->id);
-		close(sp[0]);
 		c->worker = NULL;
-		c->state = CONN_CLOSING;
+		if (off) {
+			c->fd = -1;		/* closed by pb_compose */
+			conn_free(c);
+		} else {
+			close(sp[0]);
+			c->state = CONN_CLOSING;
+		}
 	} else {
 		imsgev_add(&c->worker->iev);
-		c->pfd = sp[0];
 		c->worker->active++;
 		c->worker_pid = c->worker->pid;
-		c->state = CONN_RELAY;
-		event_set(&c->pfdev, c->pfd, 0, conn_io, c);
-		log_debug("conn %llu: %s: alpn %s sni %s -> %s.%u",
-		    (unsigned long long)c->id, addr, alpn ? alpn : "-",
-		    sni ? sni : "-", proc_name(c->wtype), c->worker->instance);
+		c->mode = m.mode;
+		log_debug("conn %llu: %s: alpn %s sni %s -> %s.%u%s",
+		    (unsigned long long)c->id, addr, c->alpn ? c->alpn : "-",
+		    c->sni ? c->sni : "-", proc_name(c->wtype),
+		    c->worker->instance, off ? " (kTLS)" : "");
+		if (off) {
+			st_ktls_total++;
+			conn_ktls_done(c);
+		} else {
+			st_relay_total++;
+			c->pfd = sp[0];
+			c->state = CONN_RELAY;
+			event_set(&c->pfdev, c->pfd, 0, conn_io, c);
+		}
 	}
-	if (m.cert != NULL) {
-		for (i = 0; i < pc.n_sans; i++)
-			free(sans[i]);
-		free(sans);
-	}
-	conn_relay(c);
+	if (m.cert != NULL)
+		peer_free(&peer);
+	if (!off)
+		conn_relay(c);
 }
 
-/* Is this tls_read() failure only the client closing without notice? */
-static int
-tls_error_is_eof(struct tls *t)
+/*
+ * The session went to the worker with its socket.  The conn stays, with
+ * no descriptor and no engine, so that it is listed and counted until
+ * the worker reports its end.
+ */
+static void
+conn_ktls_done(struct conn *c)
 {
-	const char	*e = tls_error(t);
-
-	return (e == NULL || strstr(e, "unexpected eof") != NULL ||
-	    strstr(e, "EOF") != NULL);
+	event_del(&c->fdev);
+	c->fd_events = 0;
+	evtimer_del(&c->timer);
+	SSL_set_quiet_shutdown(c->ssl, 1);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	srvctx_unref(c->srv);
+	c->srv = NULL;
+	c->fd = -1;			/* the handoff closes it */
+	c->state = CONN_KTLS;
 }
 
 static int
@@ -939,19 +1189,17 @@ conn_relay(struct conn *c)
 
 		/* Client to worker. */
 		if (c->uplen == 0 && !c->up_eof) {
-			n = tls_read(c->tls, relay_buf, sizeof(relay_buf));
+			n = eng_read(c, relay_buf, sizeof(relay_buf));
 			if (n == TLS_WANT_POLLIN)
 				fdw |= EV_READ;
 			else if (n == TLS_WANT_POLLOUT)
 				fdw |= EV_WRITE;
-			else if (n == 0 || (n == -1 &&
-			    tls_error_is_eof(c->tls))) {
+			else if (n == 0) {
 				c->up_eof = 1;
 				progress = 1;
-			} else if (n == -1) {
+			} else if (n < 0) {
 				log_debug("conn %llu: read: %s",
-				    (unsigned long long)c->id,
-				    tls_error(c->tls));
+				    (unsigned long long)c->id, eng_error(c));
 				conn_free(c);
 				return;
 			} else {
@@ -1012,16 +1260,14 @@ conn_relay(struct conn *c)
 			}
 		}
 		if (c->downlen > 0) {
-			w = tls_write(c->tls, c->down + c->downoff,
-			    c->downlen);
+			w = eng_write(c, c->down + c->downoff, c->downlen);
 			if (w == TLS_WANT_POLLIN)
 				fdw |= EV_READ;
 			else if (w == TLS_WANT_POLLOUT)
 				fdw |= EV_WRITE;
-			else if (w == -1) {
+			else if (w < 0) {
 				log_debug("conn %llu: write: %s",
-				    (unsigned long long)c->id,
-				    tls_error(c->tls));
+				    (unsigned long long)c->id, eng_error(c));
 				conn_free(c);
 				return;
 			} else {
@@ -1055,7 +1301,7 @@ conn_relay(struct conn *c)
 	return;
 
  closing:
-	switch (tls_close(c->tls)) {
+	switch (eng_close(c)) {
 	case TLS_WANT_POLLIN:
 		conn_set_events(c, EV_READ, 0);
 		evtimer_add(&c->timer, handshake_tv);
@@ -1223,8 +1469,10 @@ conn_free(struct conn *c)
 		close(c->pfd);
 	}
 	tls_free(c->tls);
+	SSL_free(c->ssl);
 	srvctx_unref(c->srv);
-	close(c->fd);
+	if (c->fd != -1)
+		close(c->fd);
 	free(c->up);
 	free(c->down);
 	free(c->alpn);
@@ -1284,6 +1532,9 @@ status_fill(Mezite__Status *st)
 	st->bytes_in = st_bytes_in;
 	st->bytes_out = st_bytes_out;
 	st->draining = draining;
+	st->ktls_total = st_ktls_total;
+	st->relay_total = st_relay_total;
+	st->ktls = mconf != NULL && mconf->ktls;
 
 	if ((routes = calloc(PROC_MAX, sizeof(*routes))) == NULL ||
 	    (rs = calloc(PROC_MAX, sizeof(*rs))) == NULL)
@@ -1360,8 +1611,9 @@ ctl_show_connections(uint32_t peerid)
 		ci.bytes_out = c->bytes_out;
 		ci.started = c->started;
 		ci.state = c->state == CONN_HANDSHAKE ? "handshake" :
-		    c->state == CONN_RELAY ? "relay" : "closing";
-		ci.mode = MEZITE__HANDOFF_MODE__RELAY;
+		    c->state == CONN_RELAY ? "relay" :
+		    c->state == CONN_KTLS ? "kernel" : "closing";
+		ci.mode = c->mode;
 		if (pb_compose(&parent.ibuf, IMSG_CTL_CONN, peerid, -1,
 		    &ci.base) == -1)
 			fatal("%s: compose", __func__);

@@ -31,9 +31,11 @@
 #include <unistd.h>
 #include <vis.h>
 
+#include "ktls.h"
 #include "log.h"
 #include "meta.h"
 #include "mezited.h"
+#include "tls_ossl.h"
 #include "util.h"
 
 #define BACKOFF_MAX		60	/* seconds between restarts, at most */
@@ -551,6 +553,7 @@ conf_pb_build(struct mezited_conf *conf, struct conf_pb *cp)
 	cp->mc.client_ca.data = conf->client_ca;
 	cp->mc.client_ca.len = conf->client_ca_len;
 	cp->mc.started = started;
+	cp->mc.ktls = conf->ktls_on;
 }
 
 static void
@@ -575,6 +578,7 @@ config_check(struct mezited_conf *conf)
 	struct proc_conf	*pc;
 	struct stat		 st;
 	struct tls		*t;
+	struct ossl_server	*o;
 	char			 err[256];
 	int			 type, ok = 1;
 
@@ -586,6 +590,36 @@ config_check(struct mezited_conf *conf)
 	}
 	tls_free(t);
 	conf_pb_free(&cp);
+
+	/* Ask the kernel itself; a module may have come or gone. */
+	conf->ktls_on = 0;
+	if (conf->ktls != KTLS_NO) {
+		switch (ktls_probe(err, sizeof(err))) {
+		case 1:
+			conf->ktls_on = 1;
+			/* The master will use its OpenSSL engine: try it. */
+			conf_pb_build(conf, &cp);
+			if ((o = ossl_server_build(&cp.mc, cp.kpp, cp.nkp, err,
+			    sizeof(err))) == NULL) {
+				log_warnx("%s: ktls: %s", conf->path, err);
+				ok = 0;
+			}
+			ossl_server_free(o);
+			conf_pb_free(&cp);
+			break;
+		case 0:
+			if (conf->ktls == KTLS_YES) {
+				log_warnx("%s: ktls yes: %s", conf->path, err);
+				ok = 0;
+			} else
+				log_debug("ktls auto: %s; relaying", err);
+			break;
+		default:
+			log_warnx("%s: ktls: %s", conf->path, err);
+			ok = 0;
+			break;
+		}
+	}
 
 	if (geteuid() != 0)
 		return (ok ? 0 : -1);

@@ -75,6 +75,12 @@ struct proc_conf {
 	char			*root;		/* https: static files */
 };
 
+enum ktls_mode {
+	KTLS_AUTO,		/* when the kernel supports it */
+	KTLS_YES,		/* required: refuse to start without it */
+	KTLS_NO,
+};
+
 struct mezited_conf {
 	char			*path;
 	struct listen_addrs	 listeners;
@@ -94,6 +100,8 @@ struct mezited_conf {
 	char			*state_dir;
 	char			*control_socket;
 	char			*control_group;
+	enum ktls_mode		 ktls;
+	int			 ktls_on;	/* wanted, and the kernel can */
 	int			 verbose;
 };
 

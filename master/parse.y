@@ -153,6 +153,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 
 %token	ALPN BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CONNECTIONS CONTROL
 %token	DEFAULT DIRECTORY DRAIN GROUP HANDSHAKE IDLE INCLUDE KEY KEYPAIR
+%token	AUTO KTLS NO YES
 %token	LISTEN LOG MASTER MAX ON PORT PREFORK PROTOCOLS ROOT ROUTE SNI SOCKET
 %token	STATE TIMEOUT TLS TO USER VERBOSE WORKER
 %token	ERROR
@@ -247,6 +248,9 @@ main		: LISTEN ON STRING port		{
 				conf->control_group = xstrdup($3);
 			}
 		}
+		| KTLS AUTO			{ conf->ktls = KTLS_AUTO; }
+		| KTLS YES			{ conf->ktls = KTLS_YES; }
+		| KTLS NO			{ conf->ktls = KTLS_NO; }
 		| LOG VERBOSE			{ conf->verbose = 1; }
 		| LOG BRIEF			{ conf->verbose = 0; }
 		;
@@ -303,6 +307,7 @@ static const struct keyword {
 	int		 token;
 } keywords[] = {
 	{ "alpn",		ALPN },
+	{ "auto",		AUTO },
 	{ "brief",		BRIEF },
 	{ "ca",			CA },
 	{ "certificate",	CERTIFICATE },
@@ -320,10 +325,12 @@ static const struct keyword {
 	{ "include",		INCLUDE },
 	{ "key",		KEY },
 	{ "keypair",		KEYPAIR },
+	{ "ktls",		KTLS },
 	{ "listen",		LISTEN },
 	{ "log",		LOG },
 	{ "master",		MASTER },
 	{ "max",		MAX },
+	{ "no",			NO },
 	{ "on",			ON },
 	{ "port",		PORT },
 	{ "prefork",		PREFORK },
@@ -339,6 +346,7 @@ static const struct keyword {
 	{ "user",		USER },
 	{ "verbose",		VERBOSE },
 	{ "worker",		WORKER },
+	{ "yes",		YES },
 };
 
 static int

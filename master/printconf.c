@@ -138,5 +138,7 @@ print_config(FILE *f, struct mezited_conf *conf)
 		print_string(f, conf->control_group);
 		fprintf(f, "\n");
 	}
+	fprintf(f, "ktls %s\n", conf->ktls == KTLS_YES ? "yes" :
+	    conf->ktls == KTLS_NO ? "no" : "auto");
 	fprintf(f, "log %s\n", conf->verbose ? "verbose" : "brief");
 }

@@ -250,6 +250,8 @@ show_status(const Mezite__Status *st)
 	    st->connections_total);
 	printf("failed handshakes: %" PRIu64 ", no worker running: %" PRIu64
 	    "\n", st->handshake_failures, st->route_failures);
+	printf("handoffs: %" PRIu64 " kTLS, %" PRIu64 " relayed (kTLS %s)\n",
+	    st->ktls_total, st->relay_total, st->ktls ? "on" : "off");
 	printf("relayed: %s in, %s out\n",
 	    fmt_bytes(st->bytes_in, bin, sizeof(bin)),
 	    fmt_bytes(st->bytes_out, bout, sizeof(bout)));

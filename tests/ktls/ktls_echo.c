@@ -6,6 +6,10 @@
  *
  *	ktls_echo		every suite, echo and close_notify both ways
  *	ktls_echo keyupdate	a client KeyUpdate ends that session cleanly
+ *	ktls_echo keyupdate-to port
+ *				the same against mezited on 127.0.0.1:port:
+ *				one HTTP/1.1 request is answered, then after
+ *				a KeyUpdate the session ends unanswered
  *
  * The client writes right after Finished, before the server has
  * installed its keys: those bytes must arrive intact.  Exit status 0:
@@ -102,7 +106,7 @@ server(int lfd, const char *suite, int keyupdate)
 		ERR_print_errors_fp(stderr);
 		errx(1, "SSL_accept");
 	}
-	if (ktls_offload(fd, ssl, 0, why, sizeof(why)) == -1) {
+	if (ktls_offload(fd, ssl, 0, 0, why, sizeof(why)) != 0) {
 		warnx("%s: offload: %s", suite, why);
 		return (1);
 	}
@@ -255,6 +259,65 @@ run(const char *suite, int keyupdate)
 	return (0);
 }
 
+/* A KeyUpdate sent to a server that hands sessions to the kernel. */
+static int
+keyupdate_to(int port)
+{
+	static const char	 req[] =
+	    "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	struct sockaddr_in	 sin;
+	SSL_CTX			*ctx;
+	SSL			*ssl;
+	char			 buf[4096];
+	int			 fd, n, got = 0;
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)
+	    "\x08http/1.1", 9) != 0)
+		errx(1, "client ctx");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		err(1, "connect");
+	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_connect(ssl) != 1)
+		errx(1, "SSL_connect");
+	if (SSL_write(ssl, req, sizeof(req) - 1) != sizeof(req) - 1)
+		errx(1, "write");
+	while (got < 12 && (n = SSL_read(ssl, buf + got,
+	    sizeof(buf) - 1 - got)) > 0)
+		got += n;
+	buf[got] = '\0';
+	if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+		errx(1, "first request: %s", buf);
+	/* Let the rest of the answer arrive, then update our keys. */
+	usleep(200000);
+	while (SSL_pending(ssl) > 0 && SSL_read(ssl, buf, sizeof(buf)) > 0)
+		;
+	if (SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 ||
+	    SSL_write(ssl, req, sizeof(req) - 1) != sizeof(req) - 1)
+		errx(1, "key update");
+	for (;;) {
+		n = SSL_read(ssl, buf, sizeof(buf) - 1);
+		if (n <= 0)
+			break;
+		buf[n] = '\0';
+		if (strstr(buf, "HTTP/1.1") != NULL) {
+			printf("FAIL keyupdate-to: answered after KeyUpdate\n");
+			return (1);
+		}
+	}
+	printf("PASS keyupdate-to: session ended after KeyUpdate\n");
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return (0);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -264,9 +327,11 @@ main(int argc, char *argv[])
 	size_t			 i;
 	int			 fails = 0, keyupdate;
 
-	keyupdate = argc > 1 && strcmp(argv[1], "keyupdate") == 0;
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && strcmp(argv[1], "keyupdate-to") == 0)
+		return (keyupdate_to(atoi(argv[2])));
+	keyupdate = argc > 1 && strcmp(argv[1], "keyupdate") == 0;
 	if (ktls_probe(why, sizeof(why)) != 1) {
 		printf("SKIP: %s\n", why);
 		return (77);

@@ -9,6 +9,8 @@
  *	/api/v1/digest		POST: length and SHA-256 of the request body
  *	anything else		static files under "root", if configured
  *
+ * A session handed over with kernel TLS is served on its socket like
+ * any other; h2o reads and writes plaintext there.
  * Status comes from the master; a request waits for its reply, for two
  * seconds at most.
  */
@@ -20,6 +22,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@
 #include <h2o/http2.h>
 #include <openssl/evp.h>
 
+#include "ktls.h"
 #include "log.h"
 #include "meta.h"
 #include "mezited.h"
@@ -47,6 +51,7 @@ struct session {
 	LIST_ENTRY(session)	 entry;
 	Mezite__ConnMeta	*meta;
 	h2o_socket_t		*sock;
+	int			 ktls_fd;	/* our hold on a kTLS socket */
 };
 
 enum status_kind {
@@ -175,6 +180,17 @@ session_closed(void *arg)
 {
 	struct session	*s = arg;
 
+	/*
+	 * h2o has closed its descriptor of a kernel TLS session: a read
+	 * met a record that is not data (the client's close_notify, or a
+	 * KeyUpdate this kernel cannot follow), or the session ended here.
+	 * Either way send our close_notify before the socket goes.
+	 */
+	if (s->ktls_fd != -1) {
+		(void)ktls_close_notify(s->ktls_fd);
+		close(s->ktls_fd);
+		worker_conn_done(s->meta->id);
+	}
 	LIST_REMOVE(s, entry);
 	mezite__conn_meta__free_unpacked(s->meta, NULL);
 	free(s);
@@ -196,6 +212,15 @@ https_handoff(int fd, Mezite__ConnMeta *meta)
 		return;
 	}
 	s->meta = meta;
+	s->ktls_fd = -1;
+	if (meta->mode == MEZITE__HANDOFF_MODE__KTLS &&
+	    (s->ktls_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("%s: dup", __func__);
+		close(fd);
+		mezite__conn_meta__free_unpacked(meta, NULL);
+		free(s);
+		return;
+	}
 	s->sock = h2o_evloop_socket_create(loop, fd, 0);
 	if (addr_from_pb(meta->client, &ss, &sslen) == 0)
 		h2o_socket_setpeername(s->sock, (struct sockaddr *)&ss, sslen);
@@ -451,11 +476,14 @@ status_html(struct sbuf *sb, const Mezite__Status *st)
 	    "<tr><th>total</th><td>%" PRIu64 "</td></tr>\n"
 	    "<tr><th>failed handshakes</th><td>%" PRIu64 "</td></tr>\n"
 	    "<tr><th>no worker running</th><td>%" PRIu64 "</td></tr>\n"
-	    "<tr><th>relayed in / out</th><td>%s / %s</td></tr>\n</table>\n",
+	    "<tr><th>relayed in / out</th><td>%s / %s</td></tr>\n",
 	    st->connections_active, st->handshakes_active,
 	    st->connections_total, st->handshake_failures,
 	    st->route_failures, fmt_bytes(st->bytes_in, bin, sizeof(bin)),
 	    fmt_bytes(st->bytes_out, bout, sizeof(bout)));
+	sbuf_printf(sb, "<tr><th>handed over in the kernel / relayed</th>"
+	    "<td>%" PRIu64 " / %" PRIu64 " (kTLS %s)</td></tr>\n</table>\n",
+	    st->ktls_total, st->relay_total, st->ktls ? "on" : "off");
 
 	sbuf_add(sb, H2O_STRLIT("<h2>Connections by route</h2>\n<table>\n"
 	    "<tr><th>worker</th><th>active</th><th>total</th></tr>\n"));

@@ -1,0 +1,459 @@
+/*
+ * The master's OpenSSL engine.
+ *
+ * It mirrors what the libtls engine does with the same configuration:
+ * one context per keypair, the first the default and the others chosen
+ * by SNI against the names in their certificate; ALPN chosen by the
+ * server's order of preference, none if the client offers nothing on
+ * the list; client certificates verified when presented, never
+ * required.  Session tickets are off, so that no record has been sent
+ * under the application key when a session goes to the kernel.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tls.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "ktls_install.h"
+#include "tls_ossl.h"
+
+struct ossl_server {
+	SSL_CTX		**ctx;		/* one per keypair, [0] the default */
+	X509		**leaf;
+	size_t		 n;
+	unsigned char	*alpn;		/* wire format, in preference order */
+	size_t		 alpn_len;
+};
+
+static char	 ossl_errbuf[256];
+
+/* The text of OpenSSL's last error, "unknown" if there is none. */
+const char *
+ossl_error(void)
+{
+	unsigned long	 e;
+
+	if ((e = ERR_peek_last_error()) == 0)
+		return (errno ? strerror(errno) : "unknown error");
+	ERR_error_string_n(e, ossl_errbuf, sizeof(ossl_errbuf));
+	return (ossl_errbuf);
+}
+
+static int
+servername_cb(SSL *ssl, int *alert, void *arg)
+{
+	struct ossl_server	*srv = arg;
+	const char		*name;
+	size_t			 i;
+
+	if ((name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) ==
+	    NULL)
+		return (SSL_TLSEXT_ERR_OK);
+	for (i = 0; i < srv->n; i++) {
+		if (X509_check_host(srv->leaf[i], name, 0, 0, NULL) == 1) {
+			if (i > 0 && SSL_set_SSL_CTX(ssl, srv->ctx[i]) == NULL)
+				return (SSL_TLSEXT_ERR_ALERT_FATAL);
+			break;
+		}
+	}
+	return (SSL_TLSEXT_ERR_OK);
+}
+
+/* The first protocol of our list that the client offers. */
+static int
+alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct ossl_server	*srv = arg;
+	size_t			 i, j;
+
+	for (i = 0; i < srv->alpn_len; i += 1 + srv->alpn[i]) {
+		for (j = 0; j < inlen; j += 1 + in[j]) {
+			if (j + 1 + in[j] > inlen)
+				return (SSL_TLSEXT_ERR_NOACK);
+			if (in[j] == srv->alpn[i] && memcmp(in + j + 1,
+			    srv->alpn + i + 1, in[j]) == 0) {
+				*out = in + j + 1;
+				*outlen = in[j];
+				return (SSL_TLSEXT_ERR_OK);
+			}
+		}
+	}
+	return (SSL_TLSEXT_ERR_NOACK);
+}
+
+/* "h2,http/1.1" to the length-prefixed wire format. */
+static int
+alpn_wire(const char *list, unsigned char **out, size_t *outlen)
+{
+	unsigned char	*w;
+	const char	*p, *q;
+	size_t		 n = 0, len = strlen(list);
+
+	*out = NULL;
+	*outlen = 0;
+	if (len == 0)
+		return (0);
+	if ((w = malloc(len + 1)) == NULL)
+		return (-1);
+	for (p = list; *p != '\0'; p = *q ? q + 1 : q) {
+		if ((q = strchr(p, ',')) == NULL)
+			q = p + strlen(p);
+		if (q == p || q - p > 255) {
+			free(w);
+			return (-1);
+		}
+		w[n++] = (unsigned char)(q - p);
+		memcpy(w + n, p, q - p);
+		n += q - p;
+	}
+	*out = w;
+	*outlen = n;
+	return (0);
+}
+
+/* libtls's named cipher sets, as OpenSSL cipher strings for TLS 1.2. */
+static const char *
+ciphers_map(const char *s)
+{
+	if (strcasecmp(s, "secure") == 0 || strcasecmp(s, "default") == 0)
+		return ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20");
+	if (strcasecmp(s, "compat") == 0)
+		return ("HIGH:!aNULL");
+	if (strcasecmp(s, "legacy") == 0)
+		return ("HIGH:MEDIUM:!aNULL");
+	if (strcasecmp(s, "insecure") == 0 || strcasecmp(s, "all") == 0)
+		return ("ALL:!aNULL:!eNULL");
+	return (s);
+}
+
+static int
+protocols_map(const char *s, int *min, int *max)
+{
+	static const struct {
+		uint32_t	 bit;
+		int		 version;
+	} v[] = {
+		{ TLS_PROTOCOL_TLSv1_0,	TLS1_VERSION },
+		{ TLS_PROTOCOL_TLSv1_1,	TLS1_1_VERSION },
+		{ TLS_PROTOCOL_TLSv1_2,	TLS1_2_VERSION },
+		{ TLS_PROTOCOL_TLSv1_3,	TLS1_3_VERSION },
+	};
+	uint32_t	 protocols;
+	size_t		 i;
+
+	if (tls_config_parse_protocols(&protocols, s) == -1)
+		return (-1);
+	*min = *max = 0;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		if ((protocols & v[i].bit) == 0)
+			continue;
+		if (*min == 0)
+			*min = v[i].version;
+		*max = v[i].version;
+	}
+	return (*min == 0 ? -1 : 0);
+}
+
+static X509_STORE *
+store_from_pem(const uint8_t *pem, size_t len, STACK_OF(X509_NAME) **names)
+{
+	X509_STORE	*st;
+	X509		*x;
+	BIO		*bio;
+	int		 n = 0;
+
+	if ((st = X509_STORE_new()) == NULL ||
+	    (*names = sk_X509_NAME_new_null()) == NULL ||
+	    (bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
+		X509_STORE_free(st);
+		return (NULL);
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(st, x) != 1 ||
+		    sk_X509_NAME_push(*names,
+		    X509_NAME_dup(X509_get_subject_name(x))) <= 0) {
+			X509_free(x);
+			goto fail;
+		}
+		X509_free(x);
+		n++;
+	}
+	ERR_clear_error();		/* the end of the PEM stream */
+	BIO_free(bio);
+	if (n == 0) {
+		X509_STORE_free(st);
+		sk_X509_NAME_pop_free(*names, X509_NAME_free);
+		return (NULL);
+	}
+	return (st);
+ fail:
+	BIO_free(bio);
+	X509_STORE_free(st);
+	sk_X509_NAME_pop_free(*names, X509_NAME_free);
+	return (NULL);
+}
+
+static int
+keypair_load(SSL_CTX *ctx, const Mezite__Keypair *kp, X509 **leaf)
+{
+	EVP_PKEY	*pkey = NULL;
+	X509		*x;
+	BIO		*bio;
+	int		 ok = 0;
+
+	if ((bio = BIO_new_mem_buf(kp->cert.data, (int)kp->cert.len)) == NULL)
+		return (-1);
+	if ((*leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_certificate(ctx, *leaf) != 1)
+		goto done;
+	/* The rest of the file is the chain. */
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			goto done;
+		}
+	ERR_clear_error();
+	BIO_free(bio);
+	if ((bio = BIO_new_mem_buf(kp->key.data, (int)kp->key.len)) == NULL ||
+	    (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto done;
+	ok = 1;
+ done:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	return (ok ? 0 : -1);
+}
+
+struct ossl_server *
+ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
+    size_t nkp, char *err, size_t errlen)
+{
+	struct ossl_server	*srv;
+	STACK_OF(X509_NAME)	*names = NULL;
+	X509_STORE		*store = NULL;
+	int			 min, max;
+	size_t			 i;
+
+	if (nkp == 0) {
+		(void)snprintf(err, errlen, "no tls keypair");
+		return (NULL);
+	}
+	if (protocols_map(mc->tls_protocols, &min, &max) == -1) {
+		(void)snprintf(err, errlen, "tls protocols \"%s\": invalid",
+		    mc->tls_protocols);
+		return (NULL);
+	}
+	if ((srv = calloc(1, sizeof(*srv))) == NULL ||
+	    (srv->ctx = calloc(nkp, sizeof(*srv->ctx))) == NULL ||
+	    (srv->leaf = calloc(nkp, sizeof(*srv->leaf))) == NULL) {
+		(void)snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	srv->n = nkp;
+	if (alpn_wire(mc->n_alpn > 0 ? mc->alpn[0] : "", &srv->alpn,
+	    &srv->alpn_len) == -1) {
+		(void)snprintf(err, errlen, "alpn: invalid list");
+		goto fail;
+	}
+	if (mc->client_ca.len > 0 && (store = store_from_pem(mc->client_ca.data,
+	    mc->client_ca.len, &names)) == NULL) {
+		(void)snprintf(err, errlen, "tls client ca: no certificate");
+		goto fail;
+	}
+
+	for (i = 0; i < nkp; i++) {
+		SSL_CTX	*ctx;
+
+		if ((ctx = srv->ctx[i] = SSL_CTX_new(TLS_server_method())) ==
+		    NULL)
+			goto sslfail;
+		if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
+		    SSL_CTX_set_max_proto_version(ctx, max) != 1 ||
+		    SSL_CTX_set_cipher_list(ctx,
+		    ciphers_map(mc->tls_ciphers)) != 1 ||
+		    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
+		    ktls_ctx_init(ctx) == -1)
+			goto sslfail;
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
+		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+		    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
+		SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+		SSL_CTX_set_tlsext_servername_arg(ctx, srv);
+		SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, srv);
+		if (store != NULL) {
+			STACK_OF(X509_NAME)	*dup;
+
+			SSL_CTX_set1_cert_store(ctx, store);
+			if ((dup = SSL_dup_CA_list(names)) == NULL)
+				goto sslfail;
+			SSL_CTX_set_client_CA_list(ctx, dup);
+			/* Verified when presented, never required. */
+			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		}
+		if (keypair_load(ctx, kp[i], &srv->leaf[i]) == -1) {
+			(void)snprintf(err, errlen, "tls keypair \"%s\": %s",
+			    kp[i]->name, ossl_error());
+			goto fail;
+		}
+	}
+	X509_STORE_free(store);
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+	return (srv);
+
+ sslfail:
+	(void)snprintf(err, errlen, "tls: %s", ossl_error());
+ fail:
+	X509_STORE_free(store);
+	if (names != NULL)
+		sk_X509_NAME_pop_free(names, X509_NAME_free);
+	ossl_server_free(srv);
+	return (NULL);
+}
+
+void
+ossl_server_free(struct ossl_server *srv)
+{
+	size_t	 i;
+
+	if (srv == NULL)
+		return;
+	for (i = 0; i < srv->n; i++) {
+		SSL_CTX_free(srv->ctx ? srv->ctx[i] : NULL);
+		X509_free(srv->leaf ? srv->leaf[i] : NULL);
+	}
+	free(srv->ctx);
+	free(srv->leaf);
+	free(srv->alpn);
+	free(srv);
+}
+
+SSL *
+ossl_accept(struct ossl_server *srv, int fd)
+{
+	SSL	*ssl;
+
+	if ((ssl = SSL_new(srv->ctx[0])) == NULL)
+		return (NULL);
+	if (SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return (NULL);
+	}
+	SSL_set_accept_state(ssl);
+	return (ssl);
+}
+
+/* libtls's return conventions for an OpenSSL result. */
+static int
+ossl_result(SSL *ssl, int ret)
+{
+	switch (SSL_get_error(ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return (TLS_WANT_POLLIN);
+	case SSL_ERROR_WANT_WRITE:
+		return (TLS_WANT_POLLOUT);
+	case SSL_ERROR_ZERO_RETURN:
+		return (0);
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0 && errno == 0)
+			return (0);	/* end of stream without notice */
+		return (-1);
+	default:
+		return (-1);
+	}
+}
+
+int
+ossl_handshake(SSL *ssl)
+{
+	int	 ret;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_do_handshake(ssl)) == 1)
+		return (0);
+	ret = ossl_result(ssl, ret);
+	return (ret == 0 ? -1 : ret);
+}
+
+ssize_t
+ossl_read(SSL *ssl, void *buf, size_t len)
+{
+	int	 ret;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int)len)) > 0)
+		return (ret);
+	return (ossl_result(ssl, ret));
+}
+
+ssize_t
+ossl_write(SSL *ssl, const void *buf, size_t len)
+{
+	int	 ret;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int)len)) >
+	    0)
+		return (ret);
+	ret = ossl_result(ssl, ret);
+	return (ret == 0 ? -1 : ret);
+}
+
+/* Send close_notify; the peer's is not waited for. */
+int
+ossl_close(SSL *ssl)
+{
+	int	 ret;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_shutdown(ssl)) >= 0)
+		return (0);
+	ret = ossl_result(ssl, ret);
+	return (ret == 0 ? -1 : ret);
+}
+
+/*
+ * Put a completed session in the kernel.  TLS 1.3 keys come from the
+ * captured traffic secrets; for TLS 1.2, OpenSSL installed them itself
+ * during the handshake if it could, and both directions must be there.
+ * Returns 0 on success, -1 if the session stays in userspace (err says
+ * why), -2 if it can no longer be used at all.
+ */
+int
+ossl_offload(int fd, SSL *ssl, char *err, size_t errlen)
+{
+	if (SSL_version(ssl) == TLS1_2_VERSION) {
+		if (BIO_get_ktls_send(SSL_get_wbio(ssl)) &&
+		    BIO_get_ktls_recv(SSL_get_rbio(ssl)))
+			return (0);
+		(void)snprintf(err, errlen, "TLS 1.2 keys not offloaded for "
+		    "%s", SSL_get_cipher_name(ssl));
+		/* With only one direction in the kernel, neither side works. */
+		if (BIO_get_ktls_send(SSL_get_wbio(ssl)) ||
+		    BIO_get_ktls_recv(SSL_get_rbio(ssl)))
+			return (-2);
+		return (-1);
+	}
+	return (ktls_offload(fd, ssl, 0, BIO_get_ktls_send(SSL_get_wbio(ssl)),
+	    err, errlen));
+}

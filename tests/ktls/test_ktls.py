@@ -1,0 +1,150 @@
+"""
+Sessions handed over in the kernel (kTLS): run inside a VM booting
+Debian's kernel, whose tls module this machine's kernel lacks.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from mezite_fixtures import (SLOW_RATE, client_context, get_json, healthz,
+                             run, sha256_file, tls_connect, wait_for)
+
+KTLS_ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "ktls_echo")
+SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+          "TLS_CHACHA20_POLY1305_SHA256"]
+
+
+@pytest.fixture(scope="module")
+def kdaemon(pki, htdocs, request):
+    from mezite_fixtures import _start, _finish
+    d = _start(pki, htdocs, extra="ktls yes\n")
+    yield d
+    _finish(d, request)
+
+
+def curl_json(d, path, *args):
+    r = run(["curl", "-sSk", "--noproxy", "*"] + list(args) +
+            [d.url + path])
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+@pytest.mark.parametrize("proto", ["--http2", "--http1.1"])
+def test_each_suite_goes_to_the_kernel(kdaemon, suite, proto):
+    """Every TLS 1.3 suite the kernel supports is handed over with the
+    socket, and the metadata says so."""
+    before = kdaemon.status()
+    w = curl_json(kdaemon, "/api/v1/whoami", proto, "--tlsv1.3",
+                  "--tls13-ciphers", suite)
+    assert w["mode"] == "ktls", w
+    assert w["tls"]["cipher"] == suite
+    assert w["tls"]["version"] == "TLSv1.3"
+    assert w["alpn"] == ("h2" if proto == "--http2" else "http/1.1")
+    after = kdaemon.status()
+    assert after["handoffs"]["ktls"] > before["handoffs"]["ktls"]
+    # The master is out of the data path.
+    assert after["bytes"] == {"in": 0, "out": 0}, after
+
+
+def test_tls12_goes_to_the_kernel(kdaemon):
+    """TLS 1.2: OpenSSL installs the keys itself; both directions."""
+    w = curl_json(kdaemon, "/api/v1/whoami", "--http1.1", "--tls-max",
+                  "1.2")
+    assert w["tls"]["version"] == "TLSv1.2"
+    assert w["mode"] == "ktls", w
+
+
+def test_status_says_ktls(kdaemon):
+    st = kdaemon.status()
+    assert st["ktls"] is True
+    out = kdaemon.mezctl("show", "status").stdout
+    assert "kTLS on" in out
+
+
+def test_download_and_upload_keep_their_sha256(kdaemon, htdocs, tmp_path):
+    """20 MB each way through a kernel session."""
+    src = os.path.join(htdocs[0], "slow.bin")
+    out = tmp_path / "down.bin"
+    run(["curl", "-sSk", "--http2", "-o", str(out),
+         kdaemon.url + "/slow.bin"], timeout=300)
+    assert sha256_file(out) == sha256_file(src)
+    r = run(["curl", "-sSk", "--http1.1", "--data-binary", "@" + src,
+             kdaemon.url + "/api/v1/digest"], timeout=300)
+    assert json.loads(r.stdout)["sha256"] == sha256_file(src)
+    assert kdaemon.status()["bytes"] == {"in": 0, "out": 0}
+
+
+def test_show_connections_says_kernel(kdaemon):
+    """An open kernel session is listed, in mode ktls."""
+    s = tls_connect(kdaemon.port, alpn=["http/1.1"])
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200" in s.recv(4096)
+        conns = kdaemon.mezctl_json("show", "connections")
+        mine = [c for c in conns
+                if c["client"]["port"] == s.getsockname()[1]]
+        assert mine and mine[0]["mode"] == "ktls", conns
+        assert mine[0]["state"] == "kernel"
+    finally:
+        s.close()
+
+
+def test_server_close_sends_close_notify(kdaemon):
+    """When the worker ends the session, the client gets close_notify:
+    a ragged EOF would raise here."""
+    ctx = client_context(alpn=["http/1.1"])
+    raw = socket.create_connection(("127.0.0.1", kdaemon.port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="localhost",
+                        suppress_ragged_eofs=False)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close"
+              b"\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert b"200 OK" in data
+    s.close()
+
+
+def test_client_close_notify_is_answered(kdaemon):
+    """The client's close_notify reaches the worker as the end of the
+    session, and is answered: unwrap() waits for the server's."""
+    s = tls_connect(kdaemon.port, alpn=["http/1.1"])
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200" in s.recv(4096)
+    s.settimeout(10)
+    s.unwrap()
+    s.close()
+
+
+def test_keyupdate_closes_only_that_session(kdaemon, htdocs, tmp_path):
+    """A client KeyUpdate cannot be followed by this kernel: that session
+    is closed, and a download running beside it completes."""
+    src = os.path.join(htdocs[0], "slow.bin")
+    out = tmp_path / "beside.bin"
+    dl = subprocess.Popen(["curl", "-sSk", "--http1.1", "--limit-rate",
+                           SLOW_RATE, "-o", str(out),
+                           kdaemon.url + "/slow.bin"])
+    try:
+        time.sleep(0.5)
+        p = subprocess.run([KTLS_ECHO, "keyupdate-to", str(kdaemon.port)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "PASS" in p.stdout
+        assert dl.wait(timeout=120) == 0
+    finally:
+        if dl.poll() is None:
+            dl.kill()
+    assert sha256_file(out) == sha256_file(src)
+    assert healthz(kdaemon.port)
