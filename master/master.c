@@ -719,7 +719,13 @@ master_accept(int fd, short event, void *arg)
 			close(s);
 			return;
 		}
-		c->id = next_id++;
+		/*
+		 * Ids stay unique across master restarts: a worker may
+		 * still report the end of a kernel session an earlier
+		 * master handed over.
+		 */
+		c->id = (uint64_t)(self_info ? self_info->restarts : 0) << 32 |
+		    next_id++;
 		c->fd = s;
 		c->pfd = -1;
 		c->started = time_now();

@@ -10,6 +10,7 @@ set -eu
 
 [ $# -eq 1 ] || { echo "usage: $0 'command'" >&2; exit 2; }
 cmd=$1
+top=$(pwd)
 
 # The newest installed Debian kernel that ships the tls module.
 kver=
@@ -50,6 +51,7 @@ for a in $(cat /proc/cmdline); do
 	case $a in
 	workdir=*) W=${a#workdir=} ;;
 	guestscript=*) S=${a#guestscript=} ;;
+	topdir=*) T=${a#topdir=} ;;
 	esac
 done
 o=trans=virtio,version=9p2000.L,msize=262144
@@ -58,6 +60,9 @@ mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
 mkdir -p /newroot$W
 mount -t 9p -o $o work /newroot$W
+# The tree under test, wherever it is (/tmp is the guest's own now).
+mkdir -p /newroot$T
+mount -t 9p -o $o,ro top /newroot$T
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
@@ -71,7 +76,7 @@ chmod 0755 "$rd/init"
 cat > "$work/guest.sh" <<GUEST
 ip link set lo up
 modprobe tls
-cd "$(pwd)"
+cd "$top"
 $cmd
 GUEST
 
@@ -80,7 +85,8 @@ timeout 600 qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 \
     -initrd "$work/initramfs.gz" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 workdir=$work guestscript=$work/guest.sh" \
+    -virtfs "local,path=$top,mount_tag=top,security_model=none,readonly=on,multidevs=remap" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 workdir=$work topdir=$top guestscript=$work/guest.sh" \
     > "$work/console.log" 2>&1 || true
 
 # The guest's output; the kernel's too if the command failed.
