@@ -1184,10 +1184,10 @@ conn_relay(struct conn *c)
 {
 	ssize_t	 n, w;
 	short	 fdw, pfdw;
-	int	 round, progress;
+	int	 round, progress, kept;
 
 	for (round = 0; round < RELAY_ROUNDS; round++) {
-		progress = 0;
+		progress = kept = 0;
 		fdw = pfdw = 0;
 
 		if (c->state == CONN_CLOSING)
@@ -1260,12 +1260,35 @@ conn_relay(struct conn *c)
 				progress = 1;
 			} else {
 				progress = 1;
-				if (relay_keep(&c->down, &c->downoff,
-				    &c->downlen, relay_buf, n) == -1)
-					goto nomem;
+				/* Straight from the scratch buffer if it goes. */
+				w = eng_write(c, relay_buf, n);
+				if (w == TLS_WANT_POLLIN || w == TLS_WANT_POLLOUT) {
+					fdw |= w == TLS_WANT_POLLIN ?
+					    EV_READ : EV_WRITE;
+					w = 0;
+				} else if (w < 0) {
+					log_debug("conn %llu: write: %s",
+					    (unsigned long long)c->id,
+					    eng_error(c));
+					conn_free(c);
+					return;
+				} else {
+					c->bytes_out += w;
+					st_bytes_out += w;
+				}
+				if (w < n) {
+					if (relay_keep(&c->down, &c->downoff,
+					    &c->downlen, relay_buf + w,
+					    n - w) == -1)
+						goto nomem;
+					/* Not again before the client reads. */
+					if (w > 0)
+						fdw |= EV_WRITE;
+					kept = 1;
+				}
 			}
 		}
-		if (c->downlen > 0) {
+		if (c->downlen > 0 && !kept) {
 			w = eng_write(c, c->down + c->downoff, c->downlen);
 			if (w == TLS_WANT_POLLIN)
 				fdw |= EV_READ;
