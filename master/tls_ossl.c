@@ -291,8 +291,10 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
 		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 		    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
+		/* Idle sessions give their record buffers back. */
 		SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+		    SSL_MODE_RELEASE_BUFFERS);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 		SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
 		SSL_CTX_set_tlsext_servername_arg(ctx, srv);
