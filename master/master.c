@@ -42,7 +42,8 @@
 #define LINGER_MAX	(1024 * 1024)	/* bytes read after close_notify */
 #define ACCEPT_BATCH	32
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
-#define WORKER_QUEUE_MAX	256	/* handoffs waiting for a worker */
+#define WORKER_QUEUE_MAX	256	/* handoffs waiting: prefer another */
+#define WORKER_QUEUE_HARD	4096	/* ...and beyond this, refuse */
 
 enum conn_state {
 	CONN_HANDSHAKE,
@@ -92,6 +93,8 @@ struct conn {
 	int			 pfd;		/* our end towards the worker */
 	short			 fd_events;
 	short			 pfd_events;
+	int			 fd_rd;		/* may be readable: try */
+	int			 pfd_rd;
 	struct event		 fdev;
 	struct event		 pfdev;
 	struct event		 timer;
@@ -141,6 +144,7 @@ static void	 conn_timeout(int, short, void *);
 static void	 conn_set_events(struct conn *, short, short);
 static void	 conn_free(struct conn *);
 static struct worker *worker_pick(enum proc_type);
+static int	 worker_running(enum proc_type);
 static void	 worker_remove(struct worker *);
 static void	 status_fill(Mezite__Status *);
 static void	 status_free(Mezite__Status *);
@@ -609,14 +613,28 @@ worker_remove(struct worker *w)
 
 /*
  * The worker of a type with the fewest sessions; ties go round-robin so
- * that short sessions still spread.
+ * that short sessions still spread.  One that is slow to take its
+ * handoffs is passed over while another can; if all are, the least
+ * backed up one still gets the session, up to a hard limit that keeps a
+ * hung worker from collecting the master's descriptors.
  */
+static int
+worker_running(enum proc_type type)
+{
+	struct worker	*w;
+
+	TAILQ_FOREACH(w, &workers, entry)
+		if (w->type == type)
+			return (1);
+	return (0);
+}
+
 static struct worker *
 worker_pick(enum proc_type type)
 {
 	static unsigned int	 rr;
-	struct worker		*w, *best = NULL;
-	unsigned int		 i = 0, n = 0, start;
+	struct worker		*w, *best = NULL, *least = NULL;
+	unsigned int		 i = 0, n = 0, start, q;
 
 	TAILQ_FOREACH(w, &workers, entry)
 		if (w->type == type)
@@ -627,8 +645,11 @@ worker_pick(enum proc_type type)
 	TAILQ_FOREACH(w, &workers, entry) {
 		if (w->type != type)
 			continue;
-		/* One that does not take its handoffs is not a candidate. */
-		if (imsgbuf_queuelen(&w->iev.ibuf) >= WORKER_QUEUE_MAX) {
+		q = imsgbuf_queuelen(&w->iev.ibuf);
+		if (q < WORKER_QUEUE_HARD && (least == NULL ||
+		    q < imsgbuf_queuelen(&least->iev.ibuf)))
+			least = w;
+		if (q >= WORKER_QUEUE_MAX) {
 			i++;
 			continue;
 		}
@@ -637,7 +658,7 @@ worker_pick(enum proc_type type)
 			best = w;
 		i++;
 	}
-	return (best);
+	return (best != NULL ? best : least);
 }
 
 static void
@@ -731,6 +752,7 @@ master_accept(int fd, short event, void *arg)
 		c->started = time_now();
 		c->state = CONN_HANDSHAKE;
 		c->wtype = PROC_MAX;		/* not routed yet */
+		c->fd_rd = c->pfd_rd = 1;
 		len = sizeof(c->peer);
 		if (getpeername(s, (struct sockaddr *)&c->peer, &len) == -1)
 			c->peer.ss_family = AF_UNSPEC;
@@ -1046,9 +1068,10 @@ conn_route(struct conn *c)
 
 	if ((c->worker = worker_pick(c->wtype)) == NULL) {
 		st_route_failures++;
-		log_info("conn %llu: %s: alpn %s sni %s: no %s worker is "
+		log_info("conn %llu: %s: alpn %s sni %s: %s %s worker is "
 		    "running, closing", (unsigned long long)c->id, addr,
 		    c->alpn ? c->alpn : "-", c->sni ? c->sni : "-",
+		    worker_running(c->wtype) ? "no responsive" : "no",
 		    proc_name(c->wtype));
 		c->state = CONN_CLOSING;
 		conn_relay(c);
@@ -1193,12 +1216,19 @@ conn_relay(struct conn *c)
 		if (c->state == CONN_CLOSING)
 			goto closing;
 
-		/* Client to worker. */
-		if (c->uplen == 0 && !c->up_eof) {
+		/*
+		 * Client to worker.  A side that came up empty is not tried
+		 * again before libevent says it is readable: on a busy
+		 * one-way stream that read would fail on every record.
+		 */
+		if (c->uplen == 0 && !c->up_eof && !c->fd_rd)
+			fdw |= EV_READ;
+		else if (c->uplen == 0 && !c->up_eof) {
 			n = eng_read(c, relay_buf, sizeof(relay_buf));
-			if (n == TLS_WANT_POLLIN)
+			if (n == TLS_WANT_POLLIN) {
+				c->fd_rd = 0;
 				fdw |= EV_READ;
-			else if (n == TLS_WANT_POLLOUT)
+			} else if (n == TLS_WANT_POLLOUT)
 				fdw |= EV_WRITE;
 			else if (n == 0) {
 				c->up_eof = 1;
@@ -1251,11 +1281,15 @@ conn_relay(struct conn *c)
 		}
 
 		/* Worker to client. */
-		if (c->downlen == 0 && !c->down_eof) {
+		if (c->downlen == 0 && !c->down_eof && !c->pfd_rd)
+			pfdw |= EV_READ;
+		else if (c->downlen == 0 && !c->down_eof) {
 			n = recv(c->pfd, relay_buf, sizeof(relay_buf), 0);
-			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+				if (errno == EAGAIN)
+					c->pfd_rd = 0;
 				pfdw |= EV_READ;
-			else if (n <= 0) {
+			} else if (n <= 0) {
 				c->down_eof = 1;
 				progress = 1;
 			} else {
@@ -1417,6 +1451,12 @@ conn_io(int fd, short event, void *arg)
 {
 	struct conn	*c = arg;
 
+	if (event & EV_READ) {
+		if (fd == c->fd)
+			c->fd_rd = 1;
+		else if (fd == c->pfd)
+			c->pfd_rd = 1;
+	}
 	switch (c->state) {
 	case CONN_HANDSHAKE:
 		conn_handshake(c);

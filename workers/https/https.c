@@ -134,6 +134,8 @@ https_configure(const Mezite__WorkerConfig *wc)
 
 	h2o_config_init(&config);
 	config.server_name = h2o_iovec_init(H2O_STRLIT("mezite"));
+	/* Embedded libh2o caches no open files; every GET reopened one. */
+	config.filecache.capacity = 32;
 	config.max_request_entity_size = MAX_REQUEST_BODY;
 	hostconf = h2o_config_register_host(&config,
 	    h2o_iovec_init(H2O_STRLIT("default")), 65535);
