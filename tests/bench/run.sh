@@ -1,0 +1,121 @@
+#!/bin/sh
+# make bench: mezited side by side with HAProxy -> h2o, h2o alone and an
+# in-process TLS sink, on loopback.  Installs the peers if missing, builds
+# the helpers into a temporary directory, makes one certificate, and
+# hands over to bench.py, which starts the servers, measures, stops them
+# and prints the table.  See tests/bench/README.md.
+#
+# Environment: MEZITED (another build), BENCH_RUNS (>= 3), BENCH_OUT
+# (also write the table and the raw figures there), BENCH_PROFILE=1,
+# BENCH_KEEP=1 (keep the work directory), and the per-measurement knobs
+# documented in the README.
+set -eu
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+here="$top/tests/bench"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench: run as root: mezited drops to nobody in chroots of its" \
+	    "own, and the servers get cgroups" >&2
+	exit 1
+fi
+
+# The peers, quietly, only when missing (as scripts/deps.sh does).
+PKGS="haproxy h2o nghttp2-client libssl-dev openssl python3 procps"
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+	    grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+if [ -n "$missing" ]; then
+	echo "bench: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+mezited=${MEZITED:-$top/master/mezited}
+[ -x "$mezited" ] || { echo "bench: $mezited missing; run make" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/mezite-bench.XXXXXX)
+chmod 0755 "$work"
+pypid=""
+
+cleanup() {
+	rc=$?
+	trap - EXIT INT TERM HUP
+	if [ -n "$pypid" ] && kill -0 "$pypid" 2>/dev/null; then
+		kill -TERM "$pypid" 2>/dev/null || :
+		i=0
+		while kill -0 "$pypid" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.2
+			i=$((i + 1))
+		done
+		kill -KILL "$pypid" 2>/dev/null || :
+	fi
+	# Every server bench.py started, by PID, and what they forked
+	# (their cgroup, if they had one).
+	if [ -f "$work/pids" ]; then
+		for p in $(cat "$work/pids"); do
+			kill -TERM "$p" 2>/dev/null || :
+		done
+	fi
+	for cg in /sys/fs/cgroup/mezite-bench.$$ \
+	    /sys/fs/cgroup/unified/mezite-bench.$$; do
+		[ -d "$cg" ] || continue
+		for d in "$cg"/*/; do
+			[ -f "$d/cgroup.procs" ] || continue
+			for p in $(cat "$d/cgroup.procs"); do
+				kill -KILL "$p" 2>/dev/null || :
+			done
+		done
+	done
+	if [ -f "$work/pids" ]; then
+		for p in $(cat "$work/pids"); do
+			kill -KILL "$p" 2>/dev/null || :
+		done
+	fi
+	for cg in /sys/fs/cgroup/mezite-bench.$$ \
+	    /sys/fs/cgroup/unified/mezite-bench.$$; do
+		[ -d "$cg" ] || continue
+		sleep 0.2
+		rmdir "$cg"/*/ "$cg" 2>/dev/null || :
+	done
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "bench: work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# The C helpers: the load generator and the TLS sink.
+mkdir -p "$work/bin" "$work/pki"
+CFLAGS_BENCH="-O2 -g -Wall -Wextra -Wno-unused-parameter"
+# shellcheck disable=SC2086
+cc $CFLAGS_BENCH -o "$work/bin/loadgen" "$here/loadgen.c" -lssl -lcrypto
+# shellcheck disable=SC2086
+cc $CFLAGS_BENCH -o "$work/bin/tlssink" "$here/tlssink.c" -lssl -lcrypto
+
+# One ECDSA P-256 certificate for every server.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -nodes -days 3 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/pki/key.pem" -out "$work/pki/cert.pem" 2>/dev/null
+chmod 0600 "$work/pki/key.pem"
+cat "$work/pki/cert.pem" "$work/pki/key.pem" > "$work/pki/haproxy.pem"
+chmod 0600 "$work/pki/haproxy.pem"
+
+# Bounded overall: bench.py gives up before BENCH_MAX_SECS (780 s), and
+# timeout(1) is the backstop.
+export BENCH_CGROUP="mezite-bench.$$"
+timeout -k 10 840 /usr/bin/python3 "$here/bench.py" "$work" "$top" &
+pypid=$!
+wait "$pypid"
