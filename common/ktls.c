@@ -95,28 +95,25 @@ ktls_set(int fd, int dir, const struct ktls_keys *k)
 	for (i = 0; i < 8; i++)
 		seq[i] = (uint8_t)(k->seq >> (56 - 8 * i));
 	memset(&ci, 0, sizeof(ci));
+	/* The two AES-GCM layouts differ only in their key's size. */
+#define FILL_GCM(f, type) do {						\
+	if (k->key_len != sizeof((f).key))				\
+		goto inval;						\
+	(f).info.version = TLS_1_3_VERSION;				\
+	(f).info.cipher_type = (type);					\
+	memcpy((f).key, k->key, sizeof((f).key));			\
+	memcpy((f).salt, k->iv, sizeof((f).salt));			\
+	memcpy((f).iv, k->iv + sizeof((f).salt), sizeof((f).iv));	\
+	memcpy((f).rec_seq, seq, sizeof((f).rec_seq));			\
+	len = sizeof(f);						\
+} while (0)
+
 	switch (k->cipher) {
 	case TLS_CIPHER_AES_GCM_128:
-		if (k->key_len != sizeof(ci.g128.key))
-			goto inval;
-		ci.g128.info.version = TLS_1_3_VERSION;
-		ci.g128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-		memcpy(ci.g128.key, k->key, sizeof(ci.g128.key));
-		memcpy(ci.g128.salt, k->iv, sizeof(ci.g128.salt));
-		memcpy(ci.g128.iv, k->iv + 4, sizeof(ci.g128.iv));
-		memcpy(ci.g128.rec_seq, seq, sizeof(ci.g128.rec_seq));
-		len = sizeof(ci.g128);
+		FILL_GCM(ci.g128, TLS_CIPHER_AES_GCM_128);
 		break;
 	case TLS_CIPHER_AES_GCM_256:
-		if (k->key_len != sizeof(ci.g256.key))
-			goto inval;
-		ci.g256.info.version = TLS_1_3_VERSION;
-		ci.g256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-		memcpy(ci.g256.key, k->key, sizeof(ci.g256.key));
-		memcpy(ci.g256.salt, k->iv, sizeof(ci.g256.salt));
-		memcpy(ci.g256.iv, k->iv + 4, sizeof(ci.g256.iv));
-		memcpy(ci.g256.rec_seq, seq, sizeof(ci.g256.rec_seq));
-		len = sizeof(ci.g256);
+		FILL_GCM(ci.g256, TLS_CIPHER_AES_GCM_256);
 		break;
 	case TLS_CIPHER_CHACHA20_POLY1305:
 		if (k->key_len != sizeof(ci.chacha.key))
@@ -131,6 +128,7 @@ ktls_set(int fd, int dir, const struct ktls_keys *k)
 	default:
 		goto inval;
 	}
+#undef FILL_GCM
 
 	if (setsockopt(fd, SOL_TLS, dir, &ci, len) == -1)
 		goto fail;

@@ -156,19 +156,20 @@ server(int lfd, const char *suite, int keyupdate)
 	return (0);
 }
 
-static int
-client(int port, const char *suite, int keyupdate)
+/* A TLS 1.3 client session to 127.0.0.1:port. */
+static SSL *
+dial(int port, const char *suite, const char *alpn, SSL_CTX **ctxp, int *fdp)
 {
 	struct sockaddr_in	 sin;
 	SSL_CTX			*ctx;
 	SSL			*ssl;
-	uint8_t			*out, in[CHUNK];
-	size_t			 off, got;
-	int			 fd, n, ret;
+	int			 fd;
 
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_ciphersuites(ctx, suite) != 1)
+	    (suite != NULL && SSL_CTX_set_ciphersuites(ctx, suite) != 1) ||
+	    (alpn != NULL && SSL_CTX_set_alpn_protos(ctx,
+	    (const unsigned char *)alpn, strlen(alpn)) != 0))
 		errx(1, "client ctx");
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -180,6 +181,21 @@ client(int port, const char *suite, int keyupdate)
 	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
 	    SSL_connect(ssl) != 1)
 		errx(1, "SSL_connect");
+	*ctxp = ctx;
+	*fdp = fd;
+	return (ssl);
+}
+
+static int
+client(int port, const char *suite, int keyupdate)
+{
+	SSL_CTX			*ctx;
+	SSL			*ssl;
+	uint8_t			*out, in[CHUNK];
+	size_t			 off, got;
+	int			 fd, n, ret;
+
+	ssl = dial(port, suite, NULL, &ctx, &fd);
 
 	/* Before the server has even looked at its keys. */
 	if (SSL_write(ssl, EARLY, sizeof(EARLY)) != sizeof(EARLY))
@@ -265,27 +281,12 @@ keyupdate_to(int port)
 {
 	static const char	 req[] =
 	    "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	struct sockaddr_in	 sin;
 	SSL_CTX			*ctx;
 	SSL			*ssl;
 	char			 buf[4096];
 	int			 fd, n, got = 0;
 
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)
-	    "\x08http/1.1", 9) != 0)
-		errx(1, "client ctx");
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
-		err(1, "connect");
-	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
-	    SSL_connect(ssl) != 1)
-		errx(1, "SSL_connect");
+	ssl = dial(port, NULL, "\x08http/1.1", &ctx, &fd);
 	if (SSL_write(ssl, req, sizeof(req) - 1) != sizeof(req) - 1)
 		errx(1, "write");
 	while (got < 12 && (n = SSL_read(ssl, buf + got,
