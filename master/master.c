@@ -1250,12 +1250,18 @@ conn_relay(struct conn *c)
 				}
 				if (w == -1)
 					w = 0;
-				if (w < n && relay_keep(&c->up, &c->upoff,
-				    &c->uplen, relay_buf + w, n - w) == -1)
-					goto nomem;
+				if (w < n) {
+					if (relay_keep(&c->up, &c->upoff,
+					    &c->uplen, relay_buf + w,
+					    n - w) == -1)
+						goto nomem;
+					/* Not again before the worker reads. */
+					pfdw |= EV_WRITE;
+					kept = 1;
+				}
 			}
 		}
-		if (c->uplen > 0) {
+		if (c->uplen > 0 && !kept) {
 			w = send(c->pfd, c->up + c->upoff, c->uplen,
 			    MSG_NOSIGNAL);
 			if (w == -1 && errno != EAGAIN && errno != EINTR) {
@@ -1281,6 +1287,7 @@ conn_relay(struct conn *c)
 		}
 
 		/* Worker to client. */
+		kept = 0;
 		if (c->downlen == 0 && !c->down_eof && !c->pfd_rd)
 			pfdw |= EV_READ;
 		else if (c->downlen == 0 && !c->down_eof) {
