@@ -132,13 +132,15 @@ vlog_errno(int pri, int code, const char *emsg, va_list ap)
 {
 	char	 fmt[LOG_LINE_MAX];
 
-	if (emsg == NULL)
+	int	 n;
+
+	if (emsg == NULL) {
 		logit(pri, "%s", strerror(code));
-	else if (snprintf(fmt, sizeof(fmt), "%s: %s", emsg,
-	    strerror(code)) < 0 || (size_t)strlen(fmt) >= sizeof(fmt) - 1)
-		vlog(pri, emsg, ap);
-	else
-		vlog(pri, fmt, ap);
+		return;
+	}
+	/* The message is a format: append the error to it, not to its output. */
+	n = snprintf(fmt, sizeof(fmt), "%s: %s", emsg, strerror(code));
+	vlog(pri, n < 0 || (size_t)n >= sizeof(fmt) ? emsg : fmt, ap);
 }
 
 void

@@ -46,11 +46,9 @@ pb_compose(struct imsgbuf *ibuf, uint32_t type, uint32_t peerid, int fd,
 		return (-1);
 	}
 	ret = imsg_compose(ibuf, type, peerid, 0, fd, len ? buf : NULL, len);
-	if (buf != stackbuf) {
-		explicit_bzero(buf, len);
+	explicit_bzero(buf, len);	/* keypairs travel this way */
+	if (buf != stackbuf)
 		free(buf);
-	} else
-		explicit_bzero(buf, len);
 	return (ret);
 }
 

@@ -44,7 +44,7 @@ enum imsg_type {
 	IMSG_MASTER_CHANNEL,	/* fd: channel to the master */
 	IMSG_DRAIN,		/* stop taking work, exit when idle */
 	IMSG_LOG_VERBOSE,	/* int */
-	IMSG_PROCS,		/* ProcInfo, one per message, for status */
+	IMSG_PROCS,		/* ProcInfo: the master's own, for status */
 	/* master -> worker */
 	IMSG_HANDOFF,		/* fd: the session; ConnMeta */
 	/* worker -> master */

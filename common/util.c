@@ -88,16 +88,6 @@ time_now(void)
 	return ((int64_t)time(NULL));
 }
 
-uint64_t
-time_mono_ms(void)
-{
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return (0);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
-
 /* "3d04h", "2h05m", "4m07s", "9s". */
 const char *
 fmt_duration(int64_t secs, char *buf, size_t len)

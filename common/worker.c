@@ -101,12 +101,6 @@ worker_drain(void)
 	cb->drain();
 }
 
-int
-worker_draining(void)
-{
-	return (draining);
-}
-
 static struct wchan *
 wchan_new(int fd, int parent)
 {

@@ -33,7 +33,6 @@ int	 worker_chan_read(struct wchan *);
 void	 worker_chan_free(struct wchan *);
 int	 worker_status_request(uint32_t);
 void	 worker_conn_done(uint64_t);
-int	 worker_draining(void);
 int	 worker_terminated(void);
 
 #endif /* MEZITE_WORKER_H */

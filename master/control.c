@@ -332,21 +332,33 @@ control_dispatch(int fd, short event, void *arg)
 	imsgev_add(iev);
 }
 
-/* A reply for client id; the client may have gone meanwhile. */
+/*
+ * The client a reply goes to: NULL if it has gone meanwhile, or if it
+ * asks and never reads, in which case it is dropped.
+ */
+static struct ctl_conn *
+control_target(uint32_t id)
+{
+	struct ctl_conn	*c;
+
+	if ((c = control_find(id)) == NULL)
+		return (NULL);
+	if (imsgbuf_queuelen(&c->iev.ibuf) >= CONTROL_QUEUE_MAX) {
+		log_warnx("control: uid %u does not read its replies",
+		    (unsigned int)c->uid);
+		control_close(c);
+		return (NULL);
+	}
+	return (c);
+}
+
 void
 control_reply(uint32_t type, uint32_t id, const void *data, size_t len)
 {
 	struct ctl_conn	*c;
 
-	if ((c = control_find(id)) == NULL)
+	if ((c = control_target(id)) == NULL)
 		return;
-	if (imsgbuf_queuelen(&c->iev.ibuf) >= CONTROL_QUEUE_MAX) {
-		/* A client that asks and never reads is dropped. */
-		log_warnx("control: uid %u does not read its replies",
-		    (unsigned int)c->uid);
-		control_close(c);
-		return;
-	}
 	if (imsgev_compose(&c->iev, type, 0, -1, data, len) == -1) {
 		log_warn("control: reply");
 		control_close(c);
@@ -358,14 +370,8 @@ control_reply_pb(uint32_t type, uint32_t id, const ProtobufCMessage *msg)
 {
 	struct ctl_conn	*c;
 
-	if ((c = control_find(id)) == NULL)
+	if ((c = control_target(id)) == NULL)
 		return;
-	if (imsgbuf_queuelen(&c->iev.ibuf) >= CONTROL_QUEUE_MAX) {
-		log_warnx("control: uid %u does not read its replies",
-		    (unsigned int)c->uid);
-		control_close(c);
-		return;
-	}
 	if (pb_compose(&c->iev.ibuf, type, 0, -1, msg) == -1) {
 		log_warn("control: reply");
 		control_close(c);

@@ -135,6 +135,10 @@ static void	 conn_handshake(struct conn *);
 static void	 conn_route(struct conn *);
 static void	 conn_relay(struct conn *);
 static void	 relay_worker_stopped(struct conn *);
+static ssize_t	 relay_to_worker(struct conn *, const uint8_t *, size_t,
+		    short *);
+static ssize_t	 relay_to_client(struct conn *, const uint8_t *, size_t,
+		    short *);
 static void	 conn_ktls_done(struct conn *);
 static int	 eng_handshake(struct conn *);
 static const char *eng_error(struct conn *);
@@ -1199,8 +1203,64 @@ relay_release(uint8_t **buf, size_t *off)
 }
 
 /*
+ * Send to the worker: the bytes it took, 0 if it must be waited for,
+ * -1 if it stopped reading.
+ */
+static ssize_t
+relay_to_worker(struct conn *c, const uint8_t *buf, size_t len,
+    short *pfdw)
+{
+	ssize_t	 w;
+
+	if ((w = send(c->pfd, buf, len, MSG_NOSIGNAL)) == -1) {
+		if (errno != EAGAIN && errno != EINTR) {
+			relay_worker_stopped(c);
+			return (-1);
+		}
+		w = 0;
+	}
+	if ((size_t)w < len)
+		*pfdw |= EV_WRITE;
+	return (w);
+}
+
+/*
+ * Write to the client: the bytes it took, 0 if the engine must wait for
+ * an event (added to *fdw), -1 if the session is broken.
+ */
+static ssize_t
+relay_to_client(struct conn *c, const uint8_t *buf, size_t len, short *fdw)
+{
+	ssize_t	 w;
+
+	switch ((w = eng_write(c, buf, len))) {
+	case TLS_WANT_POLLIN:
+		*fdw |= EV_READ;
+		return (0);
+	case TLS_WANT_POLLOUT:
+		*fdw |= EV_WRITE;
+		return (0);
+	}
+	if (w < 0) {
+		log_debug("conn %llu: write: %s", (unsigned long long)c->id,
+		    eng_error(c));
+		return (-1);
+	}
+	c->bytes_out += w;
+	st_bytes_out += w;
+	if ((size_t)w < len)
+		*fdw |= EV_WRITE;
+	return (w);
+}
+
+/*
  * Move as much as both sides take, then wait for what blocked.  Called
- * for every event on either descriptor.
+ * for every event on either descriptor.  A record read from one side
+ * goes straight out of the scratch buffer; only what the other side
+ * does not take at once is kept, and not offered again before that side
+ * is writable.  A side that came up empty is not read again before
+ * libevent says it is readable: on a busy one-way stream that read would
+ * fail on every record.
  */
 static void
 conn_relay(struct conn *c)
@@ -1210,17 +1270,14 @@ conn_relay(struct conn *c)
 	int	 round, progress, kept;
 
 	for (round = 0; round < RELAY_ROUNDS; round++) {
-		progress = kept = 0;
+		progress = 0;
 		fdw = pfdw = 0;
 
 		if (c->state == CONN_CLOSING)
 			goto closing;
 
-		/*
-		 * Client to worker.  A side that came up empty is not tried
-		 * again before libevent says it is readable: on a busy
-		 * one-way stream that read would fail on every record.
-		 */
+		/* Client to worker. */
+		kept = 0;
 		if (c->uplen == 0 && !c->up_eof && !c->fd_rd)
 			fdw |= EV_READ;
 		else if (c->uplen == 0 && !c->up_eof) {
@@ -1230,55 +1287,38 @@ conn_relay(struct conn *c)
 				fdw |= EV_READ;
 			} else if (n == TLS_WANT_POLLOUT)
 				fdw |= EV_WRITE;
-			else if (n == 0) {
-				c->up_eof = 1;
-				progress = 1;
-			} else if (n < 0) {
+			else if (n < 0) {
 				log_debug("conn %llu: read: %s",
 				    (unsigned long long)c->id, eng_error(c));
 				conn_free(c);
 				return;
+			} else if (n == 0) {
+				c->up_eof = 1;
+				progress = 1;
 			} else {
 				c->bytes_in += n;
 				st_bytes_in += n;
 				progress = 1;
-				w = send(c->pfd, relay_buf, n, MSG_NOSIGNAL);
-				if (w == -1 && errno != EAGAIN &&
-				    errno != EINTR) {
-					relay_worker_stopped(c);
-					continue;
-				}
-				if (w == -1)
-					w = 0;
-				if (w < n) {
+				if ((w = relay_to_worker(c, relay_buf, n,
+				    &pfdw)) >= 0 && w < n) {
 					if (relay_keep(&c->up, &c->upoff,
 					    &c->uplen, relay_buf + w,
 					    n - w) == -1)
 						goto nomem;
-					/* Not again before the worker reads. */
-					pfdw |= EV_WRITE;
 					kept = 1;
 				}
 			}
 		}
-		if (c->uplen > 0 && !kept) {
-			w = send(c->pfd, c->up + c->upoff, c->uplen,
-			    MSG_NOSIGNAL);
-			if (w == -1 && errno != EAGAIN && errno != EINTR) {
-				relay_worker_stopped(c);
-				progress = 1;
-				continue;
-			}
-			if (w == -1)
-				pfdw |= EV_WRITE;
-			else {
+		if (c->uplen > 0 && !kept &&
+		    (w = relay_to_worker(c, c->up + c->upoff, c->uplen,
+		    &pfdw)) != 0) {
+			/* w < 0: relay_worker_stopped() dropped the rest. */
+			progress = 1;
+			if (w > 0) {
 				c->upoff += w;
 				c->uplen -= w;
 				if (c->uplen == 0)
 					relay_release(&c->up, &c->upoff);
-				else
-					pfdw |= EV_WRITE;
-				progress = 1;
 			}
 		}
 		if (c->up_eof && c->uplen == 0 && !c->up_shut) {
@@ -1301,48 +1341,27 @@ conn_relay(struct conn *c)
 				progress = 1;
 			} else {
 				progress = 1;
-				/* Straight from the scratch buffer if it goes. */
-				w = eng_write(c, relay_buf, n);
-				if (w == TLS_WANT_POLLIN || w == TLS_WANT_POLLOUT) {
-					fdw |= w == TLS_WANT_POLLIN ?
-					    EV_READ : EV_WRITE;
-					w = 0;
-				} else if (w < 0) {
-					log_debug("conn %llu: write: %s",
-					    (unsigned long long)c->id,
-					    eng_error(c));
+				if ((w = relay_to_client(c, relay_buf, n,
+				    &fdw)) == -1) {
 					conn_free(c);
 					return;
-				} else {
-					c->bytes_out += w;
-					st_bytes_out += w;
 				}
 				if (w < n) {
 					if (relay_keep(&c->down, &c->downoff,
 					    &c->downlen, relay_buf + w,
 					    n - w) == -1)
 						goto nomem;
-					/* Not again before the client reads. */
-					if (w > 0)
-						fdw |= EV_WRITE;
 					kept = 1;
 				}
 			}
 		}
 		if (c->downlen > 0 && !kept) {
-			w = eng_write(c, c->down + c->downoff, c->downlen);
-			if (w == TLS_WANT_POLLIN)
-				fdw |= EV_READ;
-			else if (w == TLS_WANT_POLLOUT)
-				fdw |= EV_WRITE;
-			else if (w < 0) {
-				log_debug("conn %llu: write: %s",
-				    (unsigned long long)c->id, eng_error(c));
+			if ((w = relay_to_client(c, c->down + c->downoff,
+			    c->downlen, &fdw)) == -1) {
 				conn_free(c);
 				return;
-			} else {
-				c->bytes_out += w;
-				st_bytes_out += w;
+			}
+			if (w > 0) {
 				c->downoff += w;
 				c->downlen -= w;
 				if (c->downlen == 0)
