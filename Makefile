@@ -32,6 +32,14 @@ CFLAGS +=	-std=c11 -D_GNU_SOURCE -DLIBBSD_OPENBSD_VIS $(WARNINGS) -I. -Icommon -
 		$(PC_CFLAGS)
 LDFLAGS ?=
 
+# The master's TLS engine: openssl (libssl; kTLS, relay) or libtls (relay).
+TLS ?=		openssl
+ifeq ($(TLS),libtls)
+CFLAGS +=	-DMEZITE_TLS_LIBTLS
+else ifneq ($(TLS),openssl)
+$(error TLS must be openssl or libtls)
+endif
+
 ifeq ($(SANITIZE),1)
 CFLAGS +=	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined
@@ -67,7 +75,8 @@ KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
-	check-integration check-sanitize check-valgrind check-ktls demo deps \
+	check-integration check-sanitize check-libtls check-valgrind \
+	check-ktls demo deps \
 	install \
 	bench
 
@@ -144,7 +153,7 @@ deps:
 check: deps
 	$(MAKE) all $(UNIT_TESTS)
 	$(MAKE) check-unit check-valgrind check-config check-man check-fuzz \
-		check-integration check-sanitize check-ktls
+		check-integration check-sanitize check-libtls check-ktls
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
@@ -187,9 +196,13 @@ check-ktls: tests/ktls/ktls_echo $(PROGS)
 	    cd tests/ktls && PYTHONDONTWRITEBYTECODE=1 \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider'
 
-# The integration suite against an ASan+UBSan build.
+# The integration suite against an ASan+UBSan build, and against a build
+# of the master on libtls.
 check-sanitize:
-	@sh scripts/check-sanitize.sh
+	@sh scripts/check-variant.sh sanitize
+
+check-libtls:
+	@sh scripts/check-variant.sh libtls
 
 check-integration: $(PROGS)
 	cd tests/integration && /usr/bin/python3 -m pytest -q -x

@@ -37,8 +37,8 @@
 #include "mezited.h"
 #include "util.h"
 
-#define RELAY_BUFSZ	16384		/* one TLS record */
-#define RELAY_ROUNDS	16		/* records per turn, then yield */
+#define RELAY_BUFSZ	65536		/* four TLS records */
+#define RELAY_ROUNDS	4		/* reads per turn, then yield */
 #define LINGER_MAX	(1024 * 1024)	/* bytes read after close_notify */
 #define ACCEPT_BATCH	32
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
@@ -65,13 +65,13 @@ struct worker {
 };
 
 /*
- * A server context and the connections accepted with it.  libtls's SNI
- * callback reads the server context during each handshake, so a reload
+ * A server context and the connections accepted with it.  The SNI
+ * callbacks read the server context during each handshake, so a reload
  * frees the old one only after its last connection has ended.
  */
 struct srvctx {
-	struct tls		*tls;		/* libtls engine, or */
-	struct ossl_server	*ossl;		/* OpenSSL, for kTLS */
+	struct ossl_server	*ossl;		/* OpenSSL engine, or */
+	struct tls		*tls;		/* libtls (make TLS=libtls) */
 	unsigned int		 refs;
 };
 
@@ -146,6 +146,8 @@ static void	 conn_linger(struct conn *);
 static void	 conn_io(int, short, void *);
 static void	 conn_timeout(int, short, void *);
 static void	 conn_set_events(struct conn *, short, short);
+static void	 conn_watch(struct conn *, struct event *, int, short *,
+		    short);
 static void	 conn_free(struct conn *);
 static struct worker *worker_pick(enum proc_type);
 static int	 worker_running(enum proc_type);
@@ -241,9 +243,9 @@ master_sig(int sig, short event, void *arg)
 }
 
 /*
- * Build a libtls server context.  The supervisor calls this too, to
- * refuse certificates and keys that would not load before it starts or
- * reloads anything.
+ * Build a libtls server context (make TLS=libtls).  The supervisor calls
+ * this too, to refuse certificates and keys that would not load before
+ * it starts or reloads anything.
  */
 struct tls *
 master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
@@ -350,8 +352,7 @@ master_configure(void)
 	char			 err[256];
 	size_t			 i;
 
-	/* kTLS needs the keys, which only the OpenSSL engine gives up. */
-	if (pending->ktls)
+	if (MASTER_ENGINE_OSSL)
 		o = ossl_server_build(pending, pending_kp, pending_nkp, err,
 		    sizeof(err));
 	else
@@ -821,9 +822,9 @@ conn_handshake(struct conn *c)
 }
 
 /*
- * The engines.  A connection runs on libtls, or on OpenSSL where
- * sessions may go to the kernel; both answer with libtls's conventions,
- * and 0 from eng_read() is the end of the client's stream.
+ * The engines.  A connection runs on OpenSSL, or on libtls in a build
+ * for it; both answer with libtls's conventions, and 0 from eng_read()
+ * is the end of the client's stream.
  */
 static int
 eng_handshake(struct conn *c)
@@ -859,6 +860,13 @@ eng_write(struct conn *c, const void *buf, size_t len)
 {
 	return (c->ssl != NULL ? ossl_write(c->ssl, buf, len) :
 	    tls_write(c->tls, buf, len));
+}
+
+/* Send what the engine gathered for the client (OpenSSL relay only). */
+static int
+eng_flush(struct conn *c)
+{
+	return (c->ssl != NULL ? ossl_flush(c->ssl) : 0);
 }
 
 static int
@@ -1032,7 +1040,7 @@ conn_offload(struct conn *c)
 {
 	char	 err[128];
 
-	if (c->ssl == NULL)
+	if (c->ssl == NULL || !ossl_ktls(c->srv->ossl))
 		return (0);
 	switch (ossl_offload(c->fd, c->ssl, err, sizeof(err))) {
 	case 0:
@@ -1150,6 +1158,9 @@ conn_route(struct conn *c)
 			conn_ktls_done(c);
 		} else {
 			st_relay_total++;
+			if (c->ssl != NULL && ossl_relay(c->ssl, c->fd) == -1)
+				log_warnx("conn %llu: relay buffer: %s",
+				    (unsigned long long)c->id, ossl_error());
 			c->pfd = sp[0];
 			c->state = CONN_RELAY;
 			event_set(&c->pfdev, c->pfd, 0, conn_io, c);
@@ -1181,11 +1192,13 @@ conn_ktls_done(struct conn *c)
 	c->state = CONN_KTLS;
 }
 
+/* Keep what the other side did not take: only that, and only meanwhile. */
 static int
 relay_keep(uint8_t **buf, size_t *off, size_t *len, const uint8_t *data,
     size_t n)
 {
-	if (*buf == NULL && (*buf = malloc(RELAY_BUFSZ)) == NULL)
+	free(*buf);
+	if ((*buf = malloc(n)) == NULL)
 		return (-1);
 	memcpy(*buf, data, n);
 	*off = 0;
@@ -1232,25 +1245,28 @@ static ssize_t
 relay_to_client(struct conn *c, const uint8_t *buf, size_t len, short *fdw)
 {
 	ssize_t	 w;
+	size_t	 off = 0;
 
-	switch ((w = eng_write(c, buf, len))) {
-	case TLS_WANT_POLLIN:
-		*fdw |= EV_READ;
-		return (0);
-	case TLS_WANT_POLLOUT:
-		*fdw |= EV_WRITE;
-		return (0);
+	/* The engine takes a record a call. */
+	while (off < len) {
+		switch ((w = eng_write(c, buf + off, len - off))) {
+		case TLS_WANT_POLLIN:
+			*fdw |= EV_READ;
+			return (off);
+		case TLS_WANT_POLLOUT:
+			*fdw |= EV_WRITE;
+			return (off);
+		}
+		if (w < 0) {
+			log_debug("conn %llu: write: %s",
+			    (unsigned long long)c->id, eng_error(c));
+			return (-1);
+		}
+		c->bytes_out += w;
+		st_bytes_out += w;
+		off += w;
 	}
-	if (w < 0) {
-		log_debug("conn %llu: write: %s", (unsigned long long)c->id,
-		    eng_error(c));
-		return (-1);
-	}
-	c->bytes_out += w;
-	st_bytes_out += w;
-	if ((size_t)w < len)
-		*fdw |= EV_WRITE;
-	return (w);
+	return (off);
 }
 
 /*
@@ -1341,6 +1357,9 @@ conn_relay(struct conn *c)
 				progress = 1;
 			} else {
 				progress = 1;
+				/* Short: the worker's end is empty for now. */
+				if ((size_t)n < sizeof(relay_buf))
+					c->pfd_rd = 0;
 				if ((w = relay_to_client(c, relay_buf, n,
 				    &fdw)) == -1) {
 					conn_free(c);
@@ -1379,6 +1398,19 @@ conn_relay(struct conn *c)
 			break;
 	}
 
+	/* What this pass wrote to the client leaves in one send(2). */
+	switch (eng_flush(c)) {
+	case 0:
+		break;
+	case TLS_WANT_POLLOUT:
+		fdw |= EV_WRITE;
+		break;
+	default:
+		log_debug("conn %llu: write: %s", (unsigned long long)c->id,
+		    strerror(errno));
+		conn_free(c);
+		return;
+	}
 	if (round == RELAY_ROUNDS) {
 		/* More to do; let other connections run first. */
 		conn_set_events(c, 0, 0);
@@ -1513,30 +1545,30 @@ conn_timeout(int fd, short event, void *arg)
 	conn_free(c);
 }
 
+/*
+ * Wait for these events on the client's socket and on the worker's
+ * end.  The events persist: a connection that keeps waiting for the same
+ * thing, as a busy one mostly does, costs no epoll_ctl(2) per wakeup.
+ */
 static void
 conn_set_events(struct conn *c, short fdw, short pfdw)
 {
-	if (c->fd_events != fdw) {
-		event_del(&c->fdev);
-		c->fd_events = fdw;
-		if (fdw) {
-			event_set(&c->fdev, c->fd, fdw, conn_io, c);
-			event_add(&c->fdev, NULL);
-		}
-	} else if (fdw)
-		event_add(&c->fdev, NULL);
+	conn_watch(c, &c->fdev, c->fd, &c->fd_events, fdw);
+	if (c->pfd != -1)
+		conn_watch(c, &c->pfdev, c->pfd, &c->pfd_events, pfdw);
+}
 
-	if (c->pfd == -1)
+static void
+conn_watch(struct conn *c, struct event *ev, int fd, short *cur, short want)
+{
+	if (*cur == want)
 		return;
-	if (c->pfd_events != pfdw) {
-		event_del(&c->pfdev);
-		c->pfd_events = pfdw;
-		if (pfdw) {
-			event_set(&c->pfdev, c->pfd, pfdw, conn_io, c);
-			event_add(&c->pfdev, NULL);
-		}
-	} else if (pfdw)
-		event_add(&c->pfdev, NULL);
+	event_del(ev);
+	*cur = want;
+	if (want) {
+		event_set(ev, fd, want | EV_PERSIST, conn_io, c);
+		event_add(ev, NULL);
+	}
 }
 
 static void

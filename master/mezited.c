@@ -568,8 +568,8 @@ conf_pb_free(struct conf_pb *cp)
 
 /*
  * Refuse a configuration the processes could not run with, before any
- * of it is applied: certificates and keys that libtls will not load,
- * users and chroots that do not exist.
+ * of it is applied: certificates and keys that the master's TLS engine
+ * will not load, users and chroots that do not exist.
  */
 static int
 config_check(struct mezited_conf *conf)
@@ -582,30 +582,19 @@ config_check(struct mezited_conf *conf)
 	char			 err[256];
 	int			 type, ok = 1;
 
-	conf_pb_build(conf, &cp);
-	if ((t = master_tls_build(&cp.mc, cp.kpp, cp.nkp, err,
-	    sizeof(err))) == NULL) {
-		log_warnx("%s: %s", conf->path, err);
-		ok = 0;
-	}
-	tls_free(t);
-	conf_pb_free(&cp);
-
 	/* Ask the kernel itself; a module may have come or gone. */
 	conf->ktls_on = 0;
-	if (conf->ktls != KTLS_NO) {
+	if (conf->ktls != KTLS_NO && !MASTER_ENGINE_OSSL) {
+		if (conf->ktls == KTLS_YES) {
+			log_warnx("%s: ktls yes: this mezited is built on "
+			    "libtls, which cannot give sessions to the kernel",
+			    conf->path);
+			ok = 0;
+		}
+	} else if (conf->ktls != KTLS_NO) {
 		switch (ktls_probe(err, sizeof(err))) {
 		case 1:
 			conf->ktls_on = 1;
-			/* The master will use its OpenSSL engine: try it. */
-			conf_pb_build(conf, &cp);
-			if ((o = ossl_server_build(&cp.mc, cp.kpp, cp.nkp, err,
-			    sizeof(err))) == NULL) {
-				log_warnx("%s: ktls: %s", conf->path, err);
-				ok = 0;
-			}
-			ossl_server_free(o);
-			conf_pb_free(&cp);
 			break;
 		case 0:
 			if (conf->ktls == KTLS_YES) {
@@ -620,6 +609,25 @@ config_check(struct mezited_conf *conf)
 			break;
 		}
 	}
+
+	/* A context built the way the master will build it. */
+	conf_pb_build(conf, &cp);
+	if (MASTER_ENGINE_OSSL) {
+		if ((o = ossl_server_build(&cp.mc, cp.kpp, cp.nkp, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("%s: %s", conf->path, err);
+			ok = 0;
+		}
+		ossl_server_free(o);
+	} else {
+		if ((t = master_tls_build(&cp.mc, cp.kpp, cp.nkp, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("%s: %s", conf->path, err);
+			ok = 0;
+		}
+		tls_free(t);
+	}
+	conf_pb_free(&cp);
 
 	if (geteuid() != 0)
 		return (ok ? 0 : -1);

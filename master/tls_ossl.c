@@ -6,11 +6,13 @@
  * by SNI against the names in their certificate; ALPN chosen by the
  * server's order of preference, none if the client offers nothing on
  * the list; client certificates verified when presented, never
- * required.  Session tickets are off, so that no record has been sent
- * under the application key when a session goes to the kernel.
+ * required.  Session tickets are off: nothing here would resume a
+ * session, and no record may have been sent under the application key
+ * when a session goes to the kernel.
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -34,9 +36,29 @@ struct ossl_server {
 	size_t		 n;
 	unsigned char	*alpn;		/* wire format, in preference order */
 	size_t		 alpn_len;
+	int		 ktls;		/* sessions may go to the kernel */
 };
 
-static char	 ossl_errbuf[256];
+/*
+ * A relayed session's records to the client.  One pass of the relay
+ * often writes several (a 64 KiB read from the worker is four); they
+ * gather here and leave in one send(2) when the pass ends, or when the
+ * buffer is full.  The buffer exists only while it holds something.
+ */
+struct obuf {
+	int		 fd;
+	uint8_t		*buf;
+	size_t		 off, len;
+};
+
+/* Four whole records, with their headers, tags and padding. */
+#define OBUF_SIZE	(4 * SSL3_RT_MAX_ENCRYPTED_LENGTH)
+/* Read ahead this much: four records in one read(2). */
+#define RBUF_SIZE	(4 * SSL3_RT_MAX_ENCRYPTED_LENGTH)
+
+static BIO_METHOD	*obuf_method;
+static int		 obuf_type;
+static char		 ossl_errbuf[256];
 
 /* The text of OpenSSL's last error, "unknown" if there is none. */
 const char *
@@ -264,6 +286,7 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		goto fail;
 	}
 	srv->n = nkp;
+	srv->ktls = mc->ktls;
 	if (alpn_wire(mc->n_alpn > 0 ? mc->alpn[0] : "", &srv->alpn,
 	    &srv->alpn_len) == -1) {
 		(void)snprintf(err, errlen, "alpn: invalid list");
@@ -286,11 +309,13 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    SSL_CTX_set_cipher_list(ctx,
 		    ciphers_map(mc->tls_ciphers)) != 1 ||
 		    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
-		    ktls_ctx_init(ctx) == -1)
+		    (mc->ktls && ktls_ctx_init(ctx) == -1))
 			goto sslfail;
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
 		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-		    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
+		    SSL_OP_IGNORE_UNEXPECTED_EOF);
+		if (mc->ktls)
+			SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 		/* Idle sessions give their record buffers back. */
 		SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -361,6 +386,166 @@ ossl_accept(struct ossl_server *srv, int fd)
 	return (ssl);
 }
 
+/* Whether sessions of this context are to go to the kernel. */
+int
+ossl_ktls(const struct ossl_server *srv)
+{
+	return (srv->ktls);
+}
+
+/* Send what is buffered: 0 when all is out, -1 with errno (EAGAIN). */
+static int
+obuf_flush(struct obuf *o)
+{
+	ssize_t	 w;
+
+	while (o->len > 0) {
+		if ((w = send(o->fd, o->buf + o->off, o->len,
+		    MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		o->off += w;
+		o->len -= w;
+	}
+	free(o->buf);
+	o->buf = NULL;
+	o->off = 0;
+	return (0);
+}
+
+static int
+obuf_write(BIO *b, const char *data, int dlen)
+{
+	struct obuf	*o = BIO_get_data(b);
+	size_t		 len = dlen;
+
+	BIO_clear_retry_flags(b);
+	if (dlen <= 0)
+		return (0);
+	if (o->len + len > OBUF_SIZE && obuf_flush(o) == -1) {
+		if (errno != EAGAIN)
+			return (-1);
+		if (o->len + len > OBUF_SIZE) {
+			BIO_set_retry_write(b);
+			return (-1);
+		}
+	}
+	if (len > OBUF_SIZE)
+		len = OBUF_SIZE;	/* not a record: take what fits */
+	if (o->buf == NULL) {
+		if ((o->buf = malloc(OBUF_SIZE)) == NULL)
+			return (-1);
+	} else if (o->off + o->len + len > OBUF_SIZE) {
+		memmove(o->buf, o->buf + o->off, o->len);
+		o->off = 0;
+	}
+	memcpy(o->buf + o->off + o->len, data, len);
+	o->len += len;
+	return ((int)len);
+}
+
+static long
+obuf_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct obuf	*o = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		/* OpenSSL flushes its alerts; a short send is finished later. */
+		return (obuf_flush(o) == 0 || errno == EAGAIN);
+	case BIO_CTRL_WPENDING:
+		return ((long)o->len);
+	default:
+		return (0);
+	}
+}
+
+static int
+obuf_destroy(BIO *b)
+{
+	struct obuf	*o = BIO_get_data(b);
+
+	if (o != NULL) {
+		free(o->buf);
+		free(o);
+		BIO_set_data(b, NULL);
+	}
+	return (1);
+}
+
+static BIO *
+obuf_new(int fd)
+{
+	struct obuf	*o;
+	BIO		*b;
+
+	if (obuf_method == NULL) {
+		if ((obuf_type = BIO_get_new_index()) == -1 ||
+		    (obuf_method = BIO_meth_new(obuf_type |
+		    BIO_TYPE_SOURCE_SINK, "mezite relay")) == NULL)
+			return (NULL);
+		obuf_type |= BIO_TYPE_SOURCE_SINK;
+		if (BIO_meth_set_write(obuf_method, obuf_write) != 1 ||
+		    BIO_meth_set_ctrl(obuf_method, obuf_ctrl) != 1 ||
+		    BIO_meth_set_destroy(obuf_method, obuf_destroy) != 1) {
+			BIO_meth_free(obuf_method);
+			obuf_method = NULL;
+			return (NULL);
+		}
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return (NULL);
+	if ((b = BIO_new(obuf_method)) == NULL) {
+		free(o);
+		return (NULL);
+	}
+	o->fd = fd;
+	BIO_set_data(b, o);
+	BIO_set_init(b, 1);
+	return (b);
+}
+
+/*
+ * The session stays here to be relayed: read ahead, several records a
+ * read(2), and gather the records to the client (struct obuf).  Not
+ * before: what OpenSSL has read ahead cannot go to the kernel, nor can
+ * what it would write through the kernel's TLS be buffered here.
+ */
+int
+ossl_relay(SSL *ssl, int fd)
+{
+	BIO	*b;
+
+	SSL_set_read_ahead(ssl, 1);
+	SSL_set_default_read_buffer_len(ssl, RBUF_SIZE);
+	if (BIO_get_ktls_send(SSL_get_wbio(ssl)))
+		return (0);
+	if ((b = obuf_new(fd)) == NULL)
+		return (-1);
+	SSL_set0_wbio(ssl, b);
+	return (0);
+}
+
+/*
+ * Send the records that the relay's pass gathered: 0 when all are out,
+ * TLS_WANT_POLLOUT if the socket is full, -1 if it is broken.
+ */
+int
+ossl_flush(SSL *ssl)
+{
+	BIO		*b = SSL_get_wbio(ssl);
+	struct obuf	*o;
+
+	if (obuf_method == NULL || b == NULL || BIO_method_type(b) != obuf_type)
+		return (0);
+	o = BIO_get_data(b);
+	if (obuf_flush(o) == 0)
+		return (0);
+	return (errno == EAGAIN ? TLS_WANT_POLLOUT : -1);
+}
+
 /* libtls's return conventions for an OpenSSL result. */
 static int
 ossl_result(SSL *ssl, int ret)
@@ -394,15 +579,27 @@ ossl_handshake(SSL *ssl)
 	return (ret == 0 ? -1 : ret);
 }
 
+/*
+ * Read what has come: the records already read ahead come along, and
+ * the socket is asked only once.  An error after some data is seen on
+ * the next call.
+ */
 ssize_t
 ossl_read(SSL *ssl, void *buf, size_t len)
 {
+	size_t	 n = 0;
 	int	 ret;
 
-	ERR_clear_error();
-	errno = 0;
-	if ((ret = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int)len)) > 0)
-		return (ret);
+	do {
+		ERR_clear_error();
+		errno = 0;
+		if ((ret = SSL_read(ssl, (uint8_t *)buf + n,
+		    len - n > INT_MAX ? INT_MAX : (int)(len - n))) <= 0)
+			break;
+		n += ret;
+	} while (n < len && SSL_has_pending(ssl));
+	if (n > 0)
+		return (n);
 	return (ossl_result(ssl, ret));
 }
 
@@ -420,7 +617,10 @@ ossl_write(SSL *ssl, const void *buf, size_t len)
 	return (ret == 0 ? -1 : ret);
 }
 
-/* Send close_notify; the peer's is not waited for. */
+/*
+ * Send close_notify, after what the relay still holds for the client;
+ * the peer's is not waited for.
+ */
 int
 ossl_close(SSL *ssl)
 {
@@ -429,7 +629,7 @@ ossl_close(SSL *ssl)
 	ERR_clear_error();
 	errno = 0;
 	if ((ret = SSL_shutdown(ssl)) >= 0)
-		return (0);
+		return (ossl_flush(ssl));
 	ret = ossl_result(ssl, ret);
 	return (ret == 0 ? -1 : ret);
 }

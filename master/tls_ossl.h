@@ -1,7 +1,8 @@
 /*
- * The master's OpenSSL engine, used where sessions are handed over in
- * the kernel: libtls cannot give up a session's keys.  It takes the same
- * configuration as the libtls engine and answers the same way
+ * The master's OpenSSL engine.  It is the engine wherever mezited is
+ * built on OpenSSL: libtls cannot give a session's keys to the kernel,
+ * nor let an idle session give its record buffers back.  It takes the
+ * same configuration as the libtls engine and answers the same way
  * (TLS_WANT_POLLIN, TLS_WANT_POLLOUT, 0 at end of stream).
  */
 
@@ -14,12 +15,25 @@
 
 #include "mezite.pb-c.h"
 
+/*
+ * Which engine the master runs: OpenSSL's libssl unless the build asks
+ * for libtls (make TLS=libtls), which can only relay.
+ */
+#ifdef MEZITE_TLS_LIBTLS
+#define MASTER_ENGINE_OSSL	0
+#else
+#define MASTER_ENGINE_OSSL	1
+#endif
+
 struct ossl_server;
 
 struct ossl_server	*ossl_server_build(const Mezite__MasterConfig *,
 			    Mezite__Keypair **, size_t, char *, size_t);
 void			 ossl_server_free(struct ossl_server *);
 SSL			*ossl_accept(struct ossl_server *, int);
+int			 ossl_ktls(const struct ossl_server *);
+int			 ossl_relay(SSL *, int);
+int			 ossl_flush(SSL *);
 int			 ossl_handshake(SSL *);
 ssize_t			 ossl_read(SSL *, void *, size_t);
 ssize_t			 ossl_write(SSL *, const void *, size_t);

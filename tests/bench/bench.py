@@ -940,7 +940,7 @@ def main():
         run("up", lambda s: m_stream(s, True), allnames)
         run("h2", m_h2, http)
         run("mem", m_mem, allnames)
-        prof = profile(by["mezited"]) if PROFILE else None
+        prof = profile(by["mezited"], only) if PROFILE else None
         report(results, servers, time.monotonic() - t_start, skipped, prof)
     finally:
         for c in comps.values():
@@ -952,9 +952,10 @@ def main():
                 pass
 
 
-def profile(srv):
+def profile(srv, only=()):
     """perf samples of the master and the https worker, one pass of each
-    load; returns {measurement: {role: [report lines]}}."""
+    load (of those in only, if any); returns {measurement: {role: [report
+    lines]}}."""
     if shutil.which("perf") is None:
         log("BENCH_PROFILE: no perf")
         return None
@@ -970,6 +971,7 @@ def profile(srv):
         ("up", lambda: loadgen("up", srv, "-s", UP_SIZE, "-r", 256)),
         ("h2", lambda: m_h2(srv)),
     ]
+    loads = [l for l in loads if not only or l[0] in only]
     # The memory test restarted mezited: warm it up again, as before the
     # measurements.
     loadgen("conn", srv, "-c", 4, "-t", 0.5, timeout=60)
@@ -977,6 +979,7 @@ def profile(srv):
     out = {}
     pdir = os.environ.get("BENCH_OUT")
     pdir = os.path.dirname(os.path.abspath(pdir)) if pdir else W
+    os.makedirs(pdir, exist_ok=True)
     for name, load in loads:
         recs = {}
         for r, pid in roles.items():
@@ -1202,6 +1205,7 @@ def report(results, servers, elapsed, skipped=(), prof=None):
     sys.stdout.flush()
     dest = os.environ.get("BENCH_OUT")
     if dest:
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         with open(dest, "w") as f:
             f.write(text)
         with open(dest + ".json", "w") as f:

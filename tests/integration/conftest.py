@@ -37,6 +37,8 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
                    "killed by signal 7", "killed by signal 8")
 MEZITED = os.environ.get("MEZITED", os.path.join(TOP, "master", "mezited"))
 MEZCTL = os.environ.get("MEZCTL", os.path.join(TOP, "mezctl", "mezctl"))
+# The master's TLS engine in that build: openssl, or libtls (relay only).
+MEZITED_TLS = os.environ.get("MEZITED_TLS", "openssl")
 
 BIG_SIZE = 50 * 1024 * 1024      # the 50 MB transfers
 SLOW_SIZE = 20 * 1024 * 1024     # downloads kept running with --limit-rate

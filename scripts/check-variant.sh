@@ -1,0 +1,37 @@
+#!/bin/sh
+# Build mezited another way in a copy of the tree and run the integration
+# suite against it:
+#
+#	sanitize	AddressSanitizer and UndefinedBehaviorSanitizer; any
+#			report fails the run, even one from a child that the
+#			supervisor then restarted (tests/integration/conftest.py
+#			looks)
+#	libtls		the master's libtls engine (make TLS=libtls), which
+#			relays every session
+set -eu
+
+MEZITED_TLS=openssl
+case ${1:-} in
+sanitize)	vars="SANITIZE=1" ;;
+libtls)		vars="TLS=libtls" MEZITED_TLS=libtls ;;
+*)		echo "usage: $0 sanitize | libtls" >&2; exit 2 ;;
+esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/mezite-$1.XXXXXX")
+chmod 0755 "$work"	# the suite runs mezctl as nobody
+trap 'rm -rf "$work"' EXIT
+
+cd "$top"
+git ls-files -z | xargs -0 cp --parents -t "$work" 2>/dev/null ||
+    tar cf - --exclude='*.o' . | (cd "$work" && tar xf -)
+make -C "$work" -s $vars master/mezited mezctl/mezctl
+
+# Children run chrooted, where LeakSanitizer cannot read /proc.  Reports
+# go to stderr, which is the daemon log the suite checks after each test.
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export ASAN_OPTIONS UBSAN_OPTIONS MEZITED_TLS
+MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+echo "$1: integration suite passed"
