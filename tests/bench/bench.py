@@ -468,8 +468,8 @@ hosts:
 def sink_comp(name, port, tls):
     cmd = [os.path.join(BIN, "tlssink"), "-l", "127.0.0.1:%d" % port]
     if tls:
-        # Two session tickets per handshake, as every other server here
-        # sends by default: the same handshake work.
+        # Two session tickets per handshake, as HAProxy and h2o send by
+        # default (mezited resumes no session and sends none).
         cmd += ["-c", CERT, "-k", KEY, "-t", "2"]
     return Comp(name, cmd)
 
