@@ -862,6 +862,13 @@ eng_write(struct conn *c, const void *buf, size_t len)
 	    tls_write(c->tls, buf, len));
 }
 
+/* Whether the client's socket was found empty (OpenSSL relay only). */
+static int
+eng_drained(struct conn *c)
+{
+	return (c->ssl != NULL && ossl_drained(c->ssl));
+}
+
 /* Send what the engine gathered for the client (OpenSSL relay only). */
 static int
 eng_flush(struct conn *c)
@@ -1315,6 +1322,8 @@ conn_relay(struct conn *c)
 				c->bytes_in += n;
 				st_bytes_in += n;
 				progress = 1;
+				if (eng_drained(c))
+					c->fd_rd = 0;
 				if ((w = relay_to_worker(c, relay_buf, n,
 				    &pfdw)) >= 0 && w < n) {
 					if (relay_keep(&c->up, &c->upoff,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <tls.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -40,14 +41,18 @@ struct ossl_server {
 };
 
 /*
- * A relayed session's records to the client.  One pass of the relay
- * often writes several (a 64 KiB read from the worker is four); they
- * gather here and leave in one send(2) when the pass ends, or when the
- * buffer is full.  The buffer exists only while it holds something.
+ * The socket of a relayed session, as OpenSSL sees it.  Reads note
+ * whether they emptied the socket, so that the relay does not try it
+ * again before epoll says so.  Records to the client gather in a buffer:
+ * one pass of the relay often writes several (a 64 KiB read from the
+ * worker is four), and they leave in one send(2) when the pass ends or
+ * the buffer is full.  The buffer exists only while it holds something.
  */
-struct obuf {
+struct relay_bio {
 	int		 fd;
-	uint8_t		*buf;
+	int		 eof;		/* read(2) said end of file */
+	int		 drained;	/* the last read(2) emptied the socket */
+	uint8_t		*buf;		/* records not sent yet */
 	size_t		 off, len;
 };
 
@@ -56,8 +61,8 @@ struct obuf {
 /* Read ahead this much: four records in one read(2). */
 #define RBUF_SIZE	(4 * SSL3_RT_MAX_ENCRYPTED_LENGTH)
 
-static BIO_METHOD	*obuf_method;
-static int		 obuf_type;
+static BIO_METHOD	*relay_method;
+static int		 relay_type;
 static char		 ossl_errbuf[256];
 
 /* The text of OpenSSL's last error, "unknown" if there is none. */
@@ -395,123 +400,162 @@ ossl_ktls(const struct ossl_server *srv)
 
 /* Send what is buffered: 0 when all is out, -1 with errno (EAGAIN). */
 static int
-obuf_flush(struct obuf *o)
+relay_bio_send(struct relay_bio *r)
 {
 	ssize_t	 w;
 
-	while (o->len > 0) {
-		if ((w = send(o->fd, o->buf + o->off, o->len,
+	while (r->len > 0) {
+		if ((w = send(r->fd, r->buf + r->off, r->len,
 		    MSG_NOSIGNAL)) == -1) {
 			if (errno == EINTR)
 				continue;
 			return (-1);
 		}
-		o->off += w;
-		o->len -= w;
+		r->off += w;
+		r->len -= w;
 	}
-	free(o->buf);
-	o->buf = NULL;
-	o->off = 0;
+	free(r->buf);
+	r->buf = NULL;
+	r->off = 0;
 	return (0);
 }
 
 static int
-obuf_write(BIO *b, const char *data, int dlen)
+relay_bio_read(BIO *b, char *buf, int len)
 {
-	struct obuf	*o = BIO_get_data(b);
-	size_t		 len = dlen;
+	struct relay_bio	*r = BIO_get_data(b);
+	ssize_t			 n;
+
+	BIO_clear_retry_flags(b);
+	if (len <= 0)
+		return (0);
+	while ((n = read(r->fd, buf, len)) == -1 && errno == EINTR)
+		;
+	r->drained = n < len;
+	if (n == 0)
+		r->eof = 1;
+	else if (n == -1 && errno == EAGAIN)
+		BIO_set_retry_read(b);
+	return ((int)n);
+}
+
+static int
+relay_bio_write(BIO *b, const char *data, int dlen)
+{
+	struct relay_bio	*r = BIO_get_data(b);
+	size_t			 len = dlen;
 
 	BIO_clear_retry_flags(b);
 	if (dlen <= 0)
 		return (0);
-	if (o->len + len > OBUF_SIZE && obuf_flush(o) == -1) {
+	if (r->len + len > OBUF_SIZE && relay_bio_send(r) == -1) {
 		if (errno != EAGAIN)
 			return (-1);
-		if (o->len + len > OBUF_SIZE) {
+		if (r->len + len > OBUF_SIZE) {
 			BIO_set_retry_write(b);
 			return (-1);
 		}
 	}
 	if (len > OBUF_SIZE)
 		len = OBUF_SIZE;	/* not a record: take what fits */
-	if (o->buf == NULL) {
-		if ((o->buf = malloc(OBUF_SIZE)) == NULL)
+	if (r->buf == NULL) {
+		if ((r->buf = malloc(OBUF_SIZE)) == NULL)
 			return (-1);
-	} else if (o->off + o->len + len > OBUF_SIZE) {
-		memmove(o->buf, o->buf + o->off, o->len);
-		o->off = 0;
+	} else if (r->off + r->len + len > OBUF_SIZE) {
+		memmove(r->buf, r->buf + r->off, r->len);
+		r->off = 0;
 	}
-	memcpy(o->buf + o->off + o->len, data, len);
-	o->len += len;
+	memcpy(r->buf + r->off + r->len, data, len);
+	r->len += len;
 	return ((int)len);
 }
 
 static long
-obuf_ctrl(BIO *b, int cmd, long num, void *ptr)
+relay_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	struct obuf	*o = BIO_get_data(b);
+	struct relay_bio	*r = BIO_get_data(b);
 
 	switch (cmd) {
 	case BIO_CTRL_FLUSH:
 		/* OpenSSL flushes its alerts; a short send is finished later. */
-		return (obuf_flush(o) == 0 || errno == EAGAIN);
+		return (relay_bio_send(r) == 0 || errno == EAGAIN);
 	case BIO_CTRL_WPENDING:
-		return ((long)o->len);
+		return ((long)r->len);
+	case BIO_CTRL_EOF:
+		return (r->eof);
+	case BIO_C_GET_FD:
+		if (ptr != NULL)
+			*(int *)ptr = r->fd;
+		return (r->fd);
 	default:
 		return (0);
 	}
 }
 
 static int
-obuf_destroy(BIO *b)
+relay_bio_destroy(BIO *b)
 {
-	struct obuf	*o = BIO_get_data(b);
+	struct relay_bio	*r = BIO_get_data(b);
 
-	if (o != NULL) {
-		free(o->buf);
-		free(o);
+	if (r != NULL) {
+		free(r->buf);
+		free(r);
 		BIO_set_data(b, NULL);
 	}
 	return (1);
 }
 
 static BIO *
-obuf_new(int fd)
+relay_bio_new(int fd)
 {
-	struct obuf	*o;
-	BIO		*b;
+	struct relay_bio	*r;
+	BIO			*b;
 
-	if (obuf_method == NULL) {
-		if ((obuf_type = BIO_get_new_index()) == -1 ||
-		    (obuf_method = BIO_meth_new(obuf_type |
-		    BIO_TYPE_SOURCE_SINK, "mezite relay")) == NULL)
+	if (relay_method == NULL) {
+		if ((relay_type = BIO_get_new_index()) == -1)
 			return (NULL);
-		obuf_type |= BIO_TYPE_SOURCE_SINK;
-		if (BIO_meth_set_write(obuf_method, obuf_write) != 1 ||
-		    BIO_meth_set_ctrl(obuf_method, obuf_ctrl) != 1 ||
-		    BIO_meth_set_destroy(obuf_method, obuf_destroy) != 1) {
-			BIO_meth_free(obuf_method);
-			obuf_method = NULL;
+		relay_type |= BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+		if ((relay_method = BIO_meth_new(relay_type,
+		    "mezite relay")) == NULL)
+			return (NULL);
+		if (BIO_meth_set_read(relay_method, relay_bio_read) != 1 ||
+		    BIO_meth_set_write(relay_method, relay_bio_write) != 1 ||
+		    BIO_meth_set_ctrl(relay_method, relay_bio_ctrl) != 1 ||
+		    BIO_meth_set_destroy(relay_method,
+		    relay_bio_destroy) != 1) {
+			BIO_meth_free(relay_method);
+			relay_method = NULL;
 			return (NULL);
 		}
 	}
-	if ((o = calloc(1, sizeof(*o))) == NULL)
+	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return (NULL);
-	if ((b = BIO_new(obuf_method)) == NULL) {
-		free(o);
+	if ((b = BIO_new(relay_method)) == NULL) {
+		free(r);
 		return (NULL);
 	}
-	o->fd = fd;
-	BIO_set_data(b, o);
+	r->fd = fd;
+	BIO_set_data(b, r);
 	BIO_set_init(b, 1);
 	return (b);
 }
 
+static struct relay_bio *
+relay_bio_of(SSL *ssl)
+{
+	BIO	*b = SSL_get_wbio(ssl);
+
+	if (relay_method == NULL || b == NULL ||
+	    BIO_method_type(b) != relay_type)
+		return (NULL);
+	return (BIO_get_data(b));
+}
+
 /*
  * The session stays here to be relayed: read ahead, several records a
- * read(2), and gather the records to the client (struct obuf).  Not
- * before: what OpenSSL has read ahead cannot go to the kernel, nor can
- * what it would write through the kernel's TLS be buffered here.
+ * read(2), through a struct relay_bio.  Not before: what OpenSSL has
+ * read ahead cannot go to the kernel, nor can what it would write
+ * through the kernel's TLS be buffered here.
  */
 int
 ossl_relay(SSL *ssl, int fd)
@@ -520,11 +564,12 @@ ossl_relay(SSL *ssl, int fd)
 
 	SSL_set_read_ahead(ssl, 1);
 	SSL_set_default_read_buffer_len(ssl, RBUF_SIZE);
-	if (BIO_get_ktls_send(SSL_get_wbio(ssl)))
+	if (BIO_get_ktls_send(SSL_get_wbio(ssl)) ||
+	    BIO_get_ktls_recv(SSL_get_rbio(ssl)))
 		return (0);
-	if ((b = obuf_new(fd)) == NULL)
+	if ((b = relay_bio_new(fd)) == NULL)
 		return (-1);
-	SSL_set0_wbio(ssl, b);
+	SSL_set_bio(ssl, b, b);
 	return (0);
 }
 
@@ -535,15 +580,24 @@ ossl_relay(SSL *ssl, int fd)
 int
 ossl_flush(SSL *ssl)
 {
-	BIO		*b = SSL_get_wbio(ssl);
-	struct obuf	*o;
+	struct relay_bio	*r;
 
-	if (obuf_method == NULL || b == NULL || BIO_method_type(b) != obuf_type)
-		return (0);
-	o = BIO_get_data(b);
-	if (obuf_flush(o) == 0)
+	if ((r = relay_bio_of(ssl)) == NULL || relay_bio_send(r) == 0)
 		return (0);
 	return (errno == EAGAIN ? TLS_WANT_POLLOUT : -1);
+}
+
+/*
+ * Whether the socket was empty at the last read and OpenSSL holds
+ * nothing more: reading again would only fail with EAGAIN.
+ */
+int
+ossl_drained(SSL *ssl)
+{
+	struct relay_bio	*r;
+
+	return ((r = relay_bio_of(ssl)) != NULL && r->drained &&
+	    !SSL_has_pending(ssl));
 }
 
 /* libtls's return conventions for an OpenSSL result. */

@@ -34,6 +34,7 @@ SSL			*ossl_accept(struct ossl_server *, int);
 int			 ossl_ktls(const struct ossl_server *);
 int			 ossl_relay(SSL *, int);
 int			 ossl_flush(SSL *);
+int			 ossl_drained(SSL *);
 int			 ossl_handshake(SSL *);
 ssize_t			 ossl_read(SSL *, void *, size_t);
 ssize_t			 ossl_write(SSL *, const void *, size_t);
