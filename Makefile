@@ -76,7 +76,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-integration check-sanitize check-libtls check-valgrind \
-	check-ktls demo deps \
+	check-ktls check-bench demo deps \
 	install \
 	bench
 
@@ -153,7 +153,8 @@ deps:
 check: deps
 	$(MAKE) all $(UNIT_TESTS)
 	$(MAKE) check-unit check-valgrind check-config check-man check-fuzz \
-		check-integration check-sanitize check-libtls check-ktls
+		check-integration check-sanitize check-libtls check-ktls \
+		check-bench
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
@@ -213,6 +214,16 @@ demo: deps all
 # Side-by-side benchmarks against HAProxy and h2o; not part of check.
 bench: deps all
 	@sh tests/bench/run.sh
+
+# The whole bench with small loads: that it runs, measures everything,
+# judges every target and leaves nothing behind.  Its figures are not
+# judged.
+check-bench: $(PROGS)
+	@out=$$(mktemp -d /tmp/mezite-check-bench.XXXXXX) && \
+	BENCH_QUICK=1 BENCH_OUT=$$out/out.txt sh tests/bench/run.sh \
+	    > $$out/log 2>&1 && \
+	/usr/bin/python3 tests/bench/check.py $$out/out.txt; \
+	rc=$$?; [ $$rc -eq 0 ] || cat $$out/log; rm -rf $$out; exit $$rc
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \

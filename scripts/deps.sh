@@ -6,7 +6,8 @@ PKGS="build-essential pkg-config byacc libbsd-dev libtls-dev libssl-dev
 libevent-dev libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler
 check mandoc clang libclang-rt-14-dev curl openssl nghttp2-client
 python3 python3-pytest procps psmisc valgrind util-linux
-qemu-system-x86 linux-image-amd64 busybox-static cpio kmod iproute2"
+qemu-system-x86 linux-image-amd64 busybox-static cpio kmod iproute2
+haproxy h2o"
 
 missing=""
 for p in $PKGS; do

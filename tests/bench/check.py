@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""
+Check what a quick run of the bench (make check-bench) produced: every
+measurement of every server in every run, numbers where numbers belong,
+every target judged, and no server left running.  The figures of a quick
+run mean little and are not judged here.
+
+usage: check.py OUT        (the BENCH_OUT of the run: OUT and OUT.json)
+"""
+
+import json
+import os
+import re
+import sys
+
+ALL = ["mezited", "haproxy>h2o", "h2o", "haproxy>sink", "sink"]
+HTTP = ["mezited", "haproxy>h2o", "h2o"]
+FIGURES = {
+    "conn": (ALL, ["cpu", "rate"]),
+    "lat": (ALL, ["p50", "p99", "p999"]),
+    "down": (ALL, ["cpu", "rate"]),
+    "up": (ALL, ["cpu", "rate"]),
+    "h2": (HTTP, ["cpu", "rate"]),
+    "mem": (ALL, ["kb"]),
+}
+TARGETS = 9
+RUNS = 3
+
+errors = []
+
+
+def fail(msg):
+    errors.append(msg)
+
+
+def main():
+    out = sys.argv[1]
+    with open(out + ".json") as f:
+        res = json.load(f)
+    with open(out) as f:
+        text = f.read()
+
+    for meas, (servers, keys) in FIGURES.items():
+        if meas not in res:
+            fail("%s: not measured" % meas)
+            continue
+        for s in servers:
+            runs = res[meas].get(s)
+            if runs is None or len(runs) < RUNS:
+                fail("%s %s: %s runs, want %d" % (
+                    meas, s, None if runs is None else len(runs), RUNS))
+                continue
+            for i, r in enumerate(runs):
+                for k in keys:
+                    v = r.get(k)
+                    if not isinstance(v, (int, float)) or v <= 0:
+                        fail("%s %s run %d: %s = %r" % (meas, s, i, k, v))
+    # The sessions really went where the rows say.
+    for r in res.get("conn", {}).get("mezited", []):
+        if r.get("alpn") != "http/1.1" or r.get("cipher") != \
+                "TLS_AES_128_GCM_SHA256":
+            fail("conn mezited: %r" % r)
+    for r in res.get("mem", {}).get("mezited", []):
+        if r.get("routed") != r.get("open"):
+            fail("mem mezited: %s of %s routed" % (r.get("routed"),
+                                                   r.get("open")))
+    for meas, status in (("down", "200"), ("up", "405")):
+        for s in HTTP:
+            for r in res.get(meas, {}).get(s, []):
+                if r.get("status") != status:
+                    fail("%s %s: HTTP status %r" % (meas, s, r.get("status")))
+
+    verdicts = re.findall(r"^  (\S.*?)\s{2,}.*\s(met|MISSED|not measured)$",
+                          text.split("== targets", 1)[-1], re.M)
+    if len(verdicts) != TARGETS:
+        fail("%d targets judged, want %d" % (len(verdicts), TARGETS))
+    for what, v in verdicts:
+        if v == "not measured":
+            fail("target not measured: %s" % what)
+    if not re.search(r"^  \d+ of %d targets met$" % TARGETS, text, re.M):
+        fail("no summary of the targets")
+
+    # run.sh stops every server it started: no process may still run
+    # from, in, or chrooted to a bench work directory (mezited's children
+    # rename themselves, hence the links).
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        where = []
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                where.append(f.read().replace(b"\0", b" ").decode(
+                    errors="replace"))
+            for link in ("root", "cwd", "exe"):
+                where.append(os.readlink("/proc/%s/%s" % (pid, link)))
+        except OSError:
+            continue
+        if any("/mezite-bench." in w for w in where):
+            fail("left running: %s %s" % (pid, where[0].strip()))
+
+    if errors:
+        for e in errors:
+            print("bench check: " + e)
+        sys.exit(1)
+    print("bench check: %d measurements x %d runs, %d targets judged" % (
+        len(FIGURES), RUNS, TARGETS))
+
+
+if __name__ == "__main__":
+    main()
