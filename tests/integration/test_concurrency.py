@@ -40,3 +40,67 @@ def test_200_concurrent_clients_all_succeed_on_both_workers(daemon):
                                                              https_pids)
     assert len(seen) == 2
     assert daemon.healthz()
+
+
+BURST = 800
+
+
+def test_burst_waits_for_a_backed_up_only_worker(make_daemon):
+    """A worker with 256 handoffs queued is passed over for another of its
+    type, never refused while it is the only one: with the only https
+    worker stopped, a burst that queues hundreds of handoffs for it is
+    served in full once it runs again."""
+    import os
+    import resource
+    import signal
+    import socket
+
+    from conftest import tls_connect, wait_for
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < BURST + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (min(hard, BURST + 1024), hard))
+    d = make_daemon(prefork=1)
+    pid = d.worker_pid("https.0")
+    total0 = d.mezctl_json("show", "status")["connections"]["total"]
+    socks = []
+
+    def one(i):
+        s = tls_connect(d.port, alpn=["http/1.1"], timeout=60)
+        s.sendall(b"GET /api/v1/whoami HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Connection: close\r\n\r\n")
+        return s
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(max_workers=32) as ex:
+            socks = list(ex.map(one, range(BURST)))
+        # Every session is handed over (or would have been refused) by now.
+
+        def routed():
+            c = d.mezctl_json("show", "status")["connections"]
+            return c["total"] - total0 >= BURST and c["handshakes"] == 0
+        wait_for(routed, 30, what="all handshakes")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    bad = []
+    for s in socks:
+        with s:
+            s.settimeout(30)
+            data = b""
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    data += b
+            except (OSError, socket.timeout) as e:
+                bad.append(repr(e))
+                continue
+            if not data.startswith(b"HTTP/1.1 200"):
+                bad.append(data[:60])
+    assert not bad, "%d of %d not served: %s" % (len(bad), BURST, bad[:5])
+    assert "worker is running, closing" not in d.log()
+    assert d.status()["connections"]["route_failures"] == 0
