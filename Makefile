@@ -215,9 +215,9 @@ demo: deps all
 bench: deps all
 	@sh tests/bench/run.sh
 
-# The whole bench with small loads: that it runs, measures everything,
-# judges every target and leaves nothing behind.  Its figures are not
-# judged.
+# The whole bench with small loads, the kTLS part in its VM included:
+# that it runs, measures everything, judges every target and leaves
+# nothing behind.  Its figures are not judged.
 check-bench: $(PROGS)
 	@out=$$(mktemp -d /tmp/mezite-check-bench.XXXXXX) && \
 	BENCH_QUICK=1 BENCH_OUT=$$out/out.txt sh tests/bench/run.sh \

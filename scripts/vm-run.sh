@@ -3,7 +3,8 @@
 # tls module this machine's kernel may lack), with the host's root
 # shared read-only over 9p and a writable scratch share.  The VM uses
 # TCG: no KVM is assumed.  Succeeds only if the guest's command does:
-# qemu itself exits 0 whatever happened inside.
+# qemu itself exits 0 whatever happened inside.  VM_CPU picks the CPU
+# model qemu emulates (default: qemu's own; "max" has AES-NI).
 #
 #	vm-run.sh 'shell command'
 set -eu
@@ -81,6 +82,7 @@ $cmd
 GUEST
 
 timeout 600 qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 \
+    ${VM_CPU:+-cpu "$VM_CPU"} \
     -nographic -no-reboot -kernel "/boot/vmlinuz-$kver" \
     -initrd "$work/initramfs.gz" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \

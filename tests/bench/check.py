@@ -5,7 +5,8 @@ measurement of every server in every run, numbers where numbers belong,
 every target judged, and no server left running.  The figures of a quick
 run mean little and are not judged here.
 
-usage: check.py OUT        (the BENCH_OUT of the run: OUT and OUT.json)
+usage: check.py OUT        (the BENCH_OUT of the run: OUT, OUT.json and,
+                           from the VM, OUT.ktls.json)
 """
 
 import json
@@ -25,6 +26,7 @@ FIGURES = {
 }
 TARGETS = 9
 RUNS = 3
+KTLS_SERVERS = ["mezited-ktls", "mezited-relay", "h2o"]
 
 errors = []
 
@@ -80,6 +82,24 @@ def main():
     if not re.search(r"^  \d+ of %d targets met$" % TARGETS, text, re.M):
         fail("no summary of the targets")
 
+    # HTTP/2 with kTLS, from the VM.
+    try:
+        with open(out + ".ktls.json") as f:
+            kt = json.load(f)
+    except (OSError, ValueError) as e:
+        fail("kTLS figures: %s" % e)
+        kt = {"runs": {}}
+    for s in KTLS_SERVERS:
+        runs = kt["runs"].get(s, [])
+        if len(runs) < RUNS:
+            fail("ktls %s: %d runs, want %d" % (s, len(runs), RUNS))
+        for i, r in enumerate(runs):
+            if not r.get("rate", 0) > 0 or not r.get("cpu", 0) > 0:
+                fail("ktls %s run %d: %r" % (s, i, r))
+    if not re.search(r"^  HTTP/2 req/s >= 0\.9 x h2o direct: mezited-ktls "
+                     r"\d+, h2o \d+, [\d.]+x  (met|MISSED)$", text, re.M):
+        fail("the kTLS target is not judged")
+
     # run.sh stops every server it started: no process may still run
     # from, in, or chrooted to a bench work directory (mezited's children
     # rename themselves, hence the links).
@@ -102,8 +122,9 @@ def main():
         for e in errors:
             print("bench check: " + e)
         sys.exit(1)
-    print("bench check: %d measurements x %d runs, %d targets judged" % (
-        len(FIGURES), RUNS, TARGETS))
+    print("bench check: %d measurements x %d runs, %d targets judged; "
+          "HTTP/2 with kTLS in the VM, %d servers x %d runs" % (
+              len(FIGURES), RUNS, TARGETS, len(KTLS_SERVERS), RUNS))
 
 
 if __name__ == "__main__":

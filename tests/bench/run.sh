@@ -119,3 +119,14 @@ export BENCH_CGROUP="mezite-bench.$$"
 timeout -k 10 840 /usr/bin/python3 "$here/bench.py" "$work" "$top" &
 pypid=$!
 wait "$pypid"
+
+# HTTP/2 with the session in the kernel, in a VM whose kernel has TLS
+# support (BENCH_KTLS=0 skips it).
+if [ "${BENCH_KTLS:-1}" = 1 ]; then
+	echo
+	k="$work/ktls.txt"
+	sh "$here/run-ktls.sh" ${BENCH_OUT:+"$BENCH_OUT.ktls.json"} > "$k" ||
+	    { cat "$k"; exit 1; }
+	cat "$k"
+	[ -z "${BENCH_OUT:-}" ] || cat "$k" >> "$BENCH_OUT"
+fi
