@@ -673,13 +673,20 @@ ossl_write(SSL *ssl, const void *buf, size_t len)
 
 /*
  * Send close_notify, after what the relay still holds for the client;
- * the peer's is not waited for.
+ * the peer's is not waited for.  Through a struct relay_bio, the alert
+ * goes into an empty buffer, so once SSL_shutdown() has been called it
+ * only has to be sent: calling it again would wait for the peer's.
  */
 int
 ossl_close(SSL *ssl)
 {
 	int	 ret;
 
+	if ((ret = ossl_flush(ssl)) != 0)
+		return (ret);
+	if (relay_bio_of(ssl) != NULL &&
+	    (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return (0);
 	ERR_clear_error();
 	errno = 0;
 	if ((ret = SSL_shutdown(ssl)) >= 0)

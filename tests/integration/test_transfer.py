@@ -63,3 +63,36 @@ def test_small_static_file_and_404(daemon):
     r = run(["curl", "-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}",
              daemon.url + "/no-such-file"])
     assert r.stdout == "404"
+
+
+def test_slow_reader_gets_the_end_and_close_notify(daemon, htdocs):
+    """The worker answers and closes while the client's socket is full:
+    the master still holds the end of the response when it must send
+    close_notify.  The client gets every byte, then close_notify.  A
+    small receive window keeps the master's socket full to the end."""
+    import socket
+
+    from conftest import client_context
+
+    _, files = htdocs
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(8)
+    raw.connect(("127.0.0.1", daemon.port))
+    s = client_context(["http/1.1"]).wrap_socket(
+        raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    with s:
+        s.sendall(b"GET /slow.bin HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = bytearray()
+        while True:
+            try:
+                b = s.recv(1 << 16)
+            except socket.timeout:
+                pytest.fail("stalled after %d bytes" % len(data))
+            if not b:
+                break           # close_notify: a ragged EOF would raise
+            data += b
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    assert hashlib.sha256(body).hexdigest() == files["slow.bin"]
