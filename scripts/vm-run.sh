@@ -4,7 +4,8 @@
 # shared read-only over 9p and a writable scratch share.  The VM uses
 # TCG: no KVM is assumed.  Succeeds only if the guest's command does:
 # qemu itself exits 0 whatever happened inside.  VM_CPU picks the CPU
-# model qemu emulates (default: qemu's own; "max" has AES-NI).
+# model qemu emulates (default: qemu's own; "max" has AES-NI); VM_OUT
+# names a host directory that the guest may write, at the same path.
 #
 #	vm-run.sh 'shell command'
 set -eu
@@ -53,6 +54,7 @@ for a in $(cat /proc/cmdline); do
 	workdir=*) W=${a#workdir=} ;;
 	guestscript=*) S=${a#guestscript=} ;;
 	topdir=*) T=${a#topdir=} ;;
+	outdir=*) O=${a#outdir=} ;;
 	esac
 done
 o=trans=virtio,version=9p2000.L,msize=262144
@@ -64,6 +66,10 @@ mount -t 9p -o $o work /newroot$W
 # The tree under test, wherever it is (/tmp is the guest's own now).
 mkdir -p /newroot$T
 mount -t 9p -o $o,ro top /newroot$T
+if [ -n "$O" ]; then
+	mkdir -p /newroot$O
+	mount -t 9p -o $o out /newroot$O
+fi
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
@@ -88,7 +94,8 @@ timeout 600 qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap" \
     -virtfs "local,path=$top,mount_tag=top,security_model=none,readonly=on,multidevs=remap" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 workdir=$work topdir=$top guestscript=$work/guest.sh" \
+    ${VM_OUT:+-virtfs "local,path=$VM_OUT,mount_tag=out,security_model=none,multidevs=remap"} \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 workdir=$work topdir=$top ${VM_OUT:+outdir=$VM_OUT }guestscript=$work/guest.sh" \
     > "$work/console.log" 2>&1 || true
 
 # The guest's output; the kernel's too if the command failed.

@@ -4,11 +4,11 @@ HTTP/2 requests through mezited with the session in the kernel (kTLS),
 beside h2o terminating TLS itself and mezited relaying, in one run.
 
 Run by tests/bench/run-ktls.sh inside a VM that boots a kernel with TLS
-support (this machine's kernel may have none), as root.  Prints one table,
-then the figures as JSON on a line of their own (KTLS_H2_JSON ...), and
-into OUT.json if given.
+support (this machine's kernel may have none), as root.  Prints one table;
+with OUT, also writes it to OUT.txt and the figures to OUT.json (the VM's
+console is no place to read them back from).
 
-usage: ktls_h2.py TOP [OUT.json]
+usage: ktls_h2.py TOP [OUT]
 """
 
 import json
@@ -261,7 +261,8 @@ hosts:
 
     med = {n: {k: statistics.median(r[k] for r in runs)
                for k in ("rate", "cpu")} for n, runs in res.items()}
-    w = print
+    lines = []
+    w = lines.append
     w("== HTTP/2 requests with the session in the kernel: h2load, %d "
       "connections x %d streams, GET /1k.bin, %d requests a run" % (
           CONNS, STREAMS, REQS))
@@ -283,12 +284,14 @@ hosts:
     w("  HTTP/2 req/s >= 0.9 x h2o direct: mezited-ktls %.0f, h2o %.0f, "
       "%.2fx  %s" % (base["rate"], med["h2o"]["rate"], ratio,
                      "met" if ratio >= 0.9 else "MISSED"))
-    doc = {"runs": res, "median": med, "ratio": ratio}
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
     if OUT:
-        with open(OUT, "w") as f:
-            json.dump(doc, f, indent=1)
-    # One line for the host, which sees only the VM's console.
-    w("KTLS_H2_JSON " + json.dumps(doc))
+        with open(OUT + ".json", "w") as f:
+            json.dump({"runs": res, "median": med, "ratio": ratio}, f,
+                      indent=1)
+        with open(OUT + ".txt", "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":
