@@ -27,7 +27,7 @@ TOP = sys.argv[1]
 OUT = sys.argv[2] if len(sys.argv) > 2 else None
 MEZITED = os.environ.get("MEZITED", os.path.join(TOP, "master", "mezited"))
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
-RUNS = max(3, int(os.environ.get("BENCH_RUNS", "3")))
+RUNS = max(3, int(os.environ.get("BENCH_RUNS", "3" if QUICK else "5")))
 REQS = int(os.environ.get("BENCH_KTLS_H2_REQS", "5000" if QUICK else "30000"))
 CONNS = int(os.environ.get("BENCH_H2_CONNS", "4"))
 STREAMS = int(os.environ.get("BENCH_H2_STREAMS", "32"))
@@ -114,6 +114,7 @@ def wait_ready(srv):
     last = None
     for _ in range(300):
         if srv.proc.poll() is not None:
+            last = "exited with status %d" % srv.proc.returncode
             break
         try:
             st, body = get(srv.port, "/1k.bin")
@@ -204,7 +205,11 @@ def main():
     os.chmod(os.path.join(htdocs, "1k.bin"), 0o644)
     os.chmod(htdocs, 0o755)
 
-    ports = [free_port() for _ in range(3)]
+    ports = []
+    while len(ports) < 3:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
     h2o_conf = os.path.join(d, "h2o.conf")
     with open(h2o_conf, "w") as f:
         f.write("""\

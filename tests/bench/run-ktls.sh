@@ -18,7 +18,7 @@ trap 'rm -rf "$out"' EXIT
 rc=0
 log=$(VM_CPU=max VM_OUT="$out" sh scripts/vm-run.sh "modprobe -a \
     aesni_intel ghash_clmulni_intel; ${MEZITED:+MEZITED=$MEZITED} \
-    BENCH_QUICK=${BENCH_QUICK:-0} BENCH_RUNS=${BENCH_RUNS:-3} \
+    BENCH_QUICK=${BENCH_QUICK:-0} ${BENCH_RUNS:+BENCH_RUNS=$BENCH_RUNS} \
     /usr/bin/python3 tests/bench/ktls_h2.py $top $out/ktls") || rc=$?
 if [ $rc -ne 0 ] || [ ! -s "$out/ktls.txt" ] || [ ! -s "$out/ktls.json" ]
 then
