@@ -9,8 +9,9 @@
  * HKDF-Expand-Label (RFC 8446, 7.1 and 7.3).
  *
  * The handoff is safe only when OpenSSL holds no record it has read
- * past Finished: with read-ahead off (the default) it reads exactly one
- * record at a time, and SSL_has_pending() must be 0.  Records the
+ * past Finished: with read-ahead off (ossl_relay() turns it on only for
+ * sessions that stay to be relayed) it reads exactly one record at a
+ * time, and SSL_has_pending() must be 0.  Records the
  * client sent after Finished then wait in the socket and the kernel
  * decrypts them with the RX key, from sequence number 0.
  */

@@ -3,12 +3,12 @@
  * each session to a worker.
  *
  * One libevent loop serves every connection; nothing here blocks.  After
- * the handshake the master makes a socketpair, passes one end to the
- * chosen worker with the session's metadata, and relays plaintext
- * between the TLS session and its own end.  At most one TLS record is
- * buffered per direction: the master reads from one side only when the
- * other has taken everything, so a slow reader holds back its writer
- * instead of making the master buffer.
+ * the handshake the master either puts the session's keys in the kernel
+ * and passes the TCP socket itself to the chosen worker (kTLS), or makes
+ * a socketpair, passes one end, and relays plaintext between the TLS
+ * session and its own end.  The relay moves up to 64 KiB a read and
+ * reads from one side only when the other has taken everything, so a
+ * slow reader holds back its writer instead of making the master buffer.
  */
 
 #include <sys/types.h>

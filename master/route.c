@@ -85,8 +85,8 @@ seen_before(const struct route_rule *rules, size_t i)
 
 /*
  * The ALPN list for tls_config_set_alpn(): each id the rules name once,
- * ours ("mezite-...") first since libtls picks by the server's order,
- * then the others, each group in the order of first appearance.
+ * ours ("mezite-...") first since both engines pick by the server's
+ * order, then the others, each group in the order of first appearance.
  * Returns the length of the whole list, as strlcpy() does: >= len means
  * it was truncated.
  */
