@@ -4,10 +4,14 @@ the preforked https workers.
 """
 
 import json
+import os
+import resource
+import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import http_get
+from conftest import http_get, tls_connect, wait_for
 
 CLIENTS = 200
 
@@ -50,13 +54,6 @@ def test_burst_waits_for_a_backed_up_only_worker(make_daemon):
     type, never refused while it is the only one: with the only https
     worker stopped, a burst that queues hundreds of handoffs for it is
     served in full once it runs again."""
-    import os
-    import resource
-    import signal
-    import socket
-
-    from conftest import tls_connect, wait_for
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < BURST + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE,

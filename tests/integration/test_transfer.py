@@ -6,10 +6,11 @@ over HTTP/2 and HTTP/1.1.
 import hashlib
 import json
 import os
+import socket
 
 import pytest
 
-from conftest import BIG_SIZE, run, sha256_file
+from conftest import BIG_SIZE, client_context, run, sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +71,6 @@ def test_slow_reader_gets_the_end_and_close_notify(daemon, htdocs):
     the master still holds the end of the response when it must send
     close_notify.  The client gets every byte, then close_notify.  A
     small receive window keeps the master's socket full to the end."""
-    import socket
-
-    from conftest import client_context
-
     _, files = htdocs
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
