@@ -56,6 +56,7 @@ COMMON_SRCS =	common/imsg.c common/log.c common/proc.c common/util.c \
 		$(PROTO_C)
 MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \
+		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c
 HTTPS_SRCS =	workers/https/https.c
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c
@@ -89,7 +90,7 @@ master/parse.c: master/parse.y
 	$(YACC) -o $@ master/parse.y
 
 $(COMMON_OBJS) $(MASTER_OBJS) $(HTTPS_OBJS) $(MEZCTL_OBJS): $(PROTO_H) \
-	common/*.h master/mezited.h
+	common/*.h master/mezited.h master/master.h
 
 $(HTTPS_OBJS): CFLAGS += $(H2O_CFLAGS)
 

@@ -1,0 +1,149 @@
+/*
+ * The master process: what its files share.
+ *
+ *	master.c	the process: configuration, channels, accept,
+ *			handshake, status
+ *	engine.c	one interface over the TLS engines (OpenSSL's libssl
+ *			in tls_ossl.c, or libtls)
+ *	handoff.c	routing a session to a worker, its metadata, and the
+ *			hand-off itself, in the kernel or relayed
+ *	relay.c		the relay between a TLS session and a worker
+ */
+
+#ifndef MEZITE_MASTER_H
+#define MEZITE_MASTER_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event.h>
+#include <stdint.h>
+#include <tls.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "mezited.h"
+
+#define WORKER_QUEUE_MAX	256	/* handoffs waiting: prefer another */
+#define WORKER_QUEUE_HARD	4096	/* ...and beyond this, refuse */
+
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_RELAY,
+	CONN_CLOSING,		/* sending close_notify */
+	CONN_LINGER,		/* reading what the client still sends */
+	CONN_KTLS,		/* in the kernel and the worker's hands */
+};
+
+struct worker {
+	TAILQ_ENTRY(worker)	 entry;
+	enum proc_type		 type;
+	unsigned int		 instance;
+	pid_t			 pid;
+	int64_t			 started;
+	unsigned int		 restarts;
+	unsigned int		 active;
+	struct imsgev		 iev;
+};
+TAILQ_HEAD(workers, worker);
+
+/*
+ * A server context and the connections accepted with it.  The SNI
+ * callbacks read the server context during each handshake, so a reload
+ * frees the old one only after its last connection has ended.
+ */
+struct srvctx {
+	struct ossl_server	*ossl;		/* OpenSSL engine, or */
+	struct tls		*tls;		/* libtls (make TLS=libtls) */
+	unsigned int		 refs;
+};
+
+struct conn {
+	TAILQ_ENTRY(conn)	 entry;
+	uint64_t		 id;
+	enum conn_state		 state;
+	int			 fd;		/* client, TCP */
+	struct srvctx		*srv;
+	struct tls		*tls;
+	SSL			*ssl;
+	int			 mode;		/* Mezite__HandoffMode */
+	int			 pfd;		/* our end towards the worker */
+	short			 fd_events;
+	short			 pfd_events;
+	int			 fd_rd;		/* may be readable: try */
+	int			 pfd_rd;
+	struct event		 fdev;
+	struct event		 pfdev;
+	struct event		 timer;
+	struct sockaddr_storage	 peer;
+	struct sockaddr_storage	 local;
+	char			*alpn;
+	char			*sni;
+	enum proc_type		 wtype;
+	struct worker		*worker;
+	pid_t			 worker_pid;
+	/* relay: bytes read but not yet written on */
+	uint8_t			*up;		/* client -> worker */
+	size_t			 upoff, uplen;
+	uint8_t			*down;		/* worker -> client */
+	size_t			 downoff, downlen;
+	int			 up_eof;	/* client sent no more */
+	int			 up_shut;	/* told the worker so */
+	int			 down_eof;	/* worker sent no more */
+	size_t			 bytes_linger;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+	int64_t			 started;
+};
+TAILQ_HEAD(conns, conn);
+
+/* Counters for status. */
+struct master_stats {
+	uint64_t		 total;
+	uint64_t		 handshake_failures;
+	uint64_t		 route_failures;
+	uint64_t		 bytes_in;
+	uint64_t		 bytes_out;
+	uint64_t		 ktls_total;
+	uint64_t		 relay_total;
+	uint64_t		 route_total[PROC_MAX];
+	unsigned int		 route_active[PROC_MAX];
+};
+
+/* master.c */
+extern struct workers		 workers;
+extern struct master_stats	 mstats;
+extern const struct route_rule	*rules;
+extern size_t			 nrules;
+extern enum proc_type		 default_worker;
+extern const struct timeval	*handshake_tv;
+extern const struct timeval	*idle_tv;
+void		 conn_handshake(struct conn *);
+void		 conn_free(struct conn *);
+void		 srvctx_unref(struct srvctx *);
+
+/* engine.c */
+int		 eng_handshake(struct conn *);
+ssize_t		 eng_read(struct conn *, void *, size_t);
+ssize_t		 eng_write(struct conn *, const void *, size_t);
+int		 eng_drained(struct conn *);
+int		 eng_flush(struct conn *);
+int		 eng_close(struct conn *);
+const char	*eng_error(struct conn *);
+int		 eng_names(struct conn *);
+const char	*eng_version(struct conn *);
+const char	*eng_cipher(struct conn *);
+X509		*eng_peer(struct conn *);
+
+/* handoff.c */
+void		 conn_route(struct conn *);
+
+/* relay.c */
+void		 conn_relay(struct conn *);
+void		 conn_io(int, short, void *);
+void		 conn_timeout(int, short, void *);
+void		 conn_set_events(struct conn *, short, short);
+
+#endif /* MEZITE_MASTER_H */
