@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <event.h>
 
 #include "log.h"
+#include "meta.h"
 #include "proc.h"
 
 static const char *const proc_names[PROC_MAX] = {
@@ -72,74 +75,331 @@ proc_drop(const char *procname, const char *user, const char *root)
 		fatalx("%s: privileges were not dropped", procname);
 }
 
-int
-imsgev_init(struct imsgev *iev, int fd, void *data,
-    void (*handler)(int, short, void *))
+static const char *const imsg_names[IMSG_MAX] = {
+	[IMSG_NONE] =			"NONE",
+	[IMSG_CONF_MASTER] =		"CONF_MASTER",
+	[IMSG_CONF_KEYPAIR] =		"CONF_KEYPAIR",
+	[IMSG_CONF_END] =		"CONF_END",
+	[IMSG_CONF_WORKER] =		"CONF_WORKER",
+	[IMSG_LISTENER] =		"LISTENER",
+	[IMSG_WORKER_UP] =		"WORKER_UP",
+	[IMSG_MASTER_CHANNEL] =		"MASTER_CHANNEL",
+	[IMSG_DRAIN] =			"DRAIN",
+	[IMSG_LOG_VERBOSE] =		"LOG_VERBOSE",
+	[IMSG_PROCS] =			"PROCS",
+	[IMSG_HANDOFF] =		"HANDOFF",
+	[IMSG_CONN_DONE] =		"CONN_DONE",
+	[IMSG_STATUS_REQ] =		"STATUS_REQ",
+	[IMSG_STATUS] =			"STATUS",
+	[IMSG_HANDOFF_ACK] =		"HANDOFF_ACK",
+	[IMSG_MASTER_LOST] =		"MASTER_LOST",
+	[IMSG_WORKER_STUCK] =		"WORKER_STUCK",
+	[IMSG_CTL_SHOW_STATUS] =	"CTL_SHOW_STATUS",
+	[IMSG_CTL_SHOW_WORKERS] =	"CTL_SHOW_WORKERS",
+	[IMSG_CTL_SHOW_CONNECTIONS] =	"CTL_SHOW_CONNECTIONS",
+	[IMSG_CTL_RELOAD] =		"CTL_RELOAD",
+	[IMSG_CTL_LOG_VERBOSE] =	"CTL_LOG_VERBOSE",
+	[IMSG_CTL_STATUS] =		"CTL_STATUS",
+	[IMSG_CTL_PROC] =		"CTL_PROC",
+	[IMSG_CTL_CONN] =		"CTL_CONN",
+	[IMSG_CTL_OK] =			"CTL_OK",
+	[IMSG_CTL_FAIL] =		"CTL_FAIL",
+	[IMSG_CTL_END] =		"CTL_END",
+};
+
+const char *
+imsg_name(uint32_t type)
 {
-	if (imsgbuf_init(&iev->ibuf, fd) == -1)
+	if (type >= IMSG_MAX || imsg_names[type] == NULL)
+		return ("unknown");
+	return (imsg_names[type]);
+}
+
+int
+proc_chan_init(struct proc_chan *ch, int fd, const struct proc_peer *peer,
+    const char *name, void *arg, void (*closed)(struct proc_chan *))
+{
+	memset(ch, 0, sizeof(*ch));
+	if (imsgbuf_init(&ch->ibuf, fd) == -1)
 		return (-1);
-	iev->handler = handler;
-	iev->data = data;
-	iev->events = 0;
+	if (peer->maxsize != 0 &&
+	    imsgbuf_set_maxsize(&ch->ibuf, peer->maxsize) == -1) {
+		imsgbuf_clear(&ch->ibuf);
+		return (-1);
+	}
+	if (peer->fdpass)
+		imsgbuf_allow_fdpass(&ch->ibuf);
+	ch->peer = peer;
+	ch->arg = arg;
+	ch->closed = closed;
+	strlcpy(ch->name, name, sizeof(ch->name));
 	return (0);
 }
 
-/* Arm the channel: always readable, writable while messages wait. */
-void
-imsgev_add(struct imsgev *iev)
+uint32_t
+proc_queued(struct proc_chan *ch)
 {
-	short	 events = EV_READ;
-
-	if (imsgbuf_queuelen(&iev->ibuf) > 0)
-		events |= EV_WRITE;
-	if (iev->events != 0)
-		event_del(&iev->ev);
-	iev->events = events;
-	event_set(&iev->ev, iev->ibuf.fd, events, iev->handler, iev);
-	event_add(&iev->ev, NULL);
+	return (imsgbuf_queuelen(&ch->ibuf));
 }
 
 /*
- * Do the I/O an event asked for.  Returns 1 while the channel lives,
- * 0 when the peer closed it, -1 on error; messages already buffered
- * can still be taken with imsg_get() either way.
+ * Back-pressure: the peer has not taken what we owe it, or the owner
+ * waits for something before it takes more requests.
  */
-int
-imsgev_io(struct imsgev *iev, short event)
+static int
+proc_chan_full(struct proc_chan *ch)
 {
-	int	 n;
-
-	if (event & EV_WRITE) {
-		if (imsgbuf_write(&iev->ibuf) == -1)
-			return (errno == EPIPE ? 0 : -1);
-	}
-	if (event & EV_READ) {
-		if ((n = imsgbuf_read(&iev->ibuf)) != 1)
-			return (n);
-	}
-	return (1);
+	return (ch->hold || (ch->peer->highwater != 0 &&
+	    imsgbuf_queuelen(&ch->ibuf) >= ch->peer->highwater));
 }
 
 int
-imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
+proc_chan_wants_read(struct proc_chan *ch)
+{
+	return (!ch->dead && !ch->eof && !proc_chan_full(ch));
+}
+
+int
+proc_chan_wants_write(struct proc_chan *ch)
+{
+	return (!ch->dead && imsgbuf_queuelen(&ch->ibuf) > 0);
+}
+
+/*
+ * The channel is dead: say why, once, and have the event loop call its
+ * owner's closed() after whatever loop is running now.  A trusted peer
+ * that misbehaves leaves nothing to recover: that is fatal.
+ */
+void
+proc_chan_kill(struct proc_chan *ch, const char *fmt, ...)
+{
+	char	 why[256];
+	va_list	 ap;
+
+	if (ch->dead)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	ch->dead = 1;
+	if (ch->eof && why[0] == '\0')
+		log_debug("%s: channel closed", ch->name);
+	else if (ch->peer->trusted)
+		fatalx("%s: %s", ch->name, why);
+	else
+		log_warnx("%s: %s; closing its channel", ch->name, why);
+	if (ch->arm != NULL)
+		ch->arm(ch);
+}
+
+/* Check a message against the table and hand it to its handler. */
+static void
+proc_chan_dispatch_one(struct proc_chan *ch, struct imsg *imsg)
+{
+	const struct proc_msg	*m = NULL;
+	void			*payload = NULL;
+	uint32_t		 type = imsg_get_type(imsg);
+	size_t			 i, len = imsg_get_len(imsg);
+
+	for (i = 0; i < ch->peer->nmsgs; i++)
+		if (ch->peer->msgs[i].type == type) {
+			m = &ch->peer->msgs[i];
+			break;
+		}
+	if (m == NULL) {
+		proc_chan_kill(ch, "unexpected message %s (%u) from %s",
+		    imsg_name(type), type, ch->peer->name);
+		return;
+	}
+	if ((m->fd == PROC_FD_NEEDED) != (imsg->fd != -1)) {
+		proc_chan_kill(ch, "%s %s a descriptor", imsg_name(type),
+		    imsg->fd == -1 ? "without" : "with");
+		return;
+	}
+	if (m->len == PROC_LEN_PB) {
+		if ((payload = pb_unpack(m->pb, imsg)) == NULL) {
+			proc_chan_kill(ch, "%s with a malformed %s (%zu bytes)",
+			    imsg_name(type), m->pb->short_name, len);
+			return;
+		}
+	} else if (m->len != PROC_LEN_ANY && len != m->len) {
+		proc_chan_kill(ch, "%s of %zu bytes, expected %zu",
+		    imsg_name(type), len, m->len);
+		return;
+	}
+	switch (m->handler(ch, imsg, payload)) {
+	case -1:
+		proc_chan_kill(ch, "%s refused", imsg_name(type));
+		break;
+	case 1:
+		return;		/* the handler keeps it */
+	}
+	pb_free(payload);
+}
+
+/*
+ * The one dispatch loop: do the I/O the event loop found possible, then
+ * take messages while the channel lives and its peer keeps up with our
+ * replies.  What is left waits in the read buffer until it does.
+ */
+void
+proc_chan_io(struct proc_chan *ch, int readable, int writable)
+{
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	if (ch->dead)
+		return;
+	if (writable && imsgbuf_write(&ch->ibuf) == -1) {
+		if (errno == EPIPE || errno == ECONNRESET) {
+			ch->eof = 1;
+			proc_chan_kill(ch, "%s", "");
+		} else
+			proc_chan_kill(ch, "write: %s", strerror(errno));
+		return;
+	}
+	if (readable && !ch->eof && !proc_chan_full(ch)) {
+		switch (imsgbuf_read(&ch->ibuf)) {
+		case -1:
+			if (errno == EBADMSG)
+				proc_chan_kill(ch, "malformed message from %s",
+				    ch->peer->name);
+			else if (errno == ECONNRESET)
+				ch->eof = 1;
+			else
+				proc_chan_kill(ch, "read: %s",
+				    strerror(errno));
+			break;
+		case 0:
+			ch->eof = 1;
+			break;
+		}
+	}
+
+	ch->dispatching = 1;
+	while (!ch->dead && !proc_chan_full(ch)) {
+		if ((n = imsg_get(&ch->ibuf, &imsg)) == -1) {
+			proc_chan_kill(ch, "malformed message from %s",
+			    ch->peer->name);
+			break;
+		}
+		if (n == 0)
+			break;
+		proc_chan_dispatch_one(ch, &imsg);
+		imsg_free(&imsg);
+	}
+	ch->dispatching = 0;
+
+	/* A peer that left has said all it will; what it said is done. */
+	if (ch->eof && !ch->dead && !proc_chan_full(ch))
+		proc_chan_kill(ch, "%s", "");
+	if (ch->arm != NULL)
+		ch->arm(ch);
+}
+
+int
+proc_compose(struct proc_chan *ch, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
-	int	 ret;
-
-	ret = imsg_compose(&iev->ibuf, type, peerid, 0, fd, data, len);
-	if (ret == 0)
-		imsgev_add(iev);
-	return (ret);
+	if (ch->dead) {
+		if (fd != -1)
+			close(fd);
+		errno = EPIPE;
+		return (-1);
+	}
+	if (imsg_compose(&ch->ibuf, type, peerid, 0, fd, data, len) == -1)
+		return (-1);
+	if (ch->arm != NULL)
+		ch->arm(ch);
+	return (0);
 }
 
-void
-imsgev_clear(struct imsgev *iev)
+int
+proc_compose_pb(struct proc_chan *ch, uint32_t type, uint32_t peerid, int fd,
+    const ProtobufCMessage *msg)
 {
-	if (iev->events != 0)
-		event_del(&iev->ev);
-	iev->events = 0;
-	if (iev->ibuf.fd != -1)
-		close(iev->ibuf.fd);
-	imsgbuf_clear(&iev->ibuf);
-	iev->ibuf.fd = -1;
+	if (ch->dead) {
+		if (fd != -1)
+			close(fd);
+		errno = EPIPE;
+		return (-1);
+	}
+	if (pb_compose(&ch->ibuf, type, peerid, fd, msg) == -1)
+		return (-1);
+	if (ch->arm != NULL)
+		ch->arm(ch);
+	return (0);
+}
+
+/* Release the channel's descriptor and buffers; the owner frees ch. */
+void
+proc_chan_clear(struct proc_chan *ch)
+{
+	if (ch->events != 0)
+		event_del(&ch->ev);
+	ch->events = 0;
+	if (event_initialized(&ch->deadev))
+		event_del(&ch->deadev);
+	if (ch->ibuf.fd != -1)
+		close(ch->ibuf.fd);
+	imsgbuf_clear(&ch->ibuf);
+	ch->ibuf.fd = -1;
+	ch->dead = 1;
+}
+
+/* libevent glue */
+
+static void
+proc_event_io(int fd, short event, void *arg)
+{
+	proc_chan_io(arg, (event & EV_READ) != 0, (event & EV_WRITE) != 0);
+}
+
+static void
+proc_event_dead(int fd, short event, void *arg)
+{
+	struct proc_chan	*ch = arg;
+
+	ch->closed(ch);
+}
+
+static void
+proc_event_arm(struct proc_chan *ch)
+{
+	short	 want = 0;
+
+	if (ch->dead) {
+		if (ch->events != 0)
+			event_del(&ch->ev);
+		ch->events = 0;
+		if (!event_pending(&ch->deadev, EV_TIMEOUT, NULL))
+			event_active(&ch->deadev, EV_TIMEOUT, 1);
+		return;
+	}
+	if (proc_chan_wants_read(ch))
+		want |= EV_READ;
+	if (proc_chan_wants_write(ch))
+		want |= EV_WRITE;
+	if (want == ch->events)
+		return;
+	if (ch->events != 0)
+		event_del(&ch->ev);
+	ch->events = want;
+	if (want != 0) {
+		event_set(&ch->ev, ch->ibuf.fd, want | EV_PERSIST,
+		    proc_event_io, ch);
+		event_add(&ch->ev, NULL);
+	}
+}
+
+int
+proc_chan_event(struct proc_chan *ch, int fd, const struct proc_peer *peer,
+    const char *name, void *arg, void (*closed)(struct proc_chan *))
+{
+	if (proc_chan_init(ch, fd, peer, name, arg, closed) == -1)
+		return (-1);
+	ch->arm = proc_event_arm;
+	evtimer_set(&ch->deadev, proc_event_dead, ch);
+	proc_event_arm(ch);
+	return (0);
 }

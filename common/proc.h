@@ -13,6 +13,8 @@
 #define __dead		__attribute__((__noreturn__))
 #endif
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "imsg.h"
 
 enum proc_type {
@@ -51,6 +53,11 @@ enum imsg_type {
 	IMSG_CONN_DONE,		/* ConnDone */
 	IMSG_STATUS_REQ,
 	IMSG_STATUS,		/* Status */
+	IMSG_HANDOFF_ACK,	/* uint32_t: handoffs taken since the last */
+	/* worker -> supervisor */
+	IMSG_MASTER_LOST,	/* the master channel closed: draining */
+	/* master -> supervisor */
+	IMSG_WORKER_STUCK,	/* WorkerStuck: takes no handoffs */
 	/* control, forwarded by the supervisor; peerid names the client */
 	IMSG_CTL_SHOW_STATUS,
 	IMSG_CTL_SHOW_WORKERS,
@@ -66,25 +73,102 @@ enum imsg_type {
 	IMSG_MAX
 };
 
-/* An imsg channel driven by libevent. */
-struct imsgev {
-	struct imsgbuf	 ibuf;
-	struct event	 ev;
-	void		(*handler)(int, short, void *);
-	void		*data;
-	short		 events;
+/*
+ * The privsep framework.
+ *
+ * Every pair of processes talks over a channel: an imsgbuf on a
+ * socketpair, and the table of what the process accepts from that kind
+ * of peer.  One dispatch loop serves every channel of every process:
+ * it checks each message against the table (type, payload size or
+ * protobuf type, descriptor) before a handler sees it, and has one rule
+ * for a peer that misbehaves or goes away.  A bad message from a more
+ * privileged peer is fatal; from a less privileged one it closes that
+ * channel.  A channel is closed after the loop that found it dead, never
+ * inside it: its owner's closed() runs from the event loop.
+ *
+ * A full queue is back-pressure: while more than the peer's high-water
+ * mark of messages wait to be sent on a channel, the loop takes no new
+ * requests from it and stops reading it, so the peer is slowed by its
+ * own socket, not disconnected.
+ */
+
+struct proc_chan;
+
+#ifndef nitems
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
+#define PROC_LEN_PB	((size_t)-1)	/* payload: the protobuf message pb */
+#define PROC_LEN_ANY	((size_t)-2)	/* the handler checks the payload */
+#define PROC_FD_NONE	0
+#define PROC_FD_NEEDED	1
+
+struct proc_msg {
+	uint32_t		 type;
+	size_t			 len;		/* exact payload size, or PROC_LEN_PB */
+	const ProtobufCMessageDescriptor *pb;
+	int			 fd;		/* PROC_FD_* */
+	/*
+	 * Returns -1 if the message is wrong in a way the table cannot
+	 * say, 1 if it keeps the unpacked payload (and frees it later),
+	 * 0 otherwise.
+	 */
+	int			(*handler)(struct proc_chan *, struct imsg *,
+				    void *);
+};
+
+/* What a process accepts from one kind of peer. */
+struct proc_peer {
+	const char		*name;
+	int			 trusted;	/* more privileged than we are */
+	const struct proc_msg	*msgs;
+	size_t			 nmsgs;
+	uint32_t		 highwater;	/* queued messages: pause */
+	uint32_t		 maxsize;	/* largest message, 0: default */
+	int			 fdpass;
+};
+
+struct proc_chan {
+	struct imsgbuf		 ibuf;
+	const struct proc_peer	*peer;
+	char			 name[48];	/* for the log: "https.0" */
+	void			*arg;		/* the owner's */
+	/* The channel is dead and out of the loop: free it. */
+	void			(*closed)(struct proc_chan *);
+	/* Event loop glue: watch for what the channel wants now. */
+	void			(*arm)(struct proc_chan *);
+	int			 dead;
+	int			 eof;
+	int			 hold;		/* owner: take no requests now */
+	int			 dispatching;
+	/* libevent glue */
+	struct event		 ev;
+	short			 events;
+	struct event		 deadev;
 };
 
 const char	*proc_name(enum proc_type);
 int		 proc_lookup(const char *, enum proc_type *);
+const char	*imsg_name(uint32_t);
 void		 proc_drop(const char *, const char *, const char *);
 
-int		 imsgev_init(struct imsgev *, int, void *,
-		    void (*)(int, short, void *));
-void		 imsgev_add(struct imsgev *);
-int		 imsgev_io(struct imsgev *, short);
-int		 imsgev_compose(struct imsgev *, uint32_t, uint32_t, int,
+int		 proc_chan_init(struct proc_chan *, int, const struct proc_peer *,
+		    const char *, void *, void (*)(struct proc_chan *));
+void		 proc_chan_io(struct proc_chan *, int, int);
+void		 proc_chan_kill(struct proc_chan *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+void		 proc_chan_clear(struct proc_chan *);
+int		 proc_chan_wants_write(struct proc_chan *);
+int		 proc_chan_wants_read(struct proc_chan *);
+int		 proc_compose(struct proc_chan *, uint32_t, uint32_t, int,
 		    const void *, size_t);
-void		 imsgev_clear(struct imsgev *);
+int		 proc_compose_pb(struct proc_chan *, uint32_t, uint32_t, int,
+		    const ProtobufCMessage *);
+uint32_t	 proc_queued(struct proc_chan *);
+
+/* The same channel driven by libevent. */
+int		 proc_chan_event(struct proc_chan *, int,
+		    const struct proc_peer *, const char *, void *,
+		    void (*)(struct proc_chan *));
 
 #endif /* MEZITE_PROC_H */

@@ -1,11 +1,16 @@
 /*
  * The worker runtime.
  *
- * A worker has one channel to the supervisor (fd 3) and one to each
- * master that has run since it started: a master that is restarted
- * hands sessions over a new channel while the old one closes.  The
- * supervisor and the master are more privileged than the worker, so a
- * malformed message from either is fatal.
+ * A worker has two channels: one to the supervisor (fd 3) and one to
+ * the master, which the supervisor sends it.  Both are more privileged
+ * than the worker, so a malformed message from either is fatal.  A
+ * worker whose master channel closes (the master went away, or dropped
+ * it) tells the supervisor, which starts another in its place, and
+ * drains: sessions it holds go on to their end, then it leaves.
+ *
+ * The worker's event loop watches the channels the runtime gives it
+ * (cb->watch), calls proc_chan_io() when one is ready, and arms them as
+ * the channel's arm() asks; nothing here blocks.
  */
 
 #include <sys/types.h>
@@ -13,6 +18,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,33 +28,31 @@
 #include "util.h"
 #include "worker.h"
 
-struct wchan {
-	struct imsgbuf		 ibuf;
-	int			 parent;
-	LIST_ENTRY(wchan)	 entry;
-};
-
 static void	 worker_sig(int);
 static void	 worker_drain(void);
-static struct wchan *wchan_new(int, int);
+static void	 master_closed(struct proc_chan *);
+static void	 parent_closed(struct proc_chan *);
 
-static LIST_HEAD(, wchan)	 masters = LIST_HEAD_INITIALIZER(masters);
+static const struct proc_peer	 worker_from_parent;
+static const struct proc_peer	 worker_from_master;
+
+static struct proc_chan		 parent;
+static struct proc_chan		*master;	/* NULL until paired */
 static const struct worker_cb	*cb;
-static const char		*wname;
+static char			 wname[32];
 static int			 configured;
 static int			 draining;
+static int			 status_asked;	/* a request is on its way */
 static volatile sig_atomic_t	 terminated;
 
 void
 worker_init(enum proc_type type, unsigned int instance, const char *user,
     const char *root, const struct worker_cb *callbacks)
 {
-	static char		 name[32];
 	struct sigaction	 sa;
 
-	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(type),
+	(void)snprintf(wname, sizeof(wname), "%s.%u", proc_name(type),
 	    instance);
-	wname = name;
 	cb = callbacks;
 
 	memset(&sa, 0, sizeof(sa));
@@ -66,7 +70,10 @@ worker_init(enum proc_type type, unsigned int instance, const char *user,
 		fatal("fd_nonblock");
 	proc_drop(wname, user, root);
 
-	cb->watch(PROC_PARENT_FD, wchan_new(PROC_PARENT_FD, 1));
+	if (proc_chan_init(&parent, PROC_PARENT_FD, &worker_from_parent,
+	    "supervisor", NULL, parent_closed) == -1)
+		fatal("supervisor channel");
+	cb->watch(&parent);
 }
 
 static void
@@ -85,173 +92,178 @@ worker_terminated(void)
 }
 
 /*
- * Closing the master channels takes this worker out of the master's
+ * Closing the master channel takes this worker out of the master's
  * rotation; sessions already handed over go on to their end.
  */
 static void
 worker_drain(void)
 {
-	struct wchan	*ch;
-
 	if (draining)
 		return;
 	draining = 1;
-	LIST_FOREACH(ch, &masters, entry)
-		(void)shutdown(ch->ibuf.fd, SHUT_RDWR);
+	if (master != NULL)
+		(void)shutdown(master->ibuf.fd, SHUT_RDWR);
 	cb->drain();
 }
 
-static struct wchan *
-wchan_new(int fd, int parent)
+static void
+parent_closed(struct proc_chan *ch)
 {
-	struct wchan	*ch;
-
-	if ((ch = calloc(1, sizeof(*ch))) == NULL)
-		fatal(__func__);
-	if (imsgbuf_init(&ch->ibuf, fd) == -1)
-		fatal(__func__);
-	imsgbuf_allow_fdpass(&ch->ibuf);
-	ch->parent = parent;
-	if (!parent)
-		LIST_INSERT_HEAD(&masters, ch, entry);
-	return (ch);
+	fatalx("the supervisor went away");
 }
 
-/* The loop stopped watching the channel and closes its descriptor. */
-void
-worker_chan_free(struct wchan *ch)
+static void
+master_closed(struct proc_chan *ch)
 {
-	if (!ch->parent)
-		LIST_REMOVE(ch, entry);
-	imsgbuf_clear(&ch->ibuf);
+	if (ch == master) {
+		master = NULL;
+		if (!draining) {
+			log_info("the master channel closed; draining");
+			if (proc_compose(&parent, IMSG_MASTER_LOST, 0, -1, NULL,
+			    0) == -1)
+				log_warn("%s", __func__);
+			worker_drain();
+		}
+	}
+	cb->unwatch(ch);
+	proc_chan_clear(ch);
 	free(ch);
 }
 
-static void
-dispatch_parent(struct wchan *ch, struct imsg *imsg)
+static int
+worker_configure(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	Mezite__WorkerConfig	*wc;
-	int			 fd, v;
-
-	switch (imsg_get_type(imsg)) {
-	case IMSG_CONF_WORKER:
-		if (configured)
-			break;		/* takes effect in new workers */
-		if ((wc = pb_unpack(&mezite__worker_config__descriptor,
-		    imsg)) == NULL)
-			fatalx("malformed IMSG_CONF_WORKER");
-		cb->configure(wc);
-		pb_free(wc);
-		configured = 1;
-		break;
-	case IMSG_MASTER_CHANNEL:
-		if (!configured)
-			fatalx("IMSG_MASTER_CHANNEL before configuration");
-		if ((fd = imsg_get_fd(imsg)) == -1)
-			fatalx("IMSG_MASTER_CHANNEL without fd");
-		if (fd_nonblock(fd) == -1)
-			fatal("fd_nonblock");
-		cb->watch(fd, wchan_new(fd, 0));
-		break;
-	case IMSG_DRAIN:
-		worker_drain();
-		break;
-	case IMSG_LOG_VERBOSE:
-		if (imsg_get_data(imsg, &v, sizeof(v)) == -1)
-			fatalx("bad IMSG_LOG_VERBOSE");
-		log_setverbose(v);
-		break;
-	default:
-		fatalx("unexpected message %u from the supervisor",
-		    imsg_get_type(imsg));
-	}
+	if (configured)
+		return (0);	/* takes effect in new workers */
+	cb->configure(msg);
+	configured = 1;
+	return (0);
 }
 
-static void
-dispatch_master(struct wchan *ch, struct imsg *imsg)
+static int
+worker_master_channel(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct proc_chan	*m;
+	int			 fd = imsg_get_fd(imsg);
+
+	if (!configured || master != NULL) {
+		close(fd);
+		return (-1);
+	}
+	if (fd_nonblock(fd) == -1)
+		fatal("fd_nonblock");
+	if ((m = malloc(sizeof(*m))) == NULL)
+		fatal(__func__);
+	if (proc_chan_init(m, fd, &worker_from_master, "master", NULL,
+	    master_closed) == -1)
+		fatal("master channel");
+	master = m;
+	cb->watch(m);
+	return (0);
+}
+
+static int
+worker_drain_msg(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	worker_drain();
+	return (0);
+}
+
+static int
+worker_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	int	 v;
+
+	if (imsg_get_data(imsg, &v, sizeof(v)) == -1)
+		return (-1);
+	log_setverbose(v);
+	return (0);
+}
+
+/* A session: acknowledged at once, so the master knows we are alive. */
+static int
+worker_handoff(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__ConnMeta	*meta;
-	Mezite__Status		*st;
-	int			 fd;
+	uint32_t		 one = 1;
+	int			 fd = imsg_get_fd(imsg);
 
-	switch (imsg_get_type(imsg)) {
-	case IMSG_HANDOFF:
-		if ((fd = imsg_get_fd(imsg)) == -1)
-			fatalx("IMSG_HANDOFF without a descriptor");
-		if ((meta = meta_decode(imsg->data, imsg_get_len(imsg))) ==
-		    NULL)
-			fatalx("IMSG_HANDOFF with malformed metadata");
-		if (fd_nonblock(fd) == -1)
-			fatal("fd_nonblock");
-		cb->handoff(fd, meta);
-		break;
-	case IMSG_STATUS:
-		if ((st = pb_unpack(&mezite__status__descriptor,
-		    imsg)) == NULL)
-			fatalx("malformed IMSG_STATUS");
-		cb->status(imsg_get_id(imsg), st);
-		pb_free(st);
-		break;
-	default:
-		fatalx("unexpected message %u from the master",
-		    imsg_get_type(imsg));
+	if ((meta = meta_decode(imsg->data, imsg_get_len(imsg))) == NULL) {
+		close(fd);
+		return (-1);
 	}
+	if (fd_nonblock(fd) == -1)
+		fatal("fd_nonblock");
+	if (proc_compose(ch, IMSG_HANDOFF_ACK, 0, -1, &one, sizeof(one)) == -1)
+		log_warn("%s: ack", __func__);
+	cb->handoff(fd, meta);
+	return (0);
+}
+
+static int
+worker_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	status_asked = 0;
+	cb->status(msg);
+	return (0);
+}
+
+static const struct proc_msg worker_parent_msgs[] = {
+	{ IMSG_CONF_WORKER, PROC_LEN_PB, &mezite__worker_config__descriptor,
+	    PROC_FD_NONE, worker_configure },
+	{ IMSG_MASTER_CHANNEL, 0, NULL, PROC_FD_NEEDED,
+	    worker_master_channel },
+	{ IMSG_DRAIN, 0, NULL, PROC_FD_NONE, worker_drain_msg },
+	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE, worker_verbose },
+};
+
+static const struct proc_msg worker_master_msgs[] = {
+	{ IMSG_HANDOFF, PROC_LEN_ANY, NULL, PROC_FD_NEEDED, worker_handoff },
+	{ IMSG_STATUS, PROC_LEN_PB, &mezite__status__descriptor,
+	    PROC_FD_NONE, worker_status },
+};
+
+static const struct proc_peer worker_from_parent = {
+	"the supervisor", 1, worker_parent_msgs, nitems(worker_parent_msgs),
+	0, 0, 1
+};
+
+static const struct proc_peer worker_from_master = {
+	"the master", 1, worker_master_msgs, nitems(worker_master_msgs),
+	0, 0, 1
+};
+
+/*
+ * Ask the master for its status; the reply comes to cb->status.  One
+ * request is on its way at a time, however many clients ask: each
+ * reply answers every one of them.
+ */
+int
+worker_status_request(void)
+{
+	if (master == NULL) {
+		errno = ENOTCONN;
+		return (-1);
+	}
+	if (status_asked)
+		return (0);
+	if (proc_compose(master, IMSG_STATUS_REQ, 0, -1, NULL, 0) == -1)
+		return (-1);
+	status_asked = 1;
+	return (0);
 }
 
 /*
- * Returns 0 while the channel lives, -1 once it is closed; the master's
- * channels close when it is restarted, the supervisor's only when the
- * daemon is gone, and then the worker leaves.
+ * The worker is done.  What it still owes the supervisor (that it lost
+ * its master) goes out with one last write: the supervisor always reads.
  */
-int
-worker_chan_read(struct wchan *ch)
+__dead void
+worker_exit(void)
 {
-	struct imsg	 imsg;
-	ssize_t		 n;
-	int		 r;
-
-	if ((r = imsgbuf_read(&ch->ibuf)) == -1) {
-		if (ch->parent)
-			fatal("supervisor channel");
-		log_warn("master channel");
-		return (-1);
-	}
-	for (;;) {
-		if ((n = imsg_get(&ch->ibuf, &imsg)) == -1)
-			fatal("%s channel: imsg_get",
-			    ch->parent ? "supervisor" : "master");
-		if (n == 0)
-			break;
-		if (ch->parent)
-			dispatch_parent(ch, &imsg);
-		else
-			dispatch_master(ch, &imsg);
-		imsg_free(&imsg);
-	}
-	if (r == 0) {
-		if (ch->parent)
-			fatalx("the supervisor went away");
-		log_debug("a master channel closed");
-		return (-1);
-	}
-	return (0);
-}
-
-/* Ask a master for its status; the reply comes to cb->status. */
-int
-worker_status_request(uint32_t cookie)
-{
-	struct wchan	*ch;
-
-	/* The newest channel is the live master's. */
-	if ((ch = LIST_FIRST(&masters)) == NULL)
-		return (-1);
-	if (imsg_compose(&ch->ibuf, IMSG_STATUS_REQ, cookie, 0, -1, NULL,
-	    0) == -1 || imsgbuf_flush(&ch->ibuf) == -1) {
+	if (imsgbuf_queuelen(&parent.ibuf) > 0 &&
+	    imsgbuf_write(&parent.ibuf) == -1)
 		log_warn("%s", __func__);
-		return (-1);
-	}
-	return (0);
+	exit(0);
 }
 
 /* A session this worker got with its socket (kTLS) has ended. */
@@ -259,13 +271,10 @@ void
 worker_conn_done(uint64_t id)
 {
 	Mezite__ConnDone	 done = MEZITE__CONN_DONE__INIT;
-	struct wchan		*ch;
 
-	/* A master restarted since has never heard of the session. */
-	if ((ch = LIST_FIRST(&masters)) == NULL)
-		return;
+	if (master == NULL)
+		return;		/* that master has gone, and its records */
 	done.id = id;
-	if (pb_compose(&ch->ibuf, IMSG_CONN_DONE, 0, -1, &done.base) == -1 ||
-	    imsgbuf_flush(&ch->ibuf) == -1)
+	if (proc_compose_pb(master, IMSG_CONN_DONE, 0, -1, &done.base) == -1)
 		log_warn("%s", __func__);
 }

@@ -30,19 +30,21 @@
 #define CONTROL_BACKLOG		16
 #define CONTROL_MAX_PER_UID	8
 #define CONTROL_MAX		64
-#define CONTROL_QUEUE_MAX	(MAX_CONNECTIONS_LIMIT / 10)	/* replies */
+#define CONTROL_HIGHWATER	1024	/* replies queued: read no more */
 
 struct ctl_conn {
 	TAILQ_ENTRY(ctl_conn)	 entry;
 	uint32_t		 id;
 	uid_t			 uid;
 	int			 readonly;
-	struct imsgev		 iev;
+	struct proc_chan	 chan;
 };
 
 static void	 control_accept(int, short, void *);
-static void	 control_dispatch(int, short, void *);
-static void	 control_close(struct ctl_conn *);
+static void	 control_closed(struct proc_chan *);
+static void	 control_done(struct ctl_conn *, uint32_t);
+
+static const struct proc_peer	 control_peer;
 
 static TAILQ_HEAD(, ctl_conn)	 ctl_conns = TAILQ_HEAD_INITIALIZER(ctl_conns);
 static const struct control_cb	*ctl_cb;
@@ -171,6 +173,7 @@ control_accept(int fd, short event, void *arg)
 	uid_t		 uid;
 	gid_t		 gid;
 	unsigned int	 peruid = 0;
+	char		 name[48];
 	int		 s;
 
 	if (ctl_fd == -1)
@@ -220,13 +223,15 @@ control_accept(int fd, short event, void *arg)
 	} while (c->id == 0);
 	c->uid = uid;
 	c->readonly = uid != 0 && uid != geteuid();
-	if (imsgev_init(&c->iev, s, c, control_dispatch) == -1) {
+	(void)snprintf(name, sizeof(name), "control client uid %u",
+	    (unsigned int)uid);
+	if (proc_chan_event(&c->chan, s, &control_peer, name, c,
+	    control_closed) == -1) {
 		log_warn(__func__);
 		close(s);
 		free(c);
 		return;
 	}
-	imsgev_add(&c->iev);
 	TAILQ_INSERT_TAIL(&ctl_conns, c, entry);
 	ctl_count++;
 }
@@ -243,10 +248,12 @@ control_find(uint32_t id)
 }
 
 static void
-control_close(struct ctl_conn *c)
+control_closed(struct proc_chan *ch)
 {
+	struct ctl_conn	*c = ch->arg;
+
 	TAILQ_REMOVE(&ctl_conns, c, entry);
-	imsgev_clear(&c->iev);
+	proc_chan_clear(&c->chan);
 	free(c);
 	ctl_count--;
 }
@@ -261,95 +268,89 @@ control_fail(struct ctl_conn *c, const char *msg)
 	control_reply_pb(IMSG_CTL_FAIL, c->id, &e.base);
 }
 
-static void
-control_dispatch(int fd, short event, void *arg)
+/*
+ * Requests the master answers.  A client has one of them on its way at
+ * a time: the next waits in its socket until the last reply is in.
+ */
+static int
+control_forward(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	struct imsgev	*iev = arg;
-	struct ctl_conn	*c = iev->data;
-	struct imsg	 imsg;
-	ssize_t		 n;
-	int		 v;
+	struct ctl_conn	*c = ch->arg;
 
-	if (imsgev_io(iev, event) != 1) {
-		control_close(c);
-		return;
-	}
-	for (;;) {
-		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1) {
-			control_close(c);
-			return;
-		}
-		if (n == 0)
-			break;
-
-		if (c->readonly && imsg_get_type(&imsg) !=
-		    IMSG_CTL_SHOW_STATUS && imsg_get_type(&imsg) !=
-		    IMSG_CTL_SHOW_WORKERS && imsg_get_type(&imsg) !=
-		    IMSG_CTL_SHOW_CONNECTIONS) {
-			control_fail(c, "permission denied");
-			imsg_free(&imsg);
-			continue;
-		}
-
-		switch (imsg_get_type(&imsg)) {
-		case IMSG_CTL_SHOW_STATUS:
-		case IMSG_CTL_SHOW_CONNECTIONS:
-			if (imsg_get_len(&imsg) != 0)
-				goto bad;
-			ctl_cb->forward(imsg_get_type(&imsg), c->id, NULL, 0);
-			break;
-		case IMSG_CTL_SHOW_WORKERS:
-			if (imsg_get_len(&imsg) != 0)
-				goto bad;
-			ctl_cb->workers(c->id);
-			break;
-		case IMSG_CTL_RELOAD:
-			if (imsg_get_len(&imsg) != 0)
-				goto bad;
-			if (ctl_cb->reload() == -1)
-				control_fail(c, "reload failed; the running "
-				    "configuration is kept (see the log)");
-			else
-				control_reply(IMSG_CTL_OK, c->id, NULL, 0);
-			break;
-		case IMSG_CTL_LOG_VERBOSE:
-			if (imsg_get_data(&imsg, &v, sizeof(v)) == -1 ||
-			    v < 0 || v > 2)
-				goto bad;
-			ctl_cb->verbose(v);
-			control_reply(IMSG_CTL_OK, c->id, NULL, 0);
-			break;
-		default:
- bad:
-			log_debug("control: bad request %u from uid %u",
-			    imsg_get_type(&imsg), (unsigned int)c->uid);
-			imsg_free(&imsg);
-			control_close(c);
-			return;
-		}
-		imsg_free(&imsg);
-	}
-	imsgev_add(iev);
+	ch->hold = 1;
+	ctl_cb->forward(imsg_get_type(imsg), c->id, NULL, 0);
+	return (0);
 }
 
+static int
+control_workers(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_conn	*c = ch->arg;
+
+	ctl_cb->workers(c->id);
+	return (0);
+}
+
+static int
+control_reload(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_conn	*c = ch->arg;
+
+	if (c->readonly)
+		control_fail(c, "permission denied");
+	else if (ctl_cb->reload() == -1)
+		control_fail(c, "reload failed; the running configuration "
+		    "is kept (see the log)");
+	else
+		control_reply(IMSG_CTL_OK, c->id, NULL, 0);
+	return (0);
+}
+
+static int
+control_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_conn	*c = ch->arg;
+	int		 v;
+
+	if (imsg_get_data(imsg, &v, sizeof(v)) == -1 || v < 0 || v > 2)
+		return (-1);
+	if (c->readonly)
+		control_fail(c, "permission denied");
+	else {
+		ctl_cb->verbose(v);
+		control_reply(IMSG_CTL_OK, c->id, NULL, 0);
+	}
+	return (0);
+}
+
+static const struct proc_msg control_msgs[] = {
+	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, control_forward },
+	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE, control_forward },
+	{ IMSG_CTL_SHOW_WORKERS, 0, NULL, PROC_FD_NONE, control_workers },
+	{ IMSG_CTL_RELOAD, 0, NULL, PROC_FD_NONE, control_reload },
+	{ IMSG_CTL_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE,
+	    control_verbose },
+};
+
 /*
- * The client a reply goes to: NULL if it has gone meanwhile, or if it
- * asks and never reads, in which case it is dropped.
+ * A client that asks and does not read its replies stops being read
+ * once CONTROL_HIGHWATER replies wait for it: its requests wait in its
+ * own socket, and nothing it does grows the supervisor's memory.
  */
-static struct ctl_conn *
-control_target(uint32_t id)
+static const struct proc_peer control_peer = {
+	"a control client", 0, control_msgs, nitems(control_msgs),
+	CONTROL_HIGHWATER, 0, 0
+};
+
+/* The master went away: its answers will not come. */
+void
+control_master_gone(void)
 {
 	struct ctl_conn	*c;
 
-	if ((c = control_find(id)) == NULL)
-		return (NULL);
-	if (imsgbuf_queuelen(&c->iev.ibuf) >= CONTROL_QUEUE_MAX) {
-		log_warnx("control: uid %u does not read its replies",
-		    (unsigned int)c->uid);
-		control_close(c);
-		return (NULL);
-	}
-	return (c);
+	TAILQ_FOREACH(c, &ctl_conns, entry)
+		if (c->chan.hold)
+			control_fail(c, "the master went away");
 }
 
 void
@@ -357,12 +358,13 @@ control_reply(uint32_t type, uint32_t id, const void *data, size_t len)
 {
 	struct ctl_conn	*c;
 
-	if ((c = control_target(id)) == NULL)
+	if ((c = control_find(id)) == NULL)
+		return;		/* it has gone meanwhile */
+	if (proc_compose(&c->chan, type, 0, -1, data, len) == -1) {
+		proc_chan_kill(&c->chan, "reply: %s", strerror(errno));
 		return;
-	if (imsgev_compose(&c->iev, type, 0, -1, data, len) == -1) {
-		log_warn("control: reply");
-		control_close(c);
 	}
+	control_done(c, type);
 }
 
 void
@@ -370,12 +372,22 @@ control_reply_pb(uint32_t type, uint32_t id, const ProtobufCMessage *msg)
 {
 	struct ctl_conn	*c;
 
-	if ((c = control_target(id)) == NULL)
+	if ((c = control_find(id)) == NULL)
 		return;
-	if (pb_compose(&c->iev.ibuf, type, 0, -1, msg) == -1) {
-		log_warn("control: reply");
-		control_close(c);
+	if (proc_compose_pb(&c->chan, type, 0, -1, msg) == -1) {
+		proc_chan_kill(&c->chan, "reply: %s", strerror(errno));
 		return;
 	}
-	imsgev_add(&c->iev);
+	control_done(c, type);
+}
+
+/* The last reply to a forwarded request: take the client's next one. */
+static void
+control_done(struct ctl_conn *c, uint32_t type)
+{
+	if (!c->chan.hold || (type != IMSG_CTL_END && type != IMSG_CTL_FAIL))
+		return;
+	c->chan.hold = 0;
+	if (!c->chan.dispatching)
+		proc_chan_io(&c->chan, 0, 0);
 }

@@ -29,9 +29,10 @@ static void	 conn_ktls_done(struct conn *);
 /*
  * The worker of a type with the fewest sessions; ties go round-robin so
  * that short sessions still spread.  One that is slow to take its
- * handoffs is passed over while another can; if all are, the least
- * backed up one still gets the session, up to a hard limit that keeps a
- * hung worker from collecting the master's descriptors.
+ * handoffs, or has taken none for WORKER_STUCK_MS, is passed over while
+ * another can; if all are, the least backed up one still gets the
+ * session, up to a hard limit that keeps a hung worker from collecting
+ * the master's descriptors.
  */
 static int
 worker_running(enum proc_type type)
@@ -60,11 +61,11 @@ worker_pick(enum proc_type type)
 	TAILQ_FOREACH(w, &workers, entry) {
 		if (w->type != type)
 			continue;
-		q = imsgbuf_queuelen(&w->iev.ibuf);
+		q = proc_queued(&w->chan);
 		if (q < WORKER_QUEUE_HARD && (least == NULL ||
-		    q < imsgbuf_queuelen(&least->iev.ibuf)))
+		    q < proc_queued(&least->chan)))
 			least = w;
-		if (q >= WORKER_QUEUE_MAX) {
+		if (q >= WORKER_QUEUE_MAX || w->stuck) {
 			i++;
 			continue;
 		}
@@ -259,7 +260,7 @@ conn_route(struct conn *c)
 		hfd = sp[1];
 	}
 
-	if (pb_compose(&c->worker->iev.ibuf, IMSG_HANDOFF, 0, hfd,
+	if (proc_compose_pb(&c->worker->chan, IMSG_HANDOFF, 0, hfd,
 	    &m.base) == -1) {
 		log_warn("conn %llu: handoff", (unsigned long long)c->id);
 		c->worker = NULL;
@@ -271,7 +272,8 @@ conn_route(struct conn *c)
 			c->state = CONN_CLOSING;
 		}
 	} else {
-		imsgev_add(&c->worker->iev);
+		if (c->worker->unacked++ == 0)
+			c->worker->waiting = master_now_ms();
 		c->worker->active++;
 		c->worker_pid = c->worker->pid;
 		c->mode = m.mode;

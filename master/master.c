@@ -38,8 +38,16 @@ struct listener {
 	struct event		 ev;
 };
 
-static void	 master_dispatch_parent(int, short, void *);
-static void	 master_dispatch_worker(int, short, void *);
+static void	 parent_closed(struct proc_chan *);
+static void	 worker_closed(struct proc_chan *);
+static void	 pending_free(void);
+static void	 master_tick(int, short, void *);
+
+static int	 conn_cmp(struct conn *, struct conn *);
+
+static const struct proc_peer	 master_from_parent;
+
+RB_GENERATE_STATIC(conn_tree, conn, node, conn_cmp)
 static void	 master_configure(void);
 static void	 master_drain(void);
 static void	 master_sig(int, short, void *);
@@ -61,7 +69,7 @@ const struct timeval		*handshake_tv;
 const struct timeval		*idle_tv;
 
 static struct event_base	*evbase;
-static struct imsgev		 parent;
+static struct proc_chan		 parent;
 static struct srvctx		*srv;		/* for new connections */
 static Mezite__MasterConfig	*mconf;		/* the running config */
 static struct route_rule	*rules_buf;
@@ -73,6 +81,8 @@ static TAILQ_HEAD(, listener)	 listeners =
 				    TAILQ_HEAD_INITIALIZER(listeners);
 static struct conns		 conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct event		 acceptev;	/* resume after EMFILE */
+static struct event		 tickev;
+static struct conn_tree		 conn_ids = RB_INITIALIZER(&conn_ids);
 static unsigned int		 nconns;
 static unsigned int		 nhandshakes;
 static int			 accept_paused;
@@ -102,14 +112,12 @@ master(const char *user, const char *root)
 	signal_add(&ev_sighup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	evtimer_set(&acceptev, accept_resume, NULL);
+	evtimer_set(&tickev, master_tick, NULL);
+	master_tick(-1, 0, NULL);
 
-	if (imsgev_init(&parent, PROC_PARENT_FD, NULL,
-	    master_dispatch_parent) == -1)
-		fatal("imsgev_init");
-	imsgbuf_allow_fdpass(&parent.ibuf);
-	if (imsgbuf_set_maxsize(&parent.ibuf, MASTER_MAXSIZE) == -1)
-		fatal("imsgbuf_set_maxsize");
-	imsgev_add(&parent);
+	if (proc_chan_event(&parent, PROC_PARENT_FD, &master_from_parent,
+	    "supervisor", NULL, parent_closed) == -1)
+		fatal("supervisor channel");
 
 	event_dispatch();
 	exit(0);
@@ -234,190 +242,226 @@ master_configure(void)
 	listeners_pause(0);
 }
 
-static void
-master_dispatch_parent(int fd, short event, void *arg)
+/* The supervisor: trusted, so anything wrong from it is fatal. */
+static int
+master_conf_begin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	struct imsgev		*iev = arg;
-	struct imsg		 imsg;
+	pending_free();
+	pending = msg;
+	return (1);
+}
+
+static int
+master_conf_keypair(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__Keypair	*kp, **nkp;
+
+	if (pending == NULL)
+		return (-1);
+	kp = pb_unpack(&mezite__keypair__descriptor, imsg);
+	explicit_bzero(imsg->data, imsg_get_len(imsg));
+	if (kp == NULL)
+		return (-1);
+	if ((nkp = reallocarray(pending_kp, pending_nkp + 1,
+	    sizeof(*nkp))) == NULL)
+		fatal(__func__);
+	pending_kp = nkp;
+	pending_kp[pending_nkp++] = kp;
+	return (0);
+}
+
+static int
+master_conf_end(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	if (pending == NULL)
+		return (-1);
+	master_configure();
+	return (0);
+}
+
+static int
+master_procs(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	pb_free(self_info);
+	self_info = msg;
+	return (1);
+}
+
+static int
+master_listener(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	listener_add(imsg_get_fd(imsg));
+	return (0);
+}
+
+static int
+master_worker_up(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__ProcInfo	*pi = msg;
 	struct worker		*w;
-	Mezite__ProcInfo	*pi;
-	Mezite__Keypair		*kp, **nkp;
-	ssize_t			 n;
-	int			 v, alive;
+	char			 name[32];
+	int			 fd;
 
-	if ((alive = imsgev_io(iev, event)) == -1)
-		fatal("parent channel");
-	for (;;) {
-		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1)
-			fatal("parent channel: imsg_get");
-		if (n == 0)
-			break;
-		switch (imsg_get_type(&imsg)) {
-		case IMSG_CONF_MASTER:
-			pending_free();
-			if ((pending = pb_unpack(&mezite__master_config__descriptor,
-			    &imsg)) == NULL)
-				fatalx("bad IMSG_CONF_MASTER");
-			break;
-		case IMSG_CONF_KEYPAIR:
-			if (pending == NULL || (kp = pb_unpack(
-			    &mezite__keypair__descriptor, &imsg)) == NULL)
-				fatalx("bad IMSG_CONF_KEYPAIR");
-			explicit_bzero(imsg.data, imsg_get_len(&imsg));
-			if ((nkp = reallocarray(pending_kp, pending_nkp + 1,
-			    sizeof(*nkp))) == NULL)
-				fatal(__func__);
-			pending_kp = nkp;
-			pending_kp[pending_nkp++] = kp;
-			break;
-		case IMSG_CONF_END:
-			if (pending == NULL)
-				fatalx("IMSG_CONF_END without config");
-			master_configure();
-			break;
-		case IMSG_PROCS:
-			if ((pi = pb_unpack(&mezite__proc_info__descriptor,
-			    &imsg)) == NULL)
-				fatalx("bad IMSG_PROCS");
-			pb_free(self_info);
-			self_info = pi;
-			break;
-		case IMSG_LISTENER:
-			if ((fd = imsg_get_fd(&imsg)) == -1)
-				fatalx("IMSG_LISTENER without fd");
-			listener_add(fd);
-			break;
-		case IMSG_WORKER_UP:
-			if ((fd = imsg_get_fd(&imsg)) == -1 ||
-			    (pi = pb_unpack(&mezite__proc_info__descriptor,
-			    &imsg)) == NULL)
-				fatalx("bad IMSG_WORKER_UP");
-			if ((w = calloc(1, sizeof(*w))) == NULL)
-				fatal(__func__);
-			if (proc_lookup(pi->type, &w->type) == -1 ||
-			    !PROC_IS_WORKER(w->type))
-				fatalx("IMSG_WORKER_UP: bad type %s", pi->type);
-			w->instance = pi->instance;
-			w->pid = pi->pid;
-			w->started = pi->started;
-			w->restarts = pi->restarts;
-			pb_free(pi);
-			if (fd_nonblock(fd) == -1 ||
-			    imsgev_init(&w->iev, fd, w,
-			    master_dispatch_worker) == -1)
-				fatal("IMSG_WORKER_UP");
-			imsgev_add(&w->iev);
-			TAILQ_INSERT_TAIL(&workers, w, entry);
-			log_debug("worker %s.%u up, pid %d", proc_name(w->type),
-			    w->instance, (int)w->pid);
-			break;
-		case IMSG_DRAIN:
-			master_drain();
-			break;
-		case IMSG_LOG_VERBOSE:
-			if (imsg_get_data(&imsg, &v, sizeof(v)) == -1)
-				fatalx("bad IMSG_LOG_VERBOSE");
-			log_setverbose(v);
-			break;
-		case IMSG_CTL_SHOW_STATUS: {
-			Mezite__Status	 st;
-
-			status_fill(&st);
-			if (pb_compose(&iev->ibuf, IMSG_CTL_STATUS,
-			    imsg_get_id(&imsg), -1, &st.base) == -1 ||
-			    imsg_compose(&iev->ibuf, IMSG_CTL_END,
-			    imsg_get_id(&imsg), 0, -1, NULL, 0) == -1)
-				fatal("compose status");
-			status_free(&st);
-			break;
-		}
-		case IMSG_CTL_SHOW_CONNECTIONS:
-			ctl_show_connections(imsg_get_id(&imsg));
-			break;
-		default:
-			fatalx("unexpected message %u from the supervisor",
-			    imsg_get_type(&imsg));
-		}
-		imsg_free(&imsg);
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal(__func__);
+	if (proc_lookup(pi->type, &w->type) == -1 || !PROC_IS_WORKER(w->type)) {
+		free(w);
+		return (-1);
 	}
-	if (alive == 0)
-		fatalx("supervisor went away");
-	imsgev_add(iev);
+	w->instance = pi->instance;
+	w->pid = pi->pid;
+	w->started = pi->started;
+	w->restarts = pi->restarts;
+	fd = imsg_get_fd(imsg);
+	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(w->type),
+	    w->instance);
+	if (fd_nonblock(fd) == -1 || proc_chan_event(&w->chan, fd,
+	    &master_from_worker, name, w, worker_closed) == -1)
+		fatal("%s: channel", name);
+	TAILQ_INSERT_TAIL(&workers, w, entry);
+	log_debug("worker %s up, pid %d", name, (int)w->pid);
+	return (0);
 }
 
-/* A worker is less trusted: anything unexpected drops it. */
-static void
-master_dispatch_worker(int fd, short event, void *arg)
+static int
+master_drain_msg(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	struct imsgev	*iev = arg;
-	struct worker	*w = iev->data;
-	struct imsg	 imsg;
-	struct conn	*c;
-	Mezite__ConnDone *done;
-	Mezite__Status	 st;
-	ssize_t		 n;
-	int		 alive;
-
-	alive = imsgev_io(iev, event);
-	for (;;) {
-		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1) {
-			log_warnx("%s.%u: malformed message, dropping it",
-			    proc_name(w->type), w->instance);
-			alive = 0;
-			break;
-		}
-		if (n == 0)
-			break;
-		switch (imsg_get_type(&imsg)) {
-		case IMSG_CONN_DONE:
-			if ((done = pb_unpack(&mezite__conn_done__descriptor,
-			    &imsg)) == NULL)
-				goto bad;
-			TAILQ_FOREACH(c, &conns, entry)
-				if (c->id == done->id && c->worker == w &&
-				    c->state == CONN_KTLS)
-					break;
-			if (c != NULL)
-				conn_free(c);
-			pb_free(done);
-			break;
-		case IMSG_STATUS_REQ:
-			if (imsg_get_len(&imsg) != 0)
-				goto bad;
-			/* A worker that asks but never reads is dropped. */
-			if (imsgbuf_queuelen(&iev->ibuf) >= WORKER_QUEUE_MAX)
-				goto bad;
-			status_fill(&st);
-			if (pb_compose(&iev->ibuf, IMSG_STATUS,
-			    imsg_get_id(&imsg), -1, &st.base) == -1)
-				log_warn("%s: compose", __func__);
-			status_free(&st);
-			break;
-		default:
- bad:
-			log_warnx("%s.%u: unexpected message %u, dropping it",
-			    proc_name(w->type), w->instance,
-			    imsg_get_type(&imsg));
-			alive = 0;
-			break;
-		}
-		imsg_free(&imsg);
-		if (alive <= 0)
-			break;
-	}
-	if (alive <= 0) {
-		worker_remove(w);
-		return;
-	}
-	imsgev_add(iev);
+	master_drain();
+	return (0);
 }
+
+static int
+master_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	int	 v;
+
+	if (imsg_get_data(imsg, &v, sizeof(v)) == -1)
+		return (-1);
+	log_setverbose(v);
+	return (0);
+}
+
+static int
+master_ctl_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__Status	 st;
+
+	status_fill(&st);
+	if (proc_compose_pb(ch, IMSG_CTL_STATUS, imsg_get_id(imsg), -1,
+	    &st.base) == -1 ||
+	    proc_compose(ch, IMSG_CTL_END, imsg_get_id(imsg), -1, NULL, 0) == -1)
+		fatal("compose status");
+	status_free(&st);
+	return (0);
+}
+
+static int
+master_ctl_connections(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	ctl_show_connections(imsg_get_id(imsg));
+	return (0);
+}
+
+static void
+parent_closed(struct proc_chan *ch)
+{
+	fatalx("the supervisor went away");
+}
+
+/* A worker is less trusted: anything wrong closes its channel. */
+static int
+master_conn_done(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__ConnDone	*done = msg;
+	struct worker		*w = ch->arg;
+	struct conn		*c;
+
+	if ((c = conn_find(done->id)) != NULL && c->worker == w &&
+	    c->state == CONN_KTLS)
+		conn_free(c);
+	return (0);
+}
+
+/*
+ * A worker's status request.  The channel's high-water mark keeps a
+ * worker that asks without reading from making us queue replies: its
+ * requests wait in its socket until it catches up.
+ */
+static int
+master_status_req(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__Status	 st;
+
+	status_fill(&st);
+	if (proc_compose_pb(ch, IMSG_STATUS, imsg_get_id(imsg), -1,
+	    &st.base) == -1)
+		log_warn("%s: status", ch->name);
+	status_free(&st);
+	return (0);
+}
+
+static int
+master_handoff_ack(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct worker	*w = ch->arg;
+	uint32_t	 n;
+
+	if (imsg_get_data(imsg, &n, sizeof(n)) == -1 || n > w->unacked)
+		return (-1);
+	worker_acked(w, n);
+	return (0);
+}
+
+static void
+worker_closed(struct proc_chan *ch)
+{
+	worker_remove(ch->arg);
+}
+
+static const struct proc_msg master_parent_msgs[] = {
+	{ IMSG_CONF_MASTER, PROC_LEN_PB, &mezite__master_config__descriptor,
+	    PROC_FD_NONE, master_conf_begin },
+	/* Unpacked by the handler, which wipes the key's bytes. */
+	{ IMSG_CONF_KEYPAIR, PROC_LEN_ANY, NULL,
+	    PROC_FD_NONE, master_conf_keypair },
+	{ IMSG_CONF_END, 0, NULL, PROC_FD_NONE, master_conf_end },
+	{ IMSG_PROCS, PROC_LEN_PB, &mezite__proc_info__descriptor,
+	    PROC_FD_NONE, master_procs },
+	{ IMSG_LISTENER, 0, NULL, PROC_FD_NEEDED, master_listener },
+	{ IMSG_WORKER_UP, PROC_LEN_PB, &mezite__proc_info__descriptor,
+	    PROC_FD_NEEDED, master_worker_up },
+	{ IMSG_DRAIN, 0, NULL, PROC_FD_NONE, master_drain_msg },
+	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE, master_verbose },
+	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, master_ctl_status },
+	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE,
+	    master_ctl_connections },
+};
+
+static const struct proc_msg master_worker_msgs[] = {
+	{ IMSG_CONN_DONE, PROC_LEN_PB, &mezite__conn_done__descriptor,
+	    PROC_FD_NONE, master_conn_done },
+	{ IMSG_STATUS_REQ, 0, NULL, PROC_FD_NONE, master_status_req },
+	{ IMSG_HANDOFF_ACK, sizeof(uint32_t), NULL, PROC_FD_NONE,
+	    master_handoff_ack },
+};
+
+static const struct proc_peer master_from_parent = {
+	"the supervisor", 1, master_parent_msgs, nitems(master_parent_msgs),
+	0, MASTER_MAXSIZE, 1
+};
+
+/* The high-water mark applies to what the worker asks, not handoffs. */
+const struct proc_peer master_from_worker = {
+	"a worker", 0, master_worker_msgs, nitems(master_worker_msgs),
+	WORKER_QUEUE_MAX, 0, 0
+};
 
 static void
 worker_remove(struct worker *w)
 {
 	struct conn	*c, *tc;
 
-	log_debug("worker %s.%u gone", proc_name(w->type), w->instance);
+	log_debug("worker %s gone", w->chan.name);
 	TAILQ_FOREACH_SAFE(c, &conns, entry, tc) {
 		if (c->worker != w)
 			continue;
@@ -427,8 +471,66 @@ worker_remove(struct worker *w)
 			conn_free(c);
 	}
 	TAILQ_REMOVE(&workers, w, entry);
-	imsgev_clear(&w->iev);
+	proc_chan_clear(&w->chan);
 	free(w);
+}
+
+/* The worker took n more handoffs: it is alive. */
+void
+worker_acked(struct worker *w, uint32_t n)
+{
+	w->unacked -= n;
+	w->waiting = master_now_ms();
+	if (w->stuck) {
+		log_warnx("%s takes its sessions again", w->chan.name);
+		w->stuck = 0;
+	}
+}
+
+/*
+ * Once a second: a worker that has left handoffs untaken for
+ * WORKER_STUCK_MS is passed over for new sessions; one that stays so
+ * for WORKER_KILL_MS is reported to the supervisor, which replaces it.
+ */
+static void
+master_tick(int fd, short event, void *arg)
+{
+	static const struct timeval	 tv = { 1, 0 };
+	Mezite__WorkerStuck		 ws;
+	struct worker			*w;
+	int64_t				 now = master_now_ms(), late;
+
+	TAILQ_FOREACH(w, &workers, entry) {
+		if (w->unacked == 0)
+			continue;
+		late = now - w->waiting;
+		if (!w->stuck && late >= WORKER_STUCK_MS) {
+			w->stuck = 1;
+			log_warnx("%s has not taken a session for %lld ms "
+			    "(%u waiting); passing it over", w->chan.name,
+			    (long long)late, w->unacked);
+		}
+		if (w->stuck == 1 && late >= WORKER_KILL_MS) {
+			w->stuck = 2;
+			mezite__worker_stuck__init(&ws);
+			ws.pid = w->pid;
+			ws.waiting_ms = late;
+			if (proc_compose_pb(&parent, IMSG_WORKER_STUCK, 0, -1,
+			    &ws.base) == -1)
+				log_warn("%s: report", w->chan.name);
+		}
+	}
+	evtimer_add(&tickev, &tv);
+}
+
+int64_t
+master_now_ms(void)
+{
+	struct timeval	 tv;
+
+	if (event_base_gettimeofday_cached(evbase, &tv) == -1)
+		return (0);
+	return ((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000);
 }
 
 
@@ -537,6 +639,7 @@ master_accept(int fd, short event, void *arg)
 		event_set(&c->fdev, s, 0, conn_io, c);
 		evtimer_set(&c->timer, conn_timeout, c);
 		TAILQ_INSERT_TAIL(&conns, c, entry);
+		RB_INSERT(conn_tree, &conn_ids, c);
 		nconns++;
 		nhandshakes++;
 		mstats.total++;
@@ -589,6 +692,21 @@ conn_handshake(struct conn *c)
 }
 
 
+static int
+conn_cmp(struct conn *a, struct conn *b)
+{
+	return (a->id < b->id ? -1 : a->id > b->id);
+}
+
+struct conn *
+conn_find(uint64_t id)
+{
+	struct conn	 key;
+
+	key.id = id;
+	return (RB_FIND(conn_tree, &conn_ids, &key));
+}
+
 void
 conn_free(struct conn *c)
 {
@@ -623,6 +741,7 @@ conn_free(struct conn *c)
 	free(c->alpn);
 	free(c->sni);
 	TAILQ_REMOVE(&conns, c, entry);
+	RB_REMOVE(conn_tree, &conn_ids, c);
 	free(c);
 	nconns--;
 
@@ -759,12 +878,10 @@ ctl_show_connections(uint32_t peerid)
 		    c->state == CONN_RELAY ? "relay" :
 		    c->state == CONN_KTLS ? "kernel" : "closing";
 		ci.mode = c->mode;
-		if (pb_compose(&parent.ibuf, IMSG_CTL_CONN, peerid, -1,
+		if (proc_compose_pb(&parent, IMSG_CTL_CONN, peerid, -1,
 		    &ci.base) == -1)
 			fatal("%s: compose", __func__);
 	}
-	if (imsg_compose(&parent.ibuf, IMSG_CTL_END, peerid, 0, -1, NULL,
-	    0) == -1)
+	if (proc_compose(&parent, IMSG_CTL_END, peerid, -1, NULL, 0) == -1)
 		fatal("%s: compose", __func__);
-	imsgev_add(&parent);
 }

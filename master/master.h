@@ -15,6 +15,10 @@
 
 #include <sys/types.h>
 #include <sys/queue.h>
+#ifndef __unused
+#define __unused	__attribute__((__unused__))
+#endif
+#include <sys/tree.h>
 #include <sys/socket.h>
 
 #include <event.h>
@@ -28,6 +32,8 @@
 
 #define WORKER_QUEUE_MAX	256	/* handoffs waiting: prefer another */
 #define WORKER_QUEUE_HARD	4096	/* ...and beyond this, refuse */
+#define WORKER_STUCK_MS		2000	/* handoffs untaken: pass it over */
+#define WORKER_KILL_MS		10000	/* ...and have it replaced */
 
 enum conn_state {
 	CONN_HANDSHAKE,
@@ -45,7 +51,10 @@ struct worker {
 	int64_t			 started;
 	unsigned int		 restarts;
 	unsigned int		 active;
-	struct imsgev		 iev;
+	struct proc_chan	 chan;
+	uint32_t		 unacked;	/* handoffs not yet taken */
+	int64_t			 waiting;	/* since when, in ms */
+	int			 stuck;		/* passed over */
 };
 TAILQ_HEAD(workers, worker);
 
@@ -62,6 +71,7 @@ struct srvctx {
 
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
+	RB_ENTRY(conn)		 node;		/* by id */
 	uint64_t		 id;
 	enum conn_state		 state;
 	int			 fd;		/* client, TCP */
@@ -98,6 +108,7 @@ struct conn {
 	int64_t			 started;
 };
 TAILQ_HEAD(conns, conn);
+RB_HEAD(conn_tree, conn);
 
 /* Counters for status. */
 struct master_stats {
@@ -113,6 +124,7 @@ struct master_stats {
 };
 
 /* master.c */
+extern const struct proc_peer	 master_from_worker;
 extern struct workers		 workers;
 extern struct master_stats	 mstats;
 extern const struct route_rule	*rules;
@@ -122,6 +134,9 @@ extern const struct timeval	*handshake_tv;
 extern const struct timeval	*idle_tv;
 void		 conn_handshake(struct conn *);
 void		 conn_free(struct conn *);
+struct conn	*conn_find(uint64_t);
+void		 worker_acked(struct worker *, uint32_t);
+int64_t		 master_now_ms(void);
 void		 srvctx_unref(struct srvctx *);
 
 /* engine.c */

@@ -41,6 +41,8 @@
 #define BACKOFF_MAX		60	/* seconds between restarts, at most */
 #define BACKOFF_RESET		60	/* a child that lived this long is fine */
 #define SUPERVISOR_MAXSIZE	(256 * 1024)	/* keys travel to the master */
+#define PAIR_RETRY		1	/* seconds, after a failed pairing */
+#define LISTEN_GRACE		5	/* seconds a new master waits for workers */
 
 struct child {
 	TAILQ_ENTRY(child)	 entry;
@@ -52,7 +54,8 @@ struct child {
 	unsigned int		 backoff;
 	int64_t			 restart_at;
 	int			 retired;	/* do not restart */
-	struct imsgev		 iev;
+	int			 paired;	/* has a channel to the master */
+	struct proc_chan	 chan;
 	int			 logfd;
 	struct event		 logev;
 	struct event		 restartev;
@@ -61,7 +64,12 @@ TAILQ_HEAD(children, child);
 
 __dead static void	 usage(void);
 static void		 supervisor_sig(int, short, void *);
-static void		 supervisor_dispatch_child(int, short, void *);
+static void		 child_closed(struct proc_chan *);
+static void		 pair_retry(int, short, void *);
+static void		 master_listen(int, short, void *);
+
+static const struct proc_peer	 supervisor_from_master;
+static const struct proc_peer	 supervisor_from_worker;
 static void		 supervisor_log(int, short, void *);
 static void		 supervisor_restart(int, short, void *);
 static void		 supervisor_shutdown(void);
@@ -73,6 +81,7 @@ static unsigned int	 instance_free(enum proc_type);
 static void		 child_start(struct child *);
 static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
+static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
 static int		 config_check(struct mezited_conf *);
 static void		 master_send_config(struct child *);
@@ -101,6 +110,11 @@ static int			 startdir = -1;		/* relative paths */
 static int			 shutting_down;
 static int64_t			 started;
 static struct event		 shutdownev;
+static struct event		 pairev;	/* retry failed pairings */
+static const struct timeval	 pair_retry_tv = { PAIR_RETRY, 0 };
+static const struct timeval	 listen_grace = { LISTEN_GRACE, 0 };
+static struct event		 listenev;	/* the master's grace */
+static int			 master_listening;
 
 static const struct control_cb ctl_cb = {
 	.forward = ctl_forward,
@@ -261,6 +275,8 @@ main(int argc, char *argv[])
 	signal_add(&ev_sigint, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	evtimer_set(&pairev, pair_retry, NULL);
+	evtimer_set(&listenev, master_listen, NULL);
 	control_listen(&ctl_cb);
 	children_reconcile();
 	log_info("started, version %s, %s", MEZITED_VERSION, conffile);
@@ -330,7 +346,7 @@ child_retire(struct child *c)
 {
 	c->retired = 1;
 	if (c->pid != 0) {
-		imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1, NULL, 0);
+		(void)proc_compose(&c->chan, IMSG_DRAIN, 0, -1, NULL, 0);
 		return;
 	}
 	evtimer_del(&c->restartev);
@@ -347,7 +363,8 @@ child_new(enum proc_type type, unsigned int instance)
 		fatal(__func__);
 	c->type = type;
 	c->instance = instance;
-	c->iev.ibuf.fd = -1;
+	c->chan.ibuf.fd = -1;
+	c->chan.dead = 1;
 	c->logfd = -1;
 	evtimer_set(&c->restartev, supervisor_restart, c);
 	TAILQ_INSERT_TAIL(&children, c, entry);
@@ -360,14 +377,18 @@ child_start(struct child *c)
 	struct proc_conf	*pc = &env->procs[c->type];
 	Mezite__WorkerConfig	 wc;
 	struct child		*w;
-	char			 inst[16];
+	char			 inst[16], name[32];
 	char			*argv[16];
-	int			 chan[2], logs[2], argc = 0;
+	int			 chan[2] = { -1, -1 }, logs[2] = { -1, -1 };
+	int			 argc = 0;
 	pid_t			 pid;
 
+	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
+	    c->instance);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) == -1 ||
-	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, logs) == -1)
-		fatal("%s: socketpair", __func__);
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, logs) == -1 ||
+	    fd_nonblock(chan[0]) == -1)
+		goto fail;
 
 	(void)snprintf(inst, sizeof(inst), "%u", c->instance);
 	argv[argc++] = self;
@@ -385,7 +406,7 @@ child_start(struct child *c)
 
 	switch (pid = fork()) {
 	case -1:
-		fatal("%s: fork", __func__);
+		goto fail;
 	case 0:
 		/* Descriptors 3 and 4, nothing else, survive the exec. */
 		if (dup2(chan[1], PROC_PARENT_FD) == -1 ||
@@ -399,32 +420,37 @@ child_start(struct child *c)
 
 	close(chan[1]);
 	close(logs[1]);
-	if (fd_nonblock(chan[0]) == -1)
-		fatal("%s: fd_nonblock", __func__);
 	c->pid = pid;
 	c->started = time_now();
 	c->restart_at = 0;
-	if (imsgev_init(&c->iev, chan[0], c, supervisor_dispatch_child) == -1)
-		fatal("%s: imsgev_init", __func__);
-	if (c->type == PROC_MASTER &&
-	    imsgbuf_set_maxsize(&c->iev.ibuf, SUPERVISOR_MAXSIZE) == -1)
-		fatal("%s: imsgbuf_set_maxsize", __func__);
-	imsgev_add(&c->iev);
+	c->paired = 0;
+	if (proc_chan_event(&c->chan, chan[0], c->type == PROC_MASTER ?
+	    &supervisor_from_master : &supervisor_from_worker, name, c,
+	    child_closed) == -1)
+		fatal("%s: channel", name);
 	c->logfd = logs[0];
 	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, supervisor_log,
 	    c);
 	event_add(&c->logev, NULL);
 
-	log_debug("started %s.%u, pid %d", proc_name(c->type), c->instance,
-	    (int)pid);
+	log_debug("started %s, pid %d", name, (int)pid);
 
 	if (verbose)
-		imsgev_compose(&c->iev, IMSG_LOG_VERBOSE, 0, -1, &verbose,
+		(void)proc_compose(&c->chan, IMSG_LOG_VERBOSE, 0, -1, &verbose,
 		    sizeof(verbose));
 
 	if (c->type == PROC_MASTER) {
 		master_send_config(c);
-		master_send_listeners(c);
+		/*
+		 * The master gets the listeners once every worker type has
+		 * a worker paired with it, so that it routes no session
+		 * before there is somewhere to send it; or after a grace
+		 * period, so that one broken worker type does not keep
+		 * the others off the network.
+		 */
+		master_listening = 0;
+		evtimer_set(&listenev, master_listen, NULL);
+		evtimer_add(&listenev, &listen_grace);
 		TAILQ_FOREACH(w, &children, entry)
 			if (w->type != PROC_MASTER && w->pid != 0 &&
 			    !w->retired)
@@ -432,18 +458,34 @@ child_start(struct child *c)
 	} else {
 		mezite__worker_config__init(&wc);
 		wc.root = pc->root ? pc->root : "";
-		if (pb_compose(&c->iev.ibuf, IMSG_CONF_WORKER, 0, -1,
+		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
 		    &wc.base) == -1)
 			fatal("%s: compose", __func__);
-		imsgev_add(&c->iev);
 		if (master_child != NULL && master_child->pid != 0)
 			child_pair(master_child, c);
 	}
+	master_listen(-1, 0, NULL);
+	return;
+
+ fail:
+	/* Out of descriptors or processes: not fatal, try again later. */
+	log_warn("cannot start %s", name);
+	if (chan[0] != -1) {
+		close(chan[0]);
+		close(chan[1]);
+	}
+	if (logs[0] != -1) {
+		close(logs[0]);
+		close(logs[1]);
+	}
+	child_backoff(c, "could not be started");
 }
 
 /*
  * Give the master and a worker a channel of their own: the worker gets
- * its handoffs there, the master learns who the worker is.
+ * its handoffs there, the master learns who the worker is.  A pairing
+ * that fails for want of descriptors is tried again every PAIR_RETRY
+ * seconds; `mezctl show workers` says which workers are unpaired.
  */
 static void
 child_pair(struct child *m, struct child *w)
@@ -452,17 +494,65 @@ child_pair(struct child *m, struct child *w)
 	int			 sp[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
-		log_warn("%s: socketpair", __func__);
+		log_warn("cannot pair %s with the master, retrying",
+		    w->chan.name);
+		if (!evtimer_pending(&pairev, NULL))
+			evtimer_add(&pairev, &pair_retry_tv);
 		return;
 	}
 	proc_info(w, &pi);
-	if (pb_compose(&m->iev.ibuf, IMSG_WORKER_UP, 0, sp[0],
-	    &pi.base) == -1)
-		fatal("%s: compose", __func__);
-	imsgev_add(&m->iev);
-	if (imsgev_compose(&w->iev, IMSG_MASTER_CHANNEL, 0, sp[1],
-	    NULL, 0) == -1)
-		fatal("%s: compose", __func__);
+	if (proc_compose_pb(&m->chan, IMSG_WORKER_UP, 0, sp[0],
+	    &pi.base) == -1 ||
+	    proc_compose(&w->chan, IMSG_MASTER_CHANNEL, 0, sp[1],
+	    NULL, 0) == -1) {
+		log_warn("cannot pair %s with the master", w->chan.name);
+		return;
+	}
+	w->paired = 1;
+	log_debug("%s paired with the master", w->chan.name);
+}
+
+static void
+pair_retry(int fd, short event, void *arg)
+{
+	struct child	*w;
+
+	if (master_child == NULL || master_child->pid == 0 || shutting_down)
+		return;
+	TAILQ_FOREACH(w, &children, entry)
+		if (w->type != PROC_MASTER && w->pid != 0 && !w->retired &&
+		    !w->paired)
+			child_pair(master_child, w);
+	master_listen(-1, 0, NULL);
+}
+
+/*
+ * Send the master its listeners when every configured worker type has
+ * a worker paired with it, or when the grace period (a timer call) is
+ * over.
+ */
+static void
+master_listen(int fd, short event, void *arg)
+{
+	struct child	*c;
+	int		 t, have[PROC_MAX] = { 0 };
+
+	if (master_child == NULL || master_child->pid == 0 ||
+	    master_listening)
+		return;
+	if (!(event & EV_TIMEOUT)) {
+		TAILQ_FOREACH(c, &children, entry)
+			if (c->type != PROC_MASTER && c->paired && !c->retired)
+				have[c->type] = 1;
+		for (t = PROC_HTTPS; t < PROC_MAX; t++)
+			if (env->procs[t].prefork > 0 && !have[t])
+				return;
+	} else
+		log_warnx("master: not every worker type is up after %ds; "
+		    "accepting anyway", LISTEN_GRACE);
+	evtimer_del(&listenev);
+	master_listening = 1;
+	master_send_listeners(master_child);
 }
 
 static void
@@ -657,25 +747,28 @@ master_send_config(struct child *c)
 	size_t			 i;
 
 	conf_pb_build(env, &cp);
-	if (pb_compose(&c->iev.ibuf, IMSG_CONF_MASTER, 0, -1,
+	if (proc_compose_pb(&c->chan, IMSG_CONF_MASTER, 0, -1,
 	    &cp.mc.base) == -1)
 		fatal("%s: compose", __func__);
 	for (i = 0; i < cp.nkp; i++)
-		if (pb_compose(&c->iev.ibuf, IMSG_CONF_KEYPAIR, 0, -1,
+		if (proc_compose_pb(&c->chan, IMSG_CONF_KEYPAIR, 0, -1,
 		    &cp.kp[i].base) == -1)
 			fatal("%s: compose keypair %s", __func__,
 			    cp.kp[i].name);
-	if (imsg_compose(&c->iev.ibuf, IMSG_CONF_END, 0, 0, -1, NULL, 0) == -1)
+	if (proc_compose(&c->chan, IMSG_CONF_END, 0, -1, NULL, 0) == -1)
 		fatal("%s: compose", __func__);
 	conf_pb_free(&cp);
 
 	proc_info(c, &pi);
-	if (pb_compose(&c->iev.ibuf, IMSG_PROCS, 0, -1, &pi.base) == -1)
+	if (proc_compose_pb(&c->chan, IMSG_PROCS, 0, -1, &pi.base) == -1)
 		fatal("%s: compose", __func__);
-	imsgev_add(&c->iev);
 }
 
-/* The master gets its own copies; ours stay open across its restarts. */
+/*
+ * The master gets its own copies; ours stay open across its restarts.
+ * One that cannot be copied now is sent when the master is next
+ * restarted: the others still serve.
+ */
 static void
 master_send_listeners(struct child *c)
 {
@@ -683,68 +776,100 @@ master_send_listeners(struct child *c)
 	int			 fd;
 
 	TAILQ_FOREACH(la, &env->listeners, entry) {
-		if ((fd = fcntl(la->fd, F_DUPFD_CLOEXEC, 0)) == -1)
-			fatal("%s: dup", __func__);
-		if (imsg_compose(&c->iev.ibuf, IMSG_LISTENER, 0, 0, fd,
-		    NULL, 0) == -1)
-			fatal("%s: compose", __func__);
+		if ((fd = fcntl(la->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+			log_warn("%s: listener", __func__);
+			continue;
+		}
+		if (proc_compose(&c->chan, IMSG_LISTENER, 0, fd, NULL, 0) == -1)
+			log_warn("%s: compose", __func__);
 	}
-	imsgev_add(&c->iev);
+}
+
+/* The master answers mezctl requests on the clients' behalf. */
+static int
+supervisor_ctl_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	control_reply(imsg_get_type(imsg), imsg_get_id(imsg), imsg->data,
+	    imsg_get_len(imsg));
+	return (0);
+}
+
+/* A worker that leaves its sessions untaken: replace it. */
+static int
+supervisor_worker_stuck(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__WorkerStuck	*ws = msg;
+	struct child		*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->type != PROC_MASTER && c->pid == ws->pid &&
+		    c->pid != 0)
+			break;
+	if (c == NULL)
+		return (0);		/* gone meanwhile */
+	log_warnx("%s has taken no session for %lld ms; killing it",
+	    c->chan.name, (long long)ws->waiting_ms);
+	kill(c->pid, SIGKILL);
+	return (0);
+}
+
+/*
+ * A worker's channel to the master closed: the master went away, or
+ * dropped it.  The worker drains what it holds; a new one takes its
+ * place and is paired with the master.
+ */
+static int
+supervisor_master_lost(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child	*c = ch->arg;
+
+	if (shutting_down || c->retired)
+		return (0);
+	log_info("%s lost its master channel; replacing it", ch->name);
+	c->paired = 0;
+	child_retire(c);
+	children_reconcile();
+	return (0);
 }
 
 static void
-supervisor_dispatch_child(int fd, short event, void *arg)
+child_closed(struct proc_chan *ch)
 {
-	struct imsgev	*iev = arg;
-	struct child	*c = iev->data;
-	struct imsg	 imsg;
-	ssize_t		 n;
-	int		 alive;
+	struct child	*c = ch->arg;
 
-	alive = imsgev_io(iev, event);
-	for (;;) {
-		if ((n = imsg_get(&iev->ibuf, &imsg)) == -1) {
-			log_warnx("%s.%u: malformed message, stopping it",
-			    proc_name(c->type), c->instance);
-			kill(c->pid, SIGKILL);
-			alive = 0;
-			break;
-		}
-		if (n == 0)
-			break;
-		switch (imsg_get_type(&imsg)) {
-		case IMSG_CTL_STATUS:
-		case IMSG_CTL_CONN:
-		case IMSG_CTL_OK:
-		case IMSG_CTL_FAIL:
-		case IMSG_CTL_END:
-			if (c->type != PROC_MASTER)
-				goto bad;
-			control_reply(imsg_get_type(&imsg), imsg_get_id(&imsg),
-			    imsg.data, imsg_get_len(&imsg));
-			break;
-		default:
- bad:
-			log_warnx("%s.%u: unexpected message %u, stopping it",
-			    proc_name(c->type), c->instance,
-			    imsg_get_type(&imsg));
-			kill(c->pid, SIGKILL);
-			imsg_free(&imsg);
-			alive = 0;
-			goto done;
-		}
-		imsg_free(&imsg);
-	}
- done:
-	if (alive <= 0) {
-		/* The child is dying; SIGCHLD does the rest. */
-		if (iev->events != 0)
-			event_del(&iev->ev);
-		iev->events = 0;
-		return;
-	}
-	imsgev_add(iev);
+	/* A child that broke its channel is not to be trusted further. */
+	if (!ch->eof && c->pid != 0)
+		kill(c->pid, SIGKILL);
+	proc_chan_clear(ch);
 }
+
+static const struct proc_msg supervisor_master_msgs[] = {
+	{ IMSG_CTL_STATUS, PROC_LEN_ANY, NULL, PROC_FD_NONE,
+	    supervisor_ctl_reply },
+	{ IMSG_CTL_CONN, PROC_LEN_ANY, NULL, PROC_FD_NONE,
+	    supervisor_ctl_reply },
+	{ IMSG_CTL_OK, 0, NULL, PROC_FD_NONE, supervisor_ctl_reply },
+	{ IMSG_CTL_FAIL, PROC_LEN_ANY, NULL, PROC_FD_NONE,
+	    supervisor_ctl_reply },
+	{ IMSG_CTL_END, 0, NULL, PROC_FD_NONE, supervisor_ctl_reply },
+	{ IMSG_WORKER_STUCK, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
+	    PROC_FD_NONE, supervisor_worker_stuck },
+};
+
+static const struct proc_msg supervisor_worker_msgs[] = {
+	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
+};
+
+/* Children are less privileged: a bad message closes their channel. */
+static const struct proc_peer supervisor_from_master = {
+	"the master", 0, supervisor_master_msgs,
+	nitems(supervisor_master_msgs), 0, SUPERVISOR_MAXSIZE, 0
+};
+
+static const struct proc_peer supervisor_from_worker = {
+	"a worker", 0, supervisor_worker_msgs,
+	nitems(supervisor_worker_msgs), 0, 0, 0
+};
 
 /* One datagram per line: a priority byte, then the text. */
 static void
@@ -803,7 +928,9 @@ supervisor_sig(int sig, short event, void *arg)
 static void
 child_close(struct child *c)
 {
-	imsgev_clear(&c->iev);
+	/* Take what the child said before it died, then forget it. */
+	proc_chan_io(&c->chan, 1, 0);
+	proc_chan_clear(&c->chan);
 	if (c->logfd != -1) {
 		/* Take what the child wrote before it died. */
 		supervisor_log(c->logfd, EV_READ, c);
@@ -819,9 +946,9 @@ child_close(struct child *c)
 static void
 child_exited(struct child *c, int status)
 {
+	struct child	*w;
 	char		 name[32], why[64];
 	int64_t		 lived = time_now() - c->started;
-	struct timeval	 tv = { 0, 0 };
 
 	child_close(c);
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
@@ -844,19 +971,32 @@ child_exited(struct child *c, int status)
 		return;
 	}
 
-	/*
-	 * Restart at once after a long life; back off when a child keeps
-	 * dying young.
-	 */
+	if (c == master_child) {
+		/* Its workers drain and are replaced as they find out. */
+		master_listening = 0;
+		evtimer_del(&listenev);
+		TAILQ_FOREACH(w, &children, entry)
+			w->paired = 0;
+		control_master_gone();
+	}
+	/* Restart at once after a long life. */
 	if (lived >= BACKOFF_RESET)
 		c->backoff = 0;
-	tv.tv_sec = c->backoff;
+	child_backoff(c, why);
+}
+
+/* Start the child again, later each time it keeps failing. */
+static void
+child_backoff(struct child *c, const char *why)
+{
+	struct timeval	 tv = { c->backoff, 0 };
+
 	c->backoff = c->backoff ? c->backoff * 2 : 1;
 	if (c->backoff > BACKOFF_MAX)
 		c->backoff = BACKOFF_MAX;
 	c->restart_at = time_now() + tv.tv_sec;
-	log_warnx("%s %s, restarting in %llds", name, why,
-	    (long long)tv.tv_sec);
+	log_warnx("%s.%u %s, restarting in %llds", proc_name(c->type),
+	    c->instance, why, (long long)tv.tv_sec);
 	evtimer_add(&c->restartev, &tv);
 }
 
@@ -910,7 +1050,7 @@ supervisor_shutdown(void)
 
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->pid != 0) {
-			imsgev_compose(&c->iev, IMSG_DRAIN, 0, -1, NULL, 0);
+			(void)proc_compose(&c->chan, IMSG_DRAIN, 0, -1, NULL, 0);
 			continue;
 		}
 		evtimer_del(&c->restartev);
@@ -1101,13 +1241,13 @@ ctl_forward(uint32_t type, uint32_t peerid, const void *data, size_t len)
 	Mezite__CtlError	 e;
 
 	if (master_child == NULL || master_child->pid == 0 ||
-	    master_child->iev.ibuf.fd == -1) {
+	    master_child->chan.dead) {
 		mezite__ctl_error__init(&e);
 		e.message = "master is not running";
 		control_reply_pb(IMSG_CTL_FAIL, peerid, &e.base);
 		return;
 	}
-	if (imsgev_compose(&master_child->iev, type, peerid, -1, data,
+	if (proc_compose(&master_child->chan, type, peerid, -1, data,
 	    len) == -1)
 		log_warn("%s: compose", __func__);
 }
@@ -1141,7 +1281,7 @@ ctl_verbose(int v)
 	log_setverbose(v);
 	TAILQ_FOREACH(c, &children, entry)
 		if (c->pid != 0)
-			imsgev_compose(&c->iev, IMSG_LOG_VERBOSE, 0, -1, &v,
+			(void)proc_compose(&c->chan, IMSG_LOG_VERBOSE, 0, -1, &v,
 			    sizeof(v));
 	log_info("log level %s", v ? "verbose" : "brief");
 }

@@ -151,5 +151,6 @@ void			 control_reply(uint32_t, uint32_t, const void *,
 void			 control_reply_pb(uint32_t, uint32_t,
 			    const ProtobufCMessage *);
 void			 control_cleanup(const char *);
+void			 control_master_gone(void);
 
 #endif /* MEZITED_H */

@@ -62,22 +62,24 @@ enum status_kind {
 struct pending {
 	LIST_ENTRY(pending)	 entry;
 	h2o_req_t		*req;		/* NULL once answered */
-	uint32_t		 cookie;
 	enum status_kind	 kind;
 	uint64_t		 deadline;
 };
 
 
 static void	 https_configure(const Mezite__WorkerConfig *);
-static void	 https_watch(int, struct wchan *);
+static void	 https_watch(struct proc_chan *);
+static void	 https_unwatch(struct proc_chan *);
+static void	 chans_reap(void);
 static void	 https_handoff(int, Mezite__ConnMeta *);
-static void	 https_status(uint32_t, const Mezite__Status *);
+static void	 https_status(const Mezite__Status *);
 static void	 https_drain(void);
 static int	 on_req(h2o_handler_t *, h2o_req_t *);
 
 static const struct worker_cb https_cb = {
 	.configure = https_configure,
 	.watch = https_watch,
+	.unwatch = https_unwatch,
 	.handoff = https_handoff,
 	.status = https_status,
 	.drain = https_drain,
@@ -90,7 +92,7 @@ static h2o_evloop_t		*loop;
 static LIST_HEAD(, session)	 sessions = LIST_HEAD_INITIALIZER(sessions);
 static LIST_HEAD(, pending)	 pendings = LIST_HEAD_INITIALIZER(pendings);
 static unsigned int		 nsessions;
-static uint32_t			 next_cookie;
+static struct proc_chan		*dead_chans[2];	/* to free after the loop */
 static int			 draining;
 
 void
@@ -104,6 +106,7 @@ https(unsigned int instance, const char *user, const char *root)
 	while (!(draining && nsessions == 0)) {
 		(void)h2o_evloop_run(loop, 500);
 		(void)worker_terminated();
+		chans_reap();
 
 		/* Answer status requests the master did not. */
 		LIST_FOREACH_SAFE(p, &pendings, entry, tp) {
@@ -116,7 +119,7 @@ https(unsigned int instance, const char *user, const char *root)
 		}
 	}
 	log_debug("drained");
-	exit(0);
+	worker_exit();
 }
 
 static void
@@ -156,25 +159,82 @@ https_configure(const Mezite__WorkerConfig *wc)
 	accept_ctx.hosts = config.hosts;
 }
 
+/*
+ * The runtime's channels on h2o's loop.  h2o only says when one is
+ * readable (DONT_READ: the runtime calls recvmsg() itself, for the
+ * descriptors) or writable; a channel found dead is freed after the
+ * loop's turn, never from inside its own dispatch.
+ */
 static void
 chan_readable(h2o_socket_t *sock, const char *err)
 {
-	if (worker_chan_read(sock->data) == -1) {
-		worker_chan_free(sock->data);
-		h2o_socket_read_stop(sock);
-		h2o_socket_close(sock);
+	proc_chan_io(sock->data, 1, 0);
+}
+
+static void
+chan_writable(h2o_socket_t *sock, const char *err)
+{
+	struct proc_chan	*ch = sock->data;
+
+	sock->_cb.write = NULL;
+	proc_chan_io(ch, 0, 1);
+}
+
+static void
+chan_arm(struct proc_chan *ch)
+{
+	h2o_socket_t	*sock = ch->arg;
+	size_t		 i;
+
+	if (ch->dead) {
+		for (i = 0; i < nitems(dead_chans); i++)
+			if (dead_chans[i] == ch || dead_chans[i] == NULL) {
+				dead_chans[i] = ch;
+				return;
+			}
+		fatalx("%s: too many channels", __func__);
+	}
+	if (proc_chan_wants_write(ch) && sock->_cb.write == NULL)
+		h2o_socket_notify_write(sock, chan_writable);
+}
+
+static void
+chans_reap(void)
+{
+	struct proc_chan	*ch;
+	size_t			 i;
+
+	for (i = 0; i < nitems(dead_chans); i++) {
+		if ((ch = dead_chans[i]) == NULL)
+			continue;
+		dead_chans[i] = NULL;
+		ch->closed(ch);
 	}
 }
 
 static void
-https_watch(int fd, struct wchan *ch)
+https_watch(struct proc_chan *ch)
 {
 	h2o_socket_t	*sock;
 
-	/* DONT_READ: the runtime calls recvmsg() itself, for the fds. */
-	sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+	sock = h2o_evloop_socket_create(loop, ch->ibuf.fd,
+	    H2O_SOCKET_FLAG_DONT_READ);
 	sock->data = ch;
+	ch->arg = sock;
+	ch->arm = chan_arm;
 	h2o_socket_read_start(sock, chan_readable);
+	chan_arm(ch);
+}
+
+/* h2o closes the descriptor with its socket. */
+static void
+https_unwatch(struct proc_chan *ch)
+{
+	h2o_socket_t	*sock = ch->arg;
+
+	h2o_socket_read_stop(sock);
+	h2o_socket_close(sock);
+	ch->ibuf.fd = -1;
 }
 
 static void
@@ -426,10 +486,9 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 		    pending_dispose);
 		p->req = req;
 		p->kind = path_is(req, "/") ? STATUS_HTML : STATUS_JSON;
-		p->cookie = ++next_cookie;
 		p->deadline = h2o_now(loop) + STATUS_TIMEOUT_MS;
 		LIST_INSERT_HEAD(&pendings, p, entry);
-		if (worker_status_request(p->cookie) == -1) {
+		if (worker_status_request() == -1) {
 			LIST_REMOVE(p, entry);
 			p->req = NULL;
 			h2o_send_error_503(req, "Service Unavailable",
@@ -518,27 +577,26 @@ status_html(struct sbuf *sb, const Mezite__Status *st)
 	sbuf_add(sb, H2O_STRLIT("</table>\n</body>\n</html>\n"));
 }
 
+/* The master's answer: it serves every request waiting for one. */
 static void
-https_status(uint32_t cookie, const Mezite__Status *st)
+https_status(const Mezite__Status *st)
 {
 	struct pending	*p;
-	struct sbuf	 sb = { 0 };
+	struct sbuf	 sb;
 	h2o_req_t	*req;
 
-	LIST_FOREACH(p, &pendings, entry)
-		if (p->cookie == cookie)
-			break;
-	if (p == NULL)
-		return;		/* timed out or the client left */
-	LIST_REMOVE(p, entry);
-	req = p->req;
-	p->req = NULL;
-	if (p->kind == STATUS_JSON) {
-		json_status(&sb, st);
-		sbuf_puts(&sb, "\n");
-		respond(req, 200, "application/json", &sb);
-	} else {
-		status_html(&sb, st);
-		respond(req, 200, "text/html; charset=utf-8", &sb);
+	while ((p = LIST_FIRST(&pendings)) != NULL) {
+		LIST_REMOVE(p, entry);
+		req = p->req;
+		p->req = NULL;
+		memset(&sb, 0, sizeof(sb));
+		if (p->kind == STATUS_JSON) {
+			json_status(&sb, st);
+			sbuf_puts(&sb, "\n");
+			respond(req, 200, "application/json", &sb);
+		} else {
+			status_html(&sb, st);
+			respond(req, 200, "text/html; charset=utf-8", &sb);
+		}
 	}
 }
