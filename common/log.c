@@ -4,8 +4,10 @@
  * The supervisor writes to stderr (-d) or syslog.  A child calls
  * log_setsink() with its datagram socket to the supervisor; from then on
  * each line is one datagram: a priority byte followed by the text.  The
- * send blocks rather than drop a line; the supervisor reads no network
- * input and is always ready.
+ * send never blocks: a process that serves the network must not wait on
+ * its log.  Lines the socket cannot take (some 200 KB of them are in
+ * flight) are counted, and the count goes out before the next line that
+ * can be sent.
  */
 
 #include <sys/types.h>
@@ -28,6 +30,7 @@ static int		 log_debug_mode;	/* to stderr, not syslog */
 static int		 log_verbose;
 static int		 log_sink = -1;		/* child: socket to supervisor */
 static const char	*log_procname;
+static unsigned long long log_dropped;	/* lines the sink did not take */
 
 void
 log_init(int n_debug, int facility)
@@ -90,6 +93,25 @@ log_relay(int pri, const char *proc, const char *line, int pid)
 	log_write(pri, proc, line, pid);
 }
 
+/* One line to the supervisor: 0 if sent, -1 if it must be dropped. */
+static int
+log_send(const char *line)
+{
+	for (;;) {
+		if (send(log_sink, line, 1 + strlen(line + 1),
+		    MSG_NOSIGNAL | MSG_DONTWAIT) != -1)
+			return (0);
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == ENOBUFS)
+			return (-1);
+		/* The supervisor is gone: fall back to stderr. */
+		log_sink = -1;
+		fprintf(stderr, "%s: %s\n", log_procname, line + 1);
+		return (0);
+	}
+}
+
 void
 vlog(int pri, const char *fmt, va_list ap)
 {
@@ -101,16 +123,19 @@ vlog(int pri, const char *fmt, va_list ap)
 		    sizeof(line) - 1);
 
 	if (log_sink != -1) {
-		line[0] = (char)pri;
-		while (send(log_sink, line, 1 + strlen(line + 1),
-		    MSG_NOSIGNAL) == -1) {
-			if (errno == EINTR)
-				continue;
-			/* Supervisor is gone: fall back to stderr. */
-			log_sink = -1;
-			fprintf(stderr, "%s: %s\n", log_procname, line + 1);
-			break;
+		if (log_dropped > 0) {
+			char	 note[96];
+
+			note[0] = LOG_WARNING;
+			(void)snprintf(note + 1, sizeof(note) - 1, "%llu log "
+			    "lines dropped: the supervisor did not keep up",
+			    log_dropped);
+			if (log_send(note) == 0)
+				log_dropped = 0;
 		}
+		line[0] = (char)pri;
+		if (log_dropped > 0 || log_send(line) == -1)
+			log_dropped++;
 	} else
 		log_write(pri, log_procname, line + 1, 0);
 

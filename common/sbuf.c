@@ -143,8 +143,10 @@ json_proc(struct sbuf *sb, const Mezite__ProcInfo *pi, int conns)
 	if (conns)
 		sbuf_printf(sb, ",\"connections\":%u}", pi->connections);
 	else
-		sbuf_printf(sb, ",\"restart_at\":%" PRId64 "}",
-		    pi->restart_at);
+		sbuf_printf(sb, ",\"restart_at\":%" PRId64 ",\"paired\":%s"
+		    ",\"draining\":%s}", pi->restart_at,
+		    pi->paired ? "true" : "false",
+		    pi->draining ? "true" : "false");
 }
 
 void

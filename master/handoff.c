@@ -207,7 +207,7 @@ conn_route(struct conn *c)
 
 	if ((c->worker = worker_pick(c->wtype)) == NULL) {
 		mstats.route_failures++;
-		log_info("conn %llu: %s: alpn %s sni %s: %s %s worker is "
+		log_debug("conn %llu: %s: alpn %s sni %s: %s %s worker is "
 		    "running, closing", (unsigned long long)c->id, addr,
 		    c->alpn ? c->alpn : "-", c->sni ? c->sni : "-",
 		    worker_running(c->wtype) ? "no responsive" : "no",

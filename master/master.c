@@ -488,7 +488,8 @@ worker_acked(struct worker *w, uint32_t n)
 }
 
 /*
- * Once a second: a worker that has left handoffs untaken for
+ * Once a second: sessions refused for want of a worker are counted in
+ * the log, and a worker that has left handoffs untaken for
  * WORKER_STUCK_MS is passed over for new sessions; one that stays so
  * for WORKER_KILL_MS is reported to the supervisor, which replaces it.
  */
@@ -496,6 +497,7 @@ static void
 master_tick(int fd, short event, void *arg)
 {
 	static const struct timeval	 tv = { 1, 0 };
+	static uint64_t			 refused;
 	Mezite__WorkerStuck		 ws;
 	struct worker			*w;
 	int64_t				 now = master_now_ms(), late;
@@ -519,6 +521,13 @@ master_tick(int fd, short event, void *arg)
 			    &ws.base) == -1)
 				log_warn("%s: report", w->chan.name);
 		}
+	}
+	/* Refused sessions are logged once a second, not one by one. */
+	if (mstats.route_failures > refused) {
+		log_warnx("%llu sessions closed in the last second: no worker "
+		    "of their type could take them",
+		    (unsigned long long)(mstats.route_failures - refused));
+		refused = mstats.route_failures;
 	}
 	evtimer_add(&tickev, &tv);
 }

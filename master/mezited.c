@@ -565,6 +565,8 @@ proc_info(struct child *c, Mezite__ProcInfo *pi)
 	pi->started = c->started;
 	pi->restarts = c->restarts;
 	pi->restart_at = c->restart_at;
+	pi->paired = c->paired;
+	pi->draining = c->retired;
 }
 
 /* The master's configuration as the messages that carry it. */

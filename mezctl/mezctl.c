@@ -117,8 +117,8 @@ main(int argc, char *argv[])
 	    res->action == SHOW_CONNECTIONS))
 		printf("[");
 	else if (res->action == SHOW_WORKERS)
-		printf("%-12s %7s %8s %8s  %s\n", "PROCESS", "PID", "UP",
-		    "RESTARTS", "STATE");
+		printf("%-12s %7s %8s %8s %-6s  %s\n", "PROCESS", "PID", "UP",
+		    "RESTARTS", "PAIRED", "STATE");
 	else if (res->action == SHOW_CONNECTIONS)
 		printf("%-8s %-22s %-12s %-16s %-14s %7s %7s %6s %-9s %s\n",
 		    "ID", "CLIENT", "ALPN", "SNI", "WORKER", "IN", "OUT", "AGE",
@@ -281,22 +281,27 @@ show_status(const Mezite__Status *st)
 static void
 show_proc(const Mezite__ProcInfo *pi, int64_t now)
 {
-	char	 name[32], up[32], state[48];
+	char		 name[32], up[32], state[48];
+	const char	*paired;
+	int		 master;
 
-	if (strcmp(pi->type, "master") == 0)
+	master = strcmp(pi->type, "master") == 0;
+	if (master)
 		strlcpy(name, "master", sizeof(name));
 	else
 		(void)snprintf(name, sizeof(name), "%.16s.%u", pi->type,
 		    pi->instance);
+	paired = master || pi->pid == 0 ? "-" : pi->paired ? "yes" : "no";
 	if (pi->pid != 0) {
-		printf("%-12s %7d %8s %8u  running\n", name, pi->pid,
+		printf("%-12s %7d %8s %8u %-6s  %s\n", name, pi->pid,
 		    fmt_duration(now - pi->started, up, sizeof(up)),
-		    pi->restarts);
+		    pi->restarts, paired, pi->draining ? "draining" : "running");
 		return;
 	}
 	(void)snprintf(state, sizeof(state), "restarting in %s",
 	    fmt_duration(pi->restart_at - now, up, sizeof(up)));
-	printf("%-12s %7s %8s %8u  %s\n", name, "-", "-", pi->restarts, state);
+	printf("%-12s %7s %8s %8u %-6s  %s\n", name, "-", "-", pi->restarts,
+	    paired, state);
 }
 
 static void
