@@ -1,14 +1,16 @@
 /*
- * The process table, and what every child does before it serves.
+ * The process table, what every child does before it serves, and the
+ * privsep framework: the channels between processes and the one loop
+ * that dispatches their messages (see proc.h).
  */
 
 #include <sys/types.h>
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 

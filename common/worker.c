@@ -21,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#define STATUS_RETRY	2	/* seconds: ask again if no answer came */
 
 #include "log.h"
 #include "meta.h"
@@ -42,7 +45,7 @@ static const struct worker_cb	*cb;
 static char			 wname[32];
 static int			 configured;
 static int			 draining;
-static int			 status_asked;	/* a request is on its way */
+static struct timespec		 status_asked;	/* a request is on its way */
 static volatile sig_atomic_t	 terminated;
 
 void
@@ -203,7 +206,7 @@ worker_handoff(struct proc_chan *ch, struct imsg *imsg, void *msg)
 static int
 worker_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	status_asked = 0;
+	timespecclear(&status_asked);
 	cb->status(msg);
 	return (0);
 }
@@ -236,20 +239,26 @@ static const struct proc_peer worker_from_master = {
 /*
  * Ask the master for its status; the reply comes to cb->status.  One
  * request is on its way at a time, however many clients ask: each
- * reply answers every one of them.
+ * reply answers every one of them.  The master ignores a request while
+ * it has much to send us, so one that found no answer is asked again.
  */
 int
 worker_status_request(void)
 {
+	struct timespec	 now, since;
+
 	if (master == NULL) {
 		errno = ENOTCONN;
 		return (-1);
 	}
-	if (status_asked)
+	if (clock_gettime(CLOCK_MONOTONIC, &now) == -1)
+		return (-1);
+	timespecsub(&now, &status_asked, &since);
+	if (timespecisset(&status_asked) && since.tv_sec < STATUS_RETRY)
 		return (0);
 	if (proc_compose(master, IMSG_STATUS_REQ, 0, -1, NULL, 0) == -1)
 		return (-1);
-	status_asked = 1;
+	status_asked = now;
 	return (0);
 }
 

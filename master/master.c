@@ -383,15 +383,21 @@ master_conn_done(struct proc_chan *ch, struct imsg *imsg, void *msg)
 }
 
 /*
- * A worker's status request.  The channel's high-water mark keeps a
- * worker that asks without reading from making us queue replies: its
- * requests wait in its socket until it catches up.
+ * A worker's status request.  A worker has one on its way at a time,
+ * and asks again only after two seconds without an answer; while it is
+ * slow to take what we send it, it gets none, so that a worker that
+ * asks without reading cannot make us queue replies.
  */
 static int
 master_status_req(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__Status	 st;
 
+	if (proc_queued(ch) >= WORKER_QUEUE_MAX) {
+		log_debug("%s: status request ignored: %u messages wait for "
+		    "it", ch->name, proc_queued(ch));
+		return (0);
+	}
 	status_fill(&st);
 	if (proc_compose_pb(ch, IMSG_STATUS, imsg_get_id(imsg), -1,
 	    &st.base) == -1)
@@ -450,10 +456,13 @@ static const struct proc_peer master_from_parent = {
 	0, MASTER_MAXSIZE, 1
 };
 
-/* The high-water mark applies to what the worker asks, not handoffs. */
+/*
+ * Always read: acknowledgements must come in however many handoffs
+ * wait for the worker.
+ */
 const struct proc_peer master_from_worker = {
 	"a worker", 0, master_worker_msgs, nitems(master_worker_msgs),
-	WORKER_QUEUE_MAX, 0, 0
+	0, 0, 0
 };
 
 static void
