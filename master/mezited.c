@@ -828,7 +828,6 @@ supervisor_master_lost(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (shutting_down || c->retired)
 		return (0);
 	log_info("%s lost its master channel; replacing it", ch->name);
-	c->paired = 0;
 	child_retire(c);
 	children_reconcile();
 	return (0);
@@ -948,7 +947,7 @@ child_close(struct child *c)
 static void
 child_exited(struct child *c, int status)
 {
-	struct child	*w;
+	struct child	*w, *tw;
 	char		 name[32], why[64];
 	int64_t		 lived = time_now() - c->started;
 
@@ -973,18 +972,25 @@ child_exited(struct child *c, int status)
 		return;
 	}
 
-	if (c == master_child) {
-		/* Its workers drain and are replaced as they find out. */
-		master_listening = 0;
-		evtimer_del(&listenev);
-		TAILQ_FOREACH(w, &children, entry)
-			w->paired = 0;
-		control_master_gone();
-	}
 	/* Restart at once after a long life. */
 	if (lived >= BACKOFF_RESET)
 		c->backoff = 0;
 	child_backoff(c, why);
+	if (c == master_child) {
+		/*
+		 * Its workers lost their channels: they drain what they
+		 * hold, and new ones wait for the next master.
+		 */
+		master_listening = 0;
+		evtimer_del(&listenev);
+		control_master_gone();
+		TAILQ_FOREACH_SAFE(w, &children, entry, tw) {
+			w->paired = 0;
+			if (w->type != PROC_MASTER && !w->retired)
+				child_retire(w);
+		}
+		children_reconcile();
+	}
 }
 
 /* Start the child again, later each time it keeps failing. */
