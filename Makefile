@@ -71,7 +71,7 @@ MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
-		tests/unit/check_ktls
+		tests/unit/check_ktls tests/unit/check_proc
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
@@ -121,6 +121,8 @@ tests/unit/check_meta: tests/unit/check_meta.o $(TEST_OBJS)
 tests/unit/check_route: tests/unit/check_route.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
