@@ -71,9 +71,10 @@ MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
-		tests/unit/check_ktls
+		tests/unit/check_ktls tests/unit/check_proc
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
-FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
+FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
+		tests/fuzz/fuzz_proc
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-integration check-sanitize check-libtls check-valgrind \
@@ -122,6 +123,8 @@ tests/unit/check_route: tests/unit/check_route.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 
@@ -146,6 +149,8 @@ tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c $(FUZZ_COMMON)
 tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
+tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 
 deps:

@@ -151,7 +151,7 @@ proc_queued(struct proc_chan *ch)
 static int
 proc_chan_full(struct proc_chan *ch)
 {
-	return (ch->hold || (ch->peer->highwater != 0 &&
+	return (ch->hold || (!ch->gone && ch->peer->highwater != 0 &&
 	    imsgbuf_queuelen(&ch->ibuf) >= ch->peer->highwater));
 }
 
@@ -164,7 +164,7 @@ proc_chan_wants_read(struct proc_chan *ch)
 int
 proc_chan_wants_write(struct proc_chan *ch)
 {
-	return (!ch->dead && imsgbuf_queuelen(&ch->ibuf) > 0);
+	return (!ch->dead && !ch->gone && imsgbuf_queuelen(&ch->ibuf) > 0);
 }
 
 /*
@@ -252,13 +252,17 @@ proc_chan_io(struct proc_chan *ch, int readable, int writable)
 
 	if (ch->dead)
 		return;
-	if (writable && imsgbuf_write(&ch->ibuf) == -1) {
-		if (errno == EPIPE || errno == ECONNRESET) {
-			ch->eof = 1;
-			proc_chan_kill(ch, "%s", "");
-		} else
+	if (writable && !ch->gone && imsgbuf_write(&ch->ibuf) == -1) {
+		if (errno != EPIPE && errno != ECONNRESET) {
 			proc_chan_kill(ch, "write: %s", strerror(errno));
-		return;
+			return;
+		}
+		/*
+		 * The peer has left.  What we owe it is lost, but what it
+		 * said before it left is read and done as at end of file,
+		 * whether or not we happened to owe it something.
+		 */
+		ch->gone = 1;
 	}
 	if (readable && !ch->eof && !proc_chan_full(ch)) {
 		switch (imsgbuf_read(&ch->ibuf)) {
@@ -309,6 +313,12 @@ proc_compose(struct proc_chan *ch, uint32_t type, uint32_t peerid, int fd,
 		errno = EPIPE;
 		return (-1);
 	}
+	if (ch->gone) {
+		/* Lost, as what was queued when the peer left. */
+		if (fd != -1)
+			close(fd);
+		return (0);
+	}
 	if (imsg_compose(&ch->ibuf, type, peerid, 0, fd, data, len) == -1)
 		return (-1);
 	if (ch->arm != NULL)
@@ -325,6 +335,11 @@ proc_compose_pb(struct proc_chan *ch, uint32_t type, uint32_t peerid, int fd,
 			close(fd);
 		errno = EPIPE;
 		return (-1);
+	}
+	if (ch->gone) {
+		if (fd != -1)
+			close(fd);
+		return (0);
 	}
 	if (pb_compose(&ch->ibuf, type, peerid, fd, msg) == -1)
 		return (-1);

@@ -84,7 +84,9 @@ enum imsg_type {
  * for a peer that misbehaves or goes away.  A bad message from a more
  * privileged peer is fatal; from a less privileged one it closes that
  * channel.  A channel is closed after the loop that found it dead, never
- * inside it: its owner's closed() runs from the event loop.
+ * inside it: its owner's closed() runs from the event loop.  A peer that
+ * leaves is no misbehaviour: what it sent before it left is done, what
+ * is owed to it is lost, and then the channel closes.
  *
  * A full queue is back-pressure: while more than the peer's high-water
  * mark of messages wait to be sent on a channel, the loop takes no new
@@ -139,6 +141,7 @@ struct proc_chan {
 	void			(*arm)(struct proc_chan *);
 	int			 dead;
 	int			 eof;
+	int			 gone;		/* the peer left: sends are lost */
 	int			 hold;		/* owner: take no requests now */
 	int			 dispatching;
 	/* libevent glue */
