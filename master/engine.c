@@ -50,6 +50,11 @@ master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    mc->tls_ciphers, tls_config_error(tc));
 		goto fail;
 	}
+	if (tls_config_set_ecdhecurves(tc, mc->tls_groups) == -1) {
+		(void)snprintf(err, errlen, "tls groups \"%s\": %s",
+		    mc->tls_groups, tls_config_error(tc));
+		goto fail;
+	}
 	if (nkp == 0) {
 		strlcpy(err, "no tls keypair", errlen);
 		goto fail;

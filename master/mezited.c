@@ -550,6 +550,7 @@ conf_pb_build(struct mezited_conf *conf, struct conf_pb *cp)
 	cp->mc.max_connections = conf->max_connections;
 	cp->mc.tls_protocols = conf->tls_protocols;
 	cp->mc.tls_ciphers = conf->tls_ciphers;
+	cp->mc.tls_groups = conf->tls_groups;
 	cp->mc.client_ca.data = conf->client_ca;
 	cp->mc.client_ca.len = conf->client_ca_len;
 	cp->mc.started = started;

@@ -316,6 +316,11 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
 		    (mc->ktls && ktls_ctx_init(ctx) == -1))
 			goto sslfail;
+		if (SSL_CTX_set1_groups_list(ctx, mc->tls_groups) != 1) {
+			(void)snprintf(err, errlen, "tls groups \"%s\": %s",
+			    mc->tls_groups, ossl_error());
+			goto fail;
+		}
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
 		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 		    SSL_OP_IGNORE_UNEXPECTED_EOF);
