@@ -9,12 +9,18 @@ it can make a worker believe.  After each, a normal client is served.
   - descriptors the supervisor was started with
 """
 
+import hashlib
+import json
+import os
 import re
+import socket
+import ssl
+import struct
 import subprocess
 
 import pytest
 
-from conftest import http_get
+from conftest import http_get, tls_connect, wait_for
 
 
 def s_client(port, *args, timeout=20):
@@ -63,3 +69,143 @@ def test_configured_groups_allow_ffdhe(make_daemon):
     rc, out = s_client(d.port, "-groups", "P-384")
     assert rc != 0, out
     assert_served(d)
+
+
+# --------------------------------------------------------------------------
+# truncation: a session that ends without close_notify
+
+
+# Within HTTP/2's initial flow-control window: no WINDOW_UPDATE to wait for.
+BODY = 48 * 1024
+
+
+def half_close_raw(s):
+    """Send the client's FIN with no close_notify before it: shut down
+    the TCP socket under the TLS session for writing.  The TLS session
+    can still read what the server sends."""
+    raw = socket.socket(fileno=os.dup(s.fileno()))
+    try:
+        raw.shutdown(socket.SHUT_WR)
+    finally:
+        raw.close()
+
+
+def relayed_in(d, lport):
+    """Bytes the master has relayed from the client on this port."""
+    for c in d.mezctl_json("show", "connections"):
+        if c["client"]["port"] == lport:
+            return c["bytes_in"]
+    return 0
+
+
+def read_to_end(s, timeout=15):
+    """What the server sends until it closes, cleanly or not."""
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+    except socket.timeout:
+        raise AssertionError("the server kept the truncated session "
+                             "open; got %r" % data[:200])
+    return data
+
+
+def h2_frame(ftype, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + \
+        struct.pack(">BBI", ftype, flags, stream) + payload
+
+
+def hpack_literal(index, value):
+    """A header field without indexing, its name from the static table."""
+    v = value.encode()
+    assert index < 15 and len(v) < 127
+    return bytes([index, len(v)]) + v
+
+
+def upload(kind, body, whole):
+    """(ALPN, bytes) of a POST of body to the digest endpoint over
+    HTTP/1.1 with Content-Length, chunked, or HTTP/2; all of it if whole,
+    else the request and half the body."""
+    part = body if whole else body[:len(body) // 2]
+    if kind == "content-length":
+        return ("http/1.1",
+                b"POST /api/v1/digest HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + part)
+    if kind == "chunked":
+        return ("http/1.1",
+                b"POST /api/v1/digest HTTP/1.1\r\nHost: localhost\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" +
+                b"%x\r\n%s\r\n" % (len(part), part) +
+                (b"0\r\n\r\n" if whole else b""))
+    length = str(len(body))
+    block = (b"\x83"                        # :method POST
+             b"\x87" +                      # :scheme https
+             hpack_literal(4, "/api/v1/digest") +
+             hpack_literal(1, "localhost") +
+             b"\x0f\x0d" + bytes([len(length)]) +
+             length.encode())               # content-length
+    out = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+           h2_frame(4, 0, 0, b"") +          # SETTINGS
+           h2_frame(1, 4, 1, block))         # HEADERS, END_HEADERS
+    for i in range(0, len(part), 16384):
+        last = whole and i + 16384 >= len(part)
+        out += h2_frame(0, 1 if last else 0, 1, part[i:i + 16384])
+    return "h2", out
+
+
+KINDS = ["content-length", "chunked", "h2"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_whole_upload_then_close_notify_gets_the_digest(daemon, kind):
+    """The clean end is unchanged: the whole body, the digest back, then
+    close_notify both ways.  (And the requests below are well formed.)"""
+    body = os.urandom(BODY)
+    alpn, data = upload(kind, body, True)
+    s = tls_connect(daemon.port, alpn=[alpn])
+    try:
+        s.sendall(data)
+        s.settimeout(15)
+        got = b""
+        while not re.search(rb"\{[^{}]*\}", got):
+            b = s.recv(65536)
+            assert b, "closed before the digest: %r" % got[:300]
+            got += b
+        s = s.unwrap()          # our close_notify, and the server's
+    finally:
+        s.close()
+    digest = json.loads(re.search(rb"\{[^{}]*\}", got).group(0))
+    assert digest == {"bytes": len(body),
+                      "sha256": hashlib.sha256(body).hexdigest()}
+    assert_served(daemon)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fin_without_close_notify_mid_upload_is_an_abort(daemon, kind):
+    """Half the body, then a TCP FIN with no close_notify: the worker must
+    not take the end of the stream for the end of the body.  No digest
+    comes back, and the master logs the session as aborted."""
+    alpn, data = upload(kind, os.urandom(BODY), False)
+    mark = daemon.log_size()
+    s = tls_connect(daemon.port, alpn=[alpn])
+    try:
+        assert s.selected_alpn_protocol() == alpn
+        lport = s.getsockname()[1]
+        s.sendall(data)
+        # The worker has it all, by the master's count, before the FIN.
+        wait_for(lambda: relayed_in(daemon, lport) >= len(data), 15,
+                 what="the master to relay the upload")
+        half_close_raw(s)
+        got = read_to_end(s)
+    finally:
+        s.close()
+    assert b"sha256" not in got, got[:300]
+    daemon.wait_log(r"conn \d+: 127\.0\.0\.1:%d: ended without "
+                    r"close_notify, aborted" % lport, start=mark)
+    assert_served(daemon)
