@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import socket
 import ssl
 import struct
@@ -20,7 +21,8 @@ import subprocess
 
 import pytest
 
-from conftest import http_get, tls_connect, wait_for
+from conftest import (client_context, http_get, proc_rss_kb, tls_connect,
+                      wait_for)
 
 
 def s_client(port, *args, timeout=20):
@@ -209,3 +211,107 @@ def test_fin_without_close_notify_mid_upload_is_an_abort(daemon, kind):
     daemon.wait_log(r"conn \d+: 127\.0\.0\.1:%d: ended without "
                     r"close_notify, aborted" % lport, start=mark)
     assert_served(daemon)
+
+
+# --------------------------------------------------------------------------
+# memory after floods of connections that never finish their handshake
+
+
+FLOOD = 5000
+RSS_AFTER_KB = 32 * 1024        # the master's RSS once a flood has gone
+
+
+def raise_nofile(n):
+    """Let this test hold n descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        assert hard >= n, "the test needs %d descriptors, hard limit %d" % (
+            n, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+def conn_status(d):
+    return d.mezctl_json("show", "status")["connections"]
+
+
+def flood_then_measure(d, hold):
+    """Open FLOOD connections, each set up by hold(sock), and keep them
+    until the handshake timeout has closed every one.  Returns the
+    master's RSS in KiB before, at the peak, and once the connections
+    are gone, when it is within RSS_AFTER_KB or 10 s have passed."""
+    master = d.worker_pid("master")
+    raise_nofile(FLOOD + 1024)
+    before = conn_status(d)["handshake_failures"]
+    socks = []
+    start = proc_rss_kb(master)
+    peak = [start]
+
+    def timed_out():
+        peak[0] = max(peak[0], proc_rss_kb(master))
+        st = conn_status(d)
+        return st["handshake_failures"] - before >= FLOOD and \
+            st["handshakes"] == 0
+    try:
+        for i in range(FLOOD):
+            s = socket.create_connection(("127.0.0.1", d.port), 30)
+            socks.append(s)
+            hold(s)
+            if i % 500 == 0:
+                peak[0] = max(peak[0], proc_rss_kb(master))
+        wait_for(timed_out, 120, interval=0.2,
+                 what="the handshake timeout to close the flood")
+    finally:
+        for s in socks:
+            s.close()
+    try:
+        wait_for(lambda: proc_rss_kb(master) < RSS_AFTER_KB, 10,
+                 interval=0.2, what="the master's memory to come back")
+    except AssertionError:
+        pass
+    after = proc_rss_kb(master)
+    assert d.worker_pid("master") == master, "the master was restarted"
+    print("master RSS: start %d KiB, peak %d KiB, after %d KiB" % (
+        start, peak[0], after))
+    return start, peak[0], after
+
+
+def test_memory_comes_back_after_a_silent_flood(make_daemon):
+    """Thousands of connections that send nothing: each costs the master
+    little while it waits, and all of it comes back once the handshake
+    timeout has closed them."""
+    d = make_daemon(extra="max connections 10000\n")
+    start, peak, after = flood_then_measure(d, lambda s: None)
+    # Each holds no TLS state yet: 8 KiB is a fifth of a handshake's.
+    assert peak - start < FLOOD * 8, \
+        "master RSS grew by %d KiB for %d silent connections" % (
+            peak - start, FLOOD)
+    assert after < RSS_AFTER_KB, \
+        "master RSS %d KiB after the flood (peak %d KiB)" % (after, peak)
+    assert_served(d)
+
+
+def client_hello():
+    """The bytes of a real TLS 1.3 ClientHello."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(["http/1.1"]).wrap_bio(
+        inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()
+    assert hello[0] == 0x16 and len(hello) > 100
+    return hello
+
+
+def test_memory_comes_back_after_a_stalled_handshake_flood(make_daemon):
+    """Thousands of connections that send a ClientHello and no more: the
+    master answers each and holds its half-done handshake, the most a
+    connection costs before it is a session; once the handshake timeout
+    has closed them, the master gives that memory back."""
+    d = make_daemon(extra="max connections 10000\n")
+    hello = client_hello()
+    _, peak, after = flood_then_measure(d, lambda s: s.sendall(hello))
+    assert after < RSS_AFTER_KB, \
+        "master RSS %d KiB after the flood (peak %d KiB)" % (after, peak)
+    assert_served(d)
