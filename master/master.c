@@ -10,12 +10,15 @@
 
 #include <sys/types.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
 #include <errno.h>
 #include <event.h>
+#include <fcntl.h>
+#include <limits.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -34,6 +37,9 @@
 
 #define ACCEPT_BATCH	32
 #define TRIM_DROP	1024		/* connections gone since the peak */
+#define FD_SCAN		256		/* at start, descriptors below this */
+#define FD_SPARE	4		/* kept free for the unforeseen */
+#define FD_WARN_EVERY	10		/* seconds between "not accepting" */
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
 
 struct listener {
@@ -52,6 +58,8 @@ static void	 listeners_pause(int);
 static void	 master_accept(int, short, void *);
 static void	 accept_resume(int, short, void *);
 static void	 mem_trim(int, short, void *);
+static void	 fd_limit_read(void);
+static int	 fd_room(void);
 static void	 worker_remove(struct worker *);
 static void	 status_fill(Mezite__Status *);
 static void	 status_free(Mezite__Status *);
@@ -83,6 +91,10 @@ static const struct timeval	 trim_tv = { 1, 0 };
 static unsigned int		 nconns;
 static unsigned int		 nconns_peak;	/* since the last trim */
 static unsigned int		 nhandshakes;
+static unsigned int		 nlisteners;
+static uint64_t			 ktls_ended;	/* kernel sessions gone */
+static unsigned int		 fd_limit;	/* RLIMIT_NOFILE */
+static unsigned int		 fd_base;	/* open before the rest came */
 static int			 accept_paused;
 static int			 draining;
 static uint64_t			 next_id = 1;
@@ -92,6 +104,7 @@ void
 master(const char *user, const char *root)
 {
 	struct event	 ev_sigterm, ev_sigint, ev_sighup;
+	int		 fd;
 
 	master_started = time_now();
 	if (tls_init() == -1)
@@ -119,6 +132,12 @@ master(const char *user, const char *root)
 	if (imsgbuf_set_maxsize(&parent.ibuf, MASTER_MAXSIZE) == -1)
 		fatal("imsgbuf_set_maxsize");
 	imsgev_add(&parent);
+
+	/* Standard ones, the channels, the event loop's: nothing else yet. */
+	for (fd = 0; fd < FD_SCAN; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			fd_base++;
+	fd_limit_read();
 
 	event_dispatch();
 	exit(0);
@@ -240,6 +259,7 @@ master_configure(void)
 	    nrules, proc_name(default_worker),
 	    mconf->n_alpn ? mconf->alpn[0] : "",
 	    mconf->ktls ? "kTLS" : "relay");
+	fd_limit_read();
 	listeners_pause(0);
 }
 
@@ -454,6 +474,7 @@ listener_add(int fd)
 		fatal("%s: fd_nonblock", __func__);
 	event_set(&l->ev, fd, EV_READ | EV_PERSIST, master_accept, l);
 	TAILQ_INSERT_TAIL(&listeners, l, entry);
+	nlisteners++;
 	if (srv != NULL && !accept_paused && !draining)
 		event_add(&l->ev, NULL);
 }
@@ -476,13 +497,50 @@ listeners_pause(int pause)
 static void
 accept_resume(int fd, short event, void *arg)
 {
-	if (nconns < mconf->max_connections)
+	if (nconns < mconf->max_connections && fd_room())
 		listeners_pause(0);
+}
+
+static void
+fd_limit_read(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit");
+	fd_limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > UINT_MAX ?
+	    UINT_MAX : (unsigned int)rl.rlim_cur;
+}
+
+/*
+ * Whether a connection accepted now would have the descriptors it needs
+ * up to its hand-off, so that none is dropped after its handshake for
+ * want of a socket pair.  Counted are the descriptors the master holds
+ * or has promised: those it started with, the listeners, a channel per
+ * worker and a descriptor per hand-off queued to it; per connection its
+ * socket and the end of the socket pair a relayed session keeps, none
+ * for a session in the kernel, and for one still in its handshake the
+ * other end of its pair too, held until the worker has it.  A new one
+ * needs three, and a few stay spare.
+ */
+static int
+fd_room(void)
+{
+	struct worker	*w;
+	uint64_t	 n, nktls;
+
+	nktls = mstats.ktls_total - ktls_ended;
+	n = (uint64_t)fd_base + nlisteners + 2 * (nconns - nktls) +
+	    nhandshakes;
+	TAILQ_FOREACH(w, &workers, entry)
+		n += 1 + imsgbuf_queuelen(&w->iev.ibuf);
+	return (n + 3 + FD_SPARE <= fd_limit);
 }
 
 static void
 master_accept(int fd, short event, void *arg)
 {
+	static int64_t	 fd_warned;
 	struct timeval	 tv = { 1, 0 };
 	struct conn	*c;
 	socklen_t	 len;
@@ -492,6 +550,17 @@ master_accept(int fd, short event, void *arg)
 		if (nconns >= mconf->max_connections) {
 			log_warnx("max connections (%u) reached, not "
 			    "accepting", mconf->max_connections);
+			listeners_pause(1);
+			return;
+		}
+		/* Resumed by conn_free() as descriptors come back. */
+		if (!fd_room()) {
+			if (time_now() - fd_warned >= FD_WARN_EVERY) {
+				log_warnx("open file limit (%u) reached with "
+				    "%u connections, not accepting", fd_limit,
+				    nconns);
+				fd_warned = time_now();
+			}
 			listeners_pause(1);
 			return;
 		}
@@ -620,6 +689,8 @@ conn_free(struct conn *c)
 
 	if (c->state == CONN_HANDSHAKE)
 		nhandshakes--;
+	else if (c->state == CONN_KTLS)
+		ktls_ended++;
 	if (c->wtype != PROC_MAX) {
 		mstats.route_active[c->wtype]--;
 		if (c->worker_pid != 0)
@@ -656,7 +727,7 @@ conn_free(struct conn *c)
 		evtimer_add(&trimev, &trim_tv);
 
 	if (accept_paused && !evtimer_pending(&acceptev, NULL) &&
-	    nconns < mconf->max_connections)
+	    nconns < mconf->max_connections && fd_room())
 		listeners_pause(0);
 	if (draining && nconns == 0) {
 		log_debug("drained");

@@ -18,6 +18,8 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -314,4 +316,86 @@ def test_memory_comes_back_after_a_stalled_handshake_flood(make_daemon):
     _, peak, after = flood_then_measure(d, lambda s: s.sendall(hello))
     assert after < RSS_AFTER_KB, \
         "master RSS %d KiB after the flood (peak %d KiB)" % (after, peak)
+    assert_served(d)
+
+
+# --------------------------------------------------------------------------
+# descriptors
+
+
+NOFILE = 64                     # the daemon's open-file limit
+CLIENTS = 60                    # about twice the sessions that fit in it
+
+
+def test_more_clients_than_descriptors_wait_and_are_served(make_daemon):
+    """With more clients than the master has descriptors for, no session
+    is dropped after its handshake: the master stops accepting while it
+    lacks the descriptors a session needs, the kernel queues the others,
+    and they are served as the first ones leave."""
+    d = make_daemon(prlimit_nofile=NOFILE)
+    master = d.worker_pid("master")
+    with open("/proc/%d/limits" % master) as f:
+        assert re.search(r"Max open files\s+%d\s+%d" % (NOFILE, NOFILE),
+                         f.read())
+    mark = d.log_size()
+    release = threading.Event()
+    lock = threading.Lock()
+    served, failed = [], []
+
+    def client(i):
+        try:
+            s = tls_connect(d.port, alpn=["http/1.1"], timeout=90)
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
+                          b"\r\n")
+                got = b""
+                while not got.endswith(b"\r\n0\r\n\r\n"):  # chunked
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    got += b
+                ok = got.startswith(b"HTTP/1.1 200") and \
+                    got.endswith(b"\r\n\r\n3\r\nok\n\r\n0\r\n\r\n")
+                with lock:
+                    (served if ok else failed).append((i, got[:60]))
+                # Hold the session, and its descriptors, until told.
+                release.wait(60)
+            finally:
+                s.close()
+        except Exception as e:   # noqa: BLE001 - every failure counts
+            with lock:
+                failed.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True)
+               for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    try:
+        # The first sessions are served and held, the others wait: the
+        # count stops growing short of CLIENTS.
+        last = [-1, time.monotonic()]
+
+        def settled():
+            with lock:
+                n = len(served) + len(failed)
+            if n != last[0]:
+                last[:] = [n, time.monotonic()]
+            return n == CLIENTS or (n > 0 and
+                                    time.monotonic() - last[1] >= 2)
+        wait_for(settled, 60, interval=0.1, what="the first sessions")
+        with lock:
+            held = len(served)
+        assert held < CLIENTS, "the limit never bit: all %d served at " \
+            "once" % CLIENTS
+    finally:
+        release.set()
+    for t in threads:
+        t.join(120)
+    assert not failed, "%d of %d clients failed (%d held at first): %s" % (
+        len(failed), CLIENTS, held, failed[:5])
+    assert len(served) == CLIENTS
+    log = d.log()[mark:]
+    assert "Too many open files" not in log, log[-2000:]
+    assert d.worker_pid("master") == master, "the master was restarted"
+    print("%d sessions held at first, all %d served" % (held, CLIENTS))
     assert_served(d)
