@@ -21,6 +21,7 @@
 #include <event.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <paths.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ main(int argc, char *argv[])
 	const char	*errstr, *argv0 = argv[0];
 	enum proc_type	 type;
 	unsigned int	 instance = 0;
-	int		 ch, noaction = 0;
+	int		 ch, fd, noaction = 0;
 
 	while ((ch = getopt(argc, argv, "c:dD:f:I:nP:u:v")) != -1) {
 		switch (ch) {
@@ -167,6 +168,22 @@ main(int argc, char *argv[])
 	argc -= optind;
 	if (argc > 0)
 		usage();
+
+	/*
+	 * The supervisor keeps nothing it inherited but the standard
+	 * descriptors, which it makes sure are open: a stray one from
+	 * whatever started it would live as long as the daemon, and a
+	 * missing one would let a socket take its number.  A child is
+	 * started with its channel on 3 and its log socket on 4, and
+	 * nothing else, by child_start().
+	 */
+	if (role == NULL) {
+		for (fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+			if (fcntl(fd, F_GETFD) == -1 &&
+			    open(_PATH_DEVNULL, O_RDWR) != fd)
+				err(1, "%s", _PATH_DEVNULL);
+		closefrom(STDERR_FILENO + 1);
+	}
 
 	if (role != NULL) {
 		/* A child, re-executed by the supervisor. */

@@ -399,3 +399,38 @@ def test_more_clients_than_descriptors_wait_and_are_served(make_daemon):
     assert d.worker_pid("master") == master, "the master was restarted"
     print("%d sessions held at first, all %d served" % (held, CLIENTS))
     assert_served(d)
+
+
+# --------------------------------------------------------------------------
+# descriptors the supervisor was started with
+
+
+def open_fds(pid):
+    """What each descriptor of a process refers to."""
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            pass                # closed meanwhile
+    return out
+
+
+def test_inherited_descriptor_is_closed_and_not_passed_on(make_daemon):
+    """A descriptor left open by whatever started mezited, such as a
+    shell's pipe, is closed by the supervisor and reaches no child."""
+    r, w = os.pipe()
+    try:
+        pipe = "pipe:[%d]" % os.fstat(r).st_ino
+        d = make_daemon(pass_fds=(r,))
+        procs = {"supervisor": d.pid}
+        procs.update({n: p["pid"] for n, p in d.running().items()})
+        assert len(procs) == 4, procs
+        for name, pid in procs.items():
+            fds = open_fds(pid)
+            assert pipe not in fds.values(), \
+                "%s (pid %d) holds the inherited pipe: %s" % (name, pid, fds)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert_served(d)
