@@ -36,7 +36,7 @@
 #include "util.h"
 
 #define ACCEPT_BATCH	32
-#define TRIM_DROP	1024		/* connections gone since the peak */
+#define TRIM_MIN	256		/* connections at the peak, to trim */
 #define FD_SCAN		256		/* at start, descriptors below this */
 #define FD_SPARE	4		/* kept free for the unforeseen */
 #define FD_WARN_EVERY	10		/* seconds between "not accepting" */
@@ -721,8 +721,8 @@ conn_free(struct conn *c)
 	free(c);
 	nconns--;
 
-	/* Most of a flood has gone: give its memory back, a second later. */
-	if (nconns_peak - nconns >= TRIM_DROP && nconns < nconns_peak / 2 &&
+	/* Half of many connections have gone: give their memory back. */
+	if (nconns_peak >= TRIM_MIN && nconns <= nconns_peak / 2 &&
 	    !evtimer_pending(&trimev, NULL))
 		evtimer_add(&trimev, &trim_tv);
 
@@ -741,8 +741,9 @@ conn_free(struct conn *c)
  * they held are free, but glibc's malloc keeps the pages they lie in
  * (5,000 half-done handshakes left 206 MB behind, and lowering the mmap
  * threshold only made it 143 MB).  malloc_trim() gives every free page
- * back: 21 MB.  It runs at most once a second, and only once the number
- * of connections has fallen well below its peak.
+ * back.  It runs a second after the number of connections has fallen to
+ * half its peak, and again each time it halves since, down to a few
+ * hundred: what is left untrimmed is never more than these held.
  */
 static void
 mem_trim(int fd, short event, void *arg)
