@@ -85,7 +85,8 @@ static Mezite__ProcInfo		*self_info;
 static TAILQ_HEAD(, listener)	 listeners =
 				    TAILQ_HEAD_INITIALIZER(listeners);
 static struct conns		 conns = TAILQ_HEAD_INITIALIZER(conns);
-static struct event		 acceptev;	/* resume after EMFILE */
+static struct event		 acceptev;	/* resume, or look again */
+static const struct timeval	 accept_tv = { 1, 0 };
 static struct event		 trimev;	/* return memory after a flood */
 static const struct timeval	 trim_tv = { 1, 0 };
 static unsigned int		 nconns;
@@ -96,6 +97,7 @@ static uint64_t			 ktls_ended;	/* kernel sessions gone */
 static unsigned int		 fd_limit;	/* RLIMIT_NOFILE */
 static unsigned int		 fd_base;	/* open before the rest came */
 static int			 accept_paused;
+static int			 accept_backoff;	/* after EMFILE: wait */
 static int			 draining;
 static uint64_t			 next_id = 1;
 static int64_t			 master_started;
@@ -494,11 +496,21 @@ listeners_pause(int pause)
 	}
 }
 
+/*
+ * A second after accept(2) failed for want of resources, or, while
+ * descriptors are short, every second: descriptors may also come back
+ * without a connection ending, as hand-offs queued to a worker leave.
+ */
 static void
 accept_resume(int fd, short event, void *arg)
 {
-	if (nconns < mconf->max_connections && fd_room())
+	accept_backoff = 0;
+	if (!accept_paused || nconns >= mconf->max_connections)
+		return;
+	if (fd_room())
 		listeners_pause(0);
+	else
+		evtimer_add(&acceptev, &accept_tv);
 }
 
 static void
@@ -529,7 +541,8 @@ fd_room(void)
 	struct worker	*w;
 	uint64_t	 n, nktls;
 
-	nktls = mstats.ktls_total - ktls_ended;
+	if ((nktls = mstats.ktls_total - ktls_ended) > nconns)
+		nktls = nconns;		/* cannot be; never count below 0 */
 	n = (uint64_t)fd_base + nlisteners + 2 * (nconns - nktls) +
 	    nhandshakes;
 	TAILQ_FOREACH(w, &workers, entry)
@@ -541,7 +554,6 @@ static void
 master_accept(int fd, short event, void *arg)
 {
 	static int64_t	 fd_warned;
-	struct timeval	 tv = { 1, 0 };
 	struct conn	*c;
 	socklen_t	 len;
 	int		 s, i, on = 1;
@@ -553,7 +565,7 @@ master_accept(int fd, short event, void *arg)
 			listeners_pause(1);
 			return;
 		}
-		/* Resumed by conn_free() as descriptors come back. */
+		/* Resumed as connections end, or hand-offs leave. */
 		if (!fd_room()) {
 			if (time_now() - fd_warned >= FD_WARN_EVERY) {
 				log_warnx("open file limit (%u) reached with "
@@ -562,6 +574,8 @@ master_accept(int fd, short event, void *arg)
 				fd_warned = time_now();
 			}
 			listeners_pause(1);
+			if (!evtimer_pending(&acceptev, NULL))
+				evtimer_add(&acceptev, &accept_tv);
 			return;
 		}
 		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
@@ -578,7 +592,8 @@ master_accept(int fd, short event, void *arg)
 				/* Back off rather than spin on the backlog. */
 				log_warn("accept; pausing for a second");
 				listeners_pause(1);
-				evtimer_add(&acceptev, &tv);
+				accept_backoff = 1;
+				evtimer_add(&acceptev, &accept_tv);
 				return;
 			default:
 				log_warn("accept");
@@ -726,7 +741,7 @@ conn_free(struct conn *c)
 	    !evtimer_pending(&trimev, NULL))
 		evtimer_add(&trimev, &trim_tv);
 
-	if (accept_paused && !evtimer_pending(&acceptev, NULL) &&
+	if (accept_paused && !accept_backoff &&
 	    nconns < mconf->max_connections && fd_room())
 		listeners_pause(0);
 	if (draining && nconns == 0) {
