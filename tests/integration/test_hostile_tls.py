@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from conftest import (MEZITED, client_context, http_get, proc_rss_kb, tls_connect,
-                      wait_for)
+from conftest import (MEZITED, client_context, http_get, proc_rss_kb,
+                      tls_connect, wait_for)
 
 
 def s_client(port, *args, timeout=20):
