@@ -87,7 +87,7 @@ static TAILQ_HEAD(, listener)	 listeners =
 static struct conns		 conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct event		 acceptev;	/* resume, or look again */
 static const struct timeval	 accept_tv = { 1, 0 };
-static struct event		 trimev;	/* return memory after a flood */
+static struct event		 trimev;	/* give memory back */
 static const struct timeval	 trim_tv = { 1, 0 };
 static unsigned int		 nconns;
 static unsigned int		 nconns_peak;	/* since the last trim */

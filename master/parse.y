@@ -1230,9 +1230,10 @@ tls_groups(const char *s)
 			return;
 		}
 		if (i == TLS_GROUPS_MAX) {
+			if (len > TOKEN_TEXT_MAX)
+				len = TOKEN_TEXT_MAX;
 			parse_error("tls groups \"%s\": unknown group \"%.*s\"",
-			    s, (int)(len > TOKEN_TEXT_MAX ? TOKEN_TEXT_MAX : len),
-			    p);
+			    s, (int)len, p);
 			return;
 		}
 		/* Distinct names: n never exceeds TLS_GROUPS_MAX. */
