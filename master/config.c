@@ -70,6 +70,7 @@ config_new(void)
 	conf->default_worker = PROC_HTTPS;
 	conf->tls_protocols = xstrdup("secure");
 	conf->tls_ciphers = xstrdup("secure");
+	conf->tls_groups = xstrdup(TLS_GROUPS_DEFAULT);
 	conf->handshake_timeout = TIMEOUT_HANDSHAKE;
 	conf->idle_timeout = TIMEOUT_IDLE;
 	conf->drain_timeout = TIMEOUT_DRAIN;
@@ -134,6 +135,7 @@ config_free(struct mezited_conf *conf)
 	free(conf->client_ca);
 	free(conf->tls_protocols);
 	free(conf->tls_ciphers);
+	free(conf->tls_groups);
 	free(conf->state_dir);
 	free(conf->control_socket);
 	free(conf->control_group);

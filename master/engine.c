@@ -2,8 +2,8 @@
  * The master's TLS engines behind one interface.  A connection runs on
  * OpenSSL's libssl (tls_ossl.c), or on libtls in a build for it (make
  * TLS=libtls); both answer with libtls's conventions (TLS_WANT_POLLIN,
- * TLS_WANT_POLLOUT), and 0 from eng_read() is the end of the client's
- * stream.
+ * TLS_WANT_POLLOUT).  From eng_read(), 0 is the end of the client's
+ * stream with close_notify, and ENG_ABORTED an end without it.
  */
 
 #include <sys/types.h>
@@ -48,6 +48,11 @@ master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 	if (tls_config_set_ciphers(tc, mc->tls_ciphers) == -1) {
 		(void)snprintf(err, errlen, "tls ciphers \"%s\": %s",
 		    mc->tls_ciphers, tls_config_error(tc));
+		goto fail;
+	}
+	if (tls_config_set_ecdhecurves(tc, mc->tls_groups) == -1) {
+		(void)snprintf(err, errlen, "tls groups \"%s\": %s",
+		    mc->tls_groups, tls_config_error(tc));
 		goto fail;
 	}
 	if (nkp == 0) {
@@ -100,7 +105,7 @@ eng_handshake(struct conn *c)
 	    tls_handshake(c->tls));
 }
 
-/* Is this tls_read() failure only the client closing without notice? */
+/* Is this tls_read() failure the client closing without close_notify? */
 static int
 tls_error_is_eof(struct tls *t)
 {
@@ -115,10 +120,12 @@ eng_read(struct conn *c, void *buf, size_t len)
 {
 	ssize_t	 n;
 
-	if (c->ssl != NULL)
-		return (ossl_read(c->ssl, buf, len));
+	if (c->ssl != NULL) {
+		n = ossl_read(c->ssl, buf, len);
+		return (n == OSSL_ABORTED ? ENG_ABORTED : n);
+	}
 	if ((n = tls_read(c->tls, buf, len)) == -1 && tls_error_is_eof(c->tls))
-		n = 0;
+		n = ENG_ABORTED;
 	return (n);
 }
 

@@ -10,12 +10,18 @@
 
 #include <sys/types.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
 #include <errno.h>
 #include <event.h>
+#include <fcntl.h>
+#include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +36,10 @@
 #include "util.h"
 
 #define ACCEPT_BATCH	32
+#define TRIM_MIN	256		/* connections at the peak, to trim */
+#define FD_SCAN		256		/* at start, descriptors below this */
+#define FD_SPARE	4		/* kept free for the unforeseen */
+#define FD_WARN_EVERY	10		/* seconds between "not accepting" */
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
 
 struct listener {
@@ -55,6 +65,9 @@ static void	 listener_add(int);
 static void	 listeners_pause(int);
 static void	 master_accept(int, short, void *);
 static void	 accept_resume(int, short, void *);
+static void	 mem_trim(int, short, void *);
+static void	 fd_limit_read(void);
+static int	 fd_room(void);
 static void	 worker_remove(struct worker *);
 static void	 status_fill(Mezite__Status *);
 static void	 status_free(Mezite__Status *);
@@ -80,12 +93,21 @@ static Mezite__ProcInfo		*self_info;
 static TAILQ_HEAD(, listener)	 listeners =
 				    TAILQ_HEAD_INITIALIZER(listeners);
 static struct conns		 conns = TAILQ_HEAD_INITIALIZER(conns);
-static struct event		 acceptev;	/* resume after EMFILE */
+static struct event		 acceptev;	/* resume, or look again */
+static const struct timeval	 accept_tv = { 1, 0 };
+static struct event		 trimev;	/* give memory back */
+static const struct timeval	 trim_tv = { 1, 0 };
 static struct event		 tickev;
 static struct conn_tree		 conn_ids = RB_INITIALIZER(&conn_ids);
 static unsigned int		 nconns;
+static unsigned int		 nconns_peak;	/* since the last trim */
 static unsigned int		 nhandshakes;
+static unsigned int		 nlisteners;
+static uint64_t			 ktls_ended;	/* kernel sessions gone */
+static unsigned int		 fd_limit;	/* RLIMIT_NOFILE */
+static unsigned int		 fd_base;	/* open before the rest came */
 static int			 accept_paused;
+static int			 accept_backoff;	/* after EMFILE: wait */
 static int			 draining;
 static uint64_t			 next_id = 1;
 static int64_t			 master_started;
@@ -94,6 +116,7 @@ void
 master(const char *user, const char *root)
 {
 	struct event	 ev_sigterm, ev_sigint, ev_sighup;
+	int		 fd;
 
 	master_started = time_now();
 	if (tls_init() == -1)
@@ -112,12 +135,19 @@ master(const char *user, const char *root)
 	signal_add(&ev_sighup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	evtimer_set(&acceptev, accept_resume, NULL);
+	evtimer_set(&trimev, mem_trim, NULL);
 	evtimer_set(&tickev, master_tick, NULL);
 	master_tick(-1, 0, NULL);
 
 	if (proc_chan_event(&parent, PROC_PARENT_FD, &master_from_parent,
 	    "supervisor", NULL, parent_closed) == -1)
 		fatal("supervisor channel");
+
+	/* Standard ones, the channels, the event loop's: nothing else yet. */
+	for (fd = 0; fd < FD_SCAN; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			fd_base++;
+	fd_limit_read();
 
 	event_dispatch();
 	exit(0);
@@ -239,6 +269,7 @@ master_configure(void)
 	    nrules, proc_name(default_worker),
 	    mconf->n_alpn ? mconf->alpn[0] : "",
 	    mconf->ktls ? "kTLS" : "relay");
+	fd_limit_read();
 	listeners_pause(0);
 }
 
@@ -565,6 +596,7 @@ listener_add(int fd)
 		fatal("%s: fd_nonblock", __func__);
 	event_set(&l->ev, fd, EV_READ | EV_PERSIST, master_accept, l);
 	TAILQ_INSERT_TAIL(&listeners, l, entry);
+	nlisteners++;
 	if (srv != NULL && !accept_paused && !draining)
 		event_add(&l->ev, NULL);
 }
@@ -584,17 +616,64 @@ listeners_pause(int pause)
 	}
 }
 
+/*
+ * A second after accept(2) failed for want of resources, or, while
+ * descriptors are short, every second: descriptors may also come back
+ * without a connection ending, as hand-offs queued to a worker leave.
+ */
 static void
 accept_resume(int fd, short event, void *arg)
 {
-	if (nconns < mconf->max_connections)
+	accept_backoff = 0;
+	if (!accept_paused || nconns >= mconf->max_connections)
+		return;
+	if (fd_room())
 		listeners_pause(0);
+	else
+		evtimer_add(&acceptev, &accept_tv);
+}
+
+static void
+fd_limit_read(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit");
+	fd_limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > UINT_MAX ?
+	    UINT_MAX : (unsigned int)rl.rlim_cur;
+}
+
+/*
+ * Whether a connection accepted now would have the descriptors it needs
+ * up to its hand-off, so that none is dropped after its handshake for
+ * want of a socket pair.  Counted are the descriptors the master holds
+ * or has promised: those it started with, the listeners, a channel per
+ * worker and a descriptor per hand-off queued to it; per connection its
+ * socket and the end of the socket pair a relayed session keeps, none
+ * for a session in the kernel, and for one still in its handshake the
+ * other end of its pair too, held until the worker has it.  A new one
+ * needs three, and a few stay spare.
+ */
+static int
+fd_room(void)
+{
+	struct worker	*w;
+	uint64_t	 n, nktls;
+
+	if ((nktls = mstats.ktls_total - ktls_ended) > nconns)
+		nktls = nconns;		/* cannot be; never count below 0 */
+	n = (uint64_t)fd_base + nlisteners + 2 * (nconns - nktls) +
+	    nhandshakes;
+	TAILQ_FOREACH(w, &workers, entry)
+		n += 1 + proc_queued(&w->chan);
+	return (n + 3 + FD_SPARE <= fd_limit);
 }
 
 static void
 master_accept(int fd, short event, void *arg)
 {
-	struct timeval	 tv = { 1, 0 };
+	static int64_t	 fd_warned;
 	struct conn	*c;
 	socklen_t	 len;
 	int		 s, i, on = 1;
@@ -604,6 +683,19 @@ master_accept(int fd, short event, void *arg)
 			log_warnx("max connections (%u) reached, not "
 			    "accepting", mconf->max_connections);
 			listeners_pause(1);
+			return;
+		}
+		/* Resumed as connections end, or hand-offs leave. */
+		if (!fd_room()) {
+			if (time_now() - fd_warned >= FD_WARN_EVERY) {
+				log_warnx("open file limit (%u) reached with "
+				    "%u connections, not accepting", fd_limit,
+				    nconns);
+				fd_warned = time_now();
+			}
+			listeners_pause(1);
+			if (!evtimer_pending(&acceptev, NULL))
+				evtimer_add(&acceptev, &accept_tv);
 			return;
 		}
 		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
@@ -620,7 +712,8 @@ master_accept(int fd, short event, void *arg)
 				/* Back off rather than spin on the backlog. */
 				log_warn("accept; pausing for a second");
 				listeners_pause(1);
-				evtimer_add(&acceptev, &tv);
+				accept_backoff = 1;
+				evtimer_add(&acceptev, &accept_tv);
 				return;
 			default:
 				log_warn("accept");
@@ -658,26 +751,37 @@ master_accept(int fd, short event, void *arg)
 		evtimer_set(&c->timer, conn_timeout, c);
 		TAILQ_INSERT_TAIL(&conns, c, entry);
 		RB_INSERT(conn_tree, &conn_ids, c);
-		nconns++;
+		if (++nconns > nconns_peak)
+			nconns_peak = nconns;
 		nhandshakes++;
 		mstats.total++;
 
+		/* The handshake starts when the client's first bytes come. */
 		c->srv = srv;
 		srv->refs++;
-		if (srv->ossl != NULL) {
-			if ((c->ssl = ossl_accept(srv->ossl, s)) == NULL) {
-				log_warnx("SSL_new: %s", ossl_error());
-				conn_free(c);
-				continue;
-			}
-		} else if (tls_accept_socket(srv->tls, &c->tls, s) == -1) {
-			log_warnx("tls_accept_socket: %s", tls_error(srv->tls));
-			conn_free(c);
-			continue;
-		}
 		evtimer_add(&c->timer, handshake_tv);
-		conn_handshake(c);
+		conn_set_events(c, EV_READ, 0);
 	}
+}
+
+/*
+ * The engine's side of a connection, made once the client has sent
+ * something: until then a connection holds no TLS state, and a flood of
+ * connections that send nothing costs little more than their sockets.
+ */
+static int
+conn_engine(struct conn *c)
+{
+	if (c->srv->ossl != NULL) {
+		if ((c->ssl = ossl_accept(c->srv->ossl, c->fd)) == NULL) {
+			log_warnx("SSL_new: %s", ossl_error());
+			return (-1);
+		}
+	} else if (tls_accept_socket(c->srv->tls, &c->tls, c->fd) == -1) {
+		log_warnx("tls_accept_socket: %s", tls_error(c->srv->tls));
+		return (-1);
+	}
+	return (0);
 }
 
 void
@@ -685,6 +789,10 @@ conn_handshake(struct conn *c)
 {
 	char	 addr[ADDRSTRLEN];
 
+	if (c->ssl == NULL && c->tls == NULL && conn_engine(c) == -1) {
+		conn_free(c);
+		return;
+	}
 	switch (eng_handshake(c)) {
 	case TLS_WANT_POLLIN:
 		conn_set_events(c, EV_READ, 0);
@@ -732,6 +840,8 @@ conn_free(struct conn *c)
 
 	if (c->state == CONN_HANDSHAKE)
 		nhandshakes--;
+	else if (c->state == CONN_KTLS)
+		ktls_ended++;
 	if (c->wtype != PROC_MAX) {
 		mstats.route_active[c->wtype]--;
 		if (c->worker_pid != 0)
@@ -763,13 +873,37 @@ conn_free(struct conn *c)
 	free(c);
 	nconns--;
 
-	if (accept_paused && !evtimer_pending(&acceptev, NULL) &&
-	    nconns < mconf->max_connections)
+	/* Half of many connections have gone: give their memory back. */
+	if (nconns_peak >= TRIM_MIN && nconns <= nconns_peak / 2 &&
+	    !evtimer_pending(&trimev, NULL))
+		evtimer_add(&trimev, &trim_tv);
+
+	if (accept_paused && !accept_backoff &&
+	    nconns < mconf->max_connections && fd_room())
 		listeners_pause(0);
 	if (draining && nconns == 0) {
 		log_debug("drained");
 		exit(0);
 	}
+}
+
+/*
+ * Thousands of connections that came and went together, as in a flood
+ * of handshakes left to time out, leave the heap fragmented: the chunks
+ * they held are free, but glibc's malloc keeps the pages they lie in
+ * (5,000 half-done handshakes left 206 MB behind, and lowering the mmap
+ * threshold only made it 143 MB).  malloc_trim() gives every free page
+ * back.  It runs a second after the number of connections has fallen to
+ * half its peak, and again each time it halves since, down to a few
+ * hundred: what is left untrimmed is never more than these held.
+ */
+static void
+mem_trim(int fd, short event, void *arg)
+{
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+	nconns_peak = nconns;
 }
 
 /* Stop accepting; leave when the last session has ended. */

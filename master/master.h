@@ -139,6 +139,12 @@ void		 worker_acked(struct worker *, uint32_t);
 int64_t		 master_now_ms(void);
 void		 srvctx_unref(struct srvctx *);
 
+/*
+ * eng_read(): the client's stream ended without close_notify, an abort
+ * (0 is its close_notify).  Apart from TLS_WANT_POLLIN and _POLLOUT.
+ */
+#define ENG_ABORTED	(-4)
+
 /* engine.c */
 int		 eng_handshake(struct conn *);
 ssize_t		 eng_read(struct conn *, void *, size_t);

@@ -21,6 +21,7 @@
 #include <event.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <paths.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,7 +140,7 @@ main(int argc, char *argv[])
 	const char	*errstr, *argv0 = argv[0];
 	enum proc_type	 type;
 	unsigned int	 instance = 0;
-	int		 ch, noaction = 0;
+	int		 ch, fd, noaction = 0;
 
 	while ((ch = getopt(argc, argv, "c:dD:f:I:nP:u:v")) != -1) {
 		switch (ch) {
@@ -181,6 +182,22 @@ main(int argc, char *argv[])
 	argc -= optind;
 	if (argc > 0)
 		usage();
+
+	/*
+	 * The supervisor keeps nothing it inherited but the standard
+	 * descriptors, which it makes sure are open: a stray one from
+	 * whatever started it would live as long as the daemon, and a
+	 * missing one would let a socket take its number.  A child is
+	 * started with its channel on 3 and its log socket on 4, and
+	 * nothing else, by child_start().
+	 */
+	if (role == NULL) {
+		for (fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+			if (fcntl(fd, F_GETFD) == -1 &&
+			    open(_PATH_DEVNULL, O_RDWR) != fd)
+				err(1, "%s", _PATH_DEVNULL);
+		closefrom(STDERR_FILENO + 1);
+	}
 
 	if (role != NULL) {
 		/* A child, re-executed by the supervisor. */
@@ -642,6 +659,7 @@ conf_pb_build(struct mezited_conf *conf, struct conf_pb *cp)
 	cp->mc.max_connections = conf->max_connections;
 	cp->mc.tls_protocols = conf->tls_protocols;
 	cp->mc.tls_ciphers = conf->tls_ciphers;
+	cp->mc.tls_groups = conf->tls_groups;
 	cp->mc.client_ca.data = conf->client_ca;
 	cp->mc.client_ca.len = conf->client_ca_len;
 	cp->mc.started = started;

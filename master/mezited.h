@@ -32,6 +32,7 @@
 #define MAX_CONNECTIONS		10000
 #define MAX_CONNECTIONS_LIMIT	1000000
 #define TLS_FILE_MAX		(64 * 1024)	/* a PEM file we read */
+#define TLS_GROUPS_DEFAULT	"X25519:P-256:P-384"	/* no finite field */
 
 struct listen_addr {
 	TAILQ_ENTRY(listen_addr) entry;
@@ -92,6 +93,7 @@ struct mezited_conf {
 	size_t			 client_ca_len;
 	char			*tls_protocols;
 	char			*tls_ciphers;
+	char			*tls_groups;
 	unsigned int		 handshake_timeout;
 	unsigned int		 idle_timeout;
 	unsigned int		 drain_timeout;
@@ -133,7 +135,7 @@ __dead void		 master(const char *, const char *);
 __dead void		 https(unsigned int, const char *, const char *);
 
 
-/* master.c */
+/* engine.c */
 struct tls		*master_tls_build(const Mezite__MasterConfig *,
 			    Mezite__Keypair **, size_t, char *, size_t);
 

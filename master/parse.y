@@ -114,6 +114,7 @@ static void		 keypair_end(void);
 static void		 client_ca(const char *);
 static void		 tls_protocols(const char *);
 static void		 tls_ciphers(const char *);
+static void		 tls_groups(const char *);
 static void		 route_add(const char *, const char *, int);
 static void		 proc_begin(int);
 static void		 proc_user(const char *);
@@ -152,7 +153,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %}
 
 %token	ALPN BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CONNECTIONS CONTROL
-%token	DEFAULT DIRECTORY DRAIN GROUP HANDSHAKE IDLE INCLUDE KEY KEYPAIR
+%token	DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY KEYPAIR
 %token	AUTO KTLS NO YES
 %token	LISTEN LOG MASTER MAX ON PORT PREFORK PROTOCOLS ROOT ROUTE SNI SOCKET
 %token	STATE TIMEOUT TLS TO USER VERBOSE WORKER
@@ -206,6 +207,7 @@ main		: LISTEN ON STRING port		{
 		| TLS CLIENT CA STRING		{ client_ca($4); }
 		| TLS PROTOCOLS STRING		{ tls_protocols($3); }
 		| TLS CIPHERS STRING		{ tls_ciphers($3); }
+		| TLS GROUPS STRING		{ tls_groups($3); }
 		| ROUTE ALPN STRING TO worker	{ route_add($3, NULL, $5); }
 		| ROUTE SNI STRING TO worker	{ route_add(NULL, $3, $5); }
 		| ROUTE ALPN STRING SNI STRING TO worker {
@@ -320,6 +322,7 @@ static const struct keyword {
 	{ "directory",		DIRECTORY },
 	{ "drain",		DRAIN },
 	{ "group",		GROUP },
+	{ "groups",		GROUPS },
 	{ "handshake",		HANDSHAKE },
 	{ "idle",		IDLE },
 	{ "include",		INCLUDE },
@@ -1191,6 +1194,61 @@ tls_ciphers(const char *s)
 		conf->tls_ciphers = xstrdup(s);
 	}
 	tls_config_free(tc);
+}
+
+/*
+ * The key exchange groups both TLS engines know by these names.  The
+ * finite-field ones cost the server a hundred times what X25519 does,
+ * and the client next to nothing: they are not in the default list.
+ */
+static const char *const tls_group_names[] = {
+	"X25519", "X448", "P-256", "P-384", "P-521",
+	"ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192",
+};
+#define TLS_GROUPS_MAX	(sizeof(tls_group_names) / sizeof(tls_group_names[0]))
+
+static void
+tls_groups(const char *s)
+{
+	const char	*p, *q;
+	size_t		 len, i, j, n = 0, seen[TLS_GROUPS_MAX];
+
+	for (p = s;; p = q + 1) {
+		if ((q = strchr(p, ':')) == NULL)
+			q = p + strlen(p);
+		if ((len = q - p) == 0) {
+			parse_error("tls groups \"%s\": empty group name", s);
+			return;
+		}
+		for (i = 0; i < TLS_GROUPS_MAX; i++)
+			if (strlen(tls_group_names[i]) == len &&
+			    strncmp(tls_group_names[i], p, len) == 0)
+				break;
+		if (i == TLS_GROUPS_MAX && memchr(p, ',', len) != NULL) {
+			parse_error("tls groups \"%s\": separate groups with "
+			    "colons", s);
+			return;
+		}
+		if (i == TLS_GROUPS_MAX) {
+			if (len > TOKEN_TEXT_MAX)
+				len = TOKEN_TEXT_MAX;
+			parse_error("tls groups \"%s\": unknown group \"%.*s\"",
+			    s, (int)len, p);
+			return;
+		}
+		/* Distinct names: n never exceeds TLS_GROUPS_MAX. */
+		for (j = 0; j < n; j++)
+			if (seen[j] == i) {
+				parse_error("tls groups \"%s\": %s listed "
+				    "twice", s, tls_group_names[i]);
+				return;
+			}
+		seen[n++] = i;
+		if (*q == '\0')
+			break;
+	}
+	free(conf->tls_groups);
+	conf->tls_groups = xstrdup(s);
 }
 
 static int

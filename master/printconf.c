@@ -108,6 +108,8 @@ print_config(FILE *f, struct mezited_conf *conf)
 	print_string(f, conf->tls_protocols);
 	fprintf(f, "\ntls ciphers ");
 	print_string(f, conf->tls_ciphers);
+	fprintf(f, "\ntls groups ");
+	print_string(f, conf->tls_groups);
 	fprintf(f, "\n");
 
 	TAILQ_FOREACH(r, &conf->routes, entry)

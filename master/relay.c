@@ -22,6 +22,7 @@
 #define RELAY_ROUNDS	4		/* reads per turn, then yield */
 #define LINGER_MAX	(1024 * 1024)	/* bytes read after close_notify */
 
+static void	 relay_abort(struct conn *);
 static void	 relay_worker_stopped(struct conn *);
 static void	 conn_linger(struct conn *);
 static void	 conn_watch(struct conn *, struct event *, int, short *,
@@ -141,7 +142,10 @@ conn_relay(struct conn *c)
 				fdw |= EV_READ;
 			} else if (n == TLS_WANT_POLLOUT)
 				fdw |= EV_WRITE;
-			else if (n < 0) {
+			else if (n == ENG_ABORTED) {
+				relay_abort(c);
+				return;
+			} else if (n < 0) {
 				log_debug("conn %llu: read: %s",
 				    (unsigned long long)c->id, eng_error(c));
 				conn_free(c);
@@ -281,6 +285,26 @@ conn_relay(struct conn *c)
 
  nomem:
 	log_warn("conn %llu: relay buffer", (unsigned long long)c->id);
+	conn_free(c);
+}
+
+/*
+ * The client's stream ended without close_notify: whoever cut it may
+ * have cut what it was sending short, so it is no end of data.  The
+ * worker's end is closed outright, never half-closed as after a
+ * close_notify: its reads end, and what it would still write fails
+ * (EPIPE), or its reads fail too (ECONNRESET) if we left some of its
+ * output unread.  A client that closes this way after its last
+ * response, as many do, has what it came for.
+ */
+static void
+relay_abort(struct conn *c)
+{
+	char	 addr[ADDRSTRLEN];
+
+	log_debug("conn %llu: %s: ended without close_notify, aborted",
+	    (unsigned long long)c->id,
+	    addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr)));
 	conn_free(c);
 }
 

@@ -316,9 +316,17 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
 		    (mc->ktls && ktls_ctx_init(ctx) == -1))
 			goto sslfail;
+		if (SSL_CTX_set1_groups_list(ctx, mc->tls_groups) != 1) {
+			(void)snprintf(err, errlen, "tls groups \"%s\": %s",
+			    mc->tls_groups, ossl_error());
+			goto fail;
+		}
+		/*
+		 * Not SSL_OP_IGNORE_UNEXPECTED_EOF: an end of stream
+		 * without close_notify must not look like a clean one.
+		 */
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
-		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-		    SSL_OP_IGNORE_UNEXPECTED_EOF);
+		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
 		if (mc->ktls)
 			SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 		/* Idle sessions give their record buffers back. */
@@ -600,10 +608,15 @@ ossl_drained(SSL *ssl)
 	    !SSL_has_pending(ssl));
 }
 
-/* libtls's return conventions for an OpenSSL result. */
+/*
+ * libtls's return conventions for an OpenSSL result: 0 is the client's
+ * close_notify, OSSL_ABORTED an end of stream without it.
+ */
 static int
 ossl_result(SSL *ssl, int ret)
 {
+	unsigned long	 e;
+
 	switch (SSL_get_error(ssl, ret)) {
 	case SSL_ERROR_WANT_READ:
 		return (TLS_WANT_POLLIN);
@@ -611,13 +624,26 @@ ossl_result(SSL *ssl, int ret)
 		return (TLS_WANT_POLLOUT);
 	case SSL_ERROR_ZERO_RETURN:
 		return (0);
+	case SSL_ERROR_SSL:
+		e = ERR_peek_last_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+			return (OSSL_ABORTED);
+		return (-1);
 	case SSL_ERROR_SYSCALL:
 		if (ERR_peek_error() == 0 && errno == 0)
-			return (0);	/* end of stream without notice */
+			return (OSSL_ABORTED);
 		return (-1);
 	default:
 		return (-1);
 	}
+}
+
+/* Anything but a wait is a failure, outside of reading. */
+static int
+ossl_fail(int ret)
+{
+	return (ret == TLS_WANT_POLLIN || ret == TLS_WANT_POLLOUT ? ret : -1);
 }
 
 int
@@ -629,8 +655,7 @@ ossl_handshake(SSL *ssl)
 	errno = 0;
 	if ((ret = SSL_do_handshake(ssl)) == 1)
 		return (0);
-	ret = ossl_result(ssl, ret);
-	return (ret == 0 ? -1 : ret);
+	return (ossl_fail(ossl_result(ssl, ret)));
 }
 
 /*
@@ -667,8 +692,7 @@ ossl_write(SSL *ssl, const void *buf, size_t len)
 	if ((ret = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int)len)) >
 	    0)
 		return (ret);
-	ret = ossl_result(ssl, ret);
-	return (ret == 0 ? -1 : ret);
+	return (ossl_fail(ossl_result(ssl, ret)));
 }
 
 /*
@@ -691,8 +715,7 @@ ossl_close(SSL *ssl)
 	errno = 0;
 	if ((ret = SSL_shutdown(ssl)) >= 0)
 		return (ossl_flush(ssl));
-	ret = ossl_result(ssl, ret);
-	return (ret == 0 ? -1 : ret);
+	return (ossl_fail(ossl_result(ssl, ret)));
 }
 
 /*

@@ -25,6 +25,13 @@
 #define MASTER_ENGINE_OSSL	1
 #endif
 
+/*
+ * The client's stream ended without close_notify: an abort, which may
+ * have cut what it sent short, and no end of data.  Apart from libtls's
+ * TLS_WANT_POLLIN (-2) and TLS_WANT_POLLOUT (-3).
+ */
+#define OSSL_ABORTED		(-4)
+
 struct ossl_server;
 
 struct ossl_server	*ossl_server_build(const Mezite__MasterConfig *,

@@ -356,7 +356,8 @@ class Daemon:
     """A running mezited in its own process group."""
 
     def __init__(self, pki, htdocs, client_ca=False, prefork=2,
-                 handshake=2, drain=10, prlimit_nofile=None, extra=""):
+                 handshake=2, drain=10, prlimit_nofile=None, extra="",
+                 pass_fds=()):
         self.pki = pki
         self.files = htdocs[1]
         # A private, world-searchable directory (0755) so that "nobody"
@@ -396,6 +397,7 @@ class Daemon:
             empty=self.empty, www=self.www, prefork=prefork)
         self.write_conf(extra=extra)
         self.prlimit_nofile = prlimit_nofile
+        self.pass_fds = tuple(pass_fds)     # left open in the supervisor
         self.proc = None
         self.pgid = None
 
@@ -427,6 +429,7 @@ class Daemon:
         self.proc = subprocess.Popen(cmd, stdout=self.log_fh,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
+                                     pass_fds=self.pass_fds,
                                      start_new_session=True, cwd=self.dir)
         self.pgid = self.proc.pid
         try:

@@ -249,11 +249,11 @@ def test_master_killed_while_clients_connect(make_daemon):
 
     def client():
         while not stop.is_set():
+            begun = time.monotonic()
             try:
                 s = tls_connect(d.port, alpn=["http/1.1"], timeout=10)
             except OSError:
                 continue
-            done = time.monotonic()
             try:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
                           b"Connection: close\r\n\r\n")
@@ -263,9 +263,9 @@ def test_master_killed_while_clients_connect(make_daemon):
                     if not b:
                         break
                     data += b
-                results.append((done, data.split(b"\r\n", 1)[0]))
+                results.append((begun, data.split(b"\r\n", 1)[0]))
             except OSError as e:
-                results.append((done, "after handshake: %r" % e))
+                results.append((begun, "after handshake: %r" % e))
             finally:
                 s.close()
 
@@ -284,8 +284,8 @@ def test_master_killed_while_clients_connect(make_daemon):
         stop.set()
         for t in threads:
             t.join()
-    # Sessions the old master had relayed died with it; any handshake
-    # done after the kill was the new master's.
+    # Sessions the old master had relayed died with it; any connection
+    # begun after the kill waited for the new master.
     after = [r for t, r in results if t > killed]
     served = [r for r in after if r == b"HTTP/1.1 200 OK"]
     bad = [r for r in after if r != b"HTTP/1.1 200 OK"]
