@@ -71,6 +71,7 @@
 #define SOCKET_RCVBUF		(256 * 1024)	/* kTLS: what one read takes */
 #define H2_STREAMS_SEEN		256	/* streams looked at per read */
 #define DISCARD_MAX		(64 * 1024 * 1024)	/* after a refusal */
+#define H2_PREFACE		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 enum body_kind {
 	BODY_NONE,		/* the resource takes no body */
@@ -123,6 +124,9 @@ struct session {
 				    const uint8_t *, size_t, const char **);
 	int			 h2_settings;	/* ours sent */
 	size_t			 hpack_size;	/* table size the peer knows */
+	size_t			 h2_block;	/* header block so far */
+	uint32_t		 h2_block_id;	/* of this stream */
+	int			 h2_dead;	/* 431 sent: input dropped */
 	/* HTTP/1.1: the head of the request h2o is to parse */
 	size_t			 h1_scan;	/* no head end before this */
 	size_t			 h1_fed;	/* input h2o last parsed */
@@ -798,17 +802,106 @@ h2_after_read(struct session *s)
 		h2_body(s, streams[i]);
 }
 
+/*
+ * Before h2o parses the frames read: a header block (HEADERS and its
+ * CONTINUATIONs) that grows past HEAD_MAX is cut where it does.  h2o
+ * would take 408 KiB, then refuse the stream and fail the connection
+ * on the next CONTINUATION.  The header compression state cannot be
+ * kept without decoding the block, so the stream gets 431 and the
+ * connection GOAWAY (RFC 9113, 10.5.1); h2o closes it once they are
+ * sent.  Returns 1 if the block was cut.
+ */
+static int
+h2_headers_check(struct session *s)
+{
+	h2o_buffer_t	*in = s->sock->input;
+	const uint8_t	*f;
+	size_t		 off = 0, len;
+
+	if (s->h2->_read_expect == s->h2_expect0) {
+		/* The preface, if it is all here; h2o checks it. */
+		if (in->size < sizeof(H2_PREFACE) - 1)
+			return (0);
+		off = sizeof(H2_PREFACE) - 1;
+	}
+	while (in->size - off >= H2O_HTTP2_FRAME_HEADER_SIZE) {
+		f = (const uint8_t *)in->bytes + off;
+		len = h2o_http2_decode24u(f);
+		if (in->size - off - H2O_HTTP2_FRAME_HEADER_SIZE < len)
+			break;
+		if (f[3] == H2O_HTTP2_FRAME_TYPE_HEADERS ||
+		    f[3] == H2O_HTTP2_FRAME_TYPE_CONTINUATION) {
+			if (f[3] == H2O_HTTP2_FRAME_TYPE_HEADERS) {
+				s->h2_block = 0;
+				s->h2_block_id = h2o_http2_decode32u(f + 5) &
+				    0x7fffffff;
+			}
+			s->h2_block += len;
+			if (s->h2_block > HEAD_MAX) {
+				in->size = off;
+				return (1);
+			}
+			if (f[4] & H2O_HTTP2_FRAME_FLAG_END_HEADERS)
+				s->h2_block = 0;
+		}
+		off += H2O_HTTP2_FRAME_HEADER_SIZE + len;
+	}
+	return (0);
+}
+
+static void
+h2_too_large(struct session *s)
+{
+	h2o_http2_conn_t	*conn = s->h2;
+	uint8_t			 block[16], goaway[8];
+	uint32_t		 last = conn->pull_stream_ids.max_open;
+	size_t			 len;
+
+	s->h2_dead = 1;
+	if (conn->state >= H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+		return;
+	len = hpack_update(s, conn, block);
+	block[len++] = 0x08;	/* :status, as in h2_refuse() */
+	block[len++] = 3;
+	memcpy(block + len, "431", 3);
+	len += 3;
+	h2_frame(conn, H2O_HTTP2_FRAME_TYPE_HEADERS,
+	    H2O_HTTP2_FRAME_FLAG_END_HEADERS | H2O_HTTP2_FRAME_FLAG_END_STREAM,
+	    s->h2_block_id, block, len);
+	goaway[0] = last >> 24;
+	goaway[1] = last >> 16;
+	goaway[2] = last >> 8;
+	goaway[3] = last;
+	goaway[4] = goaway[5] = goaway[6] = 0;
+	goaway[7] = 9;		/* COMPRESSION_ERROR */
+	h2_frame(conn, H2O_HTTP2_FRAME_TYPE_GOAWAY, 0, 0, goaway,
+	    sizeof(goaway));
+	conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+	h2o_http2_conn_request_write(conn);
+}
+
 static void
 h2_read(h2o_socket_t *sock, const char *err)
 {
 	struct session	*s = sock->on_close.data;
+	int		 cut = 0;
 
+	if (err == NULL && s->h2_dead) {
+		sock->input->size = 0;	/* h2o closes once it has written */
+		return;
+	}
+	if (err == NULL)
+		cut = h2_headers_check(s);
 	reading = s;
 	s->h2o_read(sock, err);
 	if (reading == NULL)
 		return;		/* closed */
 	reading = NULL;
-	if (err == NULL)
+	if (err != NULL)
+		return;
+	if (cut)
+		h2_too_large(s);
+	else
 		h2_after_read(s);
 }
 
