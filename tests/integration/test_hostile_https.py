@@ -694,14 +694,11 @@ def test_streams_beyond_max_streams_are_refused(custom_daemon):
                          request_block(b"POST", b"/api/v1/digest")) +
                    frame(DATA, 0, sid, b"x" * 100))
         refused = set()
-        c.send(frame(PING, 0, 0, b"12345678"))
-        while True:
+        while len(refused) < 2:
             f = c.read_frame()
             assert f is not None
             if f[0] == RST_STREAM and struct.unpack(">I", f[3])[0] == 7:
                 refused.add(f[2])
-            if f[0] == PING and f[1] & 1:
-                break
         assert refused == {5, 7}, refused
         for sid in (1, 3):
             c.send(frame(DATA, END_STREAM, sid, b""))

@@ -135,6 +135,7 @@ struct session {
 	uint64_t		 h1_length;
 	int			 h1_expect;	/* 100-continue, hidden from h2o */
 	int			 h1_writing;	/* our 100 Continue is going */
+	int			 h1_ended;	/* answer once it is out */
 	int			 h1_reject;	/* answer the request so */
 	struct body		*h1_reading;	/* the body we are reading */
 	h2o_timeout_entry_t	 h1_timer;
@@ -773,7 +774,7 @@ h2_after_read(struct session *s)
 	h2o_http2_conn_t	*conn = s->h2;
 	h2o_http2_stream_t	*streams[H2_STREAMS_SEEN];
 	uint8_t			 settings[6];
-	size_t			 i, n;
+	size_t			 i, n, last;
 
 	if (conn->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING)
 		return;
@@ -794,10 +795,17 @@ h2_after_read(struct session *s)
 		h2o_http2_conn_request_write(conn);
 	}
 	n = h2_receiving(conn, streams, H2_STREAMS_SEEN);
-	/* A client may open more before it has our SETTINGS: refuse. */
-	for (i = n; i > 0 && conn->num_streams.pull.open > max_streams; i--)
-		h2_refuse_stream(conn, streams[i - 1]);
-	n = i;
+	/*
+	 * A client may open more before it has our SETTINGS: refuse the
+	 * newest, which it has sent the least of.
+	 */
+	while (n > 0 && conn->num_streams.pull.open > max_streams) {
+		for (i = 1, last = 0; i < n; i++)
+			if (streams[i]->stream_id > streams[last]->stream_id)
+				last = i;
+		h2_refuse_stream(conn, streams[last]);
+		streams[last] = streams[--n];
+	}
 	for (i = 0; i < n; i++)
 		h2_body(s, streams[i]);
 }
@@ -1119,7 +1127,8 @@ h1_read(h2o_socket_t *sock, const char *err)
 	if (reading == NULL)
 		return;		/* closed */
 	reading = NULL;
-	s->h1_fed = sock->input->size;
+	if (s->h1_reading == NULL)
+		s->h1_fed = sock->input->size;
 }
 
 /*
@@ -1282,8 +1291,11 @@ h1_body_end(struct session *s, struct body *b)
 		if (b->status == 0)
 			b->status = 400;
 	}
-	if (s->h1_writing)
-		return;		/* answered when our 100 Continue is out */
+	if (s->h1_writing) {
+		s->h1_ended = 1;	/* answered once 100 Continue is out */
+		return;
+	}
+	s->h1_ended = 0;
 	s->h1_reading = NULL;
 	h1_next(s);
 	digest_respond(b->req, b);
@@ -1296,7 +1308,7 @@ h1_continue_sent(h2o_socket_t *sock, const char *err)
 	struct body	*b = s->h1_reading;
 
 	s->h1_writing = 0;
-	if (b != NULL && (err != NULL || b->done || b->abort))
+	if (b != NULL && (err != NULL || s->h1_ended))
 		h1_body_end(s, b);
 }
 
