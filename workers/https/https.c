@@ -133,7 +133,7 @@ struct session {
 	size_t			 h1_head;	/* the head's length; 0: none */
 	int			 h1_chunked;	/* the head announced a body */
 	uint64_t		 h1_length;
-	int			 h1_expect;	/* 100-continue, hidden from h2o */
+	int			 h1_expect;	/* 100-continue, kept from h2o */
 	int			 h1_writing;	/* our 100 Continue is going */
 	int			 h1_ended;	/* answer once it is out */
 	int			 h1_reject;	/* answer the request so */
