@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import select
+import signal
 import socket
 import ssl
 import struct
@@ -709,3 +710,29 @@ def test_streams_beyond_max_streams_are_refused(custom_daemon):
     finally:
         c.close()
     assert d.healthz()
+
+
+def test_draining_worker_sends_idle_h2_connections_goaway(fresh_daemon):
+    """On SIGTERM an idle HTTP/2 connection gets GOAWAY (NO_ERROR) and
+    is closed, so that the worker exits at once, not after timeout idle
+    (which h2o now follows) or when the supervisor kills it."""
+    d = fresh_daemon
+    c = H2(d.port)
+    try:
+        c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                     request_block(b"GET", b"/healthz")))
+        assert c.responses((1,)) == {1: 200}
+        mark = d.log_size()
+        d.proc.send_signal(signal.SIGTERM)
+        goaway = None
+        while goaway is None:
+            f = c.read_frame()
+            assert f is not None, "closed without GOAWAY"
+            if f[0] == GOAWAY:
+                goaway = struct.unpack(">II", f[3][:8])
+        assert goaway == (1, 0)
+        assert c.read_frame() is None
+    finally:
+        c.close()
+    assert d.proc.wait(timeout=15) == 0
+    assert "did not drain in time" not in d.log()[mark:]

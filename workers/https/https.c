@@ -165,6 +165,7 @@ static void	 h1_read(h2o_socket_t *, const char *);
 static void	 h1_body_read(h2o_socket_t *, const char *);
 static void	 h1_body_timeout(h2o_timeout_entry_t *);
 static void	 h1_rewrap(void);
+static void	 h2_drain_idle(void);
 static void	 h2_read(h2o_socket_t *, const char *);
 static void	 hpack_filter(h2o_filter_t *, h2o_req_t *, h2o_ostream_t **);
 static void	 digest_respond(h2o_req_t *, struct body *);
@@ -210,6 +211,8 @@ https(unsigned int instance, const char *user, const char *root)
 		(void)h2o_evloop_run(loop, 500);
 		(void)worker_terminated();
 		h1_rewrap();
+		if (draining)
+			h2_drain_idle();
 
 		/* Answer status requests the master did not. */
 		LIST_FOREACH_SAFE(p, &pendings, entry, tp) {
@@ -417,7 +420,9 @@ https_handoff(int fd, Mezite__ConnMeta *meta)
 /*
  * HTTP/1.1 connections close after their current response.  libh2o
  * 2.2.5's HTTP/2 graceful shutdown can cut the last response short, so
- * HTTP/2 connections are left to finish and idle out (10 s).
+ * HTTP/2 connections are left to finish, and each is sent GOAWAY and
+ * closed once it has no stream open (h2_drain_idle()), rather than left
+ * to idle out after timeout idle.
  */
 static void
 https_drain(void)
@@ -911,6 +916,35 @@ h2_read(h2o_socket_t *sock, const char *err)
 		h2_too_large(s);
 	else
 		h2_after_read(s);
+}
+
+/* Draining: GOAWAY to each HTTP/2 connection with no stream open. */
+static void
+h2_drain_idle(void)
+{
+	struct session		*s;
+	h2o_http2_conn_t	*conn;
+	uint8_t			 goaway[8];
+	uint32_t		 last;
+
+	LIST_FOREACH(s, &sessions, entry) {
+		if ((conn = s->h2) == NULL ||
+		    conn->state != H2O_HTTP2_CONN_STATE_OPEN ||
+		    conn->num_streams.pull.open != 0 ||
+		    conn->num_streams.push.open != 0)
+			continue;
+		last = conn->pull_stream_ids.max_open;
+		goaway[0] = last >> 24;
+		goaway[1] = last >> 16;
+		goaway[2] = last >> 8;
+		goaway[3] = last;
+		memset(goaway + 4, 0, 4);	/* NO_ERROR */
+		h2_frame(conn, H2O_HTTP2_FRAME_TYPE_GOAWAY, 0, 0, goaway,
+		    sizeof(goaway));
+		/* h2o closes it once that is written. */
+		conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+		h2o_http2_conn_request_write(conn);
+	}
 }
 
 /*
