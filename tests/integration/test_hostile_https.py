@@ -736,3 +736,21 @@ def test_draining_worker_sends_idle_h2_connections_goaway(fresh_daemon):
         c.close()
     assert d.proc.wait(timeout=15) == 0
     assert "did not drain in time" not in d.log()[mark:]
+
+
+@pytest.mark.parametrize("headers", [
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    b"Content-Length: 5\r\nContent-Length: 5\r\n",
+], ids=["length-and-chunked", "two-lengths"])
+def test_ambiguous_http1_body_gets_400(daemon, headers):
+    """A head that gives its body's length two ways is refused: h2o would
+    have read that body itself, past the worker's bounds."""
+    s = tls_connect(daemon.port, alpn=["http/1.1"], timeout=20)
+    try:
+        s.sendall(b"POST /api/v1/digest HTTP/1.1\r\nHost: x\r\n" + headers +
+                  b"\r\nhello")
+        head = s.recv(4096)
+    finally:
+        s.close()
+    assert head.startswith(b"HTTP/1.1 400 "), head[:100]
+    assert daemon.healthz()

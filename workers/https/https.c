@@ -165,6 +165,7 @@ static void	 h1_read(h2o_socket_t *, const char *);
 static void	 h1_body_read(h2o_socket_t *, const char *);
 static void	 h1_body_timeout(h2o_timeout_entry_t *);
 static void	 h1_rewrap(void);
+static void	 h1_next(struct session *);
 static void	 h2_drain_idle(void);
 static void	 h2_read(h2o_socket_t *, const char *);
 static void	 hpack_filter(h2o_filter_t *, h2o_req_t *, h2o_ostream_t **);
@@ -1057,9 +1058,10 @@ header_is(const char *p, size_t len, const char *name)
  * A complete head: note a body, and hide it from h2o by rewriting, in
  * place and to the same length, Content-Length to zeros and
  * Transfer-Encoding to a Content-Length of zeros.  A head h2o will
- * refuse is left as it is.
+ * refuse is left as it is.  One that would have h2o read a body we do
+ * not see, with two lengths or a length and chunked, is refused: 400.
  */
-static void
+static int
 h1_head(struct session *s, char *head, size_t len)
 {
 	char		*line, *end, *colon, *v, *te = NULL, *tend = NULL;
@@ -1085,27 +1087,29 @@ h1_head(struct session *s, char *head, size_t len)
 			memcpy(line, "X-Expc", 6);
 			s->h1_expect = 1;
 		} else if (header_is(line, colon - line, "transfer-encoding")) {
-			if (te != NULL || !header_is(v, n, "chunked"))
-				return;
+			if (te != NULL)
+				return (400);
+			if (!header_is(v, n, "chunked"))
+				return (0);	/* h2o says 400 */
 			te = line;
 			tend = v + n;
 		} else if (header_is(line, colon - line, "content-length")) {
 			if (cl != NULL)
-				return;
+				return (400);
 			cl = v;
 			clend = v + n;
 		}
 	}
 	if (te != NULL) {
 		if (cl != NULL)
-			return;		/* h2o takes which?  let it say 400 */
+			return (400);
 		s->h1_chunked = 1;
 		memcpy(te, "Content-Length: ", 16);
 		memset(te + 16, '0', tend - te - 16);
-		return;
+		return (0);
 	}
 	if (cl == NULL || clend - cl > 19)
-		return;
+		return (0);	/* none, or h2o says 400 or 413 */
 	{
 		char	 num[20];
 
@@ -1114,10 +1118,11 @@ h1_head(struct session *s, char *head, size_t len)
 		s->h1_length = strtonum(num, 0, LLONG_MAX, &errstr);
 		if (errstr != NULL) {
 			s->h1_length = 0;
-			return;
+			return (0);	/* h2o says 400 */
 		}
 	}
 	memset(cl, '0', clend - cl);
+	return (0);
 }
 
 /* Find the end of the head in what has arrived; bytes through it. */
@@ -1153,7 +1158,10 @@ h1_read(h2o_socket_t *sock, const char *err)
 			h1_replace(s, 431);
 		else if (end > 0) {
 			s->h1_head = end;
-			h1_head(s, sock->input->bytes, end);
+			if (h1_head(s, sock->input->bytes, end) != 0) {
+				h1_next(s);
+				h1_replace(s, 400);
+			}
 		}
 	}
 	reading = s;
@@ -1626,10 +1634,15 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 		if ((status = s->h1_reject) != 0) {
 			s->h1_reject = 0;
 			h1_next(s);
-			h2o_send_error_generic(req, status,
-			    "Request Header Fields Too Large",
-			    "request header fields too large\n",
-			    H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+			if (status == 431)
+				h2o_send_error_generic(req, status,
+				    "Request Header Fields Too Large",
+				    "request header fields too large\n",
+				    H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+			else
+				h2o_send_error_generic(req, status,
+				    "Bad Request", "ambiguous request body\n",
+				    H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
 			return (0);
 		}
 		if (h1_request(s, req) == 0)
