@@ -1065,7 +1065,7 @@ static int
 h1_head(struct session *s, char *head, size_t len)
 {
 	char		*line, *end, *colon, *v, *te = NULL, *tend = NULL;
-	char		*cl = NULL, *clend = NULL;
+	char		*cl = NULL, *clend = NULL, num[20];
 	const char	*errstr;
 	size_t		 n;
 
@@ -1110,16 +1110,12 @@ h1_head(struct session *s, char *head, size_t len)
 	}
 	if (cl == NULL || clend - cl > 19)
 		return (0);	/* none, or h2o says 400 or 413 */
-	{
-		char	 num[20];
-
-		memcpy(num, cl, clend - cl);
-		num[clend - cl] = '\0';
-		s->h1_length = strtonum(num, 0, LLONG_MAX, &errstr);
-		if (errstr != NULL) {
-			s->h1_length = 0;
-			return (0);	/* h2o says 400 */
-		}
+	memcpy(num, cl, clend - cl);
+	num[clend - cl] = '\0';
+	s->h1_length = strtonum(num, 0, LLONG_MAX, &errstr);
+	if (errstr != NULL) {
+		s->h1_length = 0;
+		return (0);	/* h2o says 400 */
 	}
 	memset(cl, '0', clend - cl);
 	return (0);
