@@ -81,6 +81,9 @@ config_new(void)
 		if (PROC_IS_WORKER(t) && config_proc_available(t))
 			conf->procs[t].prefork = DEFAULT_PREFORK;
 	}
+	conf->procs[PROC_HTTPS].body_limit = BODY_LIMIT;
+	conf->procs[PROC_HTTPS].body_memory = BODY_MEMORY;
+	conf->procs[PROC_HTTPS].max_streams = MAX_STREAMS;
 	conf->state_dir = xstrdup(STATE_DIR);
 	conf->control_socket = xstrdup(CONTROL_SOCKET);
 	conf->verbose = 0;
@@ -129,6 +132,7 @@ config_free(struct mezited_conf *conf)
 		free(conf->procs[t].user);
 		free(conf->procs[t].chroot);
 		free(conf->procs[t].root);
+		free(conf->procs[t].status_allow);
 	}
 	free(conf->path);
 	free(conf->client_ca_file);

@@ -84,6 +84,10 @@ static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
+static void		 worker_config(enum proc_type, Mezite__WorkerConfig *,
+			    Mezite__Network *, Mezite__Network **);
+static int		 worker_conf_changed(enum proc_type,
+			    struct mezited_conf *, struct mezited_conf *);
 static int		 config_check(struct mezited_conf *);
 static void		 master_send_config(struct child *);
 static void		 master_send_listeners(struct child *);
@@ -393,6 +397,8 @@ child_start(struct child *c)
 {
 	struct proc_conf	*pc = &env->procs[c->type];
 	Mezite__WorkerConfig	 wc;
+	Mezite__Network		 nets[STATUS_ALLOW_MAX];
+	Mezite__Network		*pnets[STATUS_ALLOW_MAX];
 	struct child		*w;
 	char			 inst[16], name[32];
 	char			*argv[16];
@@ -473,8 +479,7 @@ child_start(struct child *c)
 			    !w->retired)
 				child_pair(c, w);
 	} else {
-		mezite__worker_config__init(&wc);
-		wc.root = pc->root ? pc->root : "";
+		worker_config(c->type, &wc, nets, pnets);
 		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
 		    &wc.base) == -1)
 			fatal("%s: compose", __func__);
@@ -496,6 +501,37 @@ child_start(struct child *c)
 		close(logs[1]);
 	}
 	child_backoff(c, "could not be started");
+}
+
+/*
+ * What a worker of the type is told at start.  The message points into
+ * env and into nets, which has room for STATUS_ALLOW_MAX networks.
+ */
+static void
+worker_config(enum proc_type type, Mezite__WorkerConfig *wc,
+    Mezite__Network *nets, Mezite__Network **pnets)
+{
+	struct proc_conf	*pc = &env->procs[type];
+	size_t			 i;
+
+	mezite__worker_config__init(wc);
+	wc->root = pc->root ? pc->root : "";
+	wc->idle_timeout = env->idle_timeout;
+	if (type != PROC_HTTPS)
+		return;
+	wc->body_limit = pc->body_limit;
+	wc->body_memory = pc->body_memory;
+	wc->max_streams = pc->max_streams;
+	for (i = 0; i < pc->nstatus_allow && i < STATUS_ALLOW_MAX; i++) {
+		mezite__network__init(&nets[i]);
+		nets[i].addr.data = pc->status_allow[i].addr;
+		nets[i].addr.len = pc->status_allow[i].family == AF_INET ?
+		    4 : 16;
+		nets[i].prefix = pc->status_allow[i].prefix;
+		pnets[i] = &nets[i];
+	}
+	wc->status_allow = pnets;
+	wc->n_status_allow = i;
 }
 
 /*
@@ -1147,8 +1183,7 @@ supervisor_reload(void)
 	/* Workers whose setup changed are replaced; the old ones drain. */
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->type == PROC_MASTER || c->retired ||
-		    !proc_conf_changed(&env->procs[c->type],
-		    &nconf->procs[c->type]))
+		    !worker_conf_changed(c->type, env, nconf))
 			continue;
 		log_info("%s.%u: replaced", proc_name(c->type), c->instance);
 		child_retire(c);
@@ -1206,6 +1241,24 @@ proc_conf_changed(struct proc_conf *a, struct proc_conf *b)
 {
 	return (str_changed(a->user, b->user) ||
 	    str_changed(a->chroot, b->chroot) || str_changed(a->root, b->root));
+}
+
+/* Whether a worker of the type must be replaced to follow b. */
+static int
+worker_conf_changed(enum proc_type type, struct mezited_conf *a,
+    struct mezited_conf *b)
+{
+	struct proc_conf	*pa = &a->procs[type], *pb = &b->procs[type];
+
+	if (proc_conf_changed(pa, pb) || a->idle_timeout != b->idle_timeout)
+		return (1);
+	return (pa->body_limit != pb->body_limit ||
+	    pa->body_memory != pb->body_memory ||
+	    pa->max_streams != pb->max_streams ||
+	    pa->nstatus_allow != pb->nstatus_allow ||
+	    (pa->nstatus_allow > 0 && memcmp(pa->status_allow,
+	    pb->status_allow, pa->nstatus_allow *
+	    sizeof(*pa->status_allow)) != 0));
 }
 
 static int

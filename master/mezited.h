@@ -34,6 +34,17 @@
 #define TLS_FILE_MAX		(64 * 1024)	/* a PEM file we read */
 #define TLS_GROUPS_DEFAULT	"X25519:P-256:P-384"	/* no finite field */
 
+/* The https worker's limits: see mezited.conf(5). */
+#define BODY_LIMIT		(64LL << 20)	/* one request body */
+#define BODY_LIMIT_MIN		(1LL << 10)
+#define BODY_LIMIT_MAX		(64LL << 30)
+#define BODY_MEMORY		(16LL << 20)	/* bodies held, per worker */
+#define BODY_MEMORY_MIN		(8LL << 10)
+#define BODY_MEMORY_MAX		(4LL << 30)
+#define MAX_STREAMS		32		/* per HTTP/2 connection */
+#define MAX_STREAMS_LIMIT	100		/* what libh2o allows */
+#define STATUS_ALLOW_MAX	256		/* networks in the list */
+
 struct listen_addr {
 	TAILQ_ENTRY(listen_addr) entry;
 	struct sockaddr_storage	 ss;
@@ -69,11 +80,23 @@ struct route_rule {
 	enum proc_type		 worker;
 };
 
+/* A network allowed to see the status resources. */
+struct status_net {
+	int			 family;	/* AF_INET or AF_INET6 */
+	uint8_t			 addr[16];	/* network order */
+	unsigned int		 prefix;	/* length in bits */
+};
+
 struct proc_conf {
 	char			*user;
 	char			*chroot;
 	int			 prefork;	/* workers only */
 	char			*root;		/* https: static files */
+	int64_t			 body_limit;	/* https: bytes */
+	int64_t			 body_memory;	/* https: bytes */
+	unsigned int		 max_streams;	/* https */
+	struct status_net	*status_allow;	/* https */
+	size_t			 nstatus_allow;
 };
 
 enum ktls_mode {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -121,6 +122,11 @@ static void		 proc_user(const char *);
 static void		 proc_chroot(const char *);
 static void		 proc_root(const char *);
 static void		 proc_prefork(int64_t);
+static int		 https_only(const char *);
+static int64_t		 size_value(const char *, const char *, int64_t,
+			    int64_t);
+static const char	*size_text(int64_t, char *, size_t);
+static void		 status_allow(const char *);
 static void		 set_path(char **, const char *, const char *);
 static void		 set_control_socket(const char *);
 
@@ -152,16 +158,18 @@ static int		 lex_first;		/* first of the statement */
 static char		 lex_first_text[TOKEN_TEXT_MAX];
 %}
 
-%token	ALPN BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CONNECTIONS CONTROL
-%token	DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY KEYPAIR
+%token	ALLOW ALPN BODY BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CONNECTIONS
+%token	CONTROL DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY
+%token	KEYPAIR
 %token	AUTO KTLS NO YES
-%token	LISTEN LOG MASTER MAX ON PORT PREFORK PROTOCOLS ROOT ROUTE SNI SOCKET
-%token	STATE TIMEOUT TLS TO USER VERBOSE WORKER
+%token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
+%token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO USER VERBOSE WORKER
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	port worker
 %type	<v.string>	value
+%type	<v.string>	size
 
 %%
 
@@ -299,6 +307,46 @@ procopt		: USER STRING			{ proc_user($2); }
 		| CHROOT STRING			{ proc_chroot($2); }
 		| PREFORK NUMBER		{ proc_prefork($2); }
 		| ROOT STRING			{ proc_root($2); }
+		| BODY LIMIT size		{
+			int64_t	 n;
+
+			if (https_only("body limit") &&
+			    (n = size_value("body limit", $3, BODY_LIMIT_MIN,
+			    BODY_LIMIT_MAX)) != -1)
+				conf->procs[cur_type].body_limit = n;
+		}
+		| BODY MEMORY size		{
+			int64_t	 n;
+
+			if (https_only("body memory") &&
+			    (n = size_value("body memory", $3, BODY_MEMORY_MIN,
+			    BODY_MEMORY_MAX)) != -1)
+				conf->procs[cur_type].body_memory = n;
+		}
+		| MAX STREAMS NUMBER		{
+			if (https_only("max streams") &&
+			    in_range("max streams", $3, 1, MAX_STREAMS_LIMIT))
+				conf->procs[cur_type].max_streams = $3;
+		}
+		| STATUS ALLOW STRING		{ status_allow($3); }
+		| STATUS ALLOW '{' allowlist '}'
+		;
+
+/* Addresses in braces, separated by blanks or newlines. */
+allowlist	: /* empty */
+		| allowlist '\n'
+		| allowlist STRING		{ status_allow($2); }
+		;
+
+/* A number of bytes, with an optional K, M or G: "64M". */
+size		: NUMBER			{
+			char	 buf[32];
+
+			(void)snprintf(buf, sizeof(buf), "%lld",
+			    (long long)$1);
+			$$ = lex_strdup(buf);
+		}
+		| STRING
 		;
 
 %%
@@ -308,8 +356,10 @@ static const struct keyword {
 	const char	*name;
 	int		 token;
 } keywords[] = {
+	{ "allow",		ALLOW },
 	{ "alpn",		ALPN },
 	{ "auto",		AUTO },
+	{ "body",		BODY },
 	{ "brief",		BRIEF },
 	{ "ca",			CA },
 	{ "certificate",	CERTIFICATE },
@@ -329,10 +379,12 @@ static const struct keyword {
 	{ "key",		KEY },
 	{ "keypair",		KEYPAIR },
 	{ "ktls",		KTLS },
+	{ "limit",		LIMIT },
 	{ "listen",		LISTEN },
 	{ "log",		LOG },
 	{ "master",		MASTER },
 	{ "max",		MAX },
+	{ "memory",		MEMORY },
 	{ "no",			NO },
 	{ "on",			ON },
 	{ "port",		PORT },
@@ -343,6 +395,8 @@ static const struct keyword {
 	{ "sni",		SNI },
 	{ "socket",		SOCKET },
 	{ "state",		STATE },
+	{ "status",		STATUS },
+	{ "streams",		STREAMS },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
 	{ "to",			TO },
@@ -1363,6 +1417,171 @@ proc_prefork(int64_t n)
 		return;
 	}
 	conf->procs[cur_type].prefork = n;
+}
+
+/* Whether the block is the https worker's; if not, say so. */
+static int
+https_only(const char *what)
+{
+	if (cur_type == -1)
+		return (0);
+	if (cur_type != PROC_HTTPS) {
+		parse_error("%s: only for the https worker", what);
+		return (0);
+	}
+	return (1);
+}
+
+/*
+ * A size: decimal digits and an optional unit, K, M or G (also in lower
+ * case), for 2^10, 2^20 and 2^30 bytes, from min to max.  -1 if bad.
+ */
+/* A size as the configuration writes it: 65536 is "64K". */
+static const char *
+size_text(int64_t n, char *buf, size_t len)
+{
+	static const char	 units[] = "GMK";
+	int			 shift, i;
+
+	for (i = 0, shift = 30; shift > 0; i++, shift -= 10)
+		if (n > 0 && n % (1LL << shift) == 0) {
+			(void)snprintf(buf, len, "%lld%c",
+			    (long long)(n >> shift), units[i]);
+			return (buf);
+		}
+	(void)snprintf(buf, len, "%lld", (long long)n);
+	return (buf);
+}
+
+static int64_t
+size_value(const char *what, const char *s, int64_t min, int64_t max)
+{
+	char		 lo[32], hi[32];
+	const char	*p;
+	uint64_t	 n = 0, mult = 1;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			goto bad;
+		n = n * 10 + (*p - '0');
+	}
+	if (p == s)
+		goto bad;
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1ULL << 10;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ULL << 20;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ULL << 30;
+		p++;
+		break;
+	default:
+		goto bad;
+	}
+	if (*p != '\0' || n > INT64_MAX / mult)
+		goto bad;
+	if ((int64_t)(n * mult) < min || (int64_t)(n * mult) > max) {
+		parse_error("%s %s: must be between %s and %s", what, s,
+		    size_text(min, lo, sizeof(lo)),
+		    size_text(max, hi, sizeof(hi)));
+		return (-1);
+	}
+	return ((int64_t)(n * mult));
+ bad:
+	parse_error("%s %s: not a size (a number, optionally followed by "
+	    "K, M or G)", what, s);
+	return (-1);
+}
+
+/*
+ * One network of "status allow": an IPv4 or IPv6 address, optionally
+ * followed by "/" and a prefix length; without one, the address alone.
+ * Bits set past the prefix are an error: they suggest a typing mistake.
+ */
+static void
+status_allow(const char *s)
+{
+	struct proc_conf	*pc;
+	struct status_net	 net, *nets;
+	char			 addr[INET6_ADDRSTRLEN];
+	const char		*slash, *errstr;
+	size_t			 len, i, nbytes;
+	unsigned int		 max, bits;
+	int			 prefix;
+
+	if (!https_only("status allow"))
+		return;
+	pc = &conf->procs[cur_type];
+	memset(&net, 0, sizeof(net));
+	slash = strchr(s, '/');
+	len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	if (len == 0 || len >= sizeof(addr)) {
+		parse_error("status allow %s: not an IPv4 or IPv6 address", s);
+		return;
+	}
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	if (inet_pton(AF_INET, addr, net.addr) == 1) {
+		net.family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, net.addr) == 1) {
+		net.family = AF_INET6;
+		max = 128;
+	} else {
+		parse_error("status allow %s: not an IPv4 or IPv6 address", s);
+		return;
+	}
+	net.prefix = max;
+	if (slash != NULL) {
+		if (!is_number(slash + 1) || slash[1] == '-') {
+			parse_error("status allow %s: the prefix length must "
+			    "be a number from 0 to %u", s, max);
+			return;
+		}
+		prefix = strtonum(slash + 1, 0, max, &errstr);
+		if (errstr != NULL) {
+			parse_error("status allow %s: the prefix length must "
+			    "be a number from 0 to %u", s, max);
+			return;
+		}
+		net.prefix = prefix;
+	}
+	nbytes = max / 8;
+	for (i = 0; i < nbytes; i++) {
+		bits = net.prefix > i * 8 ? net.prefix - i * 8 : 0;
+		if (bits >= 8)
+			continue;
+		if ((net.addr[i] & (0xff >> bits)) != 0) {
+			parse_error("status allow %s: address bits set past "
+			    "the prefix length", s);
+			return;
+		}
+	}
+	for (i = 0; i < pc->nstatus_allow; i++)
+		if (pc->status_allow[i].family == net.family &&
+		    pc->status_allow[i].prefix == net.prefix &&
+		    memcmp(pc->status_allow[i].addr, net.addr, nbytes) == 0)
+			return;		/* said twice: once is enough */
+	if (pc->nstatus_allow >= STATUS_ALLOW_MAX) {
+		parse_error("status allow: more than %d networks",
+		    STATUS_ALLOW_MAX);
+		return;
+	}
+	if ((nets = reallocarray(pc->status_allow, pc->nstatus_allow + 1,
+	    sizeof(*nets))) == NULL)
+		fatal("%s", __func__);
+	nets[pc->nstatus_allow++] = net;
+	pc->status_allow = nets;
 }
 
 static void

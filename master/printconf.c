@@ -7,7 +7,9 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,8 +58,46 @@ print_route(FILE *f, const struct route *r)
 	fprintf(f, " to %s\n", proc_name(r->worker));
 }
 
+/* A size in the largest unit that divides it: 65536 is "64K". */
 static void
-print_proc(FILE *f, const struct proc_conf *pc, int worker)
+print_size(FILE *f, int64_t n)
+{
+	static const char	 units[] = "GMK";
+	int			 shift, i;
+
+	for (i = 0, shift = 30; shift > 0; i++, shift -= 10)
+		if (n > 0 && n % (1LL << shift) == 0) {
+			fprintf(f, "%" PRId64 "%c", n >> shift, units[i]);
+			return;
+		}
+	fprintf(f, "%" PRId64, n);
+}
+
+static void
+print_https(FILE *f, const struct proc_conf *pc)
+{
+	char	 addr[INET6_ADDRSTRLEN];
+	size_t	 i;
+
+	fprintf(f, "\tbody limit ");
+	print_size(f, pc->body_limit);
+	fprintf(f, "\n\tbody memory ");
+	print_size(f, pc->body_memory);
+	fprintf(f, "\n\tmax streams %u\n", pc->max_streams);
+	if (pc->nstatus_allow == 0)
+		return;
+	fprintf(f, "\tstatus allow {");
+	for (i = 0; i < pc->nstatus_allow; i++) {
+		if (inet_ntop(pc->status_allow[i].family,
+		    pc->status_allow[i].addr, addr, sizeof(addr)) == NULL)
+			(void)strlcpy(addr, "?", sizeof(addr));
+		fprintf(f, " %s/%u", addr, pc->status_allow[i].prefix);
+	}
+	fprintf(f, " }\n");
+}
+
+static void
+print_proc(FILE *f, const struct proc_conf *pc, int worker, int is_https)
 {
 	if (worker)
 		fprintf(f, "\tprefork %d\n", pc->prefork);
@@ -69,7 +109,10 @@ print_proc(FILE *f, const struct proc_conf *pc, int worker)
 		fprintf(f, "\n\troot ");
 		print_string(f, pc->root);
 	}
-	fprintf(f, "\n}\n");
+	fprintf(f, "\n");
+	if (is_https)
+		print_https(f, pc);
+	fprintf(f, "}\n");
 }
 
 void
@@ -122,12 +165,12 @@ print_config(FILE *f, struct mezited_conf *conf)
 	fprintf(f, "max connections %u\n", conf->max_connections);
 
 	fprintf(f, "master {\n");
-	print_proc(f, &conf->procs[PROC_MASTER], 0);
+	print_proc(f, &conf->procs[PROC_MASTER], 0, 0);
 	for (t = 0; t < PROC_MAX; t++) {
 		if (!PROC_IS_WORKER(t))
 			continue;
 		fprintf(f, "worker %s {\n", proc_name(t));
-		print_proc(f, &conf->procs[t], 1);
+		print_proc(f, &conf->procs[t], 1, t == PROC_HTTPS);
 	}
 
 	fprintf(f, "state directory ");

@@ -28,10 +28,12 @@ worker https {
 	prefork 2
 	user \"nobody\"
 	chroot \"$demo/empty\"
+	status allow { 127.0.0.1 ::1 }
 }"
 else
 	procs="worker https {
 	prefork 2
+	status allow { 127.0.0.1 ::1 }
 }"
 fi
 

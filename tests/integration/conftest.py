@@ -70,6 +70,7 @@ worker https {{
 	user "nobody"
 	chroot "{www}"
 	root "/htdocs"
+	status allow 127.0.0.1
 }}
 """
 

@@ -81,6 +81,7 @@ def test_runs_without_root(pki):
         f.write('listen on 127.0.0.1 port %d\n'
                 'tls keypair "default" {\n\tcertificate "%s/cert.pem"\n'
                 '\tkey "%s/key.pem"\n}\ncontrol socket "%s/ctl.sock"\n'
+                'worker https {\n\tstatus allow 127.0.0.1\n}\n'
                 % (port, d, d, d))
     os.chown(conf, nobody.pw_uid, nobody.pw_gid)
     log = open(os.path.join(d, "log"), "wb")
