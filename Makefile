@@ -109,8 +109,10 @@ mezctl/mezctl: $(MEZCTL_OBJS) common/imsg.o common/log.o common/util.o \
 # Unit tests: one Check suite per module.
 TEST_OBJS =	common/imsg.o common/log.o common/util.o common/meta.o \
 		common/proc.o $(PROTO_C:.c=.o)
+# config_check builds the master's TLS context: the engines come along.
 CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
-		master/route.o
+		master/route.o master/engine.o master/tls_ossl.o \
+		master/ktls_install.o common/ktls.o
 
 tests/unit/%.o: tests/unit/%.c $(PROTO_H) common/*.h master/mezited.h
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
@@ -120,9 +122,9 @@ tests/unit/check_imsg: tests/unit/check_imsg.o $(TEST_OBJS)
 tests/unit/check_meta: tests/unit/check_meta.o $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_route: tests/unit/check_route.o $(CONF_OBJS) $(TEST_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
@@ -142,14 +144,15 @@ FUZZ_CFLAGS =	-g -O1 -fsanitize=fuzzer,address,undefined -std=c11 \
 FUZZ_COMMON =	common/imsg.c common/log.c common/util.c common/meta.c \
 		common/proc.c $(PROTO_C)
 FUZZ_CONF =	master/parse.c master/config.c master/printconf.c \
-		master/route.c
+		master/route.c master/engine.c master/tls_ossl.c \
+		master/ktls_install.c common/ktls.c
 
 tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 

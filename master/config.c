@@ -1,21 +1,29 @@
 /*
- * The configuration: defaults, the files it names, and freeing it.
+ * The configuration: defaults, the files it names, the checks a new one
+ * must pass before any of it is applied, what the processes receive of
+ * it, what changed between two of them, and freeing it.  Only the
+ * supervisor holds one; children receive theirs as messages.
  */
 
 #include <sys/types.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <tls.h>
 #include <unistd.h>
 
+#include "ktls.h"
 #include "log.h"
 #include "mezited.h"
+#include "tls_ossl.h"
 
 /* The routes used when the file has no route rule at all. */
 static const struct {
@@ -252,4 +260,246 @@ config_builtin_routes(struct mezited_conf *conf)
 		r->worker = builtin_routes[i].worker;
 		TAILQ_INSERT_TAIL(&conf->routes, r, entry);
 	}
+}
+
+/*
+ * What a worker of the type is told at start.  The message points into
+ * conf and into nets, which has room for STATUS_ALLOW_MAX networks.
+ */
+void
+config_worker_pb(struct mezited_conf *conf, enum proc_type type,
+    Mezite__WorkerConfig *wc, Mezite__Network *nets, Mezite__Network **pnets)
+{
+	struct proc_conf	*pc = &conf->procs[type];
+	size_t			 i;
+
+	mezite__worker_config__init(wc);
+	wc->root = pc->root ? pc->root : "";
+	wc->idle_timeout = conf->idle_timeout;
+	if (type != PROC_HTTPS)
+		return;
+	wc->body_limit = pc->body_limit;
+	wc->body_memory = pc->body_memory;
+	wc->max_streams = pc->max_streams;
+	for (i = 0; i < pc->nstatus_allow && i < STATUS_ALLOW_MAX; i++) {
+		mezite__network__init(&nets[i]);
+		nets[i].addr.data = pc->status_allow[i].addr;
+		nets[i].addr.len = pc->status_allow[i].family == AF_INET ?
+		    4 : 16;
+		nets[i].prefix = pc->status_allow[i].prefix;
+		pnets[i] = &nets[i];
+	}
+	wc->status_allow = pnets;
+	wc->n_status_allow = i;
+}
+
+void
+config_master_pb(struct mezited_conf *conf, int64_t started,
+    struct conf_pb *cp)
+{
+	struct route_rule	*rules = NULL;
+	struct route		*r;
+	struct keypair		*k;
+	size_t			 n = 0, i, alen;
+
+	memset(cp, 0, sizeof(*cp));
+	TAILQ_FOREACH(r, &conf->routes, entry)
+		n++;
+	TAILQ_FOREACH(k, &conf->keypairs, entry)
+		cp->nkp++;
+	if ((cp->routes = calloc(n + 1, sizeof(*cp->routes))) == NULL ||
+	    (cp->rp = calloc(n + 1, sizeof(*cp->rp))) == NULL ||
+	    (rules = calloc(n + 1, sizeof(*rules))) == NULL ||
+	    (cp->kp = calloc(cp->nkp + 1, sizeof(*cp->kp))) == NULL ||
+	    (cp->kpp = calloc(cp->nkp + 1, sizeof(*cp->kpp))) == NULL)
+		fatal(__func__);
+
+	i = 0;
+	TAILQ_FOREACH(r, &conf->routes, entry) {
+		mezite__route__init(&cp->routes[i]);
+		cp->routes[i].alpn = r->alpn ? r->alpn : "";
+		cp->routes[i].sni = r->sni ? r->sni : "";
+		cp->routes[i].worker = (char *)proc_name(r->worker);
+		cp->rp[i] = &cp->routes[i];
+		rules[i].alpn = r->alpn;
+		rules[i].sni = r->sni;
+		rules[i].worker = r->worker;
+		i++;
+	}
+	alen = route_alpn_list(rules, n, NULL, 0) + 1;
+	if ((cp->alpn = malloc(alen)) == NULL)
+		fatal(__func__);
+	route_alpn_list(rules, n, cp->alpn, alen);
+	free(rules);
+
+	i = 0;
+	TAILQ_FOREACH(k, &conf->keypairs, entry) {
+		mezite__keypair__init(&cp->kp[i]);
+		cp->kp[i].name = k->name;
+		cp->kp[i].cert.data = k->cert;
+		cp->kp[i].cert.len = k->cert_len;
+		cp->kp[i].key.data = k->key;
+		cp->kp[i].key.len = k->key_len;
+		cp->kpp[i] = &cp->kp[i];
+		i++;
+	}
+
+	mezite__master_config__init(&cp->mc);
+	cp->mc.n_routes = n;
+	cp->mc.routes = cp->rp;
+	cp->mc.default_worker = (char *)proc_name(conf->default_worker);
+	cp->mc.n_alpn = 1;
+	cp->mc.alpn = &cp->alpn;
+	cp->mc.handshake_timeout = conf->handshake_timeout;
+	cp->mc.idle_timeout = conf->idle_timeout;
+	cp->mc.drain_timeout = conf->drain_timeout;
+	cp->mc.max_connections = conf->max_connections;
+	cp->mc.tls_protocols = conf->tls_protocols;
+	cp->mc.tls_ciphers = conf->tls_ciphers;
+	cp->mc.tls_groups = conf->tls_groups;
+	cp->mc.client_ca.data = conf->client_ca;
+	cp->mc.client_ca.len = conf->client_ca_len;
+	cp->mc.started = started;
+	cp->mc.ktls = conf->ktls_on;
+}
+
+void
+config_master_pb_free(struct conf_pb *cp)
+{
+	free(cp->alpn);
+	free(cp->routes);
+	free(cp->rp);
+	free(cp->kp);
+	free(cp->kpp);
+}
+
+/*
+ * Refuse a configuration the processes could not run with, before any
+ * of it is applied: certificates and keys that the master's TLS engine
+ * will not load, users and chroots that do not exist.
+ */
+int
+config_check(struct mezited_conf *conf)
+{
+	struct conf_pb		 cp;
+	struct proc_conf	*pc;
+	struct stat		 st;
+	struct tls		*t;
+	struct ossl_server	*o;
+	char			 err[256];
+	int			 type, ok = 1;
+
+	/* Ask the kernel itself; a module may have come or gone. */
+	conf->ktls_on = 0;
+	if (conf->ktls != KTLS_NO && !MASTER_ENGINE_OSSL) {
+		if (conf->ktls == KTLS_YES) {
+			log_warnx("%s: ktls yes: this mezited is built on "
+			    "libtls, which cannot give sessions to the kernel",
+			    conf->path);
+			ok = 0;
+		}
+	} else if (conf->ktls != KTLS_NO) {
+		switch (ktls_probe(err, sizeof(err))) {
+		case 1:
+			conf->ktls_on = 1;
+			break;
+		case 0:
+			if (conf->ktls == KTLS_YES) {
+				log_warnx("%s: ktls yes: %s", conf->path, err);
+				ok = 0;
+			} else
+				log_debug("ktls auto: %s; relaying", err);
+			break;
+		default:
+			log_warnx("%s: ktls: %s", conf->path, err);
+			ok = 0;
+			break;
+		}
+	}
+
+	/* A context built the way the master will build it. */
+	config_master_pb(conf, 0, &cp);
+	if (MASTER_ENGINE_OSSL) {
+		if ((o = ossl_server_build(&cp.mc, cp.kpp, cp.nkp, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("%s: %s", conf->path, err);
+			ok = 0;
+		}
+		ossl_server_free(o);
+	} else {
+		if ((t = master_tls_build(&cp.mc, cp.kpp, cp.nkp, err,
+		    sizeof(err))) == NULL) {
+			log_warnx("%s: %s", conf->path, err);
+			ok = 0;
+		}
+		tls_free(t);
+	}
+	config_master_pb_free(&cp);
+
+	if (geteuid() != 0)
+		return (ok ? 0 : -1);
+	for (type = PROC_MASTER; type < PROC_MAX; type++) {
+		pc = &conf->procs[type];
+		if (type != PROC_MASTER && pc->prefork == 0)
+			continue;
+		if (getpwnam(pc->user) == NULL) {
+			log_warnx("%s: %s: user %s does not exist",
+			    conf->path, proc_name(type), pc->user);
+			ok = 0;
+		}
+		if (stat(pc->chroot, &st) == -1 || !S_ISDIR(st.st_mode)) {
+			log_warnx("%s: %s: chroot %s is not a directory",
+			    conf->path, proc_name(type), pc->chroot);
+			ok = 0;
+		}
+	}
+	return (ok ? 0 : -1);
+}
+
+static int
+str_changed(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a != b);
+	return (strcmp(a, b) != 0);
+}
+
+int
+config_proc_changed(struct proc_conf *a, struct proc_conf *b)
+{
+	return (str_changed(a->user, b->user) ||
+	    str_changed(a->chroot, b->chroot) || str_changed(a->root, b->root));
+}
+
+/* Whether a worker of the type must be replaced to follow b. */
+int
+config_worker_changed(enum proc_type type, struct mezited_conf *a,
+    struct mezited_conf *b)
+{
+	struct proc_conf	*pa = &a->procs[type], *pb = &b->procs[type];
+
+	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout)
+		return (1);
+	return (pa->body_limit != pb->body_limit ||
+	    pa->body_memory != pb->body_memory ||
+	    pa->max_streams != pb->max_streams ||
+	    pa->nstatus_allow != pb->nstatus_allow ||
+	    (pa->nstatus_allow > 0 && memcmp(pa->status_allow,
+	    pb->status_allow, pa->nstatus_allow *
+	    sizeof(*pa->status_allow)) != 0));
+}
+
+int
+config_listeners_same(struct mezited_conf *a, struct mezited_conf *b)
+{
+	struct listen_addr	*la, *lb;
+
+	lb = TAILQ_FIRST(&b->listeners);
+	TAILQ_FOREACH(la, &a->listeners, entry) {
+		if (lb == NULL || la->sslen != lb->sslen ||
+		    memcmp(&la->ss, &lb->ss, la->sslen) != 0)
+			return (0);
+		lb = TAILQ_NEXT(lb, entry);
+	}
+	return (lb == NULL);
 }

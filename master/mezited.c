@@ -84,20 +84,11 @@ static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
-static void		 worker_config(enum proc_type, Mezite__WorkerConfig *,
-			    Mezite__Network *, Mezite__Network **);
-static int		 worker_conf_changed(enum proc_type,
-			    struct mezited_conf *, struct mezited_conf *);
-static int		 config_check(struct mezited_conf *);
 static void		 master_send_config(struct child *);
 static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
 static int		 listeners_bind(struct mezited_conf *);
 static void		 fd_limit_raise(struct mezited_conf *);
-static int		 proc_conf_changed(struct proc_conf *,
-			    struct proc_conf *);
-static int		 listeners_same(struct mezited_conf *,
-			    struct mezited_conf *);
 static void		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
 static void		 ctl_workers(uint32_t);
 static int		 ctl_reload(void);
@@ -479,7 +470,7 @@ child_start(struct child *c)
 			    !w->retired)
 				child_pair(c, w);
 	} else {
-		worker_config(c->type, &wc, nets, pnets);
+		config_worker_pb(env, c->type, &wc, nets, pnets);
 		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
 		    &wc.base) == -1)
 			fatal("%s: compose", __func__);
@@ -501,37 +492,6 @@ child_start(struct child *c)
 		close(logs[1]);
 	}
 	child_backoff(c, "could not be started");
-}
-
-/*
- * What a worker of the type is told at start.  The message points into
- * env and into nets, which has room for STATUS_ALLOW_MAX networks.
- */
-static void
-worker_config(enum proc_type type, Mezite__WorkerConfig *wc,
-    Mezite__Network *nets, Mezite__Network **pnets)
-{
-	struct proc_conf	*pc = &env->procs[type];
-	size_t			 i;
-
-	mezite__worker_config__init(wc);
-	wc->root = pc->root ? pc->root : "";
-	wc->idle_timeout = env->idle_timeout;
-	if (type != PROC_HTTPS)
-		return;
-	wc->body_limit = pc->body_limit;
-	wc->body_memory = pc->body_memory;
-	wc->max_streams = pc->max_streams;
-	for (i = 0; i < pc->nstatus_allow && i < STATUS_ALLOW_MAX; i++) {
-		mezite__network__init(&nets[i]);
-		nets[i].addr.data = pc->status_allow[i].addr;
-		nets[i].addr.len = pc->status_allow[i].family == AF_INET ?
-		    4 : 16;
-		nets[i].prefix = pc->status_allow[i].prefix;
-		pnets[i] = &nets[i];
-	}
-	wc->status_allow = pnets;
-	wc->n_status_allow = i;
 }
 
 /*
@@ -622,179 +582,6 @@ proc_info(struct child *c, Mezite__ProcInfo *pi)
 	pi->draining = c->retired;
 }
 
-/* The master's configuration as the messages that carry it. */
-struct conf_pb {
-	Mezite__MasterConfig	 mc;
-	Mezite__Route		*routes;
-	Mezite__Route		**rp;
-	Mezite__Keypair		*kp;
-	Mezite__Keypair		**kpp;
-	size_t			 nkp;
-	char			*alpn;
-};
-
-static void
-conf_pb_build(struct mezited_conf *conf, struct conf_pb *cp)
-{
-	struct route_rule	*rules = NULL;
-	struct route		*r;
-	struct keypair		*k;
-	size_t			 n = 0, i, alen;
-
-	memset(cp, 0, sizeof(*cp));
-	TAILQ_FOREACH(r, &conf->routes, entry)
-		n++;
-	TAILQ_FOREACH(k, &conf->keypairs, entry)
-		cp->nkp++;
-	if ((cp->routes = calloc(n + 1, sizeof(*cp->routes))) == NULL ||
-	    (cp->rp = calloc(n + 1, sizeof(*cp->rp))) == NULL ||
-	    (rules = calloc(n + 1, sizeof(*rules))) == NULL ||
-	    (cp->kp = calloc(cp->nkp + 1, sizeof(*cp->kp))) == NULL ||
-	    (cp->kpp = calloc(cp->nkp + 1, sizeof(*cp->kpp))) == NULL)
-		fatal(__func__);
-
-	i = 0;
-	TAILQ_FOREACH(r, &conf->routes, entry) {
-		mezite__route__init(&cp->routes[i]);
-		cp->routes[i].alpn = r->alpn ? r->alpn : "";
-		cp->routes[i].sni = r->sni ? r->sni : "";
-		cp->routes[i].worker = (char *)proc_name(r->worker);
-		cp->rp[i] = &cp->routes[i];
-		rules[i].alpn = r->alpn;
-		rules[i].sni = r->sni;
-		rules[i].worker = r->worker;
-		i++;
-	}
-	alen = route_alpn_list(rules, n, NULL, 0) + 1;
-	if ((cp->alpn = malloc(alen)) == NULL)
-		fatal(__func__);
-	route_alpn_list(rules, n, cp->alpn, alen);
-	free(rules);
-
-	i = 0;
-	TAILQ_FOREACH(k, &conf->keypairs, entry) {
-		mezite__keypair__init(&cp->kp[i]);
-		cp->kp[i].name = k->name;
-		cp->kp[i].cert.data = k->cert;
-		cp->kp[i].cert.len = k->cert_len;
-		cp->kp[i].key.data = k->key;
-		cp->kp[i].key.len = k->key_len;
-		cp->kpp[i] = &cp->kp[i];
-		i++;
-	}
-
-	mezite__master_config__init(&cp->mc);
-	cp->mc.n_routes = n;
-	cp->mc.routes = cp->rp;
-	cp->mc.default_worker = (char *)proc_name(conf->default_worker);
-	cp->mc.n_alpn = 1;
-	cp->mc.alpn = &cp->alpn;
-	cp->mc.handshake_timeout = conf->handshake_timeout;
-	cp->mc.idle_timeout = conf->idle_timeout;
-	cp->mc.drain_timeout = conf->drain_timeout;
-	cp->mc.max_connections = conf->max_connections;
-	cp->mc.tls_protocols = conf->tls_protocols;
-	cp->mc.tls_ciphers = conf->tls_ciphers;
-	cp->mc.tls_groups = conf->tls_groups;
-	cp->mc.client_ca.data = conf->client_ca;
-	cp->mc.client_ca.len = conf->client_ca_len;
-	cp->mc.started = started;
-	cp->mc.ktls = conf->ktls_on;
-}
-
-static void
-conf_pb_free(struct conf_pb *cp)
-{
-	free(cp->alpn);
-	free(cp->routes);
-	free(cp->rp);
-	free(cp->kp);
-	free(cp->kpp);
-}
-
-/*
- * Refuse a configuration the processes could not run with, before any
- * of it is applied: certificates and keys that the master's TLS engine
- * will not load, users and chroots that do not exist.
- */
-static int
-config_check(struct mezited_conf *conf)
-{
-	struct conf_pb		 cp;
-	struct proc_conf	*pc;
-	struct stat		 st;
-	struct tls		*t;
-	struct ossl_server	*o;
-	char			 err[256];
-	int			 type, ok = 1;
-
-	/* Ask the kernel itself; a module may have come or gone. */
-	conf->ktls_on = 0;
-	if (conf->ktls != KTLS_NO && !MASTER_ENGINE_OSSL) {
-		if (conf->ktls == KTLS_YES) {
-			log_warnx("%s: ktls yes: this mezited is built on "
-			    "libtls, which cannot give sessions to the kernel",
-			    conf->path);
-			ok = 0;
-		}
-	} else if (conf->ktls != KTLS_NO) {
-		switch (ktls_probe(err, sizeof(err))) {
-		case 1:
-			conf->ktls_on = 1;
-			break;
-		case 0:
-			if (conf->ktls == KTLS_YES) {
-				log_warnx("%s: ktls yes: %s", conf->path, err);
-				ok = 0;
-			} else
-				log_debug("ktls auto: %s; relaying", err);
-			break;
-		default:
-			log_warnx("%s: ktls: %s", conf->path, err);
-			ok = 0;
-			break;
-		}
-	}
-
-	/* A context built the way the master will build it. */
-	conf_pb_build(conf, &cp);
-	if (MASTER_ENGINE_OSSL) {
-		if ((o = ossl_server_build(&cp.mc, cp.kpp, cp.nkp, err,
-		    sizeof(err))) == NULL) {
-			log_warnx("%s: %s", conf->path, err);
-			ok = 0;
-		}
-		ossl_server_free(o);
-	} else {
-		if ((t = master_tls_build(&cp.mc, cp.kpp, cp.nkp, err,
-		    sizeof(err))) == NULL) {
-			log_warnx("%s: %s", conf->path, err);
-			ok = 0;
-		}
-		tls_free(t);
-	}
-	conf_pb_free(&cp);
-
-	if (geteuid() != 0)
-		return (ok ? 0 : -1);
-	for (type = PROC_MASTER; type < PROC_MAX; type++) {
-		pc = &conf->procs[type];
-		if (type != PROC_MASTER && pc->prefork == 0)
-			continue;
-		if (getpwnam(pc->user) == NULL) {
-			log_warnx("%s: %s: user %s does not exist",
-			    conf->path, proc_name(type), pc->user);
-			ok = 0;
-		}
-		if (stat(pc->chroot, &st) == -1 || !S_ISDIR(st.st_mode)) {
-			log_warnx("%s: %s: chroot %s is not a directory",
-			    conf->path, proc_name(type), pc->chroot);
-			ok = 0;
-		}
-	}
-	return (ok ? 0 : -1);
-}
-
 static void
 master_send_config(struct child *c)
 {
@@ -802,7 +589,7 @@ master_send_config(struct child *c)
 	Mezite__ProcInfo	 pi;
 	size_t			 i;
 
-	conf_pb_build(env, &cp);
+	config_master_pb(env, started, &cp);
 	if (proc_compose_pb(&c->chan, IMSG_CONF_MASTER, 0, -1,
 	    &cp.mc.base) == -1)
 		fatal("%s: compose", __func__);
@@ -813,7 +600,7 @@ master_send_config(struct child *c)
 			    cp.kp[i].name);
 	if (proc_compose(&c->chan, IMSG_CONF_END, 0, -1, NULL, 0) == -1)
 		fatal("%s: compose", __func__);
-	conf_pb_free(&cp);
+	config_master_pb_free(&cp);
 
 	proc_info(c, &pi);
 	if (proc_compose_pb(&c->chan, IMSG_PROCS, 0, -1, &pi.base) == -1)
@@ -1159,7 +946,7 @@ supervisor_reload(void)
 		    "configuration", conffile);
 		return (-1);
 	}
-	if (!listeners_same(env, nconf))
+	if (!config_listeners_same(env, nconf))
 		log_warnx("listen addresses change only on restart");
 	if (strcmp(env->control_socket, nconf->control_socket) != 0)
 		log_warnx("control socket changes only on restart");
@@ -1176,14 +963,14 @@ supervisor_reload(void)
 	free(nconf->control_socket);
 	if ((nconf->control_socket = strdup(env->control_socket)) == NULL)
 		fatal(__func__);
-	if (proc_conf_changed(&env->procs[PROC_MASTER],
+	if (config_proc_changed(&env->procs[PROC_MASTER],
 	    &nconf->procs[PROC_MASTER]))
 		log_warnx("master user and chroot change only on restart");
 
 	/* Workers whose setup changed are replaced; the old ones drain. */
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->type == PROC_MASTER || c->retired ||
-		    !worker_conf_changed(c->type, env, nconf))
+		    !config_worker_changed(c->type, env, nconf))
 			continue;
 		log_info("%s.%u: replaced", proc_name(c->type), c->instance);
 		child_retire(c);
@@ -1226,54 +1013,6 @@ fd_limit_raise(struct mezited_conf *conf)
 		    "connections %u needs; accepting pauses when it is reached",
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)need,
 		    conf->max_connections);
-}
-
-static int
-str_changed(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return (a != b);
-	return (strcmp(a, b) != 0);
-}
-
-static int
-proc_conf_changed(struct proc_conf *a, struct proc_conf *b)
-{
-	return (str_changed(a->user, b->user) ||
-	    str_changed(a->chroot, b->chroot) || str_changed(a->root, b->root));
-}
-
-/* Whether a worker of the type must be replaced to follow b. */
-static int
-worker_conf_changed(enum proc_type type, struct mezited_conf *a,
-    struct mezited_conf *b)
-{
-	struct proc_conf	*pa = &a->procs[type], *pb = &b->procs[type];
-
-	if (proc_conf_changed(pa, pb) || a->idle_timeout != b->idle_timeout)
-		return (1);
-	return (pa->body_limit != pb->body_limit ||
-	    pa->body_memory != pb->body_memory ||
-	    pa->max_streams != pb->max_streams ||
-	    pa->nstatus_allow != pb->nstatus_allow ||
-	    (pa->nstatus_allow > 0 && memcmp(pa->status_allow,
-	    pb->status_allow, pa->nstatus_allow *
-	    sizeof(*pa->status_allow)) != 0));
-}
-
-static int
-listeners_same(struct mezited_conf *a, struct mezited_conf *b)
-{
-	struct listen_addr	*la, *lb;
-
-	lb = TAILQ_FIRST(&b->listeners);
-	TAILQ_FOREACH(la, &a->listeners, entry) {
-		if (lb == NULL || la->sslen != lb->sslen ||
-		    memcmp(&la->ss, &lb->ss, la->sslen) != 0)
-			return (0);
-		lb = TAILQ_NEXT(lb, entry);
-	}
-	return (lb == NULL);
 }
 
 static int

@@ -135,6 +135,17 @@ struct mezited_conf	*parse_config(const char *);
 int			 cmdline_symset(char *);
 void			 parse_set_resolve(int);
 
+/* The master's configuration as the messages that carry it. */
+struct conf_pb {
+	Mezite__MasterConfig	 mc;
+	Mezite__Route		*routes;
+	Mezite__Route		**rp;
+	Mezite__Keypair		*kp;
+	Mezite__Keypair		**kpp;
+	size_t			 nkp;
+	char			*alpn;
+};
+
 /* config.c */
 struct mezited_conf	*config_new(void);
 void			 config_free(struct mezited_conf *);
@@ -142,6 +153,19 @@ int			 config_load_pem(const char *, int, uint8_t **,
 			    size_t *, char *, size_t);
 void			 config_builtin_routes(struct mezited_conf *);
 int			 config_proc_available(enum proc_type);
+int			 config_check(struct mezited_conf *);
+void			 config_master_pb(struct mezited_conf *, int64_t,
+			    struct conf_pb *);
+void			 config_master_pb_free(struct conf_pb *);
+void			 config_worker_pb(struct mezited_conf *, enum proc_type,
+			    Mezite__WorkerConfig *, Mezite__Network *,
+			    Mezite__Network **);
+int			 config_proc_changed(struct proc_conf *,
+			    struct proc_conf *);
+int			 config_worker_changed(enum proc_type,
+			    struct mezited_conf *, struct mezited_conf *);
+int			 config_listeners_same(struct mezited_conf *,
+			    struct mezited_conf *);
 
 /* printconf.c */
 void			 print_config(FILE *, struct mezited_conf *);
