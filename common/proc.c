@@ -303,22 +303,33 @@ proc_chan_io(struct proc_chan *ch, int readable, int writable)
 		ch->arm(ch);
 }
 
+/*
+ * Whether a message may be queued on the channel: 1 if so; 0 if the
+ * peer has gone, and the message is lost as what was queued when it
+ * left; -1 (EPIPE) if the channel is dead.  The descriptor of a message
+ * that is not queued is closed.
+ */
+static int
+proc_chan_open(struct proc_chan *ch, int fd)
+{
+	if (!ch->dead && !ch->gone)
+		return (1);
+	if (fd != -1)
+		close(fd);
+	if (ch->gone && !ch->dead)
+		return (0);
+	errno = EPIPE;
+	return (-1);
+}
+
 int
 proc_compose(struct proc_chan *ch, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
-	if (ch->dead) {
-		if (fd != -1)
-			close(fd);
-		errno = EPIPE;
-		return (-1);
-	}
-	if (ch->gone) {
-		/* Lost, as what was queued when the peer left. */
-		if (fd != -1)
-			close(fd);
-		return (0);
-	}
+	int	 r;
+
+	if ((r = proc_chan_open(ch, fd)) != 1)
+		return (r);
 	if (imsg_compose(&ch->ibuf, type, peerid, 0, fd, data, len) == -1)
 		return (-1);
 	if (ch->arm != NULL)
@@ -330,21 +341,26 @@ int
 proc_compose_pb(struct proc_chan *ch, uint32_t type, uint32_t peerid, int fd,
     const ProtobufCMessage *msg)
 {
-	if (ch->dead) {
-		if (fd != -1)
-			close(fd);
-		errno = EPIPE;
-		return (-1);
-	}
-	if (ch->gone) {
-		if (fd != -1)
-			close(fd);
-		return (0);
-	}
+	int	 r;
+
+	if ((r = proc_chan_open(ch, fd)) != 1)
+		return (r);
 	if (pb_compose(&ch->ibuf, type, peerid, fd, msg) == -1)
 		return (-1);
 	if (ch->arm != NULL)
 		ch->arm(ch);
+	return (0);
+}
+
+/* IMSG_LOG_VERBOSE, from the supervisor to every child. */
+int
+proc_log_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	int	 v;
+
+	if (imsg_get_data(imsg, &v, sizeof(v)) == -1)
+		return (-1);
+	log_setverbose(v);
 	return (0);
 }
 

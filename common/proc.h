@@ -168,6 +168,7 @@ int		 proc_compose(struct proc_chan *, uint32_t, uint32_t, int,
 int		 proc_compose_pb(struct proc_chan *, uint32_t, uint32_t, int,
 		    const ProtobufCMessage *);
 uint32_t	 proc_queued(struct proc_chan *);
+int		 proc_log_verbose(struct proc_chan *, struct imsg *, void *);
 
 /* The same channel driven by libevent. */
 int		 proc_chan_event(struct proc_chan *, int,

@@ -172,17 +172,6 @@ worker_drain_msg(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
-static int
-worker_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
-{
-	int	 v;
-
-	if (imsg_get_data(imsg, &v, sizeof(v)) == -1)
-		return (-1);
-	log_setverbose(v);
-	return (0);
-}
-
 /* A session: acknowledged at once, so the master knows we are alive. */
 static int
 worker_handoff(struct proc_chan *ch, struct imsg *imsg, void *msg)
@@ -217,7 +206,8 @@ static const struct proc_msg worker_parent_msgs[] = {
 	{ IMSG_MASTER_CHANNEL, 0, NULL, PROC_FD_NEEDED,
 	    worker_master_channel },
 	{ IMSG_DRAIN, 0, NULL, PROC_FD_NONE, worker_drain_msg },
-	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE, worker_verbose },
+	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE,
+	    proc_log_verbose },
 };
 
 static const struct proc_msg worker_master_msgs[] = {

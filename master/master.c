@@ -362,17 +362,6 @@ master_drain_msg(struct proc_chan *ch, struct imsg *imsg, void *msg)
 }
 
 static int
-master_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
-{
-	int	 v;
-
-	if (imsg_get_data(imsg, &v, sizeof(v)) == -1)
-		return (-1);
-	log_setverbose(v);
-	return (0);
-}
-
-static int
 master_ctl_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__Status	 st;
@@ -468,7 +457,8 @@ static const struct proc_msg master_parent_msgs[] = {
 	{ IMSG_WORKER_UP, PROC_LEN_PB, &mezite__proc_info__descriptor,
 	    PROC_FD_NEEDED, master_worker_up },
 	{ IMSG_DRAIN, 0, NULL, PROC_FD_NONE, master_drain_msg },
-	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE, master_verbose },
+	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE,
+	    proc_log_verbose },
 	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, master_ctl_status },
 	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE,
 	    master_ctl_connections },

@@ -560,9 +560,13 @@ class Daemon:
         return healthz(self.port)
 
 
-def _start(pki, htdocs, **kw):
+def _start(pki, htdocs, edit=None, **kw):
+    """A started Daemon; edit, if given, rewrites its configuration text
+    before it starts."""
     d = Daemon(pki, htdocs, **kw)
     try:
+        if edit is not None:
+            d.write_conf(text=edit(d.conf_text()))
         d.start()
     except BaseException:
         d.cleanup()
@@ -612,11 +616,12 @@ def fresh_daemon(pki, htdocs, request):
 
 @pytest.fixture
 def make_daemon(pki, htdocs, request):
-    """Factory: make_daemon(**Daemon kwargs) -> started Daemon."""
+    """Factory: make_daemon(edit=None, **Daemon kwargs) -> started
+    Daemon; edit(text) -> text rewrites the configuration first."""
     made = []
 
-    def make(**kw):
-        d = _start(pki, htdocs, **kw)
+    def make(edit=None, **kw):
+        d = _start(pki, htdocs, edit, **kw)
         made.append(d)
         request.node._extra_daemons = made
         return d

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (Daemon, _finish, client_context, http_get, proc_rss_kb,
+from conftest import (_finish, _start, client_context, http_get, proc_rss_kb,
                       run, tls_connect, wait_for)
 
 MB = 1024 * 1024
@@ -248,34 +248,6 @@ def upload40(tmp_path_factory):
     return path, hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-@pytest.fixture
-def custom_daemon(pki, htdocs, request):
-    """Factory for a daemon whose configuration text is edited before it
-    starts: custom_daemon(edit=lambda text: text, **Daemon kwargs)."""
-    made = []
-
-    def make(edit, **kw):
-        d = Daemon(pki, htdocs, **kw)
-        made.append(d)
-        request.node._extra_daemons = made
-        d.write_conf(text=edit(d.conf_text()))
-        try:
-            d.start()
-        except BaseException:
-            d.cleanup()
-            made.remove(d)
-            raise
-        return d
-    yield make
-    errors = []
-    for d in made:
-        try:
-            _finish(d, request)
-        except AssertionError as e:
-            errors.append(str(e))
-    assert not errors, "\n".join(errors)
-
-
 def curl_uploads(url, path, n, flag, out_dir):
     """n uploads of path in one curl (parallel); each group has its own
     options after --next, so the bodies are not joined.  Returns the
@@ -379,12 +351,7 @@ def test_two_40mb_uploads_on_one_h2_connection_both_answered(
 
 @pytest.fixture(scope="module")
 def small_limit_daemon(pki, htdocs, request):
-    d = Daemon(pki, htdocs, extra="worker https {\n\tbody limit 1M\n}\n")
-    try:
-        d.start()
-    except BaseException:
-        d.cleanup()
-        raise
+    d = _start(pki, htdocs, extra="worker https {\n\tbody limit 1M\n}\n")
     yield d
     _finish(d, request)
 
@@ -437,10 +404,10 @@ def test_bodies_for_other_resources_are_capped(daemon, flag):
     assert daemon.healthz()
 
 
-def test_bodies_held_beyond_body_memory_get_413(custom_daemon):
+def test_bodies_held_beyond_body_memory_get_413(make_daemon):
     """body memory 8K: three HTTP/2 streams each hold 3 KiB of a body
     they have not finished; the one past 8 KiB in all is refused."""
-    d = custom_daemon(lambda t: t.replace(
+    d = make_daemon(lambda t: t.replace(
         "\troot \"/htdocs\"\n",
         "\troot \"/htdocs\"\n\tbody memory 8K\n"), prefork=1)
     c = H2(d.port)
@@ -471,9 +438,9 @@ def test_bodies_held_beyond_body_memory_get_413(custom_daemon):
 
 
 @pytest.mark.parametrize("path", ["/", "/api/v1/status"])
-def test_status_is_forbidden_to_anonymous_clients_elsewhere(custom_daemon,
+def test_status_is_forbidden_to_anonymous_clients_elsewhere(make_daemon,
                                                              path):
-    d = custom_daemon(lambda t: t.replace("status allow 127.0.0.1",
+    d = make_daemon(lambda t: t.replace("status allow 127.0.0.1",
                                           "status allow 192.0.2.0/24"))
     for alpn in (("http/1.1",), ("h2",)):
         if alpn == ("h2",):
@@ -498,9 +465,9 @@ def test_status_is_served_to_an_allowed_network(daemon):
     assert daemon.healthz()
 
 
-def test_status_is_served_to_a_verified_client_certificate(custom_daemon,
+def test_status_is_served_to_a_verified_client_certificate(make_daemon,
                                                             pki):
-    d = custom_daemon(lambda t: t.replace("status allow 127.0.0.1",
+    d = make_daemon(lambda t: t.replace("status allow 127.0.0.1",
                                           "status allow 192.0.2.0/24"),
                       client_ca=True)
     st, _, _ = http_get(d.port, "/api/v1/status")
@@ -569,14 +536,8 @@ def closed_within(port, alpn, seconds):
 
 @pytest.fixture(scope="module")
 def idle30_daemon(pki, htdocs, request):
-    d = Daemon(pki, htdocs)
-    d.write_conf(text=d.conf_text().replace("timeout idle 60",
-                                            "timeout idle 30"))
-    try:
-        d.start()
-    except BaseException:
-        d.cleanup()
-        raise
+    d = _start(pki, htdocs, edit=lambda t: t.replace("timeout idle 60",
+                                                    "timeout idle 30"))
     yield d
     _finish(d, request)
 
@@ -676,10 +637,10 @@ def test_header_table_size_zero_is_served(daemon):
     assert daemon.healthz()
 
 
-def test_streams_beyond_max_streams_are_refused(custom_daemon):
+def test_streams_beyond_max_streams_are_refused(make_daemon):
     """max streams 2 is advertised after h2o's SETTINGS; a client that
     opens more anyway has the extra bodies refused with REFUSED_STREAM."""
-    d = custom_daemon(lambda t: t.replace(
+    d = make_daemon(lambda t: t.replace(
         "\troot \"/htdocs\"\n", "\troot \"/htdocs\"\n\tmax streams 2\n"),
         prefork=1)
     c = H2(d.port)
