@@ -16,9 +16,11 @@ YACC ?=		byacc
 PROTOC_C ?=	protoc-c
 PKG_CONFIG ?=	pkg-config
 
+# Asked of pkg-config only when a rule needs them: after make deps has
+# installed the libraries, and never for targets that compile nothing.
 LIBS_PC =	libbsd-overlay libtls libcrypto libevent libprotobuf-c
-PC_CFLAGS !=	$(PKG_CONFIG) --cflags $(LIBS_PC)
-PC_LIBS !=	$(PKG_CONFIG) --libs $(LIBS_PC)
+PC_CFLAGS =	$(shell $(PKG_CONFIG) --cflags $(LIBS_PC))
+PC_LIBS =	$(shell $(PKG_CONFIG) --libs $(LIBS_PC))
 H2O_CFLAGS =	-DH2O_USE_LIBUV=0 $(shell $(PKG_CONFIG) --cflags libh2o-evloop)
 H2O_LIBS =	$(shell $(PKG_CONFIG) --libs libh2o-evloop)
 CHECK_CFLAGS =	$(shell $(PKG_CONFIG) --cflags check)
@@ -147,6 +149,9 @@ tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 
+# The targets that need packages install them first and only then
+# build, in a make of their own, so that pkg-config is asked once the
+# libraries are there.
 deps:
 	@sh scripts/deps.sh
 
@@ -208,11 +213,13 @@ check-libtls:
 check-integration: $(PROGS)
 	cd tests/integration && /usr/bin/python3 -m pytest -q -x
 
-demo: deps all
+demo: deps
+	$(MAKE) all
 	@sh scripts/demo.sh
 
 # Side-by-side benchmarks against HAProxy and h2o; not part of check.
-bench: deps all
+bench: deps
+	$(MAKE) all
 	@sh tests/bench/run.sh
 
 # The whole bench with small loads, the kTLS part in its VM included:
