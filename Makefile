@@ -1,8 +1,10 @@
 # Mezite: single-port access proxy.
 #
 #	make		build mezited and mezctl
-#	make check	install test dependencies, build, run every test
+#	make deps	install what building and make demo need (Debian)
 #	make demo	start mezited in the foreground on 127.0.0.1:8443
+#	make check	install test dependencies, build, run every test
+#	make bench	install the bench's peers, build, run the benchmarks
 #	make install	PREFIX=/usr/local DESTDIR=
 #
 # CFLAGS (default -O2 -g), CPPFLAGS and LDFLAGS are the builder's own; the
@@ -87,9 +89,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-integration check-sanitize check-libtls check-valgrind \
-	check-ktls check-bench demo deps \
-	install \
-	bench
+	check-ktls check-bench demo deps deps-check \
+	deps-bench install bench
 
 all: $(PROGS)
 
@@ -164,13 +165,21 @@ tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 
-# The targets that need packages install them first and only then
-# build, in a make of their own, so that pkg-config is asked once the
-# libraries are there.
+# What to install on Debian: building and make demo (deps), make check
+# (deps-check, a superset of the others) and make bench (deps-bench).
+# The targets that need them install them first and only then build, in
+# a make of their own, so that pkg-config is asked once the libraries
+# are there.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh build
 
-check: deps
+deps-check:
+	@sh scripts/deps.sh check
+
+deps-bench:
+	@sh scripts/deps.sh bench
+
+check: deps-check
 	$(MAKE) all $(UNIT_TESTS)
 	$(MAKE) check-unit check-valgrind check-config check-man check-fuzz \
 		check-integration check-sanitize check-libtls check-ktls \
@@ -233,7 +242,7 @@ demo: deps
 	@sh scripts/demo.sh
 
 # Side-by-side benchmarks against HAProxy and h2o; not part of check.
-bench: deps
+bench: deps-bench
 	$(MAKE) all
 	@sh tests/bench/run.sh
 
