@@ -9,8 +9,7 @@ import re
 
 import pytest
 
-from conftest import (MEZCTL, _Conn, client_context, http_get, run,
-                      tls_connect)
+from conftest import _Conn, client_context, http_get, run, tls_connect
 
 
 def test_show_status_text(daemon):
@@ -181,8 +180,8 @@ def test_group_held_only_at_runtime_is_not_enough(daemon):
     file mode but is refused by the daemon."""
     mark = daemon.log_size()
     r = run(["setpriv", "--reuid=daemon", "--regid=daemon",
-             "--groups=nogroup", MEZCTL, "-s", daemon.sock, "show",
-             "status"], check=False)
+             "--groups=nogroup", daemon.mezctl_for_others(), "-s",
+             daemon.sock, "show", "status"], check=False)
     assert r.returncode != 0, r.stdout
     assert "connections:" not in r.stdout
     daemon.wait_log(r"control: refused uid 1\b", start=mark)
