@@ -5,6 +5,7 @@
 #	make demo	start mezited in the foreground on 127.0.0.1:8443
 #	make check	install test dependencies, build, run every test
 #	make bench	install the bench's peers, build, run the benchmarks
+#	make check-fresh	make demo, then make check, on a fresh Debian 12
 #	make install	PREFIX=/usr/local DESTDIR=
 #
 # CFLAGS (default -O2 -g), CPPFLAGS and LDFLAGS are the builder's own; the
@@ -89,7 +90,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-integration check-sanitize check-libtls check-valgrind \
-	check-ktls check-bench demo deps deps-check \
+	check-ktls check-bench check-fresh demo deps deps-check \
 	deps-bench install bench
 
 all: $(PROGS)
@@ -251,6 +252,12 @@ check-bench: $(PROGS)
 	    > $$out/log 2>&1 && \
 	/usr/bin/python3 tests/bench/check.py $$out/out.txt; \
 	rc=$$?; [ $$rc -eq 0 ] || cat $$out/log; rm -rf $$out; exit $$rc
+
+# make demo and make check, each the first thing run in a fresh Debian 12
+# root made for the purpose, in a clone of this tree's HEAD (as root;
+# about 12 minutes).  Not part of check, which it runs; .ci/run runs both.
+check-fresh: deps-check
+	@sh scripts/check-fresh.sh
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
