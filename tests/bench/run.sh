@@ -20,22 +20,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-# The peers, quietly, only when missing (as scripts/deps.sh does).
-PKGS="haproxy h2o nghttp2-client libssl-dev openssl python3 procps"
-missing=""
-for p in $PKGS; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-	    grep -q 'ok installed'; then
-		missing="$missing $p"
-	fi
-done
-if [ -n "$missing" ]; then
-	echo "bench: installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+# The peers and the VM, when missing; their services neither started
+# nor enabled.
+sh "$top/scripts/deps.sh" bench
 
 mezited=${MEZITED:-$top/master/mezited}
 [ -x "$mezited" ] || { echo "bench: $mezited missing; run make" >&2; exit 1; }

@@ -521,9 +521,19 @@ class Daemon:
     def log_size(self):
         return len(self.log())
 
-    def mezctl(self, *args, json_out=False, user=None, timeout=10,
-               binary=MEZCTL):
-        cmd = [binary]
+    def mezctl_for_others(self):
+        """A copy of mezctl in the daemon's own directory (0755), for
+        running as another user: the tree's binary may be where only its
+        owner can reach it, as in a home directory (0700)."""
+        path = os.path.join(self.dir, "mezctl")
+        if not os.path.exists(path):
+            shutil.copyfile(MEZCTL, path)
+            os.chmod(path, 0o755)
+        return path
+
+    def mezctl(self, *args, json_out=False, user=None, timeout=10):
+        """mezctl, as root or, with user, as that user."""
+        cmd = [MEZCTL if user is None else self.mezctl_for_others()]
         if json_out:
             cmd.append("-j")
         cmd += ["-s", self.sock] + list(args)

@@ -59,12 +59,16 @@ def test_children_are_reexecuted_with_their_role(daemon):
 
 
 def _nonroot_tree(pki):
-    """Files a non-root mezited can use: its own copy of the key."""
+    """Files a non-root mezited can use: its own copy of the key, and of
+    mezited itself, since the tree's may be where only its owner can
+    reach it (a home directory is 0700)."""
     d = tempfile.mkdtemp(prefix="mzu", dir="/tmp")
     nobody = pwd.getpwnam("nobody")
-    for src, name in ((pki.cert, "cert.pem"), (pki.key, "key.pem")):
+    for src, name in ((pki.cert, "cert.pem"), (pki.key, "key.pem"),
+                      (MEZITED, "mezited")):
         shutil.copyfile(src, os.path.join(d, name))
     os.chmod(os.path.join(d, "key.pem"), 0o600)
+    os.chmod(os.path.join(d, "mezited"), 0o755)
     for name in os.listdir(d) + [""]:
         os.chown(os.path.join(d, name), nobody.pw_uid, nobody.pw_gid)
     os.chmod(d, 0o755)
@@ -86,7 +90,8 @@ def test_runs_without_root(pki):
     os.chown(conf, nobody.pw_uid, nobody.pw_gid)
     log = open(os.path.join(d, "log"), "wb")
     p = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup",
-                          "--clear-groups", MEZITED, "-d", "-f", conf],
+                          "--clear-groups", os.path.join(d, "mezited"),
+                          "-d", "-f", conf],
                          stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True)
     try:
