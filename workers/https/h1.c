@@ -12,15 +12,13 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 
-#include <limits.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <h2o.h>
 #include <h2o/http1.h>
 
+#include "h1parse.h"
 #include "https.h"
 
 static void	 h1_read(h2o_socket_t *, const char *);
@@ -66,113 +64,21 @@ h1_replace(struct session *s, int status)
 	s->h1_reject = status;
 }
 
-static int
-header_is(const char *p, size_t len, const char *name)
-{
-	return (len == strlen(name) && strncasecmp(p, name, len) == 0);
-}
-
-/*
- * A complete head: note a body, and hide it from h2o by rewriting, in
- * place and to the same length, Content-Length to zeros and
- * Transfer-Encoding to a Content-Length of zeros.  A head h2o will
- * refuse is left as it is.  One that would have h2o read a body we do
- * not see, with two lengths or a length and chunked, is refused: 400.
- */
-static int
-h1_head(struct session *s, char *head, size_t len)
-{
-	char		*line, *end, *colon, *v, *te = NULL, *tend = NULL;
-	char		*cl = NULL, *clend = NULL, num[20];
-	const char	*errstr;
-	size_t		 n;
-
-	for (line = memchr(head, '\n', len); line != NULL &&
-	    (size_t)(line - head) + 1 < len; line = end) {
-		line++;
-		if ((end = memchr(line, '\n', head + len - line)) == NULL)
-			break;
-		if ((colon = memchr(line, ':', end - line)) == NULL)
-			continue;
-		for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
-			;
-		n = end - v;
-		if (n > 0 && v[n - 1] == '\r')
-			n--;
-		if (header_is(line, colon - line, "expect") &&
-		    header_is(v, n, "100-continue")) {
-			/* Ours to send, if the body is wanted. */
-			memcpy(line, "X-Expc", 6);
-			s->h1_expect = 1;
-		} else if (header_is(line, colon - line, "transfer-encoding")) {
-			if (te != NULL)
-				return (400);
-			if (!header_is(v, n, "chunked"))
-				return (0);	/* h2o says 400 */
-			te = line;
-			tend = v + n;
-		} else if (header_is(line, colon - line, "content-length")) {
-			if (cl != NULL)
-				return (400);
-			cl = v;
-			clend = v + n;
-		}
-	}
-	if (te != NULL) {
-		if (cl != NULL)
-			return (400);
-		s->h1_chunked = 1;
-		memcpy(te, "Content-Length: ", 16);
-		memset(te + 16, '0', tend - te - 16);
-		return (0);
-	}
-	if (cl == NULL || clend - cl > 19)
-		return (0);	/* none, or h2o says 400 or 413 */
-	memcpy(num, cl, clend - cl);
-	num[clend - cl] = '\0';
-	s->h1_length = strtonum(num, 0, LLONG_MAX, &errstr);
-	if (errstr != NULL) {
-		s->h1_length = 0;
-		return (0);	/* h2o says 400 */
-	}
-	memset(cl, '0', clend - cl);
-	return (0);
-}
-
-/* Find the end of the head in what has arrived; bytes through it. */
-static size_t
-h1_head_end(struct session *s)
-{
-	h2o_buffer_t	*in = s->sock->input;
-	size_t		 i;
-
-	i = s->h1_scan > 2 ? s->h1_scan - 2 : 0;
-	for (; i < in->size; i++) {
-		if (in->bytes[i] != '\n')
-			continue;
-		if (i + 1 < in->size && in->bytes[i + 1] == '\n')
-			return (i + 2);
-		if (i + 2 < in->size && in->bytes[i + 1] == '\r' &&
-		    in->bytes[i + 2] == '\n')
-			return (i + 3);
-	}
-	s->h1_scan = in->size;
-	return (0);
-}
-
 static void
 h1_read(h2o_socket_t *sock, const char *err)
 {
 	struct session	*s = sock->on_close.data;
-	size_t		 end;
+	h2o_buffer_t	*in = sock->input;
+	ssize_t		 end;
 
 	if (err == NULL && s->h1_head == 0 && s->h1_reading == NULL) {
-		if ((end = h1_head_end(s)) > HEAD_MAX ||
-		    (end == 0 && sock->input->size > HEAD_MAX))
+		if ((end = h1_head_end(in->bytes, in->size, HEAD_MAX,
+		    &s->h1_scan)) == -1)
 			h1_replace(s, 431);
 		else if (end > 0) {
 			s->h1_head = end;
-			if (h1_head(s, sock->input->bytes, end) != 0) {
+			if (h1_head_rewrite(in->bytes, end,
+			    &s->h1_framing) == -1) {
 				h1_next(s);
 				h1_replace(s, 400);
 			}
@@ -211,95 +117,7 @@ static void
 h1_next(struct session *s)
 {
 	s->h1_scan = s->h1_fed = s->h1_head = 0;
-	s->h1_chunked = s->h1_expect = 0;
-	s->h1_length = 0;
-}
-
-/* Chunked transfer coding: pass the data on; -1 if malformed. */
-static int
-h1_chunked(struct body *b, const char *p, size_t len, size_t *used)
-{
-	size_t	 i = 0, n;
-	int	 c, d;
-
-	while (i < len && b->chunk != CHUNK_DONE) {
-		c = (unsigned char)p[i];
-		switch (b->chunk) {
-		case CHUNK_SIZE:
-			if (c >= '0' && c <= '9')
-				d = c - '0';
-			else if (c >= 'a' && c <= 'f')
-				d = c - 'a' + 10;
-			else if (c >= 'A' && c <= 'F')
-				d = c - 'A' + 10;
-			else if (c == ';' || c == ' ' || c == '\t') {
-				b->chunk = CHUNK_EXT;
-				i++;
-				continue;
-			} else if (c == '\r') {
-				i++;
-				continue;
-			} else if (c == '\n') {
-				if (b->digits == 0)
-					return (-1);
-				b->chunk = b->left > 0 ? CHUNK_DATA :
-				    CHUNK_TRAILER_START;
-				i++;
-				continue;
-			} else
-				return (-1);
-			if (b->left > (body_limit >> 4) + 1) {
-				b->status = 413;
-				return (-1);
-			}
-			b->left = b->left * 16 + d;
-			b->digits++;
-			i++;
-			break;
-		case CHUNK_EXT:
-			if (c == '\n') {
-				if (b->digits == 0)
-					return (-1);
-				b->chunk = b->left > 0 ? CHUNK_DATA :
-				    CHUNK_TRAILER_START;
-			}
-			i++;
-			break;
-		case CHUNK_DATA:
-			n = len - i < b->left ? len - i : b->left;
-			if (body_data(b, p + i, n) == -1)
-				return (-1);
-			b->left -= n;
-			i += n;
-			if (b->left == 0)
-				b->chunk = CHUNK_DATA_END;
-			break;
-		case CHUNK_DATA_END:
-			if (c == '\n') {
-				b->chunk = CHUNK_SIZE;
-				b->digits = 0;
-			} else if (c != '\r')
-				return (-1);
-			i++;
-			break;
-		case CHUNK_TRAILER_START:
-			b->chunk = c == '\n' ? CHUNK_DONE : c == '\r' ?
-			    CHUNK_TRAILER_START : CHUNK_TRAILER;
-			i++;
-			break;
-		case CHUNK_TRAILER:
-			if (c == '\n')
-				b->chunk = CHUNK_TRAILER_START;
-			i++;
-			break;
-		case CHUNK_DONE:
-			break;
-		}
-	}
-	*used = i;
-	if (b->chunk == CHUNK_DONE)
-		b->done = 1;
-	return (0);
+	memset(&s->h1_framing, 0, sizeof(s->h1_framing));
 }
 
 /*
@@ -313,17 +131,28 @@ h1_take(struct session *s, struct body *b)
 {
 	h2o_buffer_t	*in = s->sock->input;
 	char		*p;
-	size_t		 avail, n;
+	size_t		 avail, n, off, datalen;
+	ssize_t		 used;
 
 	if (in->size <= s->h1_head)
 		return;
 	p = in->bytes + s->h1_head;
 	avail = in->size - s->h1_head;
 	if (b->chunked) {
-		if (h1_chunked(b, p, avail, &n) == -1) {
-			if (b->status == 0)
-				b->status = 400;
-			b->abort = 1;
+		for (n = 0; n < avail && !b->done; n += used) {
+			used = h1_chunked(&b->chunk, body_limit, p + n,
+			    avail - n, &off, &datalen);
+			if (used == H1_CHUNK_TOO_LARGE)
+				b->status = 413;
+			if (used < 0 || (datalen > 0 &&
+			    body_data(b, p + n + off, datalen) == -1)) {
+				if (b->status == 0)
+					b->status = 400;
+				b->abort = 1;
+				break;
+			}
+			if (b->chunk.state == CHUNK_DONE)
+				b->done = 1;
 		}
 	} else {
 		n = avail < b->left ? avail : b->left;
@@ -429,12 +258,12 @@ h1_request(struct session *s, h2o_req_t *req)
 {
 	struct body	*b;
 	size_t		 head = s->h1_head;
-	int		 chunked = s->h1_chunked;
-	uint64_t	 length = s->h1_length;
+	int		 chunked = s->h1_framing.chunked;
+	uint64_t	 length = s->h1_framing.length;
 
 	static const h2o_iovec_t continue100 =
 	    { H2O_STRLIT("HTTP/1.1 100 Continue\r\n\r\n") };
-	int		 expect = s->h1_expect;
+	int		 expect = s->h1_framing.expect;
 	h2o_buffer_t	*in = s->sock->input;
 
 	if (s->h1_reject != 0) {

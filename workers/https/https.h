@@ -7,6 +7,7 @@
  *			is held, and the answer to one refused
  *	h2.c		HTTP/2: h2o's reading and writing, looked over
  *	h1.c		HTTP/1.1: the head rewritten, the body read by us
+ *	h1parse.c	...and what it parses of the client's bytes
  */
 
 #ifndef MEZITE_HTTPS_H
@@ -20,6 +21,7 @@
 #include <h2o.h>
 #include <openssl/evp.h>
 
+#include "h1parse.h"
 #include "meta.h"
 
 #define HEAD_MAX		(64 * 1024)	/* a request's header section */
@@ -33,16 +35,6 @@ enum body_kind {
 	BODY_NONE,		/* the resource takes no body */
 	BODY_SMALL,		/* kept whole, up to SMALL_BODY_MAX */
 	BODY_DIGEST,		/* hashed as it comes */
-};
-
-enum chunk_state {
-	CHUNK_SIZE,
-	CHUNK_EXT,
-	CHUNK_DATA,
-	CHUNK_DATA_END,
-	CHUNK_TRAILER_START,
-	CHUNK_TRAILER,
-	CHUNK_DONE,
 };
 
 struct session;
@@ -61,9 +53,8 @@ struct body {
 	int			 abort;		/* too much: answer, close */
 	/* HTTP/1.1: read by us */
 	int			 chunked;
-	uint64_t		 left;		/* of the chunk, or the body */
-	enum chunk_state	 chunk;
-	int			 digits;
+	struct h1_chunked	 chunk;		/* chunked */
+	uint64_t		 left;		/* of the body, if not */
 	int			 done;
 };
 
@@ -87,9 +78,7 @@ struct session {
 	size_t			 h1_scan;	/* no head end before this */
 	size_t			 h1_fed;	/* input h2o last parsed */
 	size_t			 h1_head;	/* the head's length; 0: none */
-	int			 h1_chunked;	/* the head announced a body */
-	uint64_t		 h1_length;
-	int			 h1_expect;	/* 100-continue, kept from h2o */
+	struct h1_framing	 h1_framing;	/* the body it announced */
 	int			 h1_writing;	/* our 100 Continue is going */
 	int			 h1_ended;	/* answer once it is out */
 	int			 h1_reject;	/* answer the request so */

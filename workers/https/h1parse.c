@@ -1,0 +1,203 @@
+/*
+ * What the HTTP/1.1 layer parses of a client's bytes, before h2o does or
+ * instead of it: the end of a request head, what the head says of the
+ * body (rewritten so that h2o sees none), and a chunked body.
+ */
+
+#include <sys/types.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "h1parse.h"
+
+static int
+header_is(const char *p, size_t len, const char *name)
+{
+	return (len == strlen(name) && strncasecmp(p, name, len) == 0);
+}
+
+/*
+ * The end of a request head in buf[0..len): the head's length through
+ * the empty line that ends it, 0 if that has not arrived, -1 if the head
+ * is longer than max.  *scan, 0 for a new head, keeps how far there was
+ * no end, so that a head arriving in pieces is looked over once.
+ */
+ssize_t
+h1_head_end(const char *buf, size_t len, size_t max, size_t *scan)
+{
+	size_t	 i, lim;
+
+	lim = len < max ? len : max;
+	for (i = *scan > 2 ? *scan - 2 : 0; i < lim; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < lim && buf[i + 1] == '\n')
+			return (i + 2);
+		if (i + 2 < lim && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return (i + 3);
+	}
+	*scan = lim;
+	return (len > max ? -1 : 0);
+}
+
+/*
+ * A complete head: note a body, and hide it from h2o by rewriting, in
+ * place and to the same length, Content-Length to zeros and
+ * Transfer-Encoding to a Content-Length of zeros.  A head h2o will
+ * refuse is left as it is.  One that would have h2o read a body we do
+ * not see, with two lengths or a length and chunked, is refused: -1,
+ * and the head is left half rewritten.
+ */
+int
+h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
+{
+	char		*line, *end, *colon, *v, *te = NULL, *tend = NULL;
+	char		*cl = NULL, *clend = NULL, num[20];
+	const char	*errstr;
+	size_t		 n;
+
+	memset(f, 0, sizeof(*f));
+	for (line = memchr(head, '\n', len); line != NULL &&
+	    (size_t)(line - head) + 1 < len; line = end) {
+		line++;
+		if ((end = memchr(line, '\n', head + len - line)) == NULL)
+			break;
+		if ((colon = memchr(line, ':', end - line)) == NULL)
+			continue;
+		for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+			;
+		n = end - v;
+		if (n > 0 && v[n - 1] == '\r')
+			n--;
+		if (header_is(line, colon - line, "expect") &&
+		    header_is(v, n, "100-continue")) {
+			/* Ours to send, if the body is wanted. */
+			memcpy(line, "X-Expc", 6);
+			f->expect = 1;
+		} else if (header_is(line, colon - line, "transfer-encoding")) {
+			if (te != NULL)
+				return (-1);
+			if (!header_is(v, n, "chunked"))
+				return (0);	/* h2o says 400 */
+			te = line;
+			tend = v + n;
+		} else if (header_is(line, colon - line, "content-length")) {
+			if (cl != NULL)
+				return (-1);
+			cl = v;
+			clend = v + n;
+		}
+	}
+	if (te != NULL) {
+		if (cl != NULL)
+			return (-1);
+		f->chunked = 1;
+		memcpy(te, "Content-Length: ", 16);
+		memset(te + 16, '0', tend - te - 16);
+		return (0);
+	}
+	if (cl == NULL || clend - cl > 19)
+		return (0);	/* none, or h2o says 400 or 413 */
+	memcpy(num, cl, clend - cl);
+	num[clend - cl] = '\0';
+	f->length = strtonum(num, 0, LLONG_MAX, &errstr);
+	if (errstr != NULL) {
+		f->length = 0;
+		return (0);	/* h2o says 400 */
+	}
+	memset(cl, '0', clend - cl);
+	return (0);
+}
+
+/*
+ * Chunked transfer coding, from p[0..len): up to the end of the body, or
+ * through the first piece of chunk data, which the caller passes on.
+ * Returns the bytes used, the data among them at p[*off] for *datalen
+ * bytes (0: none); H1_CHUNK_BAD if malformed, H1_CHUNK_TOO_LARGE if a
+ * chunk's size is past max.
+ */
+ssize_t
+h1_chunked(struct h1_chunked *c, uint64_t max, const char *p, size_t len,
+    size_t *off, size_t *datalen)
+{
+	size_t	 i = 0, n;
+	int	 ch, d;
+
+	*off = *datalen = 0;
+	while (i < len && c->state != CHUNK_DONE) {
+		ch = (unsigned char)p[i];
+		switch (c->state) {
+		case CHUNK_SIZE:
+			if (ch >= '0' && ch <= '9')
+				d = ch - '0';
+			else if (ch >= 'a' && ch <= 'f')
+				d = ch - 'a' + 10;
+			else if (ch >= 'A' && ch <= 'F')
+				d = ch - 'A' + 10;
+			else if (ch == ';' || ch == ' ' || ch == '\t') {
+				c->state = CHUNK_EXT;
+				i++;
+				continue;
+			} else if (ch == '\r') {
+				i++;
+				continue;
+			} else if (ch == '\n') {
+				if (c->digits == 0)
+					return (H1_CHUNK_BAD);
+				c->state = c->left > 0 ? CHUNK_DATA :
+				    CHUNK_TRAILER_START;
+				i++;
+				continue;
+			} else
+				return (H1_CHUNK_BAD);
+			if (c->left > (max >> 4) + 1)
+				return (H1_CHUNK_TOO_LARGE);
+			c->left = c->left * 16 + d;
+			c->digits++;
+			i++;
+			break;
+		case CHUNK_EXT:
+			if (ch == '\n') {
+				if (c->digits == 0)
+					return (H1_CHUNK_BAD);
+				c->state = c->left > 0 ? CHUNK_DATA :
+				    CHUNK_TRAILER_START;
+			}
+			i++;
+			break;
+		case CHUNK_DATA:
+			n = len - i < c->left ? len - i : c->left;
+			c->left -= n;
+			if (c->left == 0)
+				c->state = CHUNK_DATA_END;
+			*off = i;
+			*datalen = n;
+			return (i + n);
+		case CHUNK_DATA_END:
+			if (ch == '\n') {
+				c->state = CHUNK_SIZE;
+				c->digits = 0;
+			} else if (ch != '\r')
+				return (H1_CHUNK_BAD);
+			i++;
+			break;
+		case CHUNK_TRAILER_START:
+			c->state = ch == '\n' ? CHUNK_DONE : ch == '\r' ?
+			    CHUNK_TRAILER_START : CHUNK_TRAILER;
+			i++;
+			break;
+		case CHUNK_TRAILER:
+			if (ch == '\n')
+				c->state = CHUNK_TRAILER_START;
+			i++;
+			break;
+		case CHUNK_DONE:
+			break;
+		}
+	}
+	return (i);
+}
