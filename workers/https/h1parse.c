@@ -154,7 +154,8 @@ h1_chunked(struct h1_chunked *c, uint64_t max, const char *p, size_t len,
 				continue;
 			} else
 				return (H1_CHUNK_BAD);
-			if (c->left > (max >> 4) + 1)
+			/* Past max is too large, and so it cannot wrap. */
+			if ((uint64_t)d > max || c->left > (max - d) / 16)
 				return (H1_CHUNK_TOO_LARGE);
 			c->left = c->left * 16 + d;
 			c->digits++;
