@@ -37,6 +37,7 @@
 
 #define FUZZ_HEAD_MAX	(64 * 1024)
 #define FUZZ_HEADERS	100	/* H2O_MAX_HEADERS */
+#define FUZZ_AFTER	16	/* bytes after the head */
 #define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
 
 /*
@@ -112,23 +113,32 @@ head_end_check(const char *buf, size_t len, size_t max, size_t step)
 		FUZZ_ASSERT(k - (max + 1) < step);
 }
 
+/*
+ * The head is followed by bytes that cannot end one, as h2o's parser
+ * may need a few past the request line to judge it.
+ */
 static void
 h2o_view(const char *head, size_t len, struct h2o_view *v)
 {
 	struct phr_header	 hdr[FUZZ_HEADERS];
 	const struct phr_header	*entity = NULL;
 	const char		*method, *path;
+	char			*buf;
 	size_t			 method_len, path_len, i;
 	int			 minor, r;
 
 	memset(v, 0, sizeof(*v));
+	if ((buf = malloc(len + FUZZ_AFTER)) == NULL)
+		abort();
+	memcpy(buf, head, len);
+	memset(buf + len, 'x', FUZZ_AFTER);
 	v->nheaders = FUZZ_HEADERS;
-	r = phr_parse_request(head, len, &method, &method_len, &path,
-	    &path_len, &minor, hdr, &v->nheaders, 0);
-	/* Our end of the head is h2o's: it never waits for more. */
-	FUZZ_ASSERT(r != -2);
+	r = phr_parse_request(buf, len + FUZZ_AFTER, &method, &method_len,
+	    &path, &path_len, &minor, hdr, &v->nheaders, 0);
+	/* Our end of the head is h2o's: it never reads on past it. */
+	FUZZ_ASSERT(r == -1 || r == (int)len);
 	if (r < 0)
-		return;
+		goto done;
 	v->parsed = 1;
 	v->len = r;
 	for (i = 0; i < v->nheaders; i++) {
@@ -145,7 +155,7 @@ h2o_view(const char *head, size_t len, struct h2o_view *v)
 		}
 	}
 	if (entity == NULL)
-		return;
+		goto done;
 	if (entity->name_len == 17) {
 		if (entity->value_len == 7 &&
 		    strncasecmp(entity->value, "chunked", 7) == 0)
@@ -157,6 +167,8 @@ h2o_view(const char *head, size_t len, struct h2o_view *v)
 		v->refused = 1;
 		v->length = 0;
 	}
+ done:
+	free(buf);
 }
 
 static void
@@ -174,8 +186,6 @@ rewrite_check(const char *buf, size_t len, size_t max)
 	r = h1_head_rewrite(head, len, &f);
 	FUZZ_ASSERT(r == 0 || r == -1);
 	h2o_view(buf, len, &before);
-	if (before.parsed)
-		FUZZ_ASSERT(before.len == len);
 	if (r == -1) {
 		/* Two body lengths, which h2o would have read one of. */
 		FUZZ_ASSERT(!before.parsed || before.ncl + before.nte >= 2);
