@@ -6,9 +6,7 @@
 
 #include <sys/types.h>
 
-#include <limits.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -56,8 +54,8 @@ int
 h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 {
 	char		*line, *end, *colon, *v, *te = NULL, *tend = NULL;
-	char		*cl = NULL, *clend = NULL, num[20];
-	const char	*errstr;
+	char		*cl = NULL, *clend = NULL;
+	uint64_t	 length = 0;
 	size_t		 n;
 
 	memset(f, 0, sizeof(*f));
@@ -100,15 +98,20 @@ h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 		memset(te + 16, '0', tend - te - 16);
 		return (0);
 	}
-	if (cl == NULL || clend - cl > 19)
-		return (0);	/* none, or h2o says 400 or 413 */
-	memcpy(num, cl, clend - cl);
-	num[clend - cl] = '\0';
-	f->length = strtonum(num, 0, LLONG_MAX, &errstr);
-	if (errstr != NULL) {
-		f->length = 0;
+	if (cl == NULL)
+		return (0);
+	/*
+	 * Read as h2o_strtosize() reads it, 1 to 19 digits and nothing
+	 * else, so that we take every length h2o would and no other.
+	 */
+	if (clend == cl || clend - cl > 19)
 		return (0);	/* h2o says 400 */
+	for (v = cl; v < clend; v++) {
+		if (*v < '0' || *v > '9')
+			return (0);	/* h2o says 400 */
+		length = length * 10 + (*v - '0');
 	}
+	f->length = length;
 	memset(cl, '0', clend - cl);
 	return (0);
 }
