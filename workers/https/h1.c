@@ -6,7 +6,8 @@
  * digest's is hashed as it comes; another request with a body is
  * answered and the connection closed after it.
  *
- * A head longer than HEAD_MAX gets 431; one with two body lengths, 400.
+ * A head longer than HEAD_MAX gets 431; one with two body lengths or
+ * codings, 400.
  */
 
 #include <sys/types.h>

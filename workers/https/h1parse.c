@@ -46,15 +46,16 @@ h1_head_end(const char *buf, size_t len, size_t max, size_t *scan)
  * A complete head: note a body, and hide it from h2o by rewriting, in
  * place and to the same length, Content-Length to zeros and
  * Transfer-Encoding to a Content-Length of zeros.  A head h2o will
- * refuse is left as it is.  One that would have h2o read a body we do
- * not see, with two lengths or a length and chunked, is refused: -1,
- * and the head is left half rewritten.
+ * refuse is left as it is.  One that could have h2o read a body we do
+ * not see, with two lengths, two codings, or a length and a coding, is
+ * refused: -1, and the head is left half rewritten.  (h2o takes the
+ * last Transfer-Encoding, else the first Content-Length.)
  */
 int
 h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 {
-	char		*line, *end, *colon, *v, *te = NULL, *tend = NULL;
-	char		*cl = NULL, *clend = NULL;
+	char		*line, *end, *colon, *v, *te = NULL, *tv = NULL;
+	char		*tend = NULL, *cl = NULL, *clend = NULL;
 	uint64_t	 length = 0;
 	size_t		 n;
 
@@ -79,9 +80,8 @@ h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 		} else if (header_is(line, colon - line, "transfer-encoding")) {
 			if (te != NULL)
 				return (-1);
-			if (!header_is(v, n, "chunked"))
-				return (0);	/* h2o says 400 */
 			te = line;
+			tv = v;
 			tend = v + n;
 		} else if (header_is(line, colon - line, "content-length")) {
 			if (cl != NULL)
@@ -93,6 +93,8 @@ h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 	if (te != NULL) {
 		if (cl != NULL)
 			return (-1);
+		if (!header_is(tv, tend - tv, "chunked"))
+			return (0);	/* h2o says 400 */
 		f->chunked = 1;
 		memcpy(te, "Content-Length: ", 16);
 		memset(te + 16, '0', tend - te - 16);
