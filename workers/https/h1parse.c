@@ -60,7 +60,13 @@ h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 	size_t		 n;
 
 	memset(f, 0, sizeof(*f));
-	for (line = memchr(head, '\n', len); line != NULL &&
+	/* Past the request line, and an empty line before it (h2o's too). */
+	n = 0;
+	if (len >= 2 && head[0] == '\r' && head[1] == '\n')
+		n = 2;
+	else if (len >= 1 && head[0] == '\n')
+		n = 1;
+	for (line = memchr(head + n, '\n', len - n); line != NULL &&
 	    (size_t)(line - head) + 1 < len; line = end) {
 		line++;
 		if ((end = memchr(line, '\n', head + len - line)) == NULL)
