@@ -756,3 +756,25 @@ def test_ambiguous_http1_body_gets_400(daemon, headers, body):
         s.close()
     assert head.startswith(b"HTTP/1.1 400 "), head[:100]
     assert daemon.healthz()
+
+
+def test_chunked_body_after_wide_white_space_is_digested(daemon):
+    """Transfer-Encoding with much white space before "chunked": the head
+    is rewritten to a Content-Length h2o can read, and the body is ours."""
+    s = tls_connect(daemon.port, alpn=["http/1.1"], timeout=20)
+    try:
+        s.sendall(b"POST /api/v1/digest HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n"
+                  b"Transfer-Encoding:" + b" " * 40 + b"chunked\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n")
+        got = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 200 "), got[:100]
+    assert b'{"bytes":5,"sha256":"%s"}' % \
+        hashlib.sha256(b"hello").hexdigest().encode() in got, got

@@ -1,7 +1,7 @@
 /*
  * HTTP/1.1, ahead of h2o.  Before h2o parses a request head, the head is
  * found and its Content-Length or Transfer-Encoding rewritten in place
- * to a Content-Length of zeros, so that h2o hands the request over with
+ * to a Content-Length of 0, so that h2o hands the request over with
  * no body.  The handler then reads the body from the socket itself: a
  * digest's is hashed as it comes; another request with a body is
  * answered and the connection closed after it.

@@ -45,7 +45,7 @@ h1_head_end(const char *buf, size_t len, size_t max, size_t *scan)
 /*
  * A complete head: note a body, and hide it from h2o by rewriting, in
  * place and to the same length, Content-Length to zeros and
- * Transfer-Encoding to a Content-Length of zeros.  A head h2o will
+ * Transfer-Encoding to a Content-Length of 0.  A head h2o will
  * refuse is left as it is.  One that could have h2o read a body we do
  * not see, with two lengths, two codings, or a length and a coding, is
  * refused: -1, and the head is left half rewritten.  (h2o takes the
@@ -102,8 +102,13 @@ h1_head_rewrite(char *head, size_t len, struct h1_framing *f)
 		if (!header_is(tv, tend - tv, "chunked"))
 			return (0);	/* h2o says 400 */
 		f->chunked = 1;
-		memcpy(te, "Content-Length: ", 16);
-		memset(te + 16, '0', tend - te - 16);
+		/*
+		 * The 0 after spaces, which h2o skips: as many zeros could
+		 * be more digits than it reads.
+		 */
+		memcpy(te, "Content-Length:", 15);
+		memset(te + 15, ' ', tend - te - 16);
+		tend[-1] = '0';
 		return (0);
 	}
 	if (cl == NULL)
