@@ -102,7 +102,7 @@ run_same(const struct run *a, const struct run *b)
 	FUZZ_ASSERT(memcmp(a->data, b->data, a->datalen) == 0);
 	FUZZ_ASSERT(a->c.state == b->c.state);
 	FUZZ_ASSERT(a->c.left == b->c.left);
-	FUZZ_ASSERT(a->c.digits == b->c.digits);
+	FUZZ_ASSERT(a->c.digit == b->c.digit);
 	/* Where a failure was found depends on the cuts, not the rest. */
 	if (a->error == 0)
 		FUZZ_ASSERT(a->used == b->used);

@@ -162,7 +162,7 @@ h1_chunked(struct h1_chunked *c, uint64_t max, const char *p, size_t len,
 				i++;
 				continue;
 			} else if (ch == '\n') {
-				if (c->digits == 0)
+				if (!c->digit)
 					return (H1_CHUNK_BAD);
 				c->state = c->left > 0 ? CHUNK_DATA :
 				    CHUNK_TRAILER_START;
@@ -174,12 +174,12 @@ h1_chunked(struct h1_chunked *c, uint64_t max, const char *p, size_t len,
 			if ((uint64_t)d > max || c->left > (max - d) / 16)
 				return (H1_CHUNK_TOO_LARGE);
 			c->left = c->left * 16 + d;
-			c->digits++;
+			c->digit = 1;
 			i++;
 			break;
 		case CHUNK_EXT:
 			if (ch == '\n') {
-				if (c->digits == 0)
+				if (!c->digit)
 					return (H1_CHUNK_BAD);
 				c->state = c->left > 0 ? CHUNK_DATA :
 				    CHUNK_TRAILER_START;
@@ -197,7 +197,7 @@ h1_chunked(struct h1_chunked *c, uint64_t max, const char *p, size_t len,
 		case CHUNK_DATA_END:
 			if (ch == '\n') {
 				c->state = CHUNK_SIZE;
-				c->digits = 0;
+				c->digit = 0;
 			} else if (ch != '\r')
 				return (H1_CHUNK_BAD);
 			i++;

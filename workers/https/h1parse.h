@@ -32,7 +32,7 @@ enum chunk_state {
 struct h1_chunked {
 	enum chunk_state	 state;
 	uint64_t		 left;		/* of the chunk */
-	int			 digits;	/* of its size */
+	int			 digit;		/* of its size, one seen */
 };
 
 #define H1_CHUNK_BAD		(-1)	/* malformed */
