@@ -59,7 +59,8 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
-		workers/https/h1.c workers/https/h1parse.c
+		workers/https/h2parse.c workers/https/h1.c \
+		workers/https/h1parse.c
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c
 
 COMMON_OBJS =	$(COMMON_SRCS:.c=.o)

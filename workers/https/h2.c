@@ -23,6 +23,7 @@
 #include <h2o/http2.h>
 #include <h2o/http2_internal.h>
 
+#include "h2parse.h"
 #include "log.h"
 #include "https.h"
 
@@ -60,24 +61,6 @@ h2_frame(h2o_http2_conn_t *conn, uint8_t type, uint8_t flags, uint32_t id,
 	if (len > 0)
 		memcpy(buf.base + H2O_HTTP2_FRAME_HEADER_SIZE, payload, len);
 	conn->_write.buf->size += H2O_HTTP2_FRAME_HEADER_SIZE + len;
-}
-
-/* An HPACK integer with an n-bit prefix, the flags in first. */
-static size_t
-hpack_int(uint8_t *dst, uint8_t first, int n, uint32_t v)
-{
-	uint32_t	 max = (1U << n) - 1;
-	size_t		 len = 0;
-
-	if (v < max) {
-		dst[len++] = first | v;
-		return (len);
-	}
-	dst[len++] = first | max;
-	for (v -= max; v >= 128; v >>= 7)
-		dst[len++] = 0x80 | (v & 0x7f);
-	dst[len++] = v;
-	return (len);
 }
 
 /*
@@ -272,8 +255,7 @@ static int
 h2_headers_check(struct session *s)
 {
 	h2o_buffer_t	*in = s->sock->input;
-	const uint8_t	*f;
-	size_t		 off = 0, len;
+	size_t		 off = 0, cut;
 
 	if (s->h2->_read_expect == s->h2_expect0) {
 		/* The preface, if it is all here; h2o checks it. */
@@ -281,29 +263,11 @@ h2_headers_check(struct session *s)
 			return (0);
 		off = sizeof(H2_PREFACE) - 1;
 	}
-	while (in->size - off >= H2O_HTTP2_FRAME_HEADER_SIZE) {
-		f = (const uint8_t *)in->bytes + off;
-		len = h2o_http2_decode24u(f);
-		if (in->size - off - H2O_HTTP2_FRAME_HEADER_SIZE < len)
-			break;
-		if (f[3] == H2O_HTTP2_FRAME_TYPE_HEADERS ||
-		    f[3] == H2O_HTTP2_FRAME_TYPE_CONTINUATION) {
-			if (f[3] == H2O_HTTP2_FRAME_TYPE_HEADERS) {
-				s->h2_block = 0;
-				s->h2_block_id = h2o_http2_decode32u(f + 5) &
-				    0x7fffffff;
-			}
-			s->h2_block += len;
-			if (s->h2_block > HEAD_MAX) {
-				in->size = off;
-				return (1);
-			}
-			if (f[4] & H2O_HTTP2_FRAME_FLAG_END_HEADERS)
-				s->h2_block = 0;
-		}
-		off += H2O_HTTP2_FRAME_HEADER_SIZE + len;
-	}
-	return (0);
+	if (h2_block_scan(&s->h2_block, (const uint8_t *)in->bytes + off,
+	    in->size - off, HEAD_MAX, &cut) == 0)
+		return (0);
+	in->size = off + cut;
+	return (1);
 }
 
 static void
@@ -324,7 +288,7 @@ h2_too_large(struct session *s)
 	len += 3;
 	h2_frame(conn, H2O_HTTP2_FRAME_TYPE_HEADERS,
 	    H2O_HTTP2_FRAME_FLAG_END_HEADERS | H2O_HTTP2_FRAME_FLAG_END_STREAM,
-	    s->h2_block_id, block, len);
+	    s->h2_block.id, block, len);
 	goaway[0] = last >> 24;
 	goaway[1] = last >> 16;
 	goaway[2] = last >> 8;

@@ -8,6 +8,7 @@
  *	h2.c		HTTP/2: h2o's reading and writing, looked over
  *	h1.c		HTTP/1.1: the head rewritten, the body read by us
  *	h1parse.c	...and what it parses of the client's bytes
+ *	h2parse.c	HTTP/2 frames measured, HPACK integers written
  */
 
 #ifndef MEZITE_HTTPS_H
@@ -22,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "h1parse.h"
+#include "h2parse.h"
 #include "meta.h"
 
 #define HEAD_MAX		(64 * 1024)	/* a request's header section */
@@ -71,8 +73,7 @@ struct session {
 				    const uint8_t *, size_t, const char **);
 	int			 h2_settings;	/* ours sent */
 	size_t			 hpack_size;	/* table size the peer knows */
-	size_t			 h2_block;	/* header block so far */
-	uint32_t		 h2_block_id;	/* of this stream */
+	struct h2_block		 h2_block;	/* being received */
 	int			 h2_dead;	/* 431 sent: input dropped */
 	/* HTTP/1.1: the head of the request h2o is to parse */
 	size_t			 h1_scan;	/* no head end before this */
