@@ -77,7 +77,8 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
-		tests/fuzz/fuzz_h1chunked
+		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
+		tests/fuzz/fuzz_hpackint
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-integration check-sanitize check-libtls check-valgrind \
@@ -159,9 +160,10 @@ tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 
-# The https worker's parsers of client bytes.  They do no arithmetic
-# that should wrap, so a wrap is an error too.  fuzz_h1head holds the
-# rewritten head up to libh2o's own parser.
+# The https worker's parsers of client bytes, and the HPACK integers it
+# writes from a client's values.  They do no arithmetic that should
+# wrap, so a wrap is an error too.  fuzz_h1head holds the rewritten
+# head up to libh2o's own parser.
 FUZZ_HTTPS =	-Iworkers/https -fsanitize=unsigned-integer-overflow
 
 tests/fuzz/fuzz_h1head: tests/fuzz/fuzz_h1head.c workers/https/h1parse.c \
@@ -172,6 +174,12 @@ tests/fuzz/fuzz_h1chunked: tests/fuzz/fuzz_h1chunked.c \
 	workers/https/h1parse.c workers/https/h1parse.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HTTPS) -o $@ $(filter %.c,$^) \
 		$(PC_LIBS)
+tests/fuzz/fuzz_h2block: tests/fuzz/fuzz_h2block.c workers/https/h2parse.c \
+	workers/https/h2parse.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HTTPS) -o $@ $(filter %.c,$^)
+tests/fuzz/fuzz_hpackint: tests/fuzz/fuzz_hpackint.c \
+	workers/https/h2parse.c workers/https/h2parse.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HTTPS) -o $@ $(filter %.c,$^)
 
 deps:
 	@sh scripts/deps.sh
