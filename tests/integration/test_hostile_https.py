@@ -699,19 +699,43 @@ def test_draining_worker_sends_idle_h2_connections_goaway(fresh_daemon):
     assert "did not drain in time" not in d.log()[mark:]
 
 
-@pytest.mark.parametrize("headers", [
-    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-    b"Content-Length: 5\r\nContent-Length: 5\r\n",
-], ids=["length-and-chunked", "two-lengths"])
-def test_ambiguous_http1_body_gets_400(daemon, headers):
+@pytest.mark.parametrize("headers,body", [
+    (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"hello"),
+    (b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello"),
+    (b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+     b"5\r\nhello\r\n0\r\n\r\n"),
+], ids=["length-and-chunked", "two-lengths", "two-codings"])
+def test_ambiguous_http1_body_gets_400(daemon, headers, body):
     """A head that gives its body's length two ways is refused: h2o would
     have read that body itself, past the worker's bounds."""
     s = tls_connect(daemon.port, alpn=["http/1.1"], timeout=20)
     try:
         s.sendall(b"POST /api/v1/digest HTTP/1.1\r\nHost: x\r\n" + headers +
-                  b"\r\nhello")
+                  b"\r\n" + body)
         head = s.recv(4096)
     finally:
         s.close()
     assert head.startswith(b"HTTP/1.1 400 "), head[:100]
     assert daemon.healthz()
+
+
+def test_chunked_body_after_wide_white_space_is_digested(daemon):
+    """Transfer-Encoding with much white space before "chunked": the head
+    is rewritten to a Content-Length h2o can read, and the body is ours."""
+    s = tls_connect(daemon.port, alpn=["http/1.1"], timeout=20)
+    try:
+        s.sendall(b"POST /api/v1/digest HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n"
+                  b"Transfer-Encoding:" + b" " * 40 + b"chunked\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\n\r\n")
+        got = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 200 "), got[:100]
+    assert b'{"bytes":5,"sha256":"%s"}' % \
+        hashlib.sha256(b"hello").hexdigest().encode() in got, got
