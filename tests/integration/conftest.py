@@ -40,6 +40,18 @@ MEZCTL = os.environ.get("MEZCTL", os.path.join(TOP, "mezctl", "mezctl"))
 # The master's TLS engine in that build: openssl, or libtls (relay only).
 MEZITED_TLS = os.environ.get("MEZITED_TLS", "openssl")
 
+
+def _asan_build():
+    r = subprocess.run(["ldd", MEZITED], capture_output=True, text=True,
+                       timeout=30)
+    return "libasan" in r.stdout
+
+
+# A build on AddressSanitizer's allocator (make check-sanitize) keeps what
+# is freed in quarantine (256 MB by default) and gives nothing back on
+# malloc_trim(): there RSS says nothing of mezited's own memory bounds.
+ASAN_BUILD = _asan_build()
+
 BIG_SIZE = 50 * 1024 * 1024      # the 50 MB transfers
 SLOW_SIZE = 20 * 1024 * 1024     # downloads kept running with --limit-rate
 SLOW_RATE = "4M"                 # ... so they last about 5 s

