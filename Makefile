@@ -173,13 +173,13 @@ FUZZ_CONF =	master/parse.c master/config.c master/printconf.c \
 		master/route.c master/engine.c master/tls_ossl.c \
 		master/ktls_install.c common/ktls.c
 
-tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c $(FUZZ_COMMON)
+tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
-tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c $(FUZZ_COMMON)
+tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 
 # The https worker's parsers of client bytes, and the HPACK integers it

@@ -25,9 +25,10 @@
 
 #include "h1parse.h"
 
+#include "fuzz.h"
+
 #define FUZZ_CUTS_ALL	512	/* cut at every point up to this length */
 #define FUZZ_CUTS	32	/* else at this many */
-#define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

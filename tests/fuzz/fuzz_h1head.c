@@ -35,10 +35,11 @@
 
 #include "h1parse.h"
 
+#include "fuzz.h"
+
 #define FUZZ_HEAD_MAX	(64 * 1024)
 #define FUZZ_HEADERS	100	/* H2O_MAX_HEADERS */
 #define FUZZ_AFTER	16	/* bytes after the head */
-#define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
 
 /*
  * libh2o exports its HTTP/1 parser and h2o_strtosize() but installs no

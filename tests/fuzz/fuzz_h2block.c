@@ -25,8 +25,9 @@
 
 #include "h2parse.h"
 
+#include "fuzz.h"
+
 #define FUZZ_HEAD_MAX	(64 * 1024)
-#define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

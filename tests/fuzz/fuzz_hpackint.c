@@ -24,7 +24,7 @@
 
 #include "h2parse.h"
 
-#define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
+#include "fuzz.h"
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -30,15 +30,14 @@
 
 #include "imsg.h"
 
+#include "fuzz.h"
+
 #define FUZZ_SPECS	4
 #define FUZZ_MAXSTREAM	65536
 #define FUZZ_SINKMAX	64		/* forwarded messages kept at most */
-#define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
-
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static int	 fuzz_setup(void);
-static int	 fuzz_send(int, const uint8_t *, size_t, int);
 static void	 fuzz_check(struct imsgbuf *, struct imsg *, ssize_t);
 static int	 fuzz_drain(struct imsgbuf *, struct imsgbuf *);
 static int	 fuzz_pump(struct imsgbuf *, struct imsgbuf *);
@@ -57,41 +56,6 @@ fuzz_setup(void)
 	if (nullfd == -1)
 		nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	return (nullfd);
-}
-
-/* One chunk as one sendmsg; -1 with errno as sendmsg left it. */
-static int
-fuzz_send(int s, const uint8_t *buf, size_t len, int withfd)
-{
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
-	union {
-		struct cmsghdr	 hdr;
-		unsigned char	 buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
-	ssize_t		 n;
-
-	memset(&msg, 0, sizeof(msg));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = (void *)(uintptr_t)buf;
-	iov.iov_len = len;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (withfd) {
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &nullfd, sizeof(int));
-	}
-	if ((n = sendmsg(s, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1)
-		return (-1);
-	/* A stream socket takes all or, when full, nothing of a chunk. */
-	FUZZ_ASSERT((size_t)n == len);
-	return (0);
 }
 
 /* What imsg_get promises about a message it returned. */
@@ -205,7 +169,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		withfd = (specs[i % FUZZ_SPECS] & 0x80) != 0;
 		if (len > left)
 			len = left;
-		while (fuzz_send(sv[0], p, len, withfd) == -1) {
+		while (fuzz_sendmsg(sv[0], p, len, withfd ? nullfd : -1) == -1) {
 			/* Full: let the reader make room.  Else give up. */
 			if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
 			    fuzz_pump(&ib, &sink) != 1) {

@@ -45,6 +45,8 @@
 #include "meta.h"
 #include "proc.h"
 
+#include "fuzz.h"
+
 #define FUZZ_SPECS	4
 #define FUZZ_MAXSTREAM	65536
 #define FUZZ_HIGHWATER	4
@@ -52,8 +54,6 @@
 #define FUZZ_RETRIES	4	/* rounds to wait for room to send */
 #define FUZZ_KEEP	8	/* payloads the handler keeps at most */
 #define FUZZ_FDSCAN	64	/* more than a run can have open at once */
-#define FUZZ_ASSERT(x)	do { if (!(x)) abort(); } while (0)
-
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static int	 fuzz_setup(void);
@@ -64,7 +64,6 @@ static int	 fuzz_handoff_ack(struct proc_chan *, struct imsg *, void *);
 static int	 fuzz_ctl_fail(struct proc_chan *, struct imsg *, void *);
 static int	 fuzz_handoff(struct proc_chan *, struct imsg *, void *);
 static void	 fuzz_closed(struct proc_chan *);
-static int	 fuzz_send(int, const uint8_t *, size_t, int);
 static void	 fuzz_round(int, int);
 static void	 fuzz_drain(int);
 static void	 fuzz_leakcheck(void);
@@ -224,41 +223,6 @@ fuzz_closed(struct proc_chan *ch)
 	cur = NULL;
 }
 
-/* One chunk as one sendmsg; -1 with errno as sendmsg left it. */
-static int
-fuzz_send(int s, const uint8_t *buf, size_t len, int withfd)
-{
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cmsg;
-	union {
-		struct cmsghdr	 hdr;
-		unsigned char	 buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
-	ssize_t		 n;
-
-	memset(&msg, 0, sizeof(msg));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = (void *)(uintptr_t)buf;
-	iov.iov_len = len;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (withfd) {
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &nullfd, sizeof(int));
-	}
-	if ((n = sendmsg(s, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1)
-		return (-1);
-	/* A stream socket takes all or, when full, nothing of a chunk. */
-	FUZZ_ASSERT((size_t)n == len);
-	return (0);
-}
-
 /* The peer reads and drops what it was sent, descriptors and all. */
 static void
 fuzz_drain(int s)
@@ -365,7 +329,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		withfd = (specs[i % FUZZ_SPECS] & 0x80) != 0;
 		if (len > left)
 			len = left;
-		for (tries = 0; fuzz_send(sv[0], p, len, withfd) == -1;
+		for (tries = 0; fuzz_sendmsg(sv[0], p, len, withfd ? nullfd : -1) == -1;
 		    tries++) {
 			/* Full: give the channel rounds to make room. */
 			FUZZ_ASSERT(errno == EAGAIN || errno == EWOULDBLOCK);

@@ -161,6 +161,20 @@ def tls_connect(port, alpn=None, sni="localhost", timeout=10, **kw):
         raise
 
 
+def client_hello(alpn=("h2", "http/1.1")):
+    """The bytes of a real TLS ClientHello, to send by hand."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(list(alpn)).wrap_bio(
+        inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()
+    assert hello[0] == 0x16 and len(hello) > 100
+    return hello
+
+
 class _Conn(http.client.HTTPConnection):
     """HTTP/1.1 over TLS to 127.0.0.1, with our own context and SNI."""
 

@@ -8,15 +8,15 @@ import re
 import select
 import signal
 import socket
-import ssl
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import (SLOW_RATE, client_context, get_json, make_keypair,
-                      peer_cert_der, pem_to_der, sha256_file, wait_for)
+from conftest import (SLOW_RATE, client_hello, get_json,
+                      make_keypair, peer_cert_der, pem_to_der, sha256_file,
+                      wait_for)
 
 
 def wait_closed(s, timeout):
@@ -45,20 +45,6 @@ def wait_counter_above(d, name, before, timeout=5):
     return wait_for(
         lambda: (lambda n: n if n > before else None)(counter(d, name)),
         timeout, what="%s to grow above %d" % (name, before))
-
-
-def client_hello():
-    """The bytes of a real TLS ClientHello."""
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = client_context(["h2", "http/1.1"]).wrap_bio(
-        inc, out, server_hostname="localhost")
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    hello = out.read()
-    assert hello[0] == 0x16 and len(hello) > 100
-    return hello
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import json
 import os
 import select
 import signal
-import socket
 import ssl
 import struct
 import subprocess
@@ -23,8 +22,8 @@ import time
 
 import pytest
 
-from conftest import (ASAN_BUILD, _finish, _start, client_context,
-                      http_get, proc_rss_kb, run, tls_connect, wait_for)
+from conftest import (ASAN_BUILD, _finish, _start, http_get, proc_rss_kb,
+                      run, tls_connect)
 
 MB = 1024 * 1024
 UPLOAD_SIZE = 60 * 1000 * 1000          # the 60 MB uploads

@@ -11,7 +11,6 @@ import resource
 import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 

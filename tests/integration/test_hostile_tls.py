@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from conftest import (ASAN_BUILD, client_context, http_get, proc_rss_kb,
-                      tls_connect, wait_for)
+from conftest import (ASAN_BUILD, client_hello, http_get,
+                      proc_rss_kb, tls_connect, wait_for)
 
 
 def s_client(port, *args, timeout=20):
@@ -292,20 +292,6 @@ def test_memory_comes_back_after_a_silent_flood(make_daemon):
     assert_served(d)
 
 
-def client_hello():
-    """The bytes of a real TLS 1.3 ClientHello."""
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = client_context(["http/1.1"]).wrap_bio(
-        inc, out, server_hostname="localhost")
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    hello = out.read()
-    assert hello[0] == 0x16 and len(hello) > 100
-    return hello
-
-
 @pytest.mark.skipif(ASAN_BUILD, reason="AddressSanitizer's allocator")
 def test_memory_comes_back_after_a_stalled_handshake_flood(make_daemon):
     """Thousands of connections that send a ClientHello and no more: the
@@ -313,7 +299,7 @@ def test_memory_comes_back_after_a_stalled_handshake_flood(make_daemon):
     connection costs before it is a session; once the handshake timeout
     has closed them, the master gives that memory back."""
     d = make_daemon(extra="max connections 10000\n")
-    hello = client_hello()
+    hello = client_hello(("http/1.1",))
     _, peak, after = flood_then_measure(d, lambda s: s.sendall(hello))
     assert after < RSS_AFTER_KB, \
         "master RSS %d KiB after the flood (peak %d KiB)" % (after, peak)
