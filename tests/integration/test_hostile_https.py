@@ -400,6 +400,32 @@ def test_bodies_for_other_resources_are_capped(daemon, flag):
     assert daemon.healthz()
 
 
+def test_refused_http1_body_is_read_and_the_connection_kept(daemon):
+    """A body too large for its resource is read to its end and refused;
+    the next request on the same HTTP/1.1 connection is served."""
+    s = tls_connect(daemon.port, alpn=["http/1.1"])
+    try:
+        s.settimeout(30)
+        f = s.makefile("rb")
+        for _ in range(2):
+            s.sendall(b"POST /upload.bin HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: %d\r\n\r\n" % MB + b"x" * MB)
+            status = f.readline()
+            assert status.startswith(b"HTTP/1.1 413"), status
+            length = 0
+            while True:
+                line = f.readline()
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                if line in (b"\r\n", b""):
+                    break
+            f.read(length)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert f.readline().startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()
+
+
 def test_bodies_held_beyond_body_memory_get_413(make_daemon):
     """body memory 8K: three HTTP/2 streams each hold 3 KiB of a body
     they have not finished; the one past 8 KiB in all is refused."""

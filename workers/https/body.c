@@ -155,7 +155,11 @@ body_data(struct body *b, const void *p, size_t len)
 void
 body_error(h2o_req_t *req, int status)
 {
-	int	 close = H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION;
+	int	 close;
+
+	/* HTTP/1.1 goes on only where the body was read to its end. */
+	close = req->http1_is_persistent ? 0 :
+	    H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION;
 
 	switch (status) {
 	case 400:

@@ -3,8 +3,8 @@
  * found and its Content-Length or Transfer-Encoding rewritten in place
  * to a Content-Length of 0, so that h2o hands the request over with
  * no body.  The handler then reads the body from the socket itself: a
- * digest's is hashed as it comes; another request with a body is
- * answered and the connection closed after it.
+ * digest's is hashed as it comes; one past what its resource takes is
+ * read to its end and refused (413), and the connection goes on.
  *
  * A head longer than HEAD_MAX gets 431; one with two body lengths or
  * codings, 400.
@@ -251,8 +251,10 @@ h1_rejected(struct session *s, h2o_req_t *req)
 /*
  * An HTTP/1.1 request whose body h2o was not shown: refuse it, read its
  * body, or let it be served; 0 if it is taken care of.  The body is read
- * for a digest only; for anything else, the connection closes after the
- * response, the body unread.
+ * for a digest, and thrown away, up to DISCARD_MAX, when refused (413),
+ * so that the connection goes on; a small body for another resource
+ * that has not all come yet, or is chunked, is left unread and the
+ * connection closes after the response.
  */
 int
 h1_request(struct session *s, h2o_req_t *req)
@@ -285,9 +287,11 @@ h1_request(struct session *s, h2o_req_t *req)
 			in->size -= length;
 			return (-1);
 		}
-		req->http1_is_persistent = 0;
-		if (chunked || length <= body_cap(b))
+		if (chunked || length <= body_cap(b)) {
+			req->http1_is_persistent = 0;
 			return (-1);
+		}
+		/* Too large: read to its end and refused, as below. */
 	}
 	if (b->kind != BODY_DIGEST || (!chunked && length > body_cap(b)))
 		b->status = 413;
