@@ -66,8 +66,12 @@ def main():
         if r.get("routed") != r.get("open"):
             fail("mem mezited: %s of %s routed" % (r.get("routed"),
                                                    r.get("open")))
-    for meas, status in (("down", "200"), ("up", "405")):
+    # An upload to a static file: h2o's file handler answers 405 once it
+    # has the body; mezited's worker, which takes bodies only for
+    # /api/v1/digest, reads it to its end and answers 413.
+    for meas, want in (("down", {}), ("up", {"mezited": "413"})):
         for s in HTTP:
+            status = want.get(s, "200" if meas == "down" else "405")
             for r in res.get(meas, {}).get(s, []):
                 if r.get("status") != status:
                     fail("%s %s: HTTP status %r" % (meas, s, r.get("status")))
