@@ -16,6 +16,7 @@ Fixtures:
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -132,9 +133,23 @@ def sha256_file(path):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range: the floods of the
+    suite use thousands of ephemeral ports, and one of them taken as a
+    client's local port would keep mezited from binding it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(1000):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below %d" % low)
 
 
 def client_context(alpn=None, cert=None, key=None):
