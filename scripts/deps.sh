@@ -24,9 +24,10 @@ VM="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod iproute2"
 BENCH="haproxy h2o nghttp2-client python3 procps $VM"
 
 # make check-fresh bootstraps its Debian root with mmdebstrap and clones
-# the tree with git.
+# the tree with git; the hostile suite shuts a channel down from inside
+# a worker with gdb and finds it with ss (iproute2).
 CHECK="check mandoc clang libclang-rt-14-dev python3-pytest psmisc
-valgrind util-linux mmdebstrap git $BENCH"
+valgrind util-linux mmdebstrap git gdb $BENCH"
 
 SERVICES="haproxy h2o"
 
