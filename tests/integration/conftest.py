@@ -176,6 +176,16 @@ def tls_connect(port, alpn=None, sni="localhost", timeout=10, **kw):
         raise
 
 
+def recv_all(s):
+    """Everything the peer sends until it closes."""
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return data
+        data += b
+
+
 def client_hello(alpn=("h2", "http/1.1")):
     """The bytes of a real TLS ClientHello, to send by hand."""
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()

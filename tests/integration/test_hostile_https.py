@@ -23,7 +23,7 @@ import time
 import pytest
 
 from conftest import (ASAN_BUILD, _finish, _start, http_get, proc_rss_kb,
-                      run, tls_connect)
+                      recv_all, run, tls_connect)
 
 MB = 1024 * 1024
 UPLOAD_SIZE = 60 * 1000 * 1000          # the 60 MB uploads
@@ -750,12 +750,7 @@ def test_chunked_body_after_wide_white_space_is_digested(daemon):
                   b"Connection: close\r\n"
                   b"Transfer-Encoding:" + b" " * 40 + b"chunked\r\n\r\n"
                   b"5\r\nhello\r\n0\r\n\r\n")
-        got = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
+        got = recv_all(s)
     finally:
         s.close()
     assert got.startswith(b"HTTP/1.1 200 "), got[:100]

@@ -14,8 +14,8 @@ import struct
 import threading
 import time
 
-from conftest import (HERE, http_get, proc_rss_kb, run, tls_connect,
-                      wait_for)
+from conftest import (HERE, http_get, proc_rss_kb, recv_all, run,
+                      tls_connect, wait_for)
 
 
 def imsg_types():
@@ -176,13 +176,8 @@ def test_stopped_worker_while_master_fills_its_queue(make_daemon):
     bad = []
     for s in socks:
         with s:
-            data = b""
             try:
-                while True:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    data += b
+                data = recv_all(s)
             except OSError as e:
                 data = repr(e).encode()
             if not data.startswith(b"HTTP/1.1 200"):
@@ -256,12 +251,7 @@ def test_master_killed_while_clients_connect(make_daemon):
             try:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
                           b"Connection: close\r\n\r\n")
-                data = b""
-                while True:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    data += b
+                data = recv_all(s)
                 results.append((begun, data.split(b"\r\n", 1)[0]))
             except OSError as e:
                 results.append((begun, "after handshake: %r" % e))
