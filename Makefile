@@ -64,6 +64,11 @@ VERSION =	0.1
 
 PROTO_C =	proto/mezite.pb-c.c
 PROTO_H =	proto/mezite.pb-c.h
+# The auth service's API, and the standard gRPC health service.
+AUTH_PROTO_C =	proto/auth.pb-c.c proto/health.pb-c.c
+AUTH_PROTO_H =	$(AUTH_PROTO_C:.c=.h)
+AUTH_LIBS_PC =	libnghttp2 sqlite3 libcrypt
+AUTH_LIBS =	$(shell $(PKG_CONFIG) --libs $(AUTH_LIBS_PC))
 
 COMMON_SRCS =	common/imsg.c common/log.c common/proc.c common/util.c \
 		common/meta.c common/sbuf.c common/worker.c common/ktls.c \
@@ -106,6 +111,9 @@ all: $(PROGS)
 
 $(PROTO_C) $(PROTO_H): proto/mezite.proto
 	cd proto && $(PROTOC_C) --c_out=. mezite.proto
+
+proto/%.pb-c.c proto/%.pb-c.h: proto/%.proto
+	cd proto && $(PROTOC_C) --c_out=. $*.proto
 
 master/parse.c: master/parse.y
 	$(YACC) -o $@ master/parse.y
@@ -308,5 +316,6 @@ install: all
 clean:
 	rm -f $(PROGS) $(UNIT_TESTS) $(FUZZ_TARGETS) master/parse.c \
 		tests/ktls/ktls_echo \
-		$(PROTO_C) $(PROTO_H) */*.o */*/*.o
+		$(PROTO_C) $(PROTO_H) $(AUTH_PROTO_C) $(AUTH_PROTO_H) \
+		*/*.o */*/*.o
 	rm -rf tests/fuzz/corpus

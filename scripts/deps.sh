@@ -15,7 +15,7 @@ set -eu
 
 BUILD="build-essential pkg-config byacc libbsd-dev libtls-dev libssl-dev
 libevent-dev libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler
-openssl netbase curl"
+libnghttp2-dev libsqlite3-dev libcrypt-dev openssl netbase curl"
 
 # scripts/vm-run.sh: Debian's kernel (it has the tls module) under qemu,
 # with a busybox initramfs; the guest's network is configured with ip.
@@ -25,9 +25,12 @@ BENCH="haproxy h2o nghttp2-client python3 procps $VM"
 
 # make check-fresh bootstraps its Debian root with mmdebstrap and clones
 # the tree with git; the hostile suite shuts a channel down from inside
-# a worker with gdb and finds it with ss (iproute2).
+# a worker with gdb and finds it with ss (iproute2); the auth worker's
+# tests are a real gRPC client (grpcio, with stubs protoc generates) and
+# sqlite3 looking at its store.
 CHECK="check mandoc clang libclang-rt-14-dev python3-pytest psmisc
-valgrind util-linux mmdebstrap git gdb $BENCH"
+valgrind util-linux mmdebstrap git gdb python3-grpcio python3-protobuf
+protobuf-compiler sqlite3 $BENCH"
 
 SERVICES="haproxy h2o"
 
