@@ -96,6 +96,10 @@ static const char *const imsg_names[IMSG_MAX] = {
 	[IMSG_HANDOFF_ACK] =		"HANDOFF_ACK",
 	[IMSG_MASTER_LOST] =		"MASTER_LOST",
 	[IMSG_WORKER_STUCK] =		"WORKER_STUCK",
+	[IMSG_AUTH_CA] =		"AUTH_CA",
+	[IMSG_AUTH_REVOKED] =		"AUTH_REVOKED",
+	[IMSG_ADMIN] =			"ADMIN",
+	[IMSG_ADMIN_REPLY] =		"ADMIN_REPLY",
 	[IMSG_CTL_SHOW_STATUS] =	"CTL_SHOW_STATUS",
 	[IMSG_CTL_SHOW_WORKERS] =	"CTL_SHOW_WORKERS",
 	[IMSG_CTL_SHOW_CONNECTIONS] =	"CTL_SHOW_CONNECTIONS",
@@ -107,6 +111,8 @@ static const char *const imsg_names[IMSG_MAX] = {
 	[IMSG_CTL_OK] =			"CTL_OK",
 	[IMSG_CTL_FAIL] =		"CTL_FAIL",
 	[IMSG_CTL_END] =		"CTL_END",
+	[IMSG_CTL_ADMIN] =		"CTL_ADMIN",
+	[IMSG_CTL_ADMIN_REPLY] =	"CTL_ADMIN_REPLY",
 };
 
 const char *
@@ -425,14 +431,21 @@ proc_event_arm(struct proc_chan *ch)
 	}
 }
 
+/* Drive a channel that proc_chan_init() made with libevent. */
+void
+proc_chan_event_watch(struct proc_chan *ch)
+{
+	ch->arm = proc_event_arm;
+	evtimer_set(&ch->deadev, proc_event_dead, ch);
+	proc_event_arm(ch);
+}
+
 int
 proc_chan_event(struct proc_chan *ch, int fd, const struct proc_peer *peer,
     const char *name, void *arg, void (*closed)(struct proc_chan *))
 {
 	if (proc_chan_init(ch, fd, peer, name, arg, closed) == -1)
 		return (-1);
-	ch->arm = proc_event_arm;
-	evtimer_set(&ch->deadev, proc_event_dead, ch);
-	proc_event_arm(ch);
+	proc_chan_event_watch(ch);
 	return (0);
 }

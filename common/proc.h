@@ -58,6 +58,12 @@ enum imsg_type {
 	IMSG_MASTER_LOST,	/* the master channel closed: draining */
 	/* master -> supervisor */
 	IMSG_WORKER_STUCK,	/* WorkerStuck: takes no handoffs */
+	/* auth worker -> supervisor -> master */
+	IMSG_AUTH_CA,		/* AuthCA: the CAs' certificates */
+	IMSG_AUTH_REVOKED,	/* Revoked: serials refused at the handshake */
+	/* supervisor <-> auth worker; peerid names the control client */
+	IMSG_ADMIN,		/* AdminRequest */
+	IMSG_ADMIN_REPLY,	/* AdminReply */
 	/* control, forwarded by the supervisor; peerid names the client */
 	IMSG_CTL_SHOW_STATUS,
 	IMSG_CTL_SHOW_WORKERS,
@@ -70,6 +76,8 @@ enum imsg_type {
 	IMSG_CTL_OK,
 	IMSG_CTL_FAIL,		/* CtlError */
 	IMSG_CTL_END,
+	IMSG_CTL_ADMIN,		/* AdminRequest */
+	IMSG_CTL_ADMIN_REPLY,	/* AdminReply */
 	IMSG_MAX
 };
 
@@ -174,5 +182,6 @@ int		 proc_log_verbose(struct proc_chan *, struct imsg *, void *);
 int		 proc_chan_event(struct proc_chan *, int,
 		    const struct proc_peer *, const char *, void *,
 		    void (*)(struct proc_chan *));
+void		 proc_chan_event_watch(struct proc_chan *);
 
 #endif /* MEZITE_PROC_H */

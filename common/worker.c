@@ -36,9 +36,10 @@ static void	 worker_drain(void);
 static void	 master_closed(struct proc_chan *);
 static void	 parent_closed(struct proc_chan *);
 
-static const struct proc_peer	 worker_from_parent;
+static void	 parent_peer_init(void);
 static const struct proc_peer	 worker_from_master;
 
+static struct proc_peer		 worker_from_parent;
 static struct proc_chan		 parent;
 static struct proc_chan		*master;	/* NULL until paired */
 static const struct worker_cb	*cb;
@@ -57,6 +58,7 @@ worker_init(enum proc_type type, unsigned int instance, const char *user,
 	(void)snprintf(wname, sizeof(wname), "%s.%u", proc_name(type),
 	    instance);
 	cb = callbacks;
+	parent_peer_init();
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -216,10 +218,25 @@ static const struct proc_msg worker_master_msgs[] = {
 	    PROC_FD_NONE, worker_status },
 };
 
-static const struct proc_peer worker_from_parent = {
-	"the supervisor", 1, worker_parent_msgs, nitems(worker_parent_msgs),
-	0, 0, 1
-};
+/* The supervisor's messages: every worker's, then this kind's. */
+static void
+parent_peer_init(void)
+{
+	struct proc_msg	*msgs;
+	size_t		 n = nitems(worker_parent_msgs);
+
+	if ((msgs = calloc(n + cb->nparent_msgs, sizeof(*msgs))) == NULL)
+		fatal(__func__);
+	memcpy(msgs, worker_parent_msgs, sizeof(worker_parent_msgs));
+	if (cb->nparent_msgs > 0)
+		memcpy(msgs + n, cb->parent_msgs,
+		    cb->nparent_msgs * sizeof(*msgs));
+	worker_from_parent.name = "the supervisor";
+	worker_from_parent.trusted = 1;
+	worker_from_parent.msgs = msgs;
+	worker_from_parent.nmsgs = n + cb->nparent_msgs;
+	worker_from_parent.fdpass = 1;
+}
 
 static const struct proc_peer worker_from_master = {
 	"the master", 1, worker_master_msgs, nitems(worker_master_msgs),
@@ -250,6 +267,13 @@ worker_status_request(void)
 		return (-1);
 	status_asked = now;
 	return (0);
+}
+
+/* The channel to the supervisor, for what a kind of worker tells it. */
+struct proc_chan *
+worker_parent(void)
+{
+	return (&parent);
 }
 
 /*

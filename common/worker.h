@@ -26,11 +26,15 @@ struct worker_cb {
 	void	(*status)(const Mezite__Status *);
 	/* Stop taking sessions; exit once the last one has ended. */
 	void	(*drain)(void);
+	/* What else this kind of worker takes from the supervisor. */
+	const struct proc_msg	*parent_msgs;
+	size_t			 nparent_msgs;
 };
 
 void	 worker_init(enum proc_type, unsigned int, const char *,
 	    const char *, const struct worker_cb *);
 int	 worker_status_request(void);
+struct proc_chan *worker_parent(void);
 void	 worker_conn_done(uint64_t);
 int	 worker_terminated(void);
 __dead void worker_exit(void);

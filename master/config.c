@@ -61,7 +61,21 @@ xstrdup(const char *s)
 int
 config_proc_available(enum proc_type t)
 {
-	return (t == PROC_MASTER || t == PROC_HTTPS);
+	return (t == PROC_MASTER || t == PROC_HTTPS || t == PROC_AUTH);
+}
+
+/*
+ * The auth worker's files (its database and CA keys) are in its own
+ * directory of the state directory, which is also its chroot.
+ */
+void
+config_auth_dir(struct mezited_conf *conf)
+{
+	struct proc_conf	*pc = &conf->procs[PROC_AUTH];
+
+	free(pc->chroot);
+	if (asprintf(&pc->chroot, "%s/%s", conf->state_dir, AUTH_DIR) == -1)
+		fatal("%s", __func__);
 }
 
 struct mezited_conf *
@@ -89,6 +103,9 @@ config_new(void)
 		if (PROC_IS_WORKER(t) && config_proc_available(t))
 			conf->procs[t].prefork = DEFAULT_PREFORK;
 	}
+	/* Several would each keep their own count of failed logins. */
+	conf->procs[PROC_AUTH].prefork = AUTH_PREFORK;
+	conf->procs[PROC_AUTH].cert_ttl = CERT_TTL;
 	conf->procs[PROC_HTTPS].body_limit = BODY_LIMIT;
 	conf->procs[PROC_HTTPS].body_memory = BODY_MEMORY;
 	conf->procs[PROC_HTTPS].max_streams = MAX_STREAMS;
@@ -276,6 +293,11 @@ config_worker_pb(struct mezited_conf *conf, enum proc_type type,
 	mezite__worker_config__init(wc);
 	wc->root = pc->root ? pc->root : "";
 	wc->idle_timeout = conf->idle_timeout;
+	if (type == PROC_AUTH) {
+		wc->cert_ttl = pc->cert_ttl;
+		/* Chrooted there when we are root. */
+		wc->state = geteuid() == 0 ? "/" : pc->chroot;
+	}
 	if (type != PROC_HTTPS)
 		return;
 	wc->body_limit = pc->body_limit;
@@ -389,6 +411,8 @@ config_check(struct mezited_conf *conf)
 	char			 err[256];
 	int			 type, ok = 1;
 
+	config_auth_dir(conf);
+
 	/* Ask the kernel itself; a module may have come or gone. */
 	conf->ktls_on = 0;
 	if (conf->ktls != KTLS_NO && !MASTER_ENGINE_OSSL) {
@@ -447,6 +471,9 @@ config_check(struct mezited_conf *conf)
 			    conf->path, proc_name(type), pc->user);
 			ok = 0;
 		}
+		/* The supervisor makes the auth worker's directory. */
+		if (type == PROC_AUTH)
+			continue;
 		if (stat(pc->chroot, &st) == -1 || !S_ISDIR(st.st_mode)) {
 			log_warnx("%s: %s: chroot %s is not a directory",
 			    conf->path, proc_name(type), pc->chroot);
@@ -478,7 +505,8 @@ config_worker_changed(enum proc_type type, struct mezited_conf *a,
 {
 	struct proc_conf	*pa = &a->procs[type], *pb = &b->procs[type];
 
-	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout)
+	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout ||
+	    pa->cert_ttl != pb->cert_ttl)
 		return (1);
 	return (pa->body_limit != pb->body_limit ||
 	    pa->body_memory != pb->body_memory ||

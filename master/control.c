@@ -3,9 +3,9 @@
  *
  * A client is let in when getpeereid() says it is root or the daemon's
  * own user; members of the control group (its effective gid) may use
- * the read-only show requests.  Requests the master answers are
- * forwarded with the client's id as peer id, and the replies are routed
- * back by it.
+ * the read-only show and list requests.  Requests the master or an auth
+ * worker answers are forwarded with the client's id as peer id, and the
+ * replies are routed back by it.
  */
 
 #include <sys/types.h>
@@ -37,6 +37,7 @@ struct ctl_conn {
 	uint32_t		 id;
 	uid_t			 uid;
 	int			 readonly;
+	pid_t			 waiting;	/* who owes the held reply */
 	struct proc_chan	 chan;
 };
 
@@ -278,7 +279,47 @@ control_forward(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	struct ctl_conn	*c = ch->arg;
 
 	ch->hold = 1;
-	ctl_cb->forward(imsg_get_type(imsg), c->id, NULL, 0);
+	c->waiting = ctl_cb->forward(imsg_get_type(imsg), c->id, NULL, 0);
+	return (0);
+}
+
+/* Whether an admin request only reads the store. */
+static int
+admin_readonly(Mezite__AdminOp op)
+{
+	switch (op) {
+	case MEZITE__ADMIN_OP__USER_LIST:
+	case MEZITE__ADMIN_OP__ROLE_LIST:
+	case MEZITE__ADMIN_OP__TOKEN_LIST:
+	case MEZITE__ADMIN_OP__CERT_LIST:
+	case MEZITE__ADMIN_OP__AUDIT_LIST:
+		return (1);
+	default:
+		return (0);
+	}
+}
+
+/*
+ * Requests an auth worker answers: the store's users, roles, tokens,
+ * certificates and audit events.  Members of the control group may only
+ * list.  The request may hold a password: its bytes are wiped here.
+ */
+static int
+control_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__AdminRequest	*req = msg;
+	struct ctl_conn		*c = ch->arg;
+
+	explicit_bzero(imsg->data, imsg_get_len(imsg));
+	if (c->readonly && !admin_readonly(req->op))
+		control_fail(c, "permission denied: only root may change "
+		    "the auth store");
+	else {
+		req->uid = c->uid;
+		ch->hold = 1;
+		c->waiting = ctl_cb->admin(c->id, req);
+	}
+	explicit_bzero(req->password, strlen(req->password));
 	return (0);
 }
 
@@ -330,6 +371,8 @@ static const struct proc_msg control_msgs[] = {
 	{ IMSG_CTL_RELOAD, 0, NULL, PROC_FD_NONE, control_reload },
 	{ IMSG_CTL_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE,
 	    control_verbose },
+	{ IMSG_CTL_ADMIN, PROC_LEN_PB, &mezite__admin_request__descriptor,
+	    PROC_FD_NONE, control_admin },
 };
 
 /*
@@ -342,15 +385,15 @@ static const struct proc_peer control_peer = {
 	CONTROL_HIGHWATER, 0, 0
 };
 
-/* The master went away: its answers will not come. */
+/* A child went away: the answers it owed will not come. */
 void
-control_master_gone(void)
+control_gone(pid_t pid)
 {
 	struct ctl_conn	*c;
 
 	TAILQ_FOREACH(c, &ctl_conns, entry)
-		if (c->chan.hold)
-			control_fail(c, "the master went away");
+		if (c->chan.hold && c->waiting == pid)
+			control_fail(c, "the process answering went away");
 }
 
 void
@@ -388,6 +431,7 @@ control_done(struct ctl_conn *c, uint32_t type)
 	if (!c->chan.hold || (type != IMSG_CTL_END && type != IMSG_CTL_FAIL))
 		return;
 	c->chan.hold = 0;
+	c->waiting = 0;
 	if (!c->chan.dispatching)
 		proc_chan_io(&c->chan, 0, 0);
 }

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "certid.h"
 #include "log.h"
 #include "master.h"
 #include "meta.h"
@@ -84,6 +85,8 @@ struct peer {
 	char			*issuer;
 	char			 fingerprint[sizeof("SHA256:") + 64];
 	char			**sans;
+	char			 name[CERTID_NAME_MAX + 1];
+	char			 serial[CERTID_SERIAL_MAX];
 };
 
 static int64_t
@@ -121,6 +124,16 @@ peer_fill(X509 *x, struct peer *p)
 	p->pc.fingerprint = p->fingerprint;
 	p->pc.not_before = asn1_time(X509_get0_notBefore(x));
 	p->pc.not_after = asn1_time(X509_get0_notAfter(x));
+	/* Whom it names, if the auth worker issued it. */
+	p->pc.kind = p->pc.name = p->pc.serial = "";
+	if ((p->pc.kind = (char *)certid_kind(x)) == NULL ||
+	    certid_name(x, p->name, sizeof(p->name)) == -1 ||
+	    certid_serial(x, p->serial, sizeof(p->serial)) == -1)
+		p->pc.kind = "";
+	else {
+		p->pc.name = p->name;
+		p->pc.serial = p->serial;
+	}
 
 	if ((names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL,
 	    NULL)) == NULL)
@@ -199,11 +212,19 @@ conn_route(struct conn *c)
 		conn_free(c);
 		return;
 	}
+	addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
+	/* The libtls engine cannot refuse it during the handshake. */
+	if ((x = eng_peer(c)) != NULL && certid_revoked(x)) {
+		log_info("conn %llu: %s: certificate revoked, closing",
+		    (unsigned long long)c->id, addr);
+		X509_free(x);
+		conn_free(c);
+		return;
+	}
 	c->wtype = route_select(rules, nrules, default_worker, c->alpn,
 	    c->sni);
 	mstats.route_total[c->wtype]++;
 	mstats.route_active[c->wtype]++;
-	addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
 
 	if ((c->worker = worker_pick(c->wtype)) == NULL) {
 		mstats.route_failures++;
@@ -212,6 +233,7 @@ conn_route(struct conn *c)
 		    c->alpn ? c->alpn : "-", c->sni ? c->sni : "-",
 		    worker_running(c->wtype) ? "no responsive" : "no",
 		    proc_name(c->wtype));
+		X509_free(x);
 		c->state = CONN_CLOSING;
 		conn_relay(c);
 		return;
@@ -229,7 +251,7 @@ conn_route(struct conn *c)
 	m.tls_version = (char *)eng_version(c);
 	m.tls_cipher = (char *)eng_cipher(c);
 	m.started = c->started;
-	if ((x = eng_peer(c)) != NULL) {
+	if (x != NULL) {
 		peer_fill(x, &peer);
 		X509_free(x);
 		m.cert = &peer.pc;

@@ -29,6 +29,7 @@
 #include <tls.h>
 #include <unistd.h>
 
+#include "certid.h"
 #include "log.h"
 #include "master.h"
 #include "meta.h"
@@ -125,6 +126,7 @@ master(const char *user, const char *root)
 		fatal("fd_nonblock");
 
 	proc_drop("master", user, root);
+	ossl_set_revoked(certid_revoked);
 
 	evbase = event_init();
 	signal_set(&ev_sigterm, SIGTERM, master_sig, NULL);
@@ -265,6 +267,11 @@ master_configure(void)
 	if ((idle_tv = event_base_init_common_timeout(evbase, &itv)) == NULL)
 		idle_tv = &itv;
 
+	if (certid_set_cas(mconf->auth_user_ca.data, mconf->auth_user_ca.len,
+	    mconf->auth_host_ca.data, mconf->auth_host_ca.len) == -1)
+		log_warnx("the auth worker's CA certificates are unusable; "
+		    "its users and nodes are not recognised");
+
 	log_debug("configured: %zu routes, default %s, alpn \"%s\", %s",
 	    nrules, proc_name(default_worker),
 	    mconf->n_alpn ? mconf->alpn[0] : "",
@@ -307,6 +314,18 @@ master_conf_end(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (pending == NULL)
 		return (-1);
 	master_configure();
+	return (0);
+}
+
+/* The auth worker's revoked certificates, through the supervisor. */
+static int
+master_revoked(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__Revoked	*r = msg;
+
+	if (certid_set_revoked(r->serials, r->n_serials) == -1)
+		fatal("%s", __func__);
+	log_debug("%zu certificates revoked", r->n_serials);
 	return (0);
 }
 
@@ -457,6 +476,8 @@ static const struct proc_msg master_parent_msgs[] = {
 	{ IMSG_WORKER_UP, PROC_LEN_PB, &mezite__proc_info__descriptor,
 	    PROC_FD_NEEDED, master_worker_up },
 	{ IMSG_DRAIN, 0, NULL, PROC_FD_NONE, master_drain_msg },
+	{ IMSG_AUTH_REVOKED, PROC_LEN_PB, &mezite__revoked__descriptor,
+	    PROC_FD_NONE, master_revoked },
 	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE,
 	    proc_log_verbose },
 	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, master_ctl_status },

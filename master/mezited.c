@@ -71,6 +71,7 @@ static void		 master_listen(int, short, void *);
 
 static const struct proc_peer	 supervisor_from_master;
 static const struct proc_peer	 supervisor_from_worker;
+static const struct proc_peer	 supervisor_from_auth;
 static void		 supervisor_log(int, short, void *);
 static void		 supervisor_restart(int, short, void *);
 static void		 supervisor_shutdown(void);
@@ -89,7 +90,10 @@ static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
 static int		 listeners_bind(struct mezited_conf *);
 static void		 fd_limit_raise(struct mezited_conf *);
-static void		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
+static pid_t		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
+static pid_t		 ctl_admin(uint32_t, Mezite__AdminRequest *);
+static int		 auth_dir_prepare(void);
+static void		 master_send_revoked(struct child *);
 static void		 ctl_workers(uint32_t);
 static int		 ctl_reload(void);
 static void		 ctl_verbose(int);
@@ -111,9 +115,12 @@ static const struct timeval	 pair_retry_tv = { PAIR_RETRY, 0 };
 static const struct timeval	 listen_grace = { LISTEN_GRACE, 0 };
 static struct event		 listenev;	/* the master's grace */
 static int			 master_listening;
+static Mezite__AuthCA		*auth_ca;	/* as the auth worker sent it */
+static Mezite__Revoked		*auth_revoked;
 
 static const struct control_cb ctl_cb = {
 	.forward = ctl_forward,
+	.admin = ctl_admin,
 	.workers = ctl_workers,
 	.reload = ctl_reload,
 	.verbose = ctl_verbose,
@@ -209,6 +216,8 @@ main(int argc, char *argv[])
 			master(user, root);
 		case PROC_HTTPS:
 			https(instance, user, root);
+		case PROC_AUTH:
+			auth(instance, user, root);
 		default:
 			fatalx("%s: not available in this version", role);
 		}
@@ -399,6 +408,10 @@ child_start(struct child *c)
 
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
 	    c->instance);
+	if (c->type == PROC_AUTH && auth_dir_prepare() == -1) {
+		child_backoff(c, "has no directory");
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) == -1 ||
 	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, logs) == -1 ||
 	    fd_nonblock(chan[0]) == -1)
@@ -439,7 +452,8 @@ child_start(struct child *c)
 	c->restart_at = 0;
 	c->paired = 0;
 	if (proc_chan_event(&c->chan, chan[0], c->type == PROC_MASTER ?
-	    &supervisor_from_master : &supervisor_from_worker, name, c,
+	    &supervisor_from_master : c->type == PROC_AUTH ?
+	    &supervisor_from_auth : &supervisor_from_worker, name, c,
 	    child_closed) == -1)
 		fatal("%s: channel", name);
 	c->logfd = logs[0];
@@ -455,6 +469,7 @@ child_start(struct child *c)
 
 	if (c->type == PROC_MASTER) {
 		master_send_config(c);
+		master_send_revoked(c);
 		/*
 		 * The master gets the listeners once every worker type has
 		 * a worker paired with it, so that it routes no session
@@ -582,17 +597,39 @@ proc_info(struct child *c, Mezite__ProcInfo *pi)
 	pi->draining = c->retired;
 }
 
+/*
+ * The master's configuration.  Client certificates are verified against
+ * the CA file the configuration names and the auth worker's CAs, once
+ * it has sent them.
+ */
 static void
 master_send_config(struct child *c)
 {
 	struct conf_pb		 cp;
 	Mezite__ProcInfo	 pi;
-	size_t			 i;
+	uint8_t			*cas = NULL;
+	size_t			 i, len;
 
 	config_master_pb(env, started, &cp);
+	if (auth_ca != NULL) {
+		len = cp.mc.client_ca.len + auth_ca->user_ca.len +
+		    auth_ca->host_ca.len;
+		if ((cas = malloc(len)) == NULL)
+			fatal(__func__);
+		memcpy(cas, cp.mc.client_ca.data, cp.mc.client_ca.len);
+		memcpy(cas + cp.mc.client_ca.len, auth_ca->user_ca.data,
+		    auth_ca->user_ca.len);
+		memcpy(cas + cp.mc.client_ca.len + auth_ca->user_ca.len,
+		    auth_ca->host_ca.data, auth_ca->host_ca.len);
+		cp.mc.client_ca.data = cas;
+		cp.mc.client_ca.len = len;
+		cp.mc.auth_user_ca = auth_ca->user_ca;
+		cp.mc.auth_host_ca = auth_ca->host_ca;
+	}
 	if (proc_compose_pb(&c->chan, IMSG_CONF_MASTER, 0, -1,
 	    &cp.mc.base) == -1)
 		fatal("%s: compose", __func__);
+	free(cas);
 	for (i = 0; i < cp.nkp; i++)
 		if (proc_compose_pb(&c->chan, IMSG_CONF_KEYPAIR, 0, -1,
 		    &cp.kp[i].base) == -1)
@@ -626,6 +663,67 @@ master_send_listeners(struct child *c)
 		if (proc_compose(&c->chan, IMSG_LISTENER, 0, fd, NULL, 0) == -1)
 			log_warn("%s: compose", __func__);
 	}
+}
+
+static void
+master_send_revoked(struct child *c)
+{
+	if (auth_revoked != NULL && proc_compose_pb(&c->chan,
+	    IMSG_AUTH_REVOKED, 0, -1, &auth_revoked->base) == -1)
+		log_warn("%s: compose", __func__);
+}
+
+/*
+ * The auth worker's CA certificates: the master verifies client
+ * certificates against them.  Every auth worker sends the same ones
+ * when it starts; the master is reconfigured when they change.
+ */
+static int
+supervisor_auth_ca(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__AuthCA	*ca = msg;
+
+	if (ca->user_ca.len == 0 || ca->host_ca.len == 0 ||
+	    ca->user_ca.len > TLS_FILE_MAX || ca->host_ca.len > TLS_FILE_MAX)
+		return (-1);
+	if (auth_ca != NULL && auth_ca->user_ca.len == ca->user_ca.len &&
+	    auth_ca->host_ca.len == ca->host_ca.len &&
+	    memcmp(auth_ca->user_ca.data, ca->user_ca.data,
+	    ca->user_ca.len) == 0 && memcmp(auth_ca->host_ca.data,
+	    ca->host_ca.data, ca->host_ca.len) == 0)
+		return (0);
+	pb_free(auth_ca);
+	auth_ca = ca;
+	log_debug("%s: client certificates of its CAs are accepted",
+	    ch->name);
+	if (master_child != NULL && master_child->pid != 0)
+		master_send_config(master_child);
+	return (1);
+}
+
+/* Revoked certificates: the master refuses them at the handshake. */
+static int
+supervisor_auth_revoked(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__Revoked	*r = msg;
+
+	if (r->n_serials > REVOKED_MAX)
+		return (-1);
+	pb_free(auth_revoked);
+	auth_revoked = r;
+	if (master_child != NULL && master_child->pid != 0)
+		master_send_revoked(master_child);
+	return (1);
+}
+
+/* An auth worker's answer to a mezctl request. */
+static int
+supervisor_admin_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	control_reply(IMSG_CTL_ADMIN_REPLY, imsg_get_id(imsg), imsg->data,
+	    imsg_get_len(imsg));
+	control_reply(IMSG_CTL_END, imsg_get_id(imsg), NULL, 0);
+	return (0);
 }
 
 /* The master answers mezctl requests on the clients' behalf. */
@@ -702,6 +800,16 @@ static const struct proc_msg supervisor_worker_msgs[] = {
 	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 };
 
+static const struct proc_msg supervisor_auth_msgs[] = {
+	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
+	{ IMSG_AUTH_CA, PROC_LEN_PB, &mezite__auth_ca__descriptor,
+	    PROC_FD_NONE, supervisor_auth_ca },
+	{ IMSG_AUTH_REVOKED, PROC_LEN_PB, &mezite__revoked__descriptor,
+	    PROC_FD_NONE, supervisor_auth_revoked },
+	{ IMSG_ADMIN_REPLY, PROC_LEN_PB, &mezite__admin_reply__descriptor,
+	    PROC_FD_NONE, supervisor_admin_reply },
+};
+
 /* Children are less privileged: a bad message closes their channel. */
 static const struct proc_peer supervisor_from_master = {
 	"the master", 0, supervisor_master_msgs,
@@ -711,6 +819,11 @@ static const struct proc_peer supervisor_from_master = {
 static const struct proc_peer supervisor_from_worker = {
 	"a worker", 0, supervisor_worker_msgs,
 	nitems(supervisor_worker_msgs), 0, 0, 0
+};
+
+static const struct proc_peer supervisor_from_auth = {
+	"an auth worker", 0, supervisor_auth_msgs,
+	nitems(supervisor_auth_msgs), 0, SUPERVISOR_MAXSIZE, 0
 };
 
 /* One datagram per line: a priority byte, then the text. */
@@ -792,6 +905,7 @@ child_exited(struct child *c, int status)
 	char		 name[32], why[64];
 	int64_t		 lived = time_now() - c->started;
 
+	control_gone(c->pid);
 	child_close(c);
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
 	    c->instance);
@@ -824,7 +938,6 @@ child_exited(struct child *c, int status)
 		 */
 		master_listening = 0;
 		evtimer_del(&listenev);
-		control_master_gone();
 		TAILQ_FOREACH_SAFE(w, &children, entry, tw) {
 			w->paired = 0;
 			if (w->type != PROC_MASTER && !w->retired)
@@ -1052,22 +1165,100 @@ listeners_bind(struct mezited_conf *conf)
 	return (0);
 }
 
-/* Control requests the master answers. */
 static void
-ctl_forward(uint32_t type, uint32_t peerid, const void *data, size_t len)
+ctl_fail(uint32_t peerid, const char *msg)
 {
 	Mezite__CtlError	 e;
 
+	mezite__ctl_error__init(&e);
+	e.message = (char *)msg;
+	control_reply_pb(IMSG_CTL_FAIL, peerid, &e.base);
+}
+
+/* Control requests the master answers. */
+static pid_t
+ctl_forward(uint32_t type, uint32_t peerid, const void *data, size_t len)
+{
 	if (master_child == NULL || master_child->pid == 0 ||
 	    master_child->chan.dead) {
-		mezite__ctl_error__init(&e);
-		e.message = "master is not running";
-		control_reply_pb(IMSG_CTL_FAIL, peerid, &e.base);
-		return;
+		ctl_fail(peerid, "master is not running");
+		return (0);
 	}
 	if (proc_compose(&master_child->chan, type, peerid, -1, data,
-	    len) == -1)
+	    len) == -1) {
 		log_warn("%s: compose", __func__);
+		ctl_fail(peerid, "cannot reach the master");
+		return (0);
+	}
+	return (master_child->pid);
+}
+
+/*
+ * Requests about the auth store go to an auth worker, the first running
+ * one: they all share the store.
+ */
+static pid_t
+ctl_admin(uint32_t peerid, Mezite__AdminRequest *req)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->type == PROC_AUTH && c->pid != 0 && !c->retired &&
+		    !c->chan.dead)
+			break;
+	if (c == NULL) {
+		ctl_fail(peerid, "no auth worker is running");
+		return (0);
+	}
+	if (proc_compose_pb(&c->chan, IMSG_ADMIN, peerid, -1,
+	    &req->base) == -1) {
+		log_warn("%s: compose", __func__);
+		ctl_fail(peerid, "cannot reach the auth worker");
+		return (0);
+	}
+	return (c->pid);
+}
+
+/*
+ * The auth worker's directory, its chroot: made if missing, and kept
+ * its user's alone (mode 0700).  The state directory above it is made
+ * too, owned by root.
+ */
+static int
+auth_dir_prepare(void)
+{
+	struct proc_conf	*pc = &env->procs[PROC_AUTH];
+	struct passwd		*pw = NULL;
+	struct stat		 st;
+
+	if (geteuid() == 0 && (pw = getpwnam(pc->user)) == NULL) {
+		log_warnx("auth: user %s does not exist", pc->user);
+		return (-1);
+	}
+	if (mkdir(env->state_dir, 0755) == -1 && errno != EEXIST) {
+		log_warn("state directory %s", env->state_dir);
+		return (-1);
+	}
+	if (mkdir(pc->chroot, 0700) == -1 && errno != EEXIST) {
+		log_warn("auth: %s", pc->chroot);
+		return (-1);
+	}
+	if (lstat(pc->chroot, &st) == -1) {
+		log_warn("auth: %s", pc->chroot);
+		return (-1);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_warnx("auth: %s is not a directory", pc->chroot);
+		return (-1);
+	}
+	if ((pw != NULL && (st.st_uid != pw->pw_uid ||
+	    st.st_gid != pw->pw_gid) &&
+	    chown(pc->chroot, pw->pw_uid, pw->pw_gid) == -1) ||
+	    ((st.st_mode & 07777) != 0700 && chmod(pc->chroot, 0700) == -1)) {
+		log_warn("auth: %s", pc->chroot);
+		return (-1);
+	}
+	return (0);
 }
 
 static void

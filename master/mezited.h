@@ -45,6 +45,14 @@
 #define MAX_STREAMS_LIMIT	100		/* what libh2o allows */
 #define STATUS_ALLOW_MAX	256		/* networks in the list */
 
+/* The auth worker: see mezited.conf(5). */
+#define AUTH_PREFORK		1
+#define AUTH_DIR		"auth"		/* in the state directory */
+#define CERT_TTL		(12 * 3600)	/* seconds */
+#define CERT_TTL_MIN		60
+#define CERT_TTL_MAX		(30 * 86400)
+#define REVOKED_MAX		4096		/* unexpired revoked serials */
+
 struct listen_addr {
 	TAILQ_ENTRY(listen_addr) entry;
 	struct sockaddr_storage	 ss;
@@ -97,6 +105,7 @@ struct proc_conf {
 	unsigned int		 max_streams;	/* https */
 	struct status_net	*status_allow;	/* https */
 	size_t			 nstatus_allow;
+	unsigned int		 cert_ttl;	/* auth: seconds */
 };
 
 enum ktls_mode {
@@ -152,6 +161,7 @@ void			 config_free(struct mezited_conf *);
 int			 config_load_pem(const char *, int, uint8_t **,
 			    size_t *, char *, size_t);
 void			 config_builtin_routes(struct mezited_conf *);
+void			 config_auth_dir(struct mezited_conf *);
 int			 config_proc_available(enum proc_type);
 int			 config_check(struct mezited_conf *);
 void			 config_master_pb(struct mezited_conf *, int64_t,
@@ -180,6 +190,7 @@ size_t			 route_alpn_list(const struct route_rule *, size_t,
 /* Process entry points: role, then user and chroot to drop to. */
 __dead void		 master(const char *, const char *);
 __dead void		 https(unsigned int, const char *, const char *);
+__dead void		 auth(unsigned int, const char *, const char *);
 
 
 /* engine.c */
@@ -188,7 +199,9 @@ struct tls		*master_tls_build(const Mezite__MasterConfig *,
 
 /* control.c: the control socket, served by the supervisor */
 struct control_cb {
-	void	(*forward)(uint32_t, uint32_t, const void *, size_t);
+	/* Pass a request on; the pid of the process to answer, or 0. */
+	pid_t	(*forward)(uint32_t, uint32_t, const void *, size_t);
+	pid_t	(*admin)(uint32_t, Mezite__AdminRequest *);
 	void	(*workers)(uint32_t);
 	int	(*reload)(void);
 	void	(*verbose)(int);
@@ -200,6 +213,6 @@ void			 control_reply(uint32_t, uint32_t, const void *,
 void			 control_reply_pb(uint32_t, uint32_t,
 			    const ProtobufCMessage *);
 void			 control_cleanup(const char *);
-void			 control_master_gone(void);
+void			 control_gone(pid_t);
 
 #endif /* MEZITED_H */

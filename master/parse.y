@@ -125,6 +125,9 @@ static void		 proc_prefork(int64_t);
 static int		 https_only(const char *);
 static int64_t		 size_value(const char *, const char *, int64_t,
 			    int64_t);
+static int64_t		 duration_value(const char *, const char *, int64_t,
+			    int64_t);
+static int		 auth_only(const char *);
 static const char	*size_text(int64_t, char *, size_t);
 static void		 status_allow(const char *);
 static void		 set_path(char **, const char *, const char *);
@@ -163,13 +166,13 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %token	KEYPAIR
 %token	AUTO KTLS NO YES
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
-%token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO USER VERBOSE WORKER
+%token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TTL USER VERBOSE WORKER
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
 %type	<v.number>	port worker
 %type	<v.string>	value
-%type	<v.string>	size
+%type	<v.string>	size duration
 
 %%
 
@@ -330,6 +333,14 @@ procopt		: USER STRING			{ proc_user($2); }
 		}
 		| STATUS ALLOW STRING		{ status_allow($3); }
 		| STATUS ALLOW '{' allowlist '}'
+		| CERTIFICATE TTL duration	{
+			int64_t	 n;
+
+			if (auth_only("certificate ttl") &&
+			    (n = duration_value("certificate ttl", $3,
+			    CERT_TTL_MIN, CERT_TTL_MAX)) != -1)
+				conf->procs[cur_type].cert_ttl = n;
+		}
 		;
 
 /* Addresses in braces, separated by blanks or newlines. */
@@ -340,6 +351,17 @@ allowlist	: /* empty */
 
 /* A number of bytes, with an optional K, M or G: "64M". */
 size		: NUMBER			{
+			char	 buf[32];
+
+			(void)snprintf(buf, sizeof(buf), "%lld",
+			    (long long)$1);
+			$$ = lex_strdup(buf);
+		}
+		| STRING
+		;
+
+/* Seconds, or a number with a unit: "12h". */
+duration	: NUMBER			{
 			char	 buf[32];
 
 			(void)snprintf(buf, sizeof(buf), "%lld",
@@ -400,6 +422,7 @@ static const struct keyword {
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
 	{ "to",			TO },
+	{ "ttl",		TTL },
 	{ "user",		USER },
 	{ "verbose",		VERBOSE },
 	{ "worker",		WORKER },
@@ -1385,6 +1408,11 @@ proc_chroot(const char *path)
 {
 	if (cur_type == -1)
 		return;
+	if (cur_type == PROC_AUTH) {
+		parse_error("chroot: the auth worker's is its directory in "
+		    "the state directory");
+		return;
+	}
 	set_path(&conf->procs[cur_type].chroot, "chroot", path);
 }
 
@@ -1417,6 +1445,19 @@ proc_prefork(int64_t n)
 		return;
 	}
 	conf->procs[cur_type].prefork = n;
+}
+
+/* Whether the block is the auth worker's; if not, say so. */
+static int
+auth_only(const char *what)
+{
+	if (cur_type == -1)
+		return (0);
+	if (cur_type != PROC_AUTH) {
+		parse_error("%s: only for the auth worker", what);
+		return (0);
+	}
+	return (1);
 }
 
 /* Whether the block is the https worker's; if not, say so. */
@@ -1453,54 +1494,75 @@ size_text(int64_t n, char *buf, size_t len)
 	return (buf);
 }
 
+/*
+ * Decimal digits and an optional unit from units, a string of unit
+ * letters (either case) with their multipliers in mults: the value, or
+ * -1 if s is not one.
+ */
 static int64_t
-size_value(const char *what, const char *s, int64_t min, int64_t max)
+unit_number(const char *s, const char *units, const uint64_t *mults)
 {
-	char		 lo[32], hi[32];
-	const char	*p;
+	const char	*p, *u;
 	uint64_t	 n = 0, mult = 1;
 
 	for (p = s; *p >= '0' && *p <= '9'; p++) {
 		if (n > (UINT64_MAX - 9) / 10)
-			goto bad;
+			return (-1);
 		n = n * 10 + (*p - '0');
 	}
 	if (p == s)
-		goto bad;
-	switch (*p) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		mult = 1ULL << 10;
-		p++;
-		break;
-	case 'm':
-	case 'M':
-		mult = 1ULL << 20;
-		p++;
-		break;
-	case 'g':
-	case 'G':
-		mult = 1ULL << 30;
-		p++;
-		break;
-	default:
-		goto bad;
+		return (-1);
+	if (*p != '\0') {
+		if ((u = strchr(units, tolower((unsigned char)*p))) == NULL ||
+		    *u == '\0' || p[1] != '\0')
+			return (-1);
+		mult = mults[u - units];
 	}
-	if (*p != '\0' || n > INT64_MAX / mult)
-		goto bad;
-	if ((int64_t)(n * mult) < min || (int64_t)(n * mult) > max) {
+	if (n > INT64_MAX / mult)
+		return (-1);
+	return ((int64_t)(n * mult));
+}
+
+static int64_t
+size_value(const char *what, const char *s, int64_t min, int64_t max)
+{
+	static const uint64_t	 mults[] = { 1ULL << 10, 1ULL << 20,
+				    1ULL << 30 };
+	char			 lo[32], hi[32];
+	int64_t			 n;
+
+	if ((n = unit_number(s, "kmg", mults)) == -1) {
+		parse_error("%s %s: not a size (a number, optionally "
+		    "followed by K, M or G)", what, s);
+		return (-1);
+	}
+	if (n < min || n > max) {
 		parse_error("%s %s: must be between %s and %s", what, s,
 		    size_text(min, lo, sizeof(lo)),
 		    size_text(max, hi, sizeof(hi)));
 		return (-1);
 	}
-	return ((int64_t)(n * mult));
- bad:
-	parse_error("%s %s: not a size (a number, optionally followed by "
-	    "K, M or G)", what, s);
-	return (-1);
+	return (n);
+}
+
+/* A duration in seconds: a number, optionally followed by s, m, h or d. */
+static int64_t
+duration_value(const char *what, const char *s, int64_t min, int64_t max)
+{
+	static const uint64_t	 mults[] = { 1, 60, 3600, 86400 };
+	int64_t			 n;
+
+	if ((n = unit_number(s, "smhd", mults)) == -1) {
+		parse_error("%s %s: not a duration (a number of seconds, "
+		    "optionally followed by s, m, h or d)", what, s);
+		return (-1);
+	}
+	if (n < min || n > max) {
+		parse_error("%s %s: must be between %llds and %llds", what, s,
+		    (long long)min, (long long)max);
+		return (-1);
+	}
+	return (n);
 }
 
 /*

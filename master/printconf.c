@@ -73,6 +73,25 @@ print_size(FILE *f, int64_t n)
 	fprintf(f, "%" PRId64, n);
 }
 
+/* Seconds in the largest unit that divides them: 43200 is "12h". */
+static void
+print_duration(FILE *f, const char *what, unsigned int n)
+{
+	static const struct {
+		char		 unit;
+		unsigned int	 secs;
+	} units[] = { { 'd', 86400 }, { 'h', 3600 }, { 'm', 60 } };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (n > 0 && n % units[i].secs == 0) {
+			fprintf(f, "%s %u%c\n", what, n / units[i].secs,
+			    units[i].unit);
+			return;
+		}
+	fprintf(f, "%s %us\n", what, n);
+}
+
 static void
 print_https(FILE *f, const struct proc_conf *pc)
 {
@@ -97,21 +116,26 @@ print_https(FILE *f, const struct proc_conf *pc)
 }
 
 static void
-print_proc(FILE *f, const struct proc_conf *pc, int worker, int is_https)
+print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 {
-	if (worker)
+	if (PROC_IS_WORKER(type))
 		fprintf(f, "\tprefork %d\n", pc->prefork);
 	fprintf(f, "\tuser ");
 	print_string(f, pc->user);
-	fprintf(f, "\n\tchroot ");
-	print_string(f, pc->chroot);
+	/* The auth worker's is its directory in the state directory. */
+	if (type != PROC_AUTH) {
+		fprintf(f, "\n\tchroot ");
+		print_string(f, pc->chroot);
+	}
 	if (pc->root != NULL) {
 		fprintf(f, "\n\troot ");
 		print_string(f, pc->root);
 	}
 	fprintf(f, "\n");
-	if (is_https)
+	if (type == PROC_HTTPS)
 		print_https(f, pc);
+	if (type == PROC_AUTH)
+		print_duration(f, "\tcertificate ttl", pc->cert_ttl);
 	fprintf(f, "}\n");
 }
 
@@ -165,12 +189,12 @@ print_config(FILE *f, struct mezited_conf *conf)
 	fprintf(f, "max connections %u\n", conf->max_connections);
 
 	fprintf(f, "master {\n");
-	print_proc(f, &conf->procs[PROC_MASTER], 0, 0);
+	print_proc(f, &conf->procs[PROC_MASTER], PROC_MASTER);
 	for (t = 0; t < PROC_MAX; t++) {
 		if (!PROC_IS_WORKER(t))
 			continue;
 		fprintf(f, "worker %s {\n", proc_name(t));
-		print_proc(f, &conf->procs[t], 1, t == PROC_HTTPS);
+		print_proc(f, &conf->procs[t], t);
 	}
 
 	fprintf(f, "state directory ");

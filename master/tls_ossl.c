@@ -62,6 +62,7 @@ struct relay_bio {
 #define RBUF_SIZE	(4 * SSL3_RT_MAX_ENCRYPTED_LENGTH)
 
 static BIO_METHOD	*relay_method;
+static int		(*cert_revoked)(X509 *);
 static int		 relay_type;
 static char		 ossl_errbuf[256];
 
@@ -265,6 +266,29 @@ keypair_load(SSL_CTX *ctx, const Mezite__Keypair *kp, X509 **leaf)
 	return (ok ? 0 : -1);
 }
 
+/* Who says whether a client certificate was revoked. */
+void
+ossl_set_revoked(int (*fn)(X509 *))
+{
+	cert_revoked = fn;
+}
+
+/* A revoked client certificate fails the handshake with its alert. */
+static int
+verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	X509	*x;
+
+	if (ok && cert_revoked != NULL &&
+	    X509_STORE_CTX_get_error_depth(xs) == 0 &&
+	    (x = X509_STORE_CTX_get_current_cert(xs)) != NULL &&
+	    cert_revoked(x)) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+		return (0);
+	}
+	return (ok);
+}
+
 struct ossl_server *
 ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
     size_t nkp, char *err, size_t errlen)
@@ -345,7 +369,7 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 				goto sslfail;
 			SSL_CTX_set_client_CA_list(ctx, dup);
 			/* Verified when presented, never required. */
-			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
 		}
 		if (keypair_load(ctx, kp[i], &srv->leaf[i]) == -1) {
 			(void)snprintf(err, errlen, "tls keypair \"%s\": %s",

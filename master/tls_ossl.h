@@ -48,5 +48,6 @@ ssize_t			 ossl_write(SSL *, const void *, size_t);
 int			 ossl_close(SSL *);
 const char		*ossl_error(void);
 int			 ossl_offload(int, SSL *, char *, size_t);
+void			 ossl_set_revoked(int (*)(X509 *));
 
 #endif /* MEZITE_TLS_OSSL_H */
