@@ -27,10 +27,11 @@ BENCH="haproxy h2o nghttp2-client python3 procps $VM"
 # the tree with git; the hostile suite shuts a channel down from inside
 # a worker with gdb and finds it with ss (iproute2); the auth worker's
 # tests are a real gRPC client (grpcio, with stubs protoc generates) and
-# sqlite3 looking at its store.
+# sqlite3 looking at its store; python3-h2 sends what a gRPC library will
+# not (malformed messages, floods of streams).
 CHECK="check mandoc clang libclang-rt-14-dev python3-pytest psmisc
 valgrind util-linux mmdebstrap git gdb python3-grpcio python3-protobuf
-protobuf-compiler sqlite3 $BENCH"
+python3-h2 protobuf-compiler sqlite3 $BENCH"
 
 SERVICES="haproxy h2o"
 

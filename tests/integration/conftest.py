@@ -67,6 +67,11 @@ tls keypair "alt" {{
 	certificate "{alt_cert}"
 	key "{alt_key}"
 }}
+tls keypair "auth" {{
+	certificate "{auth_cert}"
+	key "{auth_key}"
+}}
+route sni "auth.test" to auth
 {client_ca}
 timeout handshake {handshake}
 timeout idle 60
@@ -74,6 +79,7 @@ timeout drain {drain}
 max connections 1000
 control socket "{sock}"
 control group "nogroup"
+state directory "{state}"
 master {{
 	user "nobody"
 	chroot "{empty}"
@@ -84,6 +90,9 @@ worker https {{
 	chroot "{www}"
 	root "/htdocs"
 	status allow 127.0.0.1
+}}
+worker auth {{
+	user "nobody"
 }}
 """
 
@@ -356,6 +365,9 @@ def pki(tmp_path_factory):
         ca=(p.ca, p.ca_key))
     p.alt_cert, p.alt_key = make_keypair(
         d, "alt", "/CN=alt.test", "DNS:alt.test", ca=(p.ca, p.ca_key))
+    # Standard gRPC clients reach the auth worker by this name.
+    p.auth_cert, p.auth_key = make_keypair(
+        d, "auth", "/CN=auth.test", "DNS:auth.test", ca=(p.ca, p.ca_key))
     p.client_cert, p.client_key = make_keypair(
         d, "alice", "/CN=alice",
         "DNS:alice.example,email:alice@example.com",
@@ -431,12 +443,18 @@ class Daemon:
         self.key = os.path.join(self.dir, "key.pem")
         self.alt_cert = os.path.join(self.dir, "alt.pem")
         self.alt_key = os.path.join(self.dir, "alt.key")
+        self.auth_cert = os.path.join(self.dir, "auth.pem")
+        self.auth_key = os.path.join(self.dir, "auth.key")
         for src, dst in ((pki.cert, self.cert), (pki.key, self.key),
                          (pki.alt_cert, self.alt_cert),
-                         (pki.alt_key, self.alt_key)):
+                         (pki.alt_key, self.alt_key),
+                         (pki.auth_cert, self.auth_cert),
+                         (pki.auth_key, self.auth_key)):
             shutil.copyfile(src, dst)
-        os.chmod(self.key, 0o600)
-        os.chmod(self.alt_key, 0o600)
+        for k in (self.key, self.alt_key, self.auth_key):
+            os.chmod(k, 0o600)
+        # The auth worker's store and CAs are made in state/auth.
+        self.state = os.path.join(self.dir, "state")
         self.sock = os.path.join(self.dir, "ctl.sock")
         self.conf = os.path.join(self.dir, "mezited.conf")
         self.logfile = os.path.join(self.dir, "mezited.log")
@@ -444,6 +462,8 @@ class Daemon:
         self.params = dict(
             port=self.port, cert=self.cert, key=self.key,
             alt_cert=self.alt_cert, alt_key=self.alt_key,
+            auth_cert=self.auth_cert, auth_key=self.auth_key,
+            state=self.state,
             client_ca=('tls client ca "%s"' % pki.ca) if client_ca else "",
             handshake=handshake, drain=drain, sock=self.sock,
             empty=self.empty, www=self.www, prefork=prefork)
@@ -491,7 +511,7 @@ class Daemon:
             wait_for(lambda: len(re.findall(r"worker https\.\d+ up",
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
-                     self.params["prefork"] + 1, timeout, interval=0.1,
+                     self.params["prefork"] + 2, timeout, interval=0.1,
                      what="all workers running")
         except BaseException:
             print(self.log_tail())
