@@ -163,6 +163,20 @@ tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 
 $(KTLS_OBJS): common/ktls.h master/ktls_install.h
 
+# The auth worker's objects see its headers.  None of them goes into
+# mezited yet.
+workers/auth/%.o: MEZITE_CFLAGS += -Iworkers/auth
+$(patsubst %.c,%.o,$(wildcard workers/auth/*.c)): workers/auth/*.h \
+	common/*.h
+
+# The auth worker's CAs.  UNIT_TESTS grows here, before check-unit and
+# check-valgrind name it as their prerequisites.
+tests/unit/check_ca.o: MEZITE_CFLAGS += -Iworkers/auth
+tests/unit/check_ca.o: workers/auth/ca.h
+tests/unit/check_ca: tests/unit/check_ca.o workers/auth/ca.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_ca
+
 # kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
 tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) -lssl
