@@ -102,7 +102,8 @@ MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
-		tests/unit/check_ktls tests/unit/check_proc
+		tests/unit/check_ktls tests/unit/check_proc \
+		tests/unit/check_msh
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
@@ -159,7 +160,8 @@ CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
 		master/route.o master/engine.o master/tls_ossl.o \
 		master/ktls_install.o common/ktls.o
 
-tests/unit/%.o: tests/unit/%.c $(PROTO_H) common/*.h master/mezited.h
+tests/unit/%.o: tests/unit/%.c $(PROTO_H) $(AUTH_PROTO_H) common/*.h \
+	master/mezited.h msh/msh.h msh/rpc.h
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
 tests/unit/check_imsg: tests/unit/check_imsg.o $(TEST_OBJS)
@@ -172,6 +174,8 @@ tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+tests/unit/check_msh: tests/unit/check_msh.o $(MSH_LIB_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 
