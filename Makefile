@@ -98,7 +98,7 @@ MSH_OBJS =	msh/msh.o $(MSH_LIB_OBJS)
 SBIN_PROGS =	master/mezited mezctl/mezctl
 BIN_PROGS =	msh/msh
 PROGS =		$(SBIN_PROGS) $(BIN_PROGS)
-MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
+MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8 man/msh.1
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
@@ -325,10 +325,11 @@ check-fresh: deps-check
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
-		$(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/mezite
 	install -m 0555 $(SBIN_PROGS) $(DESTDIR)$(SBINDIR)
 	install -m 0555 $(BIN_PROGS) $(DESTDIR)$(BINDIR)
+	install -m 0444 man/msh.1 $(DESTDIR)$(MANDIR)/man1
 	install -m 0444 man/mezited.conf.5 $(DESTDIR)$(MANDIR)/man5
 	install -m 0444 man/mezited.8 man/mezctl.8 $(DESTDIR)$(MANDIR)/man8
 	test -e $(DESTDIR)$(SYSCONFDIR)/mezite/mezited.conf || \
