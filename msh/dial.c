@@ -6,7 +6,7 @@
  * for what is left of that time.  The connection names its protocol
  * in ALPN and is refused unless the proxy selects it.  The proxy is
  * verified against a CA file if there is one, or else by the
- * certificate it showed before (known.c), before anything is sent.
+ * certificate it showed before (known.c), before a request is sent.
  *
  * A failure to connect is fatal, as msh makes one connection and has
  * nothing to do without it; a failure to read or write is the caller's
@@ -224,7 +224,7 @@ conn_dial(struct conn *c, const struct dial *d)
 		if (tls_config_set_ca_file(c->cfg, d->cafile) == -1)
 			errx(1, "%s: %s", d->cafile, tls_config_error(c->cfg));
 	} else {
-		/* Verified below, by the hash, before anything is sent. */
+		/* Verified below, by the hash, before a request is sent. */
 		tls_config_insecure_noverifycert(c->cfg);
 		tls_config_insecure_noverifyname(c->cfg);
 	}

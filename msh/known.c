@@ -125,8 +125,8 @@ known_check(struct home *h, const char *name, const char *hash)
 		    name);
 		warnx("It presents %s, not the certificate of line %zu of "
 		    "%s/%s.", hash, line, h->path, FILE_KNOWN);
-		warnx("Someone may be intercepting the connection; nothing "
-		    "was sent.");
+		warnx("Someone may be intercepting the connection; no "
+		    "request was sent.");
 		errx(1, "If the change is expected, remove the line from "
 		    "%s/%s and try again.", h->path, FILE_KNOWN);
 	case KNOWN_NEW:
