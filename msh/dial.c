@@ -115,7 +115,8 @@ conn_timeleft(struct conn *c)
 static int
 conn_fail(struct conn *c, const char *what, const char *why)
 {
-	snprintf(c->error, sizeof(c->error), "%s: %s", what, why);
+	snprintf(c->error, sizeof(c->error), "%s%s%s", what != NULL ? what :
+	    "", what != NULL ? ": " : "", why);
 	return (-1);
 }
 
@@ -282,8 +283,9 @@ conn_read(struct conn *c, void *buf, size_t len)
 			e = tls_error(c->tls);
 			if (e != NULL && strstr(e, "unexpected eof") != NULL)
 				return (0);
-			return (conn_fail(c, "read", e != NULL ? e :
-			    "failed"));
+			/* libtls says what failed: "read failed: ..." */
+			return (conn_fail(c, e != NULL ? NULL : "read",
+			    e != NULL ? e : "failed"));
 		} else
 			return (n);
 	}
@@ -305,8 +307,8 @@ conn_write(struct conn *c, const void *buf, size_t len)
 				return (-1);
 		} else if (n == -1) {
 			e = tls_error(c->tls);
-			return (conn_fail(c, "write", e != NULL ? e :
-			    "failed"));
+			return (conn_fail(c, e != NULL ? NULL : "write",
+			    e != NULL ? e : "failed"));
 		} else {
 			p += n;
 			len -= n;
