@@ -165,7 +165,8 @@ START_TEST(frame_parse)
 	const uint8_t	 empty[] = { 0, 0, 0, 0, 0 };
 	const uint8_t	 comp[] = { 1, 0, 0, 0, 1, 'a' };
 	const uint8_t	 flag[] = { 2, 0, 0, 0, 1, 'a' };
-	const uint8_t	 two[] = { 0, 0, 0, 0, 1, 'a', 0, 0, 0, 0, 1, 'b' };
+	const uint8_t	 two[] = { 0, 0, 0, 0, 1, 'a',
+			    0, 0, 0, 0, 1, 'b' };
 	const uint8_t	 big[] = { 0, 0, 0x10, 0, 1 };
 	const uint8_t	*msg;
 	size_t		 len;
