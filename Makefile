@@ -81,7 +81,8 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
-AUTH_SRCS =	workers/auth/store_sqlite.c workers/auth/passwd.c
+AUTH_SRCS =	workers/auth/store_sqlite.c workers/auth/passwd.c \
+		workers/auth/ratelimit.c
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c
 
 COMMON_OBJS =	$(COMMON_SRCS:.c=.o)
@@ -96,7 +97,8 @@ MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
 		tests/unit/check_ktls tests/unit/check_proc \
-		tests/unit/check_store tests/unit/check_passwd
+		tests/unit/check_store tests/unit/check_passwd \
+		tests/unit/check_ratelimit
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
@@ -168,7 +170,8 @@ tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 
 # The auth worker's modules, each with what it alone needs.
-AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o
+AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \
+		tests/unit/check_ratelimit.o
 $(AUTH_TESTS_OBJS): workers/auth/*.h
 $(AUTH_TESTS_OBJS): MEZITE_CFLAGS += $(AUTH_CFLAGS) -Iworkers/auth
 tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
@@ -177,6 +180,9 @@ tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
 tests/unit/check_passwd: tests/unit/check_passwd.o workers/auth/passwd.o \
 	$(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
+tests/unit/check_ratelimit: tests/unit/check_ratelimit.o \
+	workers/auth/ratelimit.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 
 $(KTLS_OBJS): common/ktls.h master/ktls_install.h
 
