@@ -12,6 +12,10 @@
  * Strings returned in structures belong to the structure: *_clear()
  * frees those of one structure that a *_get() filled, *_free(p, n) those
  * of the n structures of an array a *_list() returned, and the array.
+ * A *_get() that does not return 0 leaves nothing to free.
+ *
+ * A time given as "now" to a call that records it in used or revoked
+ * must be after the epoch, since 0 there means "not yet".
  */
 
 #ifndef MEZITE_STORE_H
@@ -46,7 +50,7 @@ struct store_role {
 	char		 *name;
 	struct store_strv logins;
 	struct store_strv nodes;	/* fnmatch(3) patterns on node names */
-	struct store_strv labels;	/* "key=value", value an fnmatch pattern */
+	struct store_strv labels;	/* "key=value", value fnmatch(3) */
 };
 
 struct store_token {
@@ -91,7 +95,11 @@ struct store	*store_open(const char *);
 void		 store_close(struct store *);
 int		 store_schema_version(struct store *);
 
-/* Users.  user_add: STORE_EXISTS; others: STORE_NOTFOUND. */
+/*
+ * Users.  user_add: STORE_EXISTS; others: STORE_NOTFOUND.  user_del
+ * also revokes, at now, the user's unexpired certificates (kind "user").
+ * A role list keeps its order; a name given twice is kept once.
+ */
 int	 store_user_add(struct store *, const char *, const char *,
 	    const struct store_strv *, time_t);
 int	 store_user_get(struct store *, const char *, struct store_user *);
@@ -104,7 +112,10 @@ int	 store_user_list(struct store *, struct store_user **, size_t *);
 void	 store_user_clear(struct store_user *);
 void	 store_user_free(struct store_user *, size_t);
 
-/* Roles.  role_put adds or replaces; role_del: STORE_NOTFOUND. */
+/*
+ * Roles.  role_put adds or replaces; role_del: STORE_NOTFOUND, and takes
+ * the role from every user who had it.  role_list: sorted by name.
+ */
 int	 store_role_put(struct store *, const struct store_role *);
 int	 store_role_get(struct store *, const char *, struct store_role *);
 int	 store_role_del(struct store *, const char *);
@@ -118,7 +129,9 @@ void	 store_role_free(struct store_role *, size_t);
  * at now, for node, if it is unused, unexpired and either unbound or
  * bound to node: STORE_NOTFOUND, or STORE_CONFLICT (used, expired,
  * other node) otherwise; all in one transaction, so a token is used at
- * most once.  token_revoke deletes it by id: STORE_NOTFOUND.
+ * most once.  A node of NULL may use only an unbound token.  token_add:
+ * STORE_EXISTS if the id or the hash is taken.  token_revoke deletes it
+ * by id: STORE_NOTFOUND.  token_list: oldest first.
  */
 int	 store_token_add(struct store *, const uint8_t[32],
 	    const struct store_token *);
@@ -130,10 +143,12 @@ void	 store_token_clear(struct store_token *);
 void	 store_token_free(struct store_token *, size_t);
 
 /*
- * Certificates issued.  cert_revoke: STORE_NOTFOUND.  revoke_name
- * revokes every unexpired certificate of that kind and name.  revoked
- * lists the serials of revoked certificates not yet expired at now.
- * cert_list gives the newest limit (0: all), newest first.
+ * Certificates issued.  cert_add: STORE_EXISTS; cert_get, cert_revoke:
+ * STORE_NOTFOUND (a certificate revoked already keeps its time of
+ * revocation).  revoke_name revokes every unexpired certificate of that
+ * kind and name.  revoked lists the serials, sorted, of revoked
+ * certificates not yet expired at now.  cert_list gives the newest limit
+ * (0: all) by not_before, newest first.
  */
 int	 store_cert_add(struct store *, const struct store_cert *);
 int	 store_cert_get(struct store *, const char *, struct store_cert *);
@@ -146,13 +161,16 @@ int	 store_cert_revoked(struct store *, time_t, struct store_strv *);
 void	 store_cert_clear(struct store_cert *);
 void	 store_cert_free(struct store_cert *, size_t);
 
-/* Nodes, added or replaced by a join. */
+/* Nodes, added or replaced by a join; node_list: sorted by name. */
 int	 store_node_put(struct store *, const struct store_node *);
 int	 store_node_list(struct store *, struct store_node **, size_t *);
 void	 store_node_clear(struct store_node *);
 void	 store_node_free(struct store_node *, size_t);
 
-/* Audit events; event_list gives the newest limit, oldest first. */
+/*
+ * Audit events; event_list gives the newest limit (0: all), oldest
+ * first.  A name, address or detail longer than 4096 bytes is cut.
+ */
 int	 store_event_add(struct store *, const struct store_event *);
 int	 store_event_list(struct store *, unsigned int, struct store_event **,
 	    size_t *);
