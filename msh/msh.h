@@ -26,7 +26,7 @@
 #define HOSTLEN		253		/* the longest DNS name */
 #define PROXYLEN	(HOSTLEN + 2 + 1 + 5 + 1)	/* "[host]:port" */
 #define USERLEN		64		/* LoginRequest.user */
-#define PASSLEN		1024		/* LoginRequest.password */
+#define PASSLEN		511		/* LoginRequest.password */
 #define HASHLEN		(7 + 64)	/* "SHA256:" and 64 hex digits */
 
 /* The files of the user's Mezite directory. */

@@ -101,6 +101,8 @@ auth_configure(const Mezite__WorkerConfig *wc)
 		fatalx("auth directory %s: path too long", wc->state);
 	if ((aenv.store = store_open(path)) == NULL)
 		fatalx("cannot open the store %s", path);
+	if (passwd_init() == -1)
+		fatalx("cannot make password hashes");
 	if ((aenv.user_ca = ca_open(wc->state, "user")) == NULL ||
 	    (aenv.host_ca = ca_open(wc->state, "host")) == NULL)
 		fatalx("cannot open the certificate authorities in %s",

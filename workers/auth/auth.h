@@ -12,12 +12,14 @@
 
 #include "auth.pb-c.h"
 #include "health.pb-c.h"
+#include "grpc.h"
 #include "mezite.pb-c.h"
+#include "passwd.h"
 #include "store.h"
 
 #define AUTH_DB			"mezite.db"	/* in the auth directory */
 #define AUTH_NAME_MAX		64		/* users, roles, nodes */
-#define AUTH_PASSWORD_MAX	1024
+#define AUTH_PASSWORD_MAX	PASSWD_MAX	/* what libxcrypt takes */
 #define AUTH_SPKI_MAX		2048		/* a public key, DER */
 #define AUTH_LABELS_MAX		32
 #define AUTH_LABEL_MAX		128		/* a label's key or value */
