@@ -93,7 +93,8 @@ MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
-		tests/unit/check_ktls tests/unit/check_proc
+		tests/unit/check_ktls tests/unit/check_proc \
+		tests/unit/check_mezctl_parser
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
@@ -160,6 +161,13 @@ tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
+# mezctl's command line alone: the parser needs libbsd only.
+tests/unit/check_mezctl_parser.o: mezctl/parser.h
+tests/unit/check_mezctl_parser.o: MEZITE_CFLAGS += -Imezctl
+tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
+	mezctl/parser.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ \
+		$(shell $(PKG_CONFIG) --libs libbsd-overlay) $(CHECK_LIBS)
 
 $(KTLS_OBJS): common/ktls.h master/ktls_install.h
 
