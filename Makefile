@@ -81,7 +81,7 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
-MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c
+MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c
 
 COMMON_OBJS =	$(COMMON_SRCS:.c=.o)
 MASTER_OBJS =	$(MASTER_SRCS:.c=.o)
@@ -122,6 +122,8 @@ master/parse.c: master/parse.y
 
 $(COMMON_OBJS) $(MASTER_OBJS) $(HTTPS_OBJS) $(MEZCTL_OBJS): $(PROTO_H) \
 	common/*.h master/mezited.h master/master.h
+
+$(MEZCTL_OBJS): mezctl/*.h
 
 $(HTTPS_OBJS): MEZITE_CFLAGS += $(H2O_CFLAGS) -Iworkers/https
 $(HTTPS_OBJS): workers/https/*.h
