@@ -89,7 +89,7 @@ AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/rbac.c workers/auth/ca.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
 		workers/auth/ratelimit.c
-MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c
+MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
 MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
@@ -111,7 +111,8 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
 		tests/unit/check_ktls tests/unit/check_proc \
 		tests/unit/check_msh tests/unit/check_store \
-		tests/unit/check_passwd tests/unit/check_ratelimit
+		tests/unit/check_passwd tests/unit/check_ratelimit \
+		tests/unit/check_mezctl_parser
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
@@ -139,6 +140,8 @@ master/parse.c: master/parse.y
 
 $(COMMON_OBJS) $(MASTER_OBJS) $(HTTPS_OBJS) $(MEZCTL_OBJS): $(PROTO_H) \
 	common/*.h master/mezited.h master/master.h
+
+$(MEZCTL_OBJS): mezctl/*.h
 
 $(HTTPS_OBJS): MEZITE_CFLAGS += $(H2O_CFLAGS) -Iworkers/https
 $(HTTPS_OBJS): workers/https/*.h
@@ -190,6 +193,13 @@ tests/unit/check_msh: tests/unit/check_msh.o $(MSH_LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
+# mezctl's command line alone: the parser needs libbsd only.
+tests/unit/check_mezctl_parser.o: mezctl/parser.h
+tests/unit/check_mezctl_parser.o: MEZITE_CFLAGS += -Imezctl
+tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
+	mezctl/parser.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ \
+		$(shell $(PKG_CONFIG) --libs libbsd-overlay) $(CHECK_LIBS)
 
 # The auth worker's modules, each with what it alone needs.
 AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \

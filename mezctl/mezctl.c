@@ -8,7 +8,9 @@
 
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,7 @@
 
 #include "imsg.h"
 #include "meta.h"
-#include "parser.h"
+#include "mezctl.h"
 #include "proc.h"
 #include "sbuf.h"
 #include "util.h"
@@ -26,7 +28,8 @@
 #define REPLY_TIMEOUT	10000		/* ms */
 
 __dead static void	 usage(void);
-static int		 show(struct imsg *, enum actions);
+static void		 ctl_send(struct imsgbuf *, enum actions);
+static int		 show(struct imsg *, const struct parse_result *);
 static void		 show_status(const Mezite__Status *);
 static void		 show_proc(const Mezite__ProcInfo *, int64_t);
 static void		 show_conn(const Mezite__ConnInfo *, int64_t);
@@ -37,8 +40,8 @@ static int	 nitems;		/* for JSON arrays */
 __dead static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-j] [-s socket] command [argument ...]\n",
-	    getprogname());
+	fprintf(stderr, "usage: %s [-j] [-p fd] [-s socket] command "
+	    "[argument ...]\n", getprogname());
 	exit(1);
 }
 
@@ -51,14 +54,20 @@ main(int argc, char *argv[])
 	struct imsg		 imsg;
 	struct pollfd		 pfd;
 	const char		*sockname = CONTROL_SOCKET;
+	const char		*errstr;
 	ssize_t			 n;
-	int			 ch, fd, v, done = 0, rc = 0;
-	uint32_t		 type;
+	int			 ch, fd, done = 0, rc = 0, pwfd = -1;
 
-	while ((ch = getopt(argc, argv, "js:")) != -1) {
+	while ((ch = getopt(argc, argv, "jp:s:")) != -1) {
 		switch (ch) {
 		case 'j':
 			json = 1;
+			break;
+		case 'p':
+			pwfd = strtonum(optarg, 0, INT_MAX, &errstr);
+			if (errstr != NULL)
+				errx(1, "-p %s: descriptor is %s", optarg,
+				    errstr);
 			break;
 		case 's':
 			sockname = optarg;
@@ -72,6 +81,11 @@ main(int argc, char *argv[])
 
 	if ((res = parse(argc, argv)) == NULL)
 		exit(1);
+	if (pwfd != -1 && !admin_password(res->action))
+		errx(1, "-p: only user add and user passwd read a password");
+	/* Checked before the socket could take its number. */
+	if (pwfd != -1 && fcntl(pwfd, F_GETFD) == -1)
+		err(1, "-p %d", pwfd);
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -87,30 +101,11 @@ main(int argc, char *argv[])
 	if (imsgbuf_set_maxsize(&ibuf, IMSG_MAXSIZE_LIMIT) == -1)
 		err(1, "imsgbuf_set_maxsize");
 
-	switch (res->action) {
-	case SHOW_STATUS:
-		type = IMSG_CTL_SHOW_STATUS;
-		break;
-	case SHOW_WORKERS:
-		type = IMSG_CTL_SHOW_WORKERS;
-		break;
-	case SHOW_CONNECTIONS:
-		type = IMSG_CTL_SHOW_CONNECTIONS;
-		break;
-	case RELOAD:
-		type = IMSG_CTL_RELOAD;
-		break;
-	case LOG_VERBOSE:
-	case LOG_BRIEF:
-		type = IMSG_CTL_LOG_VERBOSE;
-		break;
-	default:
-		usage();
-	}
-	v = res->action == LOG_VERBOSE;
-	if (imsg_compose(&ibuf, type, 0, 0, -1, type == IMSG_CTL_LOG_VERBOSE ?
-	    &v : NULL, type == IMSG_CTL_LOG_VERBOSE ? sizeof(v) : 0) == -1 ||
-	    imsgbuf_flush(&ibuf) == -1)
+	if (admin_op(res->action) != MEZITE__ADMIN_OP__ADMIN_NONE)
+		admin_send(&ibuf, res, pwfd);
+	else
+		ctl_send(&ibuf, res->action);
+	if (imsgbuf_flush(&ibuf) == -1)
 		err(1, "write");
 
 	if (json && (res->action == SHOW_WORKERS ||
@@ -143,7 +138,7 @@ main(int argc, char *argv[])
 				errx(1, "malformed reply");
 			if (n == 0)
 				break;
-			switch (show(&imsg, res->action)) {
+			switch (show(&imsg, res)) {
 			case 1:
 				done = 1;
 				break;
@@ -165,10 +160,44 @@ main(int argc, char *argv[])
 	return (rc);
 }
 
+/* The requests the supervisor or the master answers. */
+static void
+ctl_send(struct imsgbuf *ibuf, enum actions action)
+{
+	uint32_t	 type;
+	int		 v;
+
+	switch (action) {
+	case SHOW_STATUS:
+		type = IMSG_CTL_SHOW_STATUS;
+		break;
+	case SHOW_WORKERS:
+		type = IMSG_CTL_SHOW_WORKERS;
+		break;
+	case SHOW_CONNECTIONS:
+		type = IMSG_CTL_SHOW_CONNECTIONS;
+		break;
+	case RELOAD:
+		type = IMSG_CTL_RELOAD;
+		break;
+	case LOG_VERBOSE:
+	case LOG_BRIEF:
+		type = IMSG_CTL_LOG_VERBOSE;
+		break;
+	default:
+		usage();
+	}
+	v = action == LOG_VERBOSE;
+	if (imsg_compose(ibuf, type, 0, 0, -1, type == IMSG_CTL_LOG_VERBOSE ?
+	    &v : NULL, type == IMSG_CTL_LOG_VERBOSE ? sizeof(v) : 0) == -1)
+		err(1, "write");
+}
+
 /* 0: more to come, 1: done, -1: failed. */
 static int
-show(struct imsg *imsg, enum actions action)
+show(struct imsg *imsg, const struct parse_result *res)
 {
+	enum actions		 action = res->action;
 	Mezite__Status		*st;
 	Mezite__ProcInfo	*pi;
 	Mezite__ConnInfo	*ci;
@@ -192,6 +221,8 @@ show(struct imsg *imsg, enum actions action)
 		fprintf(stderr, "mezctl: %s\n", e->message);
 		pb_free(e);
 		return (-1);
+	case IMSG_CTL_ADMIN_REPLY:
+		return (admin_show(imsg, res, json));
 	case IMSG_CTL_STATUS:
 		if ((st = pb_unpack(&mezite__status__descriptor,
 		    imsg)) == NULL)
