@@ -716,13 +716,17 @@ supervisor_auth_revoked(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (1);
 }
 
-/* An auth worker's answer to a mezctl request. */
+/* An auth worker's answer to a mezctl request, or a part of it. */
 static int
 supervisor_admin_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
+	Mezite__AdminReply	*r = msg;
+
 	control_reply(IMSG_CTL_ADMIN_REPLY, imsg_get_id(imsg), imsg->data,
 	    imsg_get_len(imsg));
-	control_reply(IMSG_CTL_END, imsg_get_id(imsg), NULL, 0);
+	if (!r->more)
+		control_reply(IMSG_CTL_END, imsg_get_id(imsg), NULL, 0);
+	explicit_bzero(imsg->data, imsg_get_len(imsg));	/* a token */
 	return (0);
 }
 

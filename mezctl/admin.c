@@ -5,7 +5,8 @@
  * Each command is one AdminRequest on the control socket.  The
  * supervisor checks who asks (only root and the daemon's user change
  * anything) and forwards it to an auth worker, whose AdminReply comes
- * back whole, followed by IMSG_CTL_END; or IMSG_CTL_FAIL comes instead.
+ * back in one or more parts of a bounded size, followed by IMSG_CTL_END;
+ * or IMSG_CTL_FAIL comes instead.
  */
 
 #include <sys/types.h>
@@ -27,7 +28,7 @@
 #include "sbuf.h"
 #include "util.h"
 
-#define PASSWORD_MAX	1024	/* bytes: the most the auth worker takes */
+#define PASSWORD_MAX	511	/* bytes: the most the auth worker takes */
 #define SERIAL_MAX	40	/* hex digits: 20 octets (RFC 5280) */
 #define TIME_LEN	20	/* "YYYY-MM-DD HH:MM:SS" */
 #define COLUMNS_MAX	8
@@ -224,21 +225,94 @@ serial_norm(const char *s, char *buf, size_t len)
 	buf[i] = '\0';
 }
 
-/* The AdminReply: 0 if it says the request was done, -1 otherwise. */
+/* The parts of a reply, until the last. */
+static Mezite__AdminReply	**parts;
+static size_t			  nparts;
+
+/*
+ * One reply made of the parts: the first, its lists holding the entries
+ * of every part's.  The arrays are malloc'd; the entries stay the parts'.
+ */
+static void
+parts_join(Mezite__AdminReply *all)
+{
+	const ProtobufCMessageDescriptor *d = &mezite__admin_reply__descriptor;
+	const ProtobufCFieldDescriptor	*f;
+	ProtobufCMessage		**v, **pv;
+	size_t				 n, pn, i;
+	unsigned int			 k;
+
+	*all = *parts[0];
+	for (k = 0; k < d->n_fields; k++) {
+		f = &d->fields[k];
+		if (f->label != PROTOBUF_C_LABEL_REPEATED ||
+		    f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		for (i = 0, n = 0; i < nparts; i++)
+			n += *(size_t *)((char *)parts[i] +
+			    f->quantifier_offset);
+		if ((v = calloc(n + 1, sizeof(*v))) == NULL)
+			err(1, NULL);
+		for (i = 0, n = 0; i < nparts; i++) {
+			pn = *(size_t *)((char *)parts[i] +
+			    f->quantifier_offset);
+			pv = *(ProtobufCMessage ***)((char *)parts[i] +
+			    f->offset);
+			if (pn > 0)
+				memcpy(v + n, pv, pn * sizeof(*v));
+			n += pn;
+		}
+		*(size_t *)((char *)all + f->quantifier_offset) = n;
+		*(ProtobufCMessage ***)((char *)all + f->offset) = v;
+	}
+}
+
+static void
+parts_free(Mezite__AdminReply *all)
+{
+	const ProtobufCMessageDescriptor *d = &mezite__admin_reply__descriptor;
+	size_t				 i;
+	unsigned int			 k;
+
+	for (k = 0; all != NULL && k < d->n_fields; k++)
+		if (d->fields[k].label == PROTOBUF_C_LABEL_REPEATED &&
+		    d->fields[k].type == PROTOBUF_C_TYPE_MESSAGE)
+			free(*(void **)((char *)all + d->fields[k].offset));
+	for (i = 0; i < nparts; i++) {
+		for (k = 0; k < parts[i]->n_tokens; k++)
+			explicit_bzero(parts[i]->tokens[k]->secret,
+			    strlen(parts[i]->tokens[k]->secret));
+		pb_free(parts[i]);
+	}
+	free(parts);
+	parts = NULL;
+	nparts = 0;
+}
+
+/*
+ * A part of the AdminReply: 0 once it is taken (and, the last, shown),
+ * or -1 if the reply says the request failed.
+ */
 int
 admin_show(struct imsg *imsg, const struct parse_result *res, int json)
 {
-	Mezite__AdminReply	*r;
+	Mezite__AdminReply	*part, all, *r = &all, **np;
 	char			*msg;
-	size_t			 i;
 	int			 rv = 0;
 
-	r = pb_unpack(&mezite__admin_reply__descriptor, imsg);
+	part = pb_unpack(&mezite__admin_reply__descriptor, imsg);
 	/* It may hold a token's secret. */
 	if (imsg_get_len(imsg) > 0)
 		explicit_bzero(imsg->data, imsg_get_len(imsg));
-	if (r == NULL)
+	if (part == NULL)
 		errx(1, "malformed reply");
+	if ((np = reallocarray(parts, nparts + 1, sizeof(*np))) == NULL)
+		err(1, NULL);
+	parts = np;
+	parts[nparts++] = part;
+	if (part->more && part->error[0] == '\0')
+		return (0);
+	parts_join(&all);
 	if (r->error[0] != '\0') {
 		msg = vis_dup(r->error);
 		warnx("%s", msg);
@@ -269,10 +343,7 @@ admin_show(struct imsg *imsg, const struct parse_result *res, int json)
 			break;
 		}
 	}
-	for (i = 0; i < r->n_tokens; i++)
-		explicit_bzero(r->tokens[i]->secret,
-		    strlen(r->tokens[i]->secret));
-	pb_free(r);
+	parts_free(&all);
 	return (rv);
 }
 

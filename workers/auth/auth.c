@@ -41,6 +41,7 @@
 #define AUTH_MAX_STREAMS	100	/* per connection */
 #define AUTH_MESSAGE_MAX	(64 * 1024)
 #define AUTH_MEMORY		(16 * 1024 * 1024)
+#define ADMIN_PART		(12 * 1024)	/* an admin reply's part */
 
 struct auth_env		 aenv;
 
@@ -53,6 +54,8 @@ static void	 auth_drain(void);
 static void	 auth_closed(const Mezite__ConnMeta *);
 static void	 auth_tick(int, short, void *);
 static int	 auth_admin(struct proc_chan *, struct imsg *, void *);
+static void	 admin_send(struct proc_chan *, uint32_t,
+		    Mezite__AdminReply *);
 
 static const struct proc_msg auth_parent_msgs[] = {
 	/* Unpacked by the handler, which wipes the password's bytes. */
@@ -239,11 +242,62 @@ auth_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		admin_request(req, &reply);
 	explicit_bzero(req->password, strlen(req->password));
 	pb_free(req);
-	if (proc_compose_pb(ch, IMSG_ADMIN_REPLY, imsg_get_id(imsg), -1,
-	    &reply.base) == -1)
-		log_warn("%s: compose", __func__);
+	admin_send(ch, imsg_get_id(imsg), &reply);
 	admin_reply_free(&reply);
 	return (0);
+}
+
+/*
+ * Send a reply in parts of at most ADMIN_PART bytes, whatever the length
+ * of its list: the reply's one non-empty repeated field is sent a slice
+ * at a time, each part but the last saying that more follow.
+ */
+static void
+admin_send(struct proc_chan *ch, uint32_t id, Mezite__AdminReply *reply)
+{
+	const ProtobufCMessageDescriptor *d = reply->base.descriptor;
+	const ProtobufCFieldDescriptor	*f = NULL;
+	ProtobufCMessage		**v = NULL;
+	size_t				*np = NULL, n = 0, i, start, size;
+	unsigned int			 k;
+
+	for (k = 0; k < d->n_fields; k++) {
+		if (d->fields[k].label != PROTOBUF_C_LABEL_REPEATED ||
+		    d->fields[k].type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		np = (size_t *)((char *)reply + d->fields[k].quantifier_offset);
+		if (*np > 0) {
+			f = &d->fields[k];
+			n = *np;
+			v = *(ProtobufCMessage ***)((char *)reply + f->offset);
+			break;
+		}
+	}
+	start = 0;
+	do {
+		/* An entry costs its bytes, a tag and a length. */
+		for (i = start, size = 0; i < n; i++) {
+			size += protobuf_c_message_get_packed_size(v[i]) + 8;
+			if (size > ADMIN_PART && i > start)
+				break;
+		}
+		if (f != NULL) {
+			*(ProtobufCMessage ***)((char *)reply + f->offset) =
+			    v + start;
+			*np = i - start;
+		}
+		reply->more = i < n;
+		if (proc_compose_pb(ch, IMSG_ADMIN_REPLY, id, -1,
+		    &reply->base) == -1) {
+			log_warn("%s: compose", __func__);
+			break;
+		}
+		start = i;
+	} while (start < n);
+	if (f != NULL) {
+		*(ProtobufCMessage ***)((char *)reply + f->offset) = v;
+		*np = n;
+	}
 }
 
 /*

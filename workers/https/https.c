@@ -512,7 +512,11 @@ digest(h2o_req_t *req, struct session *s)
 	return (0);
 }
 
-/* Whether the client may see the status: a certificate, or a network. */
+/*
+ * Whether the client may see the status: a certificate of the operators'
+ * CA (tls client ca), not one the auth worker issued to a user or node;
+ * or an allowed network.
+ */
 static int
 status_allowed(struct session *s)
 {
@@ -521,7 +525,7 @@ status_allowed(struct session *s)
 	size_t			 i, len, bytes;
 	unsigned int		 bits;
 
-	if (s->meta->cert != NULL)
+	if (s->meta->cert != NULL && s->meta->cert->kind[0] == '\0')
 		return (1);
 	if ((a = s->meta->client) == NULL)
 		return (0);
