@@ -92,7 +92,8 @@ MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
-		tests/unit/check_ktls tests/unit/check_proc
+		tests/unit/check_ktls tests/unit/check_proc \
+		tests/unit/check_grpcframe
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
@@ -159,6 +160,11 @@ tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
+tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
+tests/unit/check_grpcframe.o: workers/auth/grpcframe.h
+tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \
+	workers/auth/grpcframe.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 
 $(KTLS_OBJS): common/ktls.h master/ktls_install.h
 
