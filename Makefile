@@ -109,9 +109,9 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_hpackint
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
-	check-integration check-sanitize check-libtls check-valgrind \
-	check-ktls check-bench check-fresh demo deps deps-check \
-	deps-bench install bench
+	check-grpc check-integration check-sanitize check-libtls \
+	check-valgrind check-ktls check-bench check-fresh demo deps \
+	deps-check deps-bench install bench
 
 all: $(PROGS)
 
@@ -184,6 +184,23 @@ tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/ktls/ktls_echo.o: common/ktls.h master/ktls_install.h
 
+# The gRPC layer's test server: the layer alone on plaintext HTTP/2,
+# with the health service and a method of its own (test.proto).
+GRPC_TEST_OBJS = tests/grpc/grpc_testd.o tests/grpc/test.pb-c.o \
+		$(GRPC_OBJS) proto/health.pb-c.o common/log.o common/util.o \
+		common/ktls.o common/meta.o common/imsg.o $(PROTO_C:.c=.o)
+
+tests/grpc/%.pb-c.c tests/grpc/%.pb-c.h: tests/grpc/%.proto
+	cd tests/grpc && $(PROTOC_C) --c_out=. $*.proto
+
+tests/grpc/grpc_testd.o tests/grpc/test.pb-c.o: MEZITE_CFLAGS += \
+		-Iworkers/auth -Itests/grpc
+tests/grpc/grpc_testd.o: $(PROTO_H) $(AUTH_PROTO_H) tests/grpc/test.pb-c.h \
+	common/*.h workers/auth/*.h
+
+tests/grpc/grpc_testd: $(GRPC_TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(GRPC_LIBS)
+
 # Fuzz targets (libFuzzer, clang), built apart from the main objects.
 FUZZ_CC ?=	clang
 # UBSan reports and goes on unless told to stop: a report would pass.
@@ -245,14 +262,20 @@ deps-bench:
 check: deps-check
 	$(MAKE) all $(UNIT_TESTS)
 	$(MAKE) check-unit check-valgrind check-config check-man check-fuzz \
-		check-integration check-sanitize check-libtls check-ktls \
-		check-bench
+		check-grpc check-integration check-sanitize check-libtls \
+		check-ktls check-bench
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
 
 check-config: master/mezited
 	@sh tests/config/run.sh
+
+# The gRPC layer alone: a real gRPC client, and a raw HTTP/2 one.
+# GRPC_TESTD in the environment runs it against another build.
+check-grpc: tests/grpc/grpc_testd
+	cd tests/grpc && PYTHONDONTWRITEBYTECODE=1 \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider
 
 # The same lint on every machine, whatever manual pages it has.
 check-man:
@@ -332,7 +355,8 @@ install: all
 
 clean:
 	rm -f $(PROGS) $(UNIT_TESTS) $(FUZZ_TARGETS) master/parse.c \
-		tests/ktls/ktls_echo \
+		tests/ktls/ktls_echo tests/grpc/grpc_testd \
+		tests/grpc/*.pb-c.[ch] \
 		$(PROTO_C) $(PROTO_H) $(AUTH_PROTO_C) $(AUTH_PROTO_H) \
 		*/*.o */*/*.o
 	rm -rf tests/fuzz/corpus
