@@ -331,7 +331,7 @@ static void
 rpc_whoami(struct grpc_call *call, const ProtobufCMessage *msg)
 {
 	Mezite__Auth__V1__WhoAmIResponse res =
-	    MEZITE__AUTH__V1__WHO_AM_I_RESPONSE__INIT;
+	    MEZITE__AUTH__V1__WHO_AM_IRESPONSE__INIT;
 	const Mezite__ConnMeta		*meta = grpc_call_meta(call);
 	const Mezite__PeerCert		*pc = meta->cert;
 	struct store_user		 u;
@@ -447,11 +447,11 @@ const struct grpc_method auth_methods[] = {
 	{ "/mezite.auth.v1.Auth/Join",
 	    &mezite__auth__v1__join_request__descriptor, rpc_join },
 	{ "/mezite.auth.v1.Auth/WhoAmI",
-	    &mezite__auth__v1__who_am_i_request__descriptor, rpc_whoami },
+	    &mezite__auth__v1__who_am_irequest__descriptor, rpc_whoami },
 	{ "/mezite.auth.v1.Auth/ListNodes",
 	    &mezite__auth__v1__list_nodes_request__descriptor,
 	    rpc_list_nodes },
 	{ "/grpc.health.v1.Health/Check",
 	    &grpc__health__v1__health_check_request__descriptor, rpc_health },
 };
-const size_t auth_nmethods = nitems(auth_methods);
+const size_t auth_nmethods = sizeof(auth_methods) / sizeof(auth_methods[0]);
