@@ -80,7 +80,10 @@ certid_kind(X509 *x)
 	return (NULL);
 }
 
-/* The certificate's serial in lower-case hex, as the auth worker writes. */
+/*
+ * The certificate's serial as the auth worker writes it: lower-case hex
+ * without leading zeros.
+ */
 int
 certid_serial(X509 *x, char *buf, size_t len)
 {
@@ -95,7 +98,10 @@ certid_serial(X509 *x, char *buf, size_t len)
 		for (p = hex; *p != '\0'; p++)
 			if (*p >= 'A' && *p <= 'F')
 				*p += 'a' - 'A';
-		if (strlcpy(buf, hex, len) < len)
+		/* Whole octets: without the leading zero, as issued. */
+		for (p = hex; p[0] == '0' && p[1] != '\0'; p++)
+			;
+		if (strlcpy(buf, p, len) < len)
 			rv = 0;
 		OPENSSL_free(hex);
 	}
