@@ -29,6 +29,9 @@ worker https {
 	user \"nobody\"
 	chroot \"$demo/empty\"
 	status allow { 127.0.0.1 ::1 }
+}
+worker auth {
+	user \"nobody\"
 }"
 else
 	procs="worker https {
@@ -59,6 +62,9 @@ mezited demo on https://127.0.0.1:$port/ (Ctrl-C stops it). Try:
 	openssl s_client -alpn mezite-ssh -connect 127.0.0.1:$port
 	$top/mezctl/mezctl -s $demo/mezited.sock show status
 	$top/mezctl/mezctl -s $demo/mezited.sock show connections
+	$top/mezctl/mezctl -s $demo/mezited.sock user add demo
+	MEZITE_HOME=$demo/msh $top/msh/msh login -p 127.0.0.1:$port demo
+	MEZITE_HOME=$demo/msh $top/msh/msh status
 
 MSG
 exec "$top/master/mezited" -d -f "$demo/mezited.conf"

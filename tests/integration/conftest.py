@@ -511,13 +511,19 @@ class Daemon:
             wait_for(lambda: len(re.findall(r"worker https\.\d+ up",
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
-                     self.params["prefork"] + 2, timeout, interval=0.1,
-                     what="all workers running")
+                     self.params["prefork"] + 1 + self.auth_prefork(),
+                     timeout, interval=0.1, what="all workers running")
         except BaseException:
             print(self.log_tail())
             self.stop(check=False)
             raise
         return self
+
+    def auth_prefork(self):
+        """Auth workers the configuration asks for: 1 unless it says."""
+        with open(self.conf) as f:
+            m = re.search(r"worker auth \{[^}]*prefork (\d+)", f.read())
+        return int(m.group(1)) if m else 1
 
     def _alive(self):
         if self.proc.poll() is not None:

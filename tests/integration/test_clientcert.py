@@ -73,10 +73,24 @@ def test_client_cert_from_unknown_ca_fails_and_daemon_keeps_serving(
     assert "CN=alice" in me["certificate"]["subject"]
 
 
-def test_client_cert_ignored_without_client_ca(daemon, pki):
-    """Without "tls client ca" a presented certificate is not asked for,
-    and none reaches the worker."""
-    r = curl_whoami(daemon, "--cert", pki.client_cert, "--key",
-                    pki.client_key)
+def test_client_cert_ignored_without_any_ca(make_daemon, pki):
+    """Without "tls client ca" and without an auth worker (whose CAs the
+    master would verify against), a presented certificate is not asked
+    for, and none reaches the worker."""
+    d = make_daemon(edit=lambda t: t.replace(
+        'worker auth {\n\tuser "nobody"\n}',
+        'worker auth {\n\tprefork 0\n}'))
+    r = curl_whoami(d, "--cert", pki.client_cert, "--key", pki.client_key)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["certificate"] is None
+
+
+def test_client_cert_of_an_unknown_ca_is_refused(daemon, pki):
+    """With the auth worker's CAs the master asks for a certificate; one
+    that none of them issued fails the handshake, as with "tls client
+    ca": a certificate presented is verified, never ignored."""
+    r = curl_whoami(daemon, "--cert", pki.client_cert, "--key",
+                    pki.client_key)
+    assert r.returncode != 0, r.stdout
+    daemon.wait_log(r"certificate verify failed")
+    assert curl_whoami(daemon).returncode == 0

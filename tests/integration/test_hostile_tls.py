@@ -432,7 +432,7 @@ def test_inherited_descriptor_is_closed_and_not_passed_on(make_daemon):
         d = make_daemon(pass_fds=(r,))
         procs = {"supervisor": d.pid}
         procs.update({n: p["pid"] for n, p in d.running().items()})
-        assert len(procs) == 4, procs
+        assert len(procs) == 5, procs       # and https.0, .1, auth.0
         for name, pid in procs.items():
             fds = open_fds(pid)
             assert pipe not in fds.values(), \
