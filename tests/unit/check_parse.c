@@ -157,7 +157,8 @@ START_TEST(test_minimal_defaults)
 	ck_assert_str_eq(conf->procs[PROC_SSH].user, "_mezssh");
 	ck_assert_str_eq(conf->procs[PROC_TUNNEL].user, "_meztun");
 	ck_assert_int_eq(conf->procs[PROC_HTTPS].prefork, DEFAULT_PREFORK);
-	ck_assert_int_eq(conf->procs[PROC_AUTH].prefork, 0);
+	ck_assert_int_eq(conf->procs[PROC_AUTH].prefork, AUTH_PREFORK);
+	ck_assert_uint_eq(conf->procs[PROC_AUTH].cert_ttl, CERT_TTL);
 	ck_assert_int_eq(conf->procs[PROC_SSH].prefork, 0);
 	ck_assert_int_eq(conf->procs[PROC_TUNNEL].prefork, 0);
 	ck_assert_str_eq(conf->state_dir, STATE_DIR);
@@ -218,7 +219,11 @@ START_TEST(test_everything)
 	ck_assert_str_eq(conf->procs[PROC_HTTPS].user, "_mezwww");
 	ck_assert_int_eq(conf->procs[PROC_AUTH].prefork, 0);
 	ck_assert_str_eq(conf->procs[PROC_AUTH].user, "_auth");
-	ck_assert_str_eq(conf->procs[PROC_AUTH].chroot, "/var/mezite/auth");
+	ck_assert_uint_eq(conf->procs[PROC_AUTH].cert_ttl, 86400);
+	/* Its chroot is its directory in the state directory. */
+	config_auth_dir(conf);
+	ck_assert_str_eq(conf->procs[PROC_AUTH].chroot,
+	    "/var/db/mezite/" AUTH_DIR);
 	ck_assert_str_eq(conf->procs[PROC_TUNNEL].chroot, "/var/empty/tunnel");
 	ck_assert_str_eq(conf->state_dir, "/var/db/mezite");
 	ck_assert_str_eq(conf->control_socket, "/var/run/mezite/control.sock");
@@ -542,7 +547,7 @@ START_TEST(test_config_new_free)
 
 	ck_assert_int_eq(config_proc_available(PROC_MASTER), 1);
 	ck_assert_int_eq(config_proc_available(PROC_HTTPS), 1);
-	ck_assert_int_eq(config_proc_available(PROC_AUTH), 0);
+	ck_assert_int_eq(config_proc_available(PROC_AUTH), 1);
 	ck_assert_int_eq(config_proc_available(PROC_SSH), 0);
 	ck_assert_int_eq(config_proc_available(PROC_TUNNEL), 0);
 	ck_assert_int_eq(config_proc_available(PROC_SUPERVISOR), 0);
