@@ -616,7 +616,8 @@ master_send_config(struct child *c)
 		    auth_ca->host_ca.len;
 		if ((cas = malloc(len)) == NULL)
 			fatal(__func__);
-		memcpy(cas, cp.mc.client_ca.data, cp.mc.client_ca.len);
+		if (cp.mc.client_ca.len > 0)
+			memcpy(cas, cp.mc.client_ca.data, cp.mc.client_ca.len);
 		memcpy(cas + cp.mc.client_ca.len, auth_ca->user_ca.data,
 		    auth_ca->user_ca.len);
 		memcpy(cas + cp.mc.client_ca.len + auth_ca->user_ca.len,

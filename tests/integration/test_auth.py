@@ -41,8 +41,8 @@ def mezctl_pw(d, password, *args, user=None):
 
 def add_user(d, name, password=PASSWORD, roles=()):
     args = ["user", "add", name]
-    for role in roles:
-        args += ["role", role]
+    if roles:
+        args += ["role"] + list(roles)
     r = mezctl_pw(d, password, *args)
     assert r.returncode == 0, r.stderr
 
@@ -263,7 +263,8 @@ def test_repeated_wrong_passwords_are_slowed_down_and_audited(fresh_daemon,
                                                "100")
              if e["name"] == "dave"]
     assert types.count("login.failed") == len(unauth)
-    assert types.count("login.throttled") >= len(slowed)
+    # refusals are audited up to ten a second
+    assert types.count("login.throttled") >= min(len(slowed), 10)
     assert types[-1] == "login"
 
 
@@ -324,6 +325,36 @@ def test_control_group_may_list_but_not_change(daemon):
     assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
     r = daemon.mezctl("token", "create", user="nobody")
     assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
+
+
+def test_list_nodes_shows_what_the_roles_allow(fresh_daemon, pki, tmp_path):
+    d = fresh_daemon
+    ok(d.mezctl("role", "add", "web", "login", "ubuntu", "node", "web-*"))
+    ok(d.mezctl("role", "add", "prod-db", "login", "postgres", "root",
+                "label", "env=prod", "tier=d*"))
+    add_user(d, "ivan", roles=["web", "prod-db"])
+    add_user(d, "judy")
+    _, spki = keypair(str(tmp_path), "node")
+    joins = [("web-1", []), ("web-2", [("env", "dev")]),
+             ("db-1", [("env", "prod"), ("tier", "db")]),
+             ("db-2", [("env", "dev"), ("tier", "db")])]
+    with client(d, pki) as c:
+        for name, labels in joins:
+            tok = token_create(d, "node", name)
+            c.join(tok["secret"], name, spki, labels)
+    _, cert, key = login(d, pki, tmp_path, "ivan")
+    with client(d, pki, cert, key) as c:
+        nodes = {n.name: list(n.logins) for n in c.list_nodes().nodes}
+    assert nodes == {"web-1": ["ubuntu"], "web-2": ["ubuntu"],
+                     "db-1": ["postgres", "root"]}, nodes
+    # a user without roles reaches nothing; a session without a user
+    # certificate may not ask
+    _, cert, key = login(d, pki, tmp_path, "judy", name="judy")
+    with client(d, pki, cert, key) as c:
+        assert list(c.list_nodes().nodes) == []
+    with client(d, pki) as c:
+        code, msg = code_of(c.list_nodes)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, msg
 
 
 # --------------------------------------------------------------------------

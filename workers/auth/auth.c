@@ -99,7 +99,9 @@ auth_configure(const Mezite__WorkerConfig *wc)
 	const char			*pem;
 	size_t				 len;
 
-	if (snprintf(path, sizeof(path), "%s/%s", wc->state, AUTH_DB) >=
+	len = strlen(wc->state);
+	if (snprintf(path, sizeof(path), "%s%s%s", wc->state,
+	    len > 0 && wc->state[len - 1] == '/' ? "" : "/", AUTH_DB) >=
 	    (int)sizeof(path))
 		fatalx("auth directory %s: path too long", wc->state);
 	if ((aenv.store = store_open(path)) == NULL)

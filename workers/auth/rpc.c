@@ -34,6 +34,7 @@
 #include "util.h"
 
 #define SKEW		60	/* certificates are valid from a minute ago */
+#define THROTTLED_AUDITS 10	/* refusals audited, a second at most */
 
 /* The client's address for the log, and its key for the rate limits. */
 struct client {
@@ -69,20 +70,38 @@ client_get(const Mezite__ConnMeta *meta, struct client *cl)
 	(void)snprintf(cl->key, sizeof(cl->key), "addr:%s", cl->addr);
 }
 
-/* Refused for too many failures: 1 with the error sent. */
+/*
+ * Refused for too many failures: 1 with the error sent.  A refusal costs
+ * the client nothing, so a flood of them could cost the store a synced
+ * write each: at most THROTTLED_AUDITS a second are audited, the next
+ * one saying how many were not.
+ */
 static int
 throttled(struct grpc_call *call, const char *userkey, const char *addrkey,
     const char *name, const char *addr)
 {
-	unsigned int	 u = 0, a = 0;
+	static time_t		 second;
+	static unsigned int	 audited, unsaid;
+	unsigned int		 u = 0, a = 0;
+	time_t			 now = time(NULL);
 
 	if ((userkey == NULL ||
-	    ratelimit_check(aenv.rl_user, userkey, time(NULL), &u) == 0) &&
-	    ratelimit_check(aenv.rl_addr, addrkey, time(NULL), &a) == 0)
+	    ratelimit_check(aenv.rl_user, userkey, now, &u) == 0) &&
+	    ratelimit_check(aenv.rl_addr, addrkey, now, &a) == 0)
 		return (0);
 	if (a > u)
 		u = a;
-	auth_audit("login.throttled", name, addr, 0, "retry in %us", u);
+	if (now != second) {
+		second = now;
+		audited = 0;
+	}
+	if (audited < THROTTLED_AUDITS) {
+		audited++;
+		auth_audit("login.throttled", name, addr, 0,
+		    "retry in %us; %u more refused, not audited", u, unsaid);
+		unsaid = 0;
+	} else
+		unsaid++;
 	grpc_error(call, GRPC_RESOURCE_EXHAUSTED,
 	    "too many failed attempts; retry in %u seconds", u);
 	return (1);
