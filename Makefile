@@ -119,6 +119,7 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_ktls tests/unit/check_proc \
 		tests/unit/check_msh tests/unit/check_store \
 		tests/unit/check_passwd tests/unit/check_ratelimit \
+		tests/unit/check_rbac \
 		tests/unit/check_mezctl_parser \
 		tests/unit/check_grpcframe
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
@@ -214,7 +215,7 @@ tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
 
 # The auth worker's modules, each with what it alone needs.
 AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \
-		tests/unit/check_ratelimit.o
+		tests/unit/check_ratelimit.o tests/unit/check_rbac.o
 $(AUTH_TESTS_OBJS): workers/auth/*.h
 $(AUTH_TESTS_OBJS): MEZITE_CFLAGS += $(AUTH_CFLAGS) -Iworkers/auth
 tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
@@ -226,6 +227,9 @@ tests/unit/check_passwd: tests/unit/check_passwd.o workers/auth/passwd.o \
 tests/unit/check_ratelimit: tests/unit/check_ratelimit.o \
 	workers/auth/ratelimit.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+tests/unit/check_rbac: tests/unit/check_rbac.o workers/auth/rbac.o \
+	workers/auth/store_sqlite.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
 tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
 tests/unit/check_grpcframe.o: workers/auth/grpcframe.h
 tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \

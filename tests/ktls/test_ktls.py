@@ -3,19 +3,17 @@ Sessions handed over in the kernel (kTLS): run inside a VM booting
 Debian's kernel, whose tls module this machine's kernel lacks.
 """
 
-import hashlib
 import json
 import os
 import socket
-import ssl
 import subprocess
-import threading
+import sys
 import time
 
 import pytest
 
-from mezite_fixtures import (SLOW_RATE, client_context, get_json, healthz,
-                             run, sha256_file, tls_connect, wait_for)
+from mezite_fixtures import (SLOW_RATE, client_context, healthz, run,
+                             sha256_file, tls_connect)
 
 KTLS_ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          "ktls_echo")
@@ -148,3 +146,32 @@ def test_keyupdate_closes_only_that_session(kdaemon, htdocs, tmp_path):
             dl.kill()
     assert sha256_file(out) == sha256_file(src)
     assert healthz(kdaemon.port)
+
+
+def test_auth_worker_serves_sessions_in_the_kernel(kdaemon, pki, tmp_path):
+    """The auth worker reads kernel sessions with ktls_recv: a standard
+    gRPC client's Health and Login (ALPN h2, by server name), and msh's
+    login and status (ALPN mezite-auth), with the master out of the
+    data path."""
+    sys.path.insert(0, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "integration"))
+    from authclient import Client, keypair
+    from test_auth import PASSWORD, add_user, msh
+
+    add_user(kdaemon, "kate")
+    before = kdaemon.status()
+    _, spki = keypair(str(tmp_path))
+    with Client(kdaemon.port, pki.ca) as c:
+        assert c.health().status == 1
+        assert c.login("kate", PASSWORD, spki).user == "kate"
+    home = str(tmp_path / "mezite")
+    r = msh(home, "-p", "127.0.0.1:%d" % kdaemon.port, "kate",
+            password=PASSWORD)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = msh(home, "status")
+    assert r.returncode == 0 and "server sees: user kate" in r.stdout, \
+        r.stdout + r.stderr
+    after = kdaemon.status()
+    assert after["handoffs"]["ktls"] >= before["handoffs"]["ktls"] + 3
+    assert after["bytes"] == {"in": 0, "out": 0}, after
+    assert "-> auth.0" in kdaemon.log()

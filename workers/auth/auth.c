@@ -330,18 +330,3 @@ auth_audit(const char *type, const char *name, const char *address,
 	if (store_event_add(aenv.store, &ev) == -1)
 		log_warnx("audit: %s %s: not stored", type, ev.name);
 }
-
-/*
- * A user, role or node name: 1 to AUTH_NAME_MAX letters, digits, '.',
- * '_', '@' and '-', not starting with '-' or '.'.
- */
-int
-auth_name_valid(const char *s)
-{
-	size_t	 n = strlen(s);
-
-	if (n == 0 || n > AUTH_NAME_MAX || *s == '-' || *s == '.')
-		return (0);
-	return (strspn(s, "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") == n);
-}

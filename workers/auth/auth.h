@@ -52,7 +52,6 @@ extern struct auth_env	 aenv;
 void	 auth_audit(const char *, const char *, const char *, int,
 	    const char *, ...) __attribute__((__format__ (printf, 5, 6)));
 void	 auth_push_revoked(void);
-int	 auth_name_valid(const char *);
 
 /* rpc.c: the gRPC methods */
 extern const struct grpc_method	 auth_methods[];
@@ -63,6 +62,7 @@ void	 admin_request(const Mezite__AdminRequest *, Mezite__AdminReply *);
 void	 admin_reply_free(Mezite__AdminReply *);
 
 /* rbac.c */
+int	 auth_name_valid(const char *);
 int	 rbac_role_allows(const struct store_role *, const struct store_node *);
 int	 rbac_node_logins(const struct store_role *, size_t,
 	    const struct store_node *, struct store_strv *);

@@ -1,5 +1,6 @@
 /*
- * Roles: which logins a user may use on which nodes.
+ * Roles: which logins a user may use on which nodes; and the names that
+ * users, roles and nodes may have.
  *
  * A role allows its logins on a node when the node's name matches one of
  * the role's node patterns, if it has any, and the node's labels satisfy
@@ -107,4 +108,19 @@ rbac_node_logins(const struct store_role *roles, size_t nroles,
  fail:
 	store_strv_clear(logins);
 	return (-1);
+}
+
+/*
+ * A user, role or node name: 1 to AUTH_NAME_MAX letters, digits, '.',
+ * '_', '@' and '-', not starting with '-' or '.'.
+ */
+int
+auth_name_valid(const char *s)
+{
+	size_t	 n = strlen(s);
+
+	if (n == 0 || n > AUTH_NAME_MAX || *s == '-' || *s == '.')
+		return (0);
+	return (strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") == n);
 }
