@@ -173,3 +173,11 @@ meta_decode(const void *data, size_t len)
 	}
 	return (m);
 }
+
+/* Wipe a received payload that held a secret (a key, a password). */
+void
+pb_wipe(struct imsg *imsg)
+{
+	if (imsg_get_len(imsg) > 0)
+		explicit_bzero(imsg->data, imsg_get_len(imsg));
+}

@@ -24,6 +24,7 @@ int	 pb_compose(struct imsgbuf *, uint32_t, uint32_t, int,
 	    const ProtobufCMessage *);
 void	*pb_unpack(const ProtobufCMessageDescriptor *, struct imsg *);
 void	 pb_free(void *);
+void	 pb_wipe(struct imsg *);
 
 void	 addr_to_pb(const struct sockaddr *, struct pb_addr *);
 int	 addr_from_pb(const Mezite__Address *, struct sockaddr_storage *,

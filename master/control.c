@@ -310,7 +310,7 @@ control_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	Mezite__AdminRequest	*req = msg;
 	struct ctl_conn		*c = ch->arg;
 
-	explicit_bzero(imsg->data, imsg_get_len(imsg));
+	pb_wipe(imsg);
 	if (c->readonly && !admin_readonly(req->op))
 		control_fail(c, "permission denied: only root may change "
 		    "the auth store");

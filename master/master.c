@@ -297,7 +297,7 @@ master_conf_keypair(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (pending == NULL)
 		return (-1);
 	kp = pb_unpack(&mezite__keypair__descriptor, imsg);
-	explicit_bzero(imsg->data, imsg_get_len(imsg));
+	pb_wipe(imsg);
 	if (kp == NULL)
 		return (-1);
 	if ((nkp = reallocarray(pending_kp, pending_nkp + 1,

@@ -727,7 +727,7 @@ supervisor_admin_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	    imsg_get_len(imsg));
 	if (!r->more)
 		control_reply(IMSG_CTL_END, imsg_get_id(imsg), NULL, 0);
-	explicit_bzero(imsg->data, imsg_get_len(imsg));	/* a token */
+	pb_wipe(imsg);	/* a token */
 	return (0);
 }
 

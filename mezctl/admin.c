@@ -302,8 +302,7 @@ admin_show(struct imsg *imsg, const struct parse_result *res, int json)
 
 	part = pb_unpack(&mezite__admin_reply__descriptor, imsg);
 	/* It may hold a token's secret. */
-	if (imsg_get_len(imsg) > 0)
-		explicit_bzero(imsg->data, imsg_get_len(imsg));
+	pb_wipe(imsg);
 	if (part == NULL)
 		errx(1, "malformed reply");
 	if ((np = reallocarray(parts, nparts + 1, sizeof(*np))) == NULL)

@@ -235,7 +235,7 @@ auth_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	Mezite__AdminReply	 reply = MEZITE__ADMIN_REPLY__INIT;
 
 	req = pb_unpack(&mezite__admin_request__descriptor, imsg);
-	explicit_bzero(imsg->data, imsg_get_len(imsg));
+	pb_wipe(imsg);
 	if (req == NULL)
 		return (-1);
 	if (aenv.store == NULL)
