@@ -24,13 +24,19 @@ import pytest
 
 from authclient import (AUTH_NAME, Client, RawH2, code_of, grpc_message,
                         grpc_status, keypair)
-from conftest import proc_rss_kb, tls_connect
+from conftest import ASAN_BUILD, proc_rss_kb, tls_connect
 from test_auth import PASSWORD, add_user, auth_pid
 
 HEALTH = "/grpc.health.v1.Health/Check"
 # The worker's memory may grow by this much under each attack: a few
 # MiB of allocator slack, never the size of what the client claims.
+# AddressSanitizer's allocator keeps what is freed for a while: its
+# builds are not measured.
 RSS_SLACK_KB = 16 * 1024
+
+
+def bounded(grew_kb, limit_kb=RSS_SLACK_KB):
+    return grew_kb < limit_kb or ASAN_BUILD
 
 
 def served(d, pki):
@@ -66,7 +72,7 @@ def test_4gb_length_prefix_costs_nothing(daemon, pki):
         assert grpc_status(ok) == 0
     finally:
         c.close()
-    assert proc_rss_kb(pid) - before < RSS_SLACK_KB
+    assert bounded(proc_rss_kb(pid) - before)
     assert auth_pid(daemon) == pid
     served(daemon, pki)
 
@@ -139,7 +145,7 @@ def test_10000_streams_on_one_connection(daemon, pki):
     assert answered >= 100, (answered, refused, goaway)
     assert answered + refused == 10000 or goaway is not None, (
         answered, refused)
-    assert peak - before < RSS_SLACK_KB, (before, peak)
+    assert bounded(peak - before), (before, peak)
     assert auth_pid(daemon) == pid
     served(daemon, pki)
 
@@ -170,7 +176,7 @@ def test_client_that_never_reads_its_replies(daemon, pki):
         rss = proc_rss_kb(pid)
         c.close()
     assert sent > 0
-    assert rss - before < RSS_SLACK_KB, (before, rss, sent)
+    assert bounded(rss - before), (before, rss, sent)
     served(daemon, pki)
 
 
@@ -224,7 +230,7 @@ def test_login_flood_from_200_connections(fresh_daemon, pki, tmp_path):
             t.join(60)
     assert results["denied"] > 0 and results["other"] == 0, results
     # yescrypt holds 16 MiB while it hashes; one hash at a time.
-    assert peak - before < 32 * 1024 + RSS_SLACK_KB, (before, peak)
+    assert bounded(peak - before, 32 * 1024 + RSS_SLACK_KB), (before, peak)
     assert during < 20, during
     assert auth_pid(d) == pid
     store_intact(d)

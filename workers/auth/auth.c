@@ -243,9 +243,10 @@ auth_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	else
 		admin_request(req, &reply);
 	explicit_bzero(req->password, strlen(req->password));
-	pb_free(req);
+	/* The reply may point into the request. */
 	admin_send(ch, imsg_get_id(imsg), &reply);
 	admin_reply_free(&reply);
+	pb_free(req);
 	return (0);
 }
 
