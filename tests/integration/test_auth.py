@@ -186,6 +186,31 @@ def test_whoami_sees_the_user_of_the_certificate(fresh_daemon, pki,
     with client(d, pki) as c:
         anon = c.whoami()
     assert (anon.kind, anon.name) == ("", "")
+    # The https worker is told too.
+    r = run(["curl", "-sS", "-k", "--cert", cert, "--key", key,
+             d.url + "/api/v1/whoami"])
+    me = json.loads(r.stdout)["certificate"]
+    assert (me["kind"], me["name"], me["serial"]) == ("user", "carol",
+                                                      res.serial), me
+
+
+def test_user_certificate_does_not_open_the_status_page(make_daemon, pki,
+                                                        tmp_path):
+    """The status page is the operators': a certificate of their CA (tls
+    client ca) opens it, one the auth worker issued to a user does not."""
+    d = make_daemon(client_ca=True, edit=lambda t: t.replace(
+        "\tstatus allow 127.0.0.1\n", ""))
+    add_user(d, "oscar")
+    _, cert, key = login(d, pki, tmp_path, "oscar")
+
+    def status_code(*args):
+        return run(["curl", "-sS", "-k", "-o", "/dev/null", "-w",
+                    "%{http_code}"] + list(args) +
+                   [d.url + "/api/v1/status"]).stdout
+    assert status_code("--cert", cert, "--key", key) == "403"
+    assert status_code("--cert", pki.client_cert, "--key",
+                       pki.client_key) == "200"
+    assert status_code() == "403"
 
 
 def token_create(d, *args):

@@ -467,8 +467,16 @@ whoami(h2o_req_t *req)
 			sbuf_json(&sb, pc->sans[i]);
 		}
 		sbuf_printf(&sb, "],\"not_before\":%" PRId64
-		    ",\"not_after\":%" PRId64 "}", pc->not_before,
+		    ",\"not_after\":%" PRId64, pc->not_before,
 		    pc->not_after);
+		/* Whom the auth worker's certificate names: "" otherwise. */
+		sbuf_puts(&sb, ",\"kind\":");
+		sbuf_json(&sb, pc->kind);
+		sbuf_puts(&sb, ",\"name\":");
+		sbuf_json(&sb, pc->name);
+		sbuf_puts(&sb, ",\"serial\":");
+		sbuf_json(&sb, pc->serial);
+		sbuf_puts(&sb, "}");
 	}
 	sbuf_puts(&sb, "}\n");
 	respond(req, 200, "application/json", &sb);
