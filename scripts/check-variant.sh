@@ -25,13 +25,13 @@ trap 'rm -rf "$work"' EXIT
 cd "$top"
 git ls-files -z | xargs -0 cp --parents -t "$work" 2>/dev/null ||
     tar cf - --exclude='*.o' . | (cd "$work" && tar xf -)
-make -C "$work" -s $vars master/mezited mezctl/mezctl
+make -C "$work" -s $vars master/mezited mezctl/mezctl msh/msh
 
 # Children run chrooted, where LeakSanitizer cannot read /proc.  Reports
 # go to stderr, which is the daemon log the suite checks after each test.
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS UBSAN_OPTIONS MEZITED_TLS
-MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" \
+MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" MSH="$work/msh/msh" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 echo "$1: integration suite passed"

@@ -38,6 +38,7 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
                    "killed by signal 7", "killed by signal 8")
 MEZITED = os.environ.get("MEZITED", os.path.join(TOP, "master", "mezited"))
 MEZCTL = os.environ.get("MEZCTL", os.path.join(TOP, "mezctl", "mezctl"))
+MSH = os.environ.get("MSH", os.path.join(TOP, "msh", "msh"))
 # The master's TLS engine in that build: openssl, or libtls (relay only).
 MEZITED_TLS = os.environ.get("MEZITED_TLS", "openssl")
 

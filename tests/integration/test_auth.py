@@ -18,7 +18,7 @@ import grpc
 
 from authclient import (Client, RawH2, code_of, grpc_message, grpc_status,
                         keypair, pb)
-from conftest import MEZCTL, healthz, run, tls_connect, wait_for
+from conftest import MEZCTL, MSH, healthz, run, tls_connect, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -456,9 +456,6 @@ def test_kill_of_the_auth_worker_mid_login_loses_nothing_acknowledged(
 
 # --------------------------------------------------------------------------
 # msh, on ALPN mezite-auth
-
-
-MSH = os.path.join(os.path.dirname(MEZCTL), "..", "msh", "msh")
 
 
 def msh(home, *args, password=None):
