@@ -32,6 +32,7 @@ make -C "$work" -s $vars master/mezited mezctl/mezctl msh/msh
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS UBSAN_OPTIONS MEZITED_TLS
-MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" MSH="$work/msh/msh" \
+MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" \
+    MSH="$work/msh/msh" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 echo "$1: integration suite passed"
