@@ -177,6 +177,7 @@ class Stream:
         self.headers = []       # one list of (name, value) per block
         self.data = b""
         self.ended = False      # END_STREAM seen
+        self.ended_by = None    # on a frame of this type
         self.rst = None         # RST_STREAM's code
 
     @property
@@ -286,6 +287,7 @@ class H2:
                 self._block = (sid, payload)
                 if flags & END_STREAM:
                     self.stream(sid).ended = True
+                    self.stream(sid).ended_by = HEADERS
             else:
                 self._block = (sid, self._block[1] + payload)
             if flags & END_HEADERS:
@@ -297,6 +299,7 @@ class H2:
             s.data += payload
             if flags & END_STREAM:
                 s.ended = True
+                s.ended_by = DATA
         elif ftype == RST_STREAM:
             self.stream(sid).rst = int.from_bytes(payload, "big")
         elif ftype == GOAWAY:

@@ -393,6 +393,7 @@ def test_raw_call(testd):
     assert "grpc-status" not in s.first()
     assert len(s.headers) == 2 and s.last() == {"grpc-status": "0"}
     assert s.data == grpc_message(b"\x08\x01")         # SERVING
+    assert s.ended_by == HEADERS        # the trailers, not the DATA
     h.close()
 
 
@@ -407,6 +408,9 @@ def test_raw_4gb_prefix(testd):
     s = h.wait(sid)
     assert status_of(s)[:2] == ("200", "8")
     assert "4294967295" in s.first()["grpc-message"]
+    # Trailers-Only: one HEADERS, with END_STREAM.
+    assert len(s.headers) == 1 and s.ended_by == HEADERS and not s.data
+    assert s.first()["content-type"] == "application/grpc"
     assert h.pump(lambda: s.rst is not None)
     assert s.rst == NO_ERROR
     # The rest of the stream is dropped unread.
@@ -564,6 +568,21 @@ def test_raw_client_resets_do_not_leak(testd):
     s = h.wait(h.call(CHECK, grpc_message(b"")))
     assert status_of(s)[1] == "0"
     h.close()
+    testd.wait_idle()
+
+
+def test_raw_client_ends_its_side(testd):
+    """A client that ends its side of the connection (in relay mode: its
+    close_notify) right after its calls still gets their answers; a call
+    it had not finished is dropped; then the session closes."""
+    h = H2(testd.port)
+    s1 = h.call(CHECK, grpc_message(b""))
+    s2 = h.call(ECHO, grpc_message(b"\x0a\x05hello"))
+    h.call(ECHO, grpc_message(b"\x0a\x05hello")[:4], end_stream=False)
+    h.sock.shutdown(socket.SHUT_WR)
+    assert h.wait_eof(timeout=10 * SLOW)
+    assert status_of(h.stream(s1)) == ("200", "0", None)
+    assert status_of(h.stream(s2)) == ("200", "0", None)
     testd.wait_idle()
 
 

@@ -31,17 +31,21 @@
  * Memory.  Per connection: at most max_streams streams open
  * (SETTINGS_MAX_CONCURRENT_STREAMS, enforced by nghttp2 from our first
  * SETTINGS on, before the client acknowledges it; streams above it are
- * refused with RST_STREAM REFUSED_STREAM and cost nothing); a request
- * header list of GRPC_HEADER_LIST_MAX (SETTINGS_MAX_HEADER_LIST_SIZE,
- * counted here, as nghttp2 does not); HPACK tables of 4096 bytes each
- * way; one read buffer of GRPC_READ_SIZE; one reply per open stream.
- * While the socket takes no more output, the connection is not read:
- * what nghttp2 queues (RST_STREAM, WINDOW_UPDATE, replies) grows by at
- * most what one read of GRPC_READ_SIZE bytes asks for.  All
+ * refused with RST_STREAM REFUSED_STREAM and cost nothing); of each
+ * stream's headers, only :path (256 bytes) and grpc-encoding (32) are
+ * kept, and a header list above GRPC_HEADER_LIST_MAX
+ * (SETTINGS_MAX_HEADER_LIST_SIZE, counted here: nghttp2 does not) is
+ * refused; HPACK tables of 4096 bytes each way; one reply per open
+ * stream, its size the handler's.  While the socket takes no more
+ * output the connection is not read, so what nghttp2 queues for a
+ * client that does not read (RST_STREAM, WINDOW_UPDATE, ACKs) grows by
+ * what one read of GRPC_READ_SIZE bytes asks for at most.  All
  * connections: request messages held at once, memory bytes in all; a
  * message that would go past it is refused (RESOURCE_EXHAUSTED) before
  * any of it is held.  A message is held from its prefix (its whole
- * length is reserved then) to its handler's return.
+ * length is reserved then) to its handler's return; its unpacked form
+ * lives during the handler only, one handler at a time.  One read
+ * buffer of GRPC_READ_SIZE serves all connections.
  *
  * Time.  A connection with no stream open for idle_timeout seconds, or
  * whose open streams move no byte either way for that long, is sent
@@ -124,7 +128,8 @@ void	 grpc_init(const struct grpc_service *);
  * Serve a handed-off session: takes fd and meta (freed with
  * mezite__conn_meta__free_unpacked).  Returns -1 if refused (while
  * draining, or out of memory), fd then closed and meta freed, and
- * closed() not called.
+ * closed() not called.  Returns 0 otherwise, closed() to come: it may
+ * come before grpc_accept() returns, if the socket is dead already.
  */
 int	 grpc_accept(int, Mezite__ConnMeta *);
 void	 grpc_reply(struct grpc_call *, const ProtobufCMessage *);
