@@ -187,6 +187,17 @@ static ProtobufCAllocator wipe_allocator = {
 	.allocator_data = NULL,
 };
 
+/* A header field for nghttp2, which copies it. */
+static void
+nv_set(nghttp2_nv *nv, const char *name, const char *value)
+{
+	nv->name = (uint8_t *)name;
+	nv->namelen = strlen(name);
+	nv->value = (uint8_t *)value;
+	nv->valuelen = strlen(value);
+	nv->flags = NGHTTP2_NV_FLAG_NONE;
+}
+
 /* nghttp2 callbacks */
 
 static ssize_t
@@ -385,10 +396,7 @@ reply_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
     uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
 	struct grpc_call	*call = src->ptr;
-	nghttp2_nv		 trailer[] = {
-		{ (uint8_t *)"grpc-status", (uint8_t *)"0",
-		    sizeof("grpc-status") - 1, 1, NGHTTP2_NV_FLAG_NONE },
-	};
+	nghttp2_nv		 trailer;
 	size_t			 n;
 
 	n = MIN(len, call->replylen - call->replyoff);
@@ -402,7 +410,8 @@ reply_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
 	free(call->reply);
 	call->reply = NULL;
 	call->replylen = call->replyoff = 0;
-	if (nghttp2_submit_trailer(h2, id, trailer, nitems(trailer)) != 0) {
+	nv_set(&trailer, "grpc-status", "0");
+	if (nghttp2_submit_trailer(h2, id, &trailer, 1) != 0) {
 		log_warnx("%s: stream %d: no trailers", __func__, id);
 		return (NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE);
 	}
@@ -589,18 +598,14 @@ call_answer(struct grpc_call *call)
 static void
 call_http(struct grpc_call *call, const char *status)
 {
-	nghttp2_nv	 nva[] = {
-		{ (uint8_t *)":status", (uint8_t *)status,
-		    sizeof(":status") - 1, strlen(status),
-		    NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)"allow", (uint8_t *)"POST",
-		    sizeof("allow") - 1, sizeof("POST") - 1,
-		    NGHTTP2_NV_FLAG_NONE },
-	};
-	size_t		 n = strcmp(status, "405") == 0 ? 2 : 1;
+	nghttp2_nv	 nva[2];
+	size_t		 n = 0;
 
 	if (!call_answer(call))
 		return;
+	nv_set(&nva[n++], ":status", status);
+	if (strcmp(status, "405") == 0)
+		nv_set(&nva[n++], "allow", "POST");
 	call_release(call);
 	log_debug("session %llu: stream %d: HTTP %s",
 	    (unsigned long long)call->conn->meta->id, call->id, status);
@@ -639,25 +644,13 @@ call_status(struct grpc_call *call, enum grpc_status status,
 	enc[e] = '\0';
 	(void)snprintf(code, sizeof(code), "%d", (int)status);
 
-#define NV(i, k, v) do {						\
-	nva[i].name = (uint8_t *)(k);					\
-	nva[i].namelen = strlen(k);					\
-	nva[i].value = (uint8_t *)(v);					\
-	nva[i].valuelen = strlen(v);					\
-	nva[i].flags = NGHTTP2_NV_FLAG_NONE;				\
-} while (0)
-	NV(n, ":status", "200"); n++;
-	NV(n, "content-type", "application/grpc"); n++;
-	NV(n, "grpc-status", code); n++;
-	if (e > 0) {
-		NV(n, "grpc-message", enc);
-		n++;
-	}
-	if (accept) {
-		NV(n, "grpc-accept-encoding", "identity");
-		n++;
-	}
-#undef NV
+	nv_set(&nva[n++], ":status", "200");
+	nv_set(&nva[n++], "content-type", "application/grpc");
+	nv_set(&nva[n++], "grpc-status", code);
+	if (e > 0)
+		nv_set(&nva[n++], "grpc-message", enc);
+	if (accept)
+		nv_set(&nva[n++], "grpc-accept-encoding", "identity");
 
 	log_debug("session %llu: stream %d: status %d",
 	    (unsigned long long)call->conn->meta->id, call->id, (int)status);
@@ -683,14 +676,7 @@ grpc_error(struct grpc_call *call, enum grpc_status status, const char *fmt,
 void
 grpc_reply(struct grpc_call *call, const ProtobufCMessage *msg)
 {
-	nghttp2_nv		 nva[] = {
-		{ (uint8_t *)":status", (uint8_t *)"200",
-		    sizeof(":status") - 1, sizeof("200") - 1,
-		    NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)"content-type", (uint8_t *)"application/grpc",
-		    sizeof("content-type") - 1,
-		    sizeof("application/grpc") - 1, NGHTTP2_NV_FLAG_NONE },
-	};
+	nghttp2_nv		 nva[2];
 	nghttp2_data_provider	 prd;
 	size_t			 size;
 	uint8_t			*buf;
@@ -727,6 +713,8 @@ grpc_reply(struct grpc_call *call, const ProtobufCMessage *msg)
 	call->replylen = GRPC_PREFIX_LEN + size;
 	call->replyoff = 0;
 
+	nv_set(&nva[0], ":status", "200");
+	nv_set(&nva[1], "content-type", "application/grpc");
 	memset(&prd, 0, sizeof(prd));
 	prd.source.ptr = call;
 	prd.read_callback = reply_read;
