@@ -555,6 +555,23 @@ def test_raw_header_list_over_the_limit(testd):
     h.close()
 
 
+def test_raw_invalid_header_value_is_not_logged(make_testd):
+    """nghttp2 names an invalid field's value when it refuses it (a
+    trailing space here); the log, even verbose, does not."""
+    d = make_testd("-v")
+    h = H2(d.port)
+    s = h.wait(h.call(CHECK, grpc_message(b""), extra=[
+        ("authorization", "Bearer s3cr3t-t0ken ")]))
+    assert s.rst is not None
+    s = h.wait(h.call(CHECK, grpc_message(b"\x0a\x08p4ssw0rd")))
+    assert status_of(s)[1] == "5"
+    h.close()
+    d.wait_idle()
+    text = d.log_text()
+    assert "Invalid HTTP header field" in text
+    assert "s3cr3t" not in text and "p4ssw0rd" not in text
+
+
 def test_raw_client_resets_do_not_leak(testd):
     """Streams reset at every stage of a call."""
     h = H2(testd.port)

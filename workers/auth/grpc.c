@@ -379,12 +379,19 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error, void *arg)
 	return (0);
 }
 
+/*
+ * nghttp2's word on what it refused.  Of an invalid header field it
+ * gives the name and value, which may be a credential: those are cut.
+ */
 static int
 on_error(nghttp2_session *h2, int code, const char *msg, size_t len,
     void *arg)
 {
 	struct grpc_conn	*c = arg;
+	const char		*field;
 
+	if ((field = memmem(msg, len, ", name: [", 9)) != NULL)
+		len = field - msg;
 	log_debug("session %llu: %.*s", (unsigned long long)c->meta->id,
 	    (int)MIN(len, 200), msg);
 	return (0);

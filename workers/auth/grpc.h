@@ -31,7 +31,8 @@
  * Memory.  Per connection: at most max_streams streams open
  * (SETTINGS_MAX_CONCURRENT_STREAMS, enforced by nghttp2 from our first
  * SETTINGS on, before the client acknowledges it; streams above it are
- * refused with RST_STREAM REFUSED_STREAM and cost nothing); of each
+ * refused with RST_STREAM REFUSED_STREAM and hold nothing but that
+ * frame until it is sent); of each
  * stream's headers, only :path (256 bytes) and grpc-encoding (32) are
  * kept, and a header list above GRPC_HEADER_LIST_MAX
  * (SETTINGS_MAX_HEADER_LIST_SIZE, counted here: nghttp2 does not) is
