@@ -323,10 +323,21 @@ class H2:
         except OSError:
             pass
 
-    def pump(self, until=lambda: False, timeout=None):
+    def pump(self, until=None, timeout=None):
         """Read frames until until() is true or the server closes;
-        returns until()'s last value."""
+        returns until()'s last value.  Without until(), read for the
+        time given, or until the server closes."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        if until is None:
+            def until():
+                return self.eof
+            try:
+                return self._pump(until, deadline)
+            except TimeoutError:
+                return self.eof
+        return self._pump(until, deadline)
+
+    def _pump(self, until, deadline):
         while not until():
             f = self._read_frame(deadline)
             if f is None:
@@ -343,5 +354,6 @@ class H2:
         return s
 
     def wait_eof(self, timeout=None):
-        self.pump(timeout=timeout)
+        self._pump(lambda: self.eof,
+                   time.monotonic() + (timeout or self.timeout))
         return self.eof

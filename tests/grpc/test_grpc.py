@@ -653,6 +653,39 @@ def test_global_request_memory(make_testd, pb):
     assert status_of(s)[1] == "0"
 
 
+def test_replies_held_by_flow_control(testd, pb):
+    """A client that reads but gives no flow control credit: the replies
+    it cannot take stop at GRPC_REPLIES_MAX (256 KiB) and one more; the
+    calls after them get RESOURCE_EXHAUSTED without running; once the
+    client opens its window, all that was held arrives, and calls run
+    again."""
+    h = H2(testd.port, client_settings=[(SETTINGS_INITIAL_WINDOW_SIZE, 0)])
+    h.pump(lambda: h.server_settings is not None)
+    body = grpc_message(pb.test.EchoRequest(
+        reply_size=16384).SerializeToString())
+    sids = [h.call(ECHO, body) for _ in range(24)]
+    # (A PING's ACK would overtake the answers: nghttp2 sends it first.)
+    h.pump(lambda: sum(h.stream(sid).done for sid in sids) >= 8)
+    h.pump(timeout=0.5)
+    refused = [sid for sid in sids if h.stream(sid).done]
+    held = [sid for sid in sids if not h.stream(sid).done]
+    for sid in refused:
+        st = status_of(h.stream(sid))
+        assert st[:2] == ("200", "8") and "flow control" in st[2]
+    # 256 KiB of 16 KiB replies, and one more.
+    assert len(held) == 16
+    assert all(h.stream(sid).first()[":status"] == "200" for sid in held)
+    h.send(settings((SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20)) +
+           window_update(0, 1 << 24))
+    for sid in held:
+        s = h.wait(sid)
+        assert status_of(s) == ("200", "0", None)
+        assert len(pb.test.EchoReply.FromString(s.data[5:]).data) == 16384
+    s = h.wait(h.call(ECHO, body))
+    assert status_of(s)[1] == "0"
+    h.close()
+
+
 # --------------------------------------------------------------------------
 # Floods
 

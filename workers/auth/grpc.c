@@ -97,6 +97,8 @@ struct grpc_conn {
 	struct event		 timer;
 	LIST_HEAD(, grpc_call)	 calls;
 	unsigned int		 ncalls;	/* streams open */
+	size_t			 replies;	/* reply bytes nghttp2 has not
+						   taken yet */
 	int64_t			 active;	/* last progress, ms */
 	int			 blocked;	/* the socket took no more */
 	int			 eof;		/* the client sends no more */
@@ -116,6 +118,7 @@ static void	 conn_update(struct grpc_conn *);
 static void	 conn_close(struct grpc_conn *);
 static void	 call_free(struct grpc_call *);
 static void	 call_release(struct grpc_call *);
+static void	 call_reply_free(struct grpc_call *);
 static void	 call_headers(struct grpc_call *);
 static void	 call_data(struct grpc_call *, const uint8_t *, size_t);
 static void	 call_end(struct grpc_call *);
@@ -413,10 +416,7 @@ reply_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
 		return (n);
 
 	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-	explicit_bzero(call->reply, call->replylen);
-	free(call->reply);
-	call->reply = NULL;
-	call->replylen = call->replyoff = 0;
+	call_reply_free(call);
 	nv_set(&trailer, "grpc-status", "0");
 	if (nghttp2_submit_trailer(h2, id, &trailer, 1) != 0) {
 		log_warnx("%s: stream %d: no trailers", __func__, id);
@@ -436,15 +436,24 @@ call_release(struct grpc_call *call)
 }
 
 static void
+call_reply_free(struct grpc_call *call)
+{
+	if (call->reply == NULL)
+		return;
+	call->conn->replies -= call->replylen;
+	explicit_bzero(call->reply, call->replylen);
+	free(call->reply);
+	call->reply = NULL;
+	call->replylen = call->replyoff = 0;
+}
+
+static void
 call_free(struct grpc_call *call)
 {
 	struct grpc_conn	*c = call->conn;
 
 	call_release(call);
-	if (call->reply != NULL) {
-		explicit_bzero(call->reply, call->replylen);
-		free(call->reply);
-	}
+	call_reply_free(call);
 	LIST_REMOVE(call, entry);
 	c->ncalls--;
 	c->active = mono_now();
@@ -548,7 +557,12 @@ call_end(struct grpc_call *call)
 		return;
 	switch (grpc_rx_end(&call->rx)) {
 	case GRPC_RX_DONE:
-		call_run(call);
+		/* A client that takes no replies is given no more. */
+		if (call->conn->replies >= GRPC_REPLIES_MAX)
+			grpc_error(call, GRPC_RESOURCE_EXHAUSTED,
+			    "replies wait on flow control");
+		else
+			call_run(call);
 		break;
 	case GRPC_RX_EMPTY:
 		grpc_error(call, GRPC_UNIMPLEMENTED,
@@ -719,6 +733,7 @@ grpc_reply(struct grpc_call *call, const ProtobufCMessage *msg)
 	call->reply = buf;
 	call->replylen = GRPC_PREFIX_LEN + size;
 	call->replyoff = 0;
+	call->conn->replies += call->replylen;
 
 	nv_set(&nva[0], ":status", "200");
 	nv_set(&nva[1], "content-type", "application/grpc");

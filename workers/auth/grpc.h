@@ -21,7 +21,9 @@
  *	RESOURCE_EXHAUSTED	a message longer than max_message, said as
  *				soon as its prefix is read; the request
  *				memory of all connections used up; request
- *				headers above GRPC_HEADER_LIST_MAX
+ *				headers above GRPC_HEADER_LIST_MAX; a call
+ *				whose connection holds GRPC_REPLIES_MAX of
+ *				replies that flow control keeps back
  *	UNKNOWN			the handler returned without an answer
  *
  * An error answered before the client ended its stream is followed by
@@ -32,20 +34,22 @@
  * (SETTINGS_MAX_CONCURRENT_STREAMS, enforced by nghttp2 from our first
  * SETTINGS on, before the client acknowledges it; streams above it are
  * refused with RST_STREAM REFUSED_STREAM and hold nothing but that
- * frame until it is sent); of each
- * stream's headers, only :path (256 bytes) and grpc-encoding (32) are
- * kept, and a header list above GRPC_HEADER_LIST_MAX
- * (SETTINGS_MAX_HEADER_LIST_SIZE, counted here: nghttp2 does not) is
- * refused; HPACK tables of 4096 bytes each way; one reply per open
- * stream, its size the handler's.  While the socket takes no more
- * output the connection is not read, so what nghttp2 queues for a
- * client that does not read (RST_STREAM, WINDOW_UPDATE, ACKs) grows by
- * what one read of GRPC_READ_SIZE bytes asks for at most.  All
- * connections: request messages held at once, memory bytes in all; a
- * message that would go past it is refused (RESOURCE_EXHAUSTED) before
- * any of it is held.  A message is held from its prefix (its whole
- * length is reserved then) to its handler's return; its unpacked form
- * lives during the handler only, one handler at a time.  One read
+ * frame until it is sent).  Of each stream's headers only :path (256
+ * bytes) and grpc-encoding (32) are kept, and a header list above
+ * GRPC_HEADER_LIST_MAX (SETTINGS_MAX_HEADER_LIST_SIZE, counted here:
+ * nghttp2 does not) is refused.  HPACK tables of 4096 bytes each way.
+ * Replies that flow control keeps back: a handler runs only while they
+ * are below GRPC_REPLIES_MAX, so they reach that and one reply more
+ * (the handler's size) at most.  While the socket takes no more output
+ * the connection is not read, so what nghttp2 queues for a client that
+ * does not read (RST_STREAM, WINDOW_UPDATE, ACKs) grows by what one
+ * read of GRPC_READ_SIZE bytes asks for at most.
+ *
+ * All connections: request messages held at once, memory bytes in all;
+ * a message that would go past it is refused (RESOURCE_EXHAUSTED)
+ * before any of it is held.  A message is held from its prefix (its
+ * whole length is reserved then) to its handler's return; its unpacked
+ * form lives during the handler only, one handler at a time.  One read
  * buffer of GRPC_READ_SIZE serves all connections.
  *
  * Time.  A connection with no stream open for idle_timeout seconds, or
@@ -74,6 +78,7 @@
 #include "mezite.pb-c.h"
 
 #define GRPC_HEADER_LIST_MAX	(16 * 1024)
+#define GRPC_REPLIES_MAX	(256 * 1024)	/* unsent, per connection */
 #define GRPC_READ_SIZE		(16 * 1024)
 
 enum grpc_status {
