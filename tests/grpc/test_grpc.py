@@ -17,7 +17,6 @@ import os
 import shlex
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -26,14 +25,13 @@ import time
 import grpc
 import pytest
 
-from h2raw import (CANCEL, DATA, data_frames, ENHANCE_YOUR_CALM, END_HEADERS, END_STREAM,
-                   GOAWAY, H2, HEADERS, CONTINUATION, NO_ERROR, PING,
-                   REFUSED_STREAM, RST_STREAM, SETTINGS,
+from h2raw import (CANCEL, CONTINUATION, DATA, END_HEADERS, END_STREAM, H2,
+                   HEADERS, NO_ERROR, PING, PROTOCOL_ERROR, REFUSED_STREAM,
                    SETTINGS_INITIAL_WINDOW_SIZE,
                    SETTINGS_MAX_CONCURRENT_STREAMS,
-                   SETTINGS_MAX_HEADER_LIST_SIZE, frame, grpc_message,
-                   header_block, request_headers, rst_stream, settings,
-                   window_update)
+                   SETTINGS_MAX_HEADER_LIST_SIZE, data_frames, frame,
+                   grpc_message, header_block, request_headers, rst_stream,
+                   settings, window_update)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -601,6 +599,17 @@ def test_raw_client_ends_its_side(testd):
     assert h.wait_eof(timeout=10 * SLOW)
     assert status_of(h.stream(s1)) == ("200", "0", None)
     assert status_of(h.stream(s2)) == ("200", "0", None)
+    testd.wait_idle()
+
+
+def test_raw_protocol_error(testd, pb):
+    """A connection error (DATA on stream 0): GOAWAY PROTOCOL_ERROR,
+    then the session closes; the server goes on."""
+    h = H2(testd.port)
+    h.send(frame(DATA, 0, 0, b"x"))
+    assert h.wait_eof(timeout=10 * SLOW)
+    assert h.goaways and h.goaways[-1][1] == PROTOCOL_ERROR
+    assert served(testd, pb)
     testd.wait_idle()
 
 
