@@ -6,9 +6,10 @@
  * Each connection reads into one buffer of the process, which nghttp2
  * takes whole (nghttp2_session_mem_recv), then writes what nghttp2 has
  * queued through the send callback until the socket takes no more.
- * nghttp2's callbacks only record and answer: nothing is freed or
- * closed from inside them; a connection is closed by the event handler
- * that found it done, once nghttp2 has returned.
+ * nghttp2's callbacks record, answer, and free a stream's call when
+ * nghttp2 closes the stream; a connection is closed by the event
+ * handler that found it done, once nghttp2 has returned, never from
+ * inside a callback.
  */
 
 #include <sys/types.h>
