@@ -126,7 +126,8 @@ KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
-		tests/fuzz/fuzz_hpackint
+		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
+		tests/fuzz/fuzz_grpc
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -311,6 +312,20 @@ tests/fuzz/fuzz_h2block: tests/fuzz/fuzz_h2block.c workers/https/h2parse.c \
 tests/fuzz/fuzz_hpackint: tests/fuzz/fuzz_hpackint.c \
 	workers/https/h2parse.c workers/https/h2parse.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) $(FUZZ_HTTPS) -o $@ $(filter %.c,$^)
+
+# The gRPC layer: its framing of messages, and a whole session fed a
+# client's bytes, with the test server's methods.
+FUZZ_GRPC =	-Iworkers/auth -Itests/grpc -fsanitize=unsigned-integer-overflow
+
+tests/fuzz/fuzz_grpcframe: tests/fuzz/fuzz_grpcframe.c \
+	workers/auth/grpcframe.c workers/auth/grpcframe.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) $(FUZZ_GRPC) -o $@ $(filter %.c,$^)
+tests/fuzz/fuzz_grpc: tests/fuzz/fuzz_grpc.c $(GRPC_SRCS) common/log.c \
+	common/util.c common/ktls.c common/meta.c common/imsg.c $(PROTO_C) \
+	proto/health.pb-c.c tests/grpc/test.pb-c.c workers/auth/grpc.h \
+	workers/auth/grpcframe.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) $(FUZZ_GRPC) -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) $(GRPC_LIBS)
 
 # What to install on Debian: building and make demo (deps), make check
 # (deps-check, a superset of the others) and make bench (deps-bench).

@@ -177,6 +177,7 @@ class Stream:
         self.headers = []       # one list of (name, value) per block
         self.data = b""
         self.ended = False      # END_STREAM seen
+        self.ended_by = None    # on a frame of this type
         self.rst = None         # RST_STREAM's code
 
     @property
@@ -286,6 +287,7 @@ class H2:
                 self._block = (sid, payload)
                 if flags & END_STREAM:
                     self.stream(sid).ended = True
+                    self.stream(sid).ended_by = HEADERS
             else:
                 self._block = (sid, self._block[1] + payload)
             if flags & END_HEADERS:
@@ -297,6 +299,7 @@ class H2:
             s.data += payload
             if flags & END_STREAM:
                 s.ended = True
+                s.ended_by = DATA
         elif ftype == RST_STREAM:
             self.stream(sid).rst = int.from_bytes(payload, "big")
         elif ftype == GOAWAY:
@@ -320,10 +323,21 @@ class H2:
         except OSError:
             pass
 
-    def pump(self, until=lambda: False, timeout=None):
+    def pump(self, until=None, timeout=None):
         """Read frames until until() is true or the server closes;
-        returns until()'s last value."""
+        returns until()'s last value.  Without until(), read for the
+        time given, or until the server closes."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        if until is None:
+            def until():
+                return self.eof
+            try:
+                return self._pump(until, deadline)
+            except TimeoutError:
+                return self.eof
+        return self._pump(until, deadline)
+
+    def _pump(self, until, deadline):
         while not until():
             f = self._read_frame(deadline)
             if f is None:
@@ -340,5 +354,6 @@ class H2:
         return s
 
     def wait_eof(self, timeout=None):
-        self.pump(timeout=timeout)
+        self._pump(lambda: self.eof,
+                   time.monotonic() + (timeout or self.timeout))
         return self.eof

@@ -6,9 +6,10 @@
  * Each connection reads into one buffer of the process, which nghttp2
  * takes whole (nghttp2_session_mem_recv), then writes what nghttp2 has
  * queued through the send callback until the socket takes no more.
- * nghttp2's callbacks only record and answer: nothing is freed or
- * closed from inside them; a connection is closed by the event handler
- * that found it done, once nghttp2 has returned.
+ * nghttp2's callbacks record, answer, and free a stream's call when
+ * nghttp2 closes the stream; a connection is closed by the event
+ * handler that found it done, once nghttp2 has returned, never from
+ * inside a callback.
  */
 
 #include <sys/types.h>
@@ -97,6 +98,8 @@ struct grpc_conn {
 	struct event		 timer;
 	LIST_HEAD(, grpc_call)	 calls;
 	unsigned int		 ncalls;	/* streams open */
+	size_t			 replies;	/* reply bytes nghttp2 has not
+						   taken yet */
 	int64_t			 active;	/* last progress, ms */
 	int			 blocked;	/* the socket took no more */
 	int			 eof;		/* the client sends no more */
@@ -116,6 +119,7 @@ static void	 conn_update(struct grpc_conn *);
 static void	 conn_close(struct grpc_conn *);
 static void	 call_free(struct grpc_call *);
 static void	 call_release(struct grpc_call *);
+static void	 call_reply_free(struct grpc_call *);
 static void	 call_headers(struct grpc_call *);
 static void	 call_data(struct grpc_call *, const uint8_t *, size_t);
 static void	 call_end(struct grpc_call *);
@@ -186,6 +190,17 @@ static ProtobufCAllocator wipe_allocator = {
 	.free = wipe_free,
 	.allocator_data = NULL,
 };
+
+/* A header field for nghttp2, which copies it. */
+static void
+nv_set(nghttp2_nv *nv, const char *name, const char *value)
+{
+	nv->name = (uint8_t *)name;
+	nv->namelen = strlen(name);
+	nv->value = (uint8_t *)value;
+	nv->valuelen = strlen(value);
+	nv->flags = NGHTTP2_NV_FLAG_NONE;
+}
 
 /* nghttp2 callbacks */
 
@@ -368,12 +383,19 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error, void *arg)
 	return (0);
 }
 
+/*
+ * nghttp2's word on what it refused.  Of an invalid header field it
+ * gives the name and value, which may be a credential: those are cut.
+ */
 static int
 on_error(nghttp2_session *h2, int code, const char *msg, size_t len,
     void *arg)
 {
 	struct grpc_conn	*c = arg;
+	const char		*field;
 
+	if ((field = memmem(msg, len, ", name: [", 9)) != NULL)
+		len = field - msg;
 	log_debug("session %llu: %.*s", (unsigned long long)c->meta->id,
 	    (int)MIN(len, 200), msg);
 	return (0);
@@ -385,10 +407,7 @@ reply_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
     uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
 	struct grpc_call	*call = src->ptr;
-	nghttp2_nv		 trailer[] = {
-		{ (uint8_t *)"grpc-status", (uint8_t *)"0",
-		    sizeof("grpc-status") - 1, 1, NGHTTP2_NV_FLAG_NONE },
-	};
+	nghttp2_nv		 trailer;
 	size_t			 n;
 
 	n = MIN(len, call->replylen - call->replyoff);
@@ -398,11 +417,9 @@ reply_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
 		return (n);
 
 	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-	explicit_bzero(call->reply, call->replylen);
-	free(call->reply);
-	call->reply = NULL;
-	call->replylen = call->replyoff = 0;
-	if (nghttp2_submit_trailer(h2, id, trailer, nitems(trailer)) != 0) {
+	call_reply_free(call);
+	nv_set(&trailer, "grpc-status", "0");
+	if (nghttp2_submit_trailer(h2, id, &trailer, 1) != 0) {
 		log_warnx("%s: stream %d: no trailers", __func__, id);
 		return (NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE);
 	}
@@ -420,15 +437,24 @@ call_release(struct grpc_call *call)
 }
 
 static void
+call_reply_free(struct grpc_call *call)
+{
+	if (call->reply == NULL)
+		return;
+	call->conn->replies -= call->replylen;
+	explicit_bzero(call->reply, call->replylen);
+	free(call->reply);
+	call->reply = NULL;
+	call->replylen = call->replyoff = 0;
+}
+
+static void
 call_free(struct grpc_call *call)
 {
 	struct grpc_conn	*c = call->conn;
 
 	call_release(call);
-	if (call->reply != NULL) {
-		explicit_bzero(call->reply, call->replylen);
-		free(call->reply);
-	}
+	call_reply_free(call);
 	LIST_REMOVE(call, entry);
 	c->ncalls--;
 	c->active = mono_now();
@@ -532,7 +558,12 @@ call_end(struct grpc_call *call)
 		return;
 	switch (grpc_rx_end(&call->rx)) {
 	case GRPC_RX_DONE:
-		call_run(call);
+		/* A client that takes no replies is given no more. */
+		if (call->conn->replies >= GRPC_REPLIES_MAX)
+			grpc_error(call, GRPC_RESOURCE_EXHAUSTED,
+			    "replies wait on flow control");
+		else
+			call_run(call);
 		break;
 	case GRPC_RX_EMPTY:
 		grpc_error(call, GRPC_UNIMPLEMENTED,
@@ -589,18 +620,14 @@ call_answer(struct grpc_call *call)
 static void
 call_http(struct grpc_call *call, const char *status)
 {
-	nghttp2_nv	 nva[] = {
-		{ (uint8_t *)":status", (uint8_t *)status,
-		    sizeof(":status") - 1, strlen(status),
-		    NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)"allow", (uint8_t *)"POST",
-		    sizeof("allow") - 1, sizeof("POST") - 1,
-		    NGHTTP2_NV_FLAG_NONE },
-	};
-	size_t		 n = strcmp(status, "405") == 0 ? 2 : 1;
+	nghttp2_nv	 nva[2];
+	size_t		 n = 0;
 
 	if (!call_answer(call))
 		return;
+	nv_set(&nva[n++], ":status", status);
+	if (strcmp(status, "405") == 0)
+		nv_set(&nva[n++], "allow", "POST");
 	call_release(call);
 	log_debug("session %llu: stream %d: HTTP %s",
 	    (unsigned long long)call->conn->meta->id, call->id, status);
@@ -639,25 +666,13 @@ call_status(struct grpc_call *call, enum grpc_status status,
 	enc[e] = '\0';
 	(void)snprintf(code, sizeof(code), "%d", (int)status);
 
-#define NV(i, k, v) do {						\
-	nva[i].name = (uint8_t *)(k);					\
-	nva[i].namelen = strlen(k);					\
-	nva[i].value = (uint8_t *)(v);					\
-	nva[i].valuelen = strlen(v);					\
-	nva[i].flags = NGHTTP2_NV_FLAG_NONE;				\
-} while (0)
-	NV(n, ":status", "200"); n++;
-	NV(n, "content-type", "application/grpc"); n++;
-	NV(n, "grpc-status", code); n++;
-	if (e > 0) {
-		NV(n, "grpc-message", enc);
-		n++;
-	}
-	if (accept) {
-		NV(n, "grpc-accept-encoding", "identity");
-		n++;
-	}
-#undef NV
+	nv_set(&nva[n++], ":status", "200");
+	nv_set(&nva[n++], "content-type", "application/grpc");
+	nv_set(&nva[n++], "grpc-status", code);
+	if (e > 0)
+		nv_set(&nva[n++], "grpc-message", enc);
+	if (accept)
+		nv_set(&nva[n++], "grpc-accept-encoding", "identity");
 
 	log_debug("session %llu: stream %d: status %d",
 	    (unsigned long long)call->conn->meta->id, call->id, (int)status);
@@ -683,14 +698,7 @@ grpc_error(struct grpc_call *call, enum grpc_status status, const char *fmt,
 void
 grpc_reply(struct grpc_call *call, const ProtobufCMessage *msg)
 {
-	nghttp2_nv		 nva[] = {
-		{ (uint8_t *)":status", (uint8_t *)"200",
-		    sizeof(":status") - 1, sizeof("200") - 1,
-		    NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)"content-type", (uint8_t *)"application/grpc",
-		    sizeof("content-type") - 1,
-		    sizeof("application/grpc") - 1, NGHTTP2_NV_FLAG_NONE },
-	};
+	nghttp2_nv		 nva[2];
 	nghttp2_data_provider	 prd;
 	size_t			 size;
 	uint8_t			*buf;
@@ -726,7 +734,10 @@ grpc_reply(struct grpc_call *call, const ProtobufCMessage *msg)
 	call->reply = buf;
 	call->replylen = GRPC_PREFIX_LEN + size;
 	call->replyoff = 0;
+	call->conn->replies += call->replylen;
 
+	nv_set(&nva[0], ":status", "200");
+	nv_set(&nva[1], "content-type", "application/grpc");
 	memset(&prd, 0, sizeof(prd));
 	prd.source.ptr = call;
 	prd.read_callback = reply_read;

@@ -21,7 +21,9 @@
  *	RESOURCE_EXHAUSTED	a message longer than max_message, said as
  *				soon as its prefix is read; the request
  *				memory of all connections used up; request
- *				headers above GRPC_HEADER_LIST_MAX
+ *				headers above GRPC_HEADER_LIST_MAX; a call
+ *				whose connection holds GRPC_REPLIES_MAX of
+ *				replies that flow control keeps back
  *	UNKNOWN			the handler returned without an answer
  *
  * An error answered before the client ended its stream is followed by
@@ -31,17 +33,24 @@
  * Memory.  Per connection: at most max_streams streams open
  * (SETTINGS_MAX_CONCURRENT_STREAMS, enforced by nghttp2 from our first
  * SETTINGS on, before the client acknowledges it; streams above it are
- * refused with RST_STREAM REFUSED_STREAM and cost nothing); a request
- * header list of GRPC_HEADER_LIST_MAX (SETTINGS_MAX_HEADER_LIST_SIZE,
- * counted here, as nghttp2 does not); HPACK tables of 4096 bytes each
- * way; one read buffer of GRPC_READ_SIZE; one reply per open stream.
- * While the socket takes no more output, the connection is not read:
- * what nghttp2 queues (RST_STREAM, WINDOW_UPDATE, replies) grows by at
- * most what one read of GRPC_READ_SIZE bytes asks for.  All
- * connections: request messages held at once, memory bytes in all; a
- * message that would go past it is refused (RESOURCE_EXHAUSTED) before
- * any of it is held.  A message is held from its prefix (its whole
- * length is reserved then) to its handler's return.
+ * refused with RST_STREAM REFUSED_STREAM and hold nothing but that
+ * frame until it is sent).  Of each stream's headers only :path (256
+ * bytes) and grpc-encoding (32) are kept, and a header list above
+ * GRPC_HEADER_LIST_MAX (SETTINGS_MAX_HEADER_LIST_SIZE, counted here:
+ * nghttp2 does not) is refused.  HPACK tables of 4096 bytes each way.
+ * Replies that flow control keeps back: a handler runs only while they
+ * are below GRPC_REPLIES_MAX, so they reach that and one reply more
+ * (the handler's size) at most.  While the socket takes no more output
+ * the connection is not read, so what nghttp2 queues for a client that
+ * does not read (RST_STREAM, WINDOW_UPDATE, ACKs) grows by what one
+ * read of GRPC_READ_SIZE bytes asks for at most.
+ *
+ * All connections: request messages held at once, memory bytes in all;
+ * a message that would go past it is refused (RESOURCE_EXHAUSTED)
+ * before any of it is held.  A message is held from its prefix (its
+ * whole length is reserved then) to its handler's return; its unpacked
+ * form lives during the handler only, one handler at a time.  One read
+ * buffer of GRPC_READ_SIZE serves all connections.
  *
  * Time.  A connection with no stream open for idle_timeout seconds, or
  * whose open streams move no byte either way for that long, is sent
@@ -69,6 +78,7 @@
 #include "mezite.pb-c.h"
 
 #define GRPC_HEADER_LIST_MAX	(16 * 1024)
+#define GRPC_REPLIES_MAX	(256 * 1024)	/* unsent, per connection */
 #define GRPC_READ_SIZE		(16 * 1024)
 
 enum grpc_status {
@@ -124,7 +134,8 @@ void	 grpc_init(const struct grpc_service *);
  * Serve a handed-off session: takes fd and meta (freed with
  * mezite__conn_meta__free_unpacked).  Returns -1 if refused (while
  * draining, or out of memory), fd then closed and meta freed, and
- * closed() not called.
+ * closed() not called.  Returns 0 otherwise, closed() to come: it may
+ * come before grpc_accept() returns, if the socket is dead already.
  */
 int	 grpc_accept(int, Mezite__ConnMeta *);
 void	 grpc_reply(struct grpc_call *, const ProtobufCMessage *);
