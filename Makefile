@@ -127,7 +127,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
-		tests/fuzz/fuzz_grpc
+		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -326,6 +326,14 @@ tests/fuzz/fuzz_grpc: tests/fuzz/fuzz_grpc.c $(GRPC_SRCS) common/log.c \
 	workers/auth/grpcframe.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) $(FUZZ_GRPC) -o $@ $(filter %.c,$^) \
 		$(PC_LIBS) $(GRPC_LIBS)
+
+# The auth worker's request messages, and the role patterns ListNodes
+# matches.
+tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
+	workers/auth/store_sqlite.c common/log.c $(PROTO_C) $(AUTH_PROTO_C) \
+	workers/auth/auth.h workers/auth/store.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth $(AUTH_CFLAGS) -o $@ \
+		$(filter %.c,$^) $(PC_LIBS) $(AUTH_LIBS)
 
 # What to install on Debian: building and make demo (deps), make check
 # (deps-check, a superset of the others) and make bench (deps-bench).
