@@ -369,9 +369,14 @@ def test_list_nodes_shows_what_the_roles_allow(fresh_daemon, pki, tmp_path):
             c.join(tok["secret"], name, spki, labels)
     _, cert, key = login(d, pki, tmp_path, "ivan")
     with client(d, pki, cert, key) as c:
-        nodes = {n.name: list(n.logins) for n in c.list_nodes().nodes}
+        listed = c.list_nodes().nodes
+    nodes = {n.name: list(n.logins) for n in listed}
     assert nodes == {"web-1": ["ubuntu"], "web-2": ["ubuntu"],
                      "db-1": ["postgres", "root"]}, nodes
+    labels = {n.name: sorted((x.key, x.value) for x in n.labels)
+              for n in listed}
+    assert labels == {"web-1": [], "web-2": [("env", "dev")],
+                      "db-1": [("env", "prod"), ("tier", "db")]}, labels
     # a user without roles reaches nothing; a session without a user
     # certificate may not ask
     _, cert, key = login(d, pki, tmp_path, "judy", name="judy")

@@ -385,11 +385,13 @@ rpc_list_nodes(struct grpc_call *call, const ProtobufCMessage *msg)
 	    MEZITE__AUTH__V1__LIST_NODES_RESPONSE__INIT;
 	const Mezite__PeerCert		*pc = grpc_call_meta(call)->cert;
 	Mezite__Auth__V1__Node		*nodes = NULL, **np = NULL;
+	Mezite__Auth__V1__Label		*lab = NULL, **labp = NULL;
 	struct store_user		 u;
 	struct store_role		*roles = NULL, r;
 	struct store_node		*all = NULL;
 	struct store_strv		*logins = NULL;
-	size_t				 nall = 0, nroles = 0, i, k;
+	size_t				 nall = 0, nroles = 0, nlab = 0, i, k;
+	char				*eq;
 
 	if (pc == NULL || strcmp(pc->kind, "user") != 0) {
 		grpc_error(call, GRPC_PERMISSION_DENIED,
@@ -408,11 +410,17 @@ rpc_list_nodes(struct grpc_call *call, const ProtobufCMessage *msg)
 		if (store_role_get(aenv.store, u.roles.v[i], &r) == 0)
 			roles[nroles++] = r;
 	}
-	if (store_node_list(aenv.store, &all, &nall) == -1 ||
-	    (nodes = calloc(nall + 1, sizeof(*nodes))) == NULL ||
-	    (np = calloc(nall + 1, sizeof(*np))) == NULL ||
-	    (logins = calloc(nall + 1, sizeof(*logins))) == NULL)
+	if (store_node_list(aenv.store, &all, &nall) == -1)
 		goto fail;
+	for (i = 0; i < nall; i++)
+		nlab += all[i].labels.n;
+	if ((nodes = calloc(nall + 1, sizeof(*nodes))) == NULL ||
+	    (np = calloc(nall + 1, sizeof(*np))) == NULL ||
+	    (logins = calloc(nall + 1, sizeof(*logins))) == NULL ||
+	    (lab = calloc(nlab + 1, sizeof(*lab))) == NULL ||
+	    (labp = calloc(nlab + 1, sizeof(*labp))) == NULL)
+		goto fail;
+	nlab = 0;
 	for (i = 0; i < nall; i++) {
 		if (rbac_node_logins(roles, nroles, &all[i], &logins[i]) == -1)
 			goto fail;
@@ -423,6 +431,19 @@ rpc_list_nodes(struct grpc_call *call, const ProtobufCMessage *msg)
 		nodes[res.n_nodes].logins = logins[i].v;
 		nodes[res.n_nodes].n_logins = logins[i].n;
 		nodes[res.n_nodes].joined = all[i].joined;
+		/* "key=value", split where it is: all is ours. */
+		nodes[res.n_nodes].labels = labp + nlab;
+		for (k = 0; k < all[i].labels.n; k++) {
+			if ((eq = strchr(all[i].labels.v[k], '=')) == NULL)
+				continue;
+			*eq = '\0';
+			mezite__auth__v1__label__init(&lab[nlab]);
+			lab[nlab].key = all[i].labels.v[k];
+			lab[nlab].value = eq + 1;
+			labp[nlab] = &lab[nlab];
+			nlab++;
+			nodes[res.n_nodes].n_labels++;
+		}
 		np[res.n_nodes] = &nodes[res.n_nodes];
 		res.n_nodes++;
 	}
@@ -435,6 +456,8 @@ rpc_list_nodes(struct grpc_call *call, const ProtobufCMessage *msg)
 	for (i = 0; logins != NULL && i < nall; i++)
 		store_strv_clear(&logins[i]);
 	free(logins);
+	free(labp);
+	free(lab);
 	free(np);
 	free(nodes);
 	store_node_free(all, nall);
