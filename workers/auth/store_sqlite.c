@@ -633,6 +633,94 @@ strv_put(struct store *s, enum store_q q, const char *key,
 	return (0);
 }
 
+/*
+ * Reading rows into structures: a row reader fills the zeroed entry it
+ * is given from st's row; a clear frees what an entry holds, whether
+ * the reader filled it in full or failed half way, and zeroes it.
+ */
+
+/* Clear each of the n entries of size bytes of arr, and free arr. */
+static void
+entries_free(void *arr, size_t n, size_t size, void (*clear)(void *))
+{
+	size_t	 i;
+
+	for (i = 0; arr != NULL && i < n; i++)
+		clear((char *)arr + i * size);
+	free(arr);
+}
+
+/*
+ * In a read transaction, the row q finds for key, read by row into p:
+ * 0, STORE_NOTFOUND or -1, p cleared unless 0.
+ */
+static int
+row_get(struct store *s, enum store_q q, const char *key,
+    int (*row)(struct store *, sqlite3_stmt *, void *),
+    void (*clear)(void *), void *p)
+{
+	sqlite3_stmt	*st;
+	int		 rv;
+
+	if (tx_begin(s, 0) == -1)
+		return (-1);
+	if ((st = q_get(s, q)) == NULL ||
+	    b_text(s, st, 1, key) == -1 || (rv = q_step(s, st)) == -1)
+		rv = -1;
+	else if (rv == SQLITE_DONE)
+		rv = STORE_NOTFOUND;
+	else
+		rv = row(s, st, p);
+	if ((rv = tx_end(s, rv)) != 0)
+		clear(p);
+	return (rv);
+}
+
+/*
+ * In a read transaction, every row of q, each read by row into an entry
+ * of size bytes of a new array: *v, *n entries.  limit, unless NULL, is
+ * bound to q's LIMIT ?1.  On failure, -1, with what was read cleared and
+ * freed, *v NULL and *n 0.
+ */
+static int
+list_get(struct store *s, enum store_q q, const unsigned int *limit,
+    size_t size, int (*row)(struct store *, sqlite3_stmt *, void *),
+    void (*clear)(void *), void **v, size_t *n)
+{
+	sqlite3_stmt	*st;
+	char		*arr = NULL, *p;
+	size_t		 cap = 0, i = 0;
+	int		 rc;
+
+	*v = NULL;
+	*n = 0;
+	if (tx_begin(s, 0) == -1)
+		return (-1);
+	if ((st = q_get(s, q)) == NULL ||
+	    (limit != NULL && b_limit(s, st, 1, *limit) == -1))
+		rc = -1;
+	else
+		while ((rc = q_step(s, st)) == SQLITE_ROW) {
+			if ((p = grow(s, arr, &cap, i, size)) == NULL) {
+				rc = -1;
+				break;
+			}
+			arr = p;
+			/* Counted before it is read: a failed one is cleared. */
+			if (row(s, st, arr + i++ * size) == -1) {
+				rc = -1;
+				break;
+			}
+		}
+	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
+		entries_free(arr, i, size, clear);
+		return (-1);
+	}
+	*v = arr;
+	*n = i;
+	return (0);
+}
+
 /* Opening, and the schema. */
 
 /*
@@ -939,8 +1027,10 @@ store_user_add(struct store *s, const char *name, const char *hash,
 
 /* The user of st's row, and its roles. */
 static int
-user_row(struct store *s, sqlite3_stmt *st, struct store_user *u)
+user_row(struct store *s, sqlite3_stmt *st, void *p)
 {
+	struct store_user	*u = p;
+
 	if (c_str(s, st, 0, STORE_NAME_MAX, &u->name) == -1 ||
 	    c_str(s, st, 1, STORE_TEXT_MAX, &u->hash) == -1)
 		return (-1);
@@ -950,26 +1040,21 @@ user_row(struct store *s, sqlite3_stmt *st, struct store_user *u)
 	    &u->roles));
 }
 
+/* store_user_clear, in the type the row helpers call. */
+static void
+user_clear(void *u)
+{
+	store_user_clear(u);
+}
+
 int
 store_user_get(struct store *s, const char *name, struct store_user *u)
 {
-	sqlite3_stmt	*st;
-	int		 rv;
-
 	memset(u, 0, sizeof(*u));
 	s->op = __func__;
-	if (name_ok(s, name, "name") == -1 || tx_begin(s, 0) == -1)
+	if (name_ok(s, name, "name") == -1)
 		return (-1);
-	if ((st = q_get(s, Q_USER_GET)) == NULL ||
-	    b_text(s, st, 1, name) == -1 || (rv = q_step(s, st)) == -1)
-		rv = -1;
-	else if (rv == SQLITE_DONE)
-		rv = STORE_NOTFOUND;
-	else
-		rv = user_row(s, st, u);
-	if ((rv = tx_end(s, rv)) != 0)
-		store_user_clear(u);
-	return (rv);
+	return (row_get(s, Q_USER_GET, name, user_row, user_clear, u));
 }
 
 int
@@ -1037,37 +1122,14 @@ store_user_roles(struct store *s, const char *name,
 int
 store_user_list(struct store *s, struct store_user **users, size_t *n)
 {
-	sqlite3_stmt		*st;
-	struct store_user	*v = NULL, *p;
-	size_t			 cap = 0, i = 0;
-	int			 rc;
+	void	*v;
+	int	 rv;
 
-	*users = NULL;
-	*n = 0;
 	s->op = __func__;
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_USER_LIST)) == NULL)
-		rc = -1;
-	else
-		while ((rc = q_step(s, st)) == SQLITE_ROW) {
-			if ((p = grow(s, v, &cap, i, sizeof(*v))) == NULL) {
-				rc = -1;
-				break;
-			}
-			v = p;
-			if (user_row(s, st, &v[i++]) == -1) {
-				rc = -1;
-				break;
-			}
-		}
-	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
-		store_user_free(v, cap);
-		return (-1);
-	}
+	rv = list_get(s, Q_USER_LIST, NULL, sizeof(**users), user_row,
+	    user_clear, &v, n);
 	*users = v;
-	*n = i;
-	return (0);
+	return (rv);
 }
 
 void
@@ -1083,11 +1145,7 @@ store_user_clear(struct store_user *u)
 void
 store_user_free(struct store_user *u, size_t n)
 {
-	size_t	 i;
-
-	for (i = 0; u != NULL && i < n; i++)
-		store_user_clear(&u[i]);
-	free(u);
+	entries_free(u, n, sizeof(*u), user_clear);
 }
 
 /* Roles. */
@@ -1131,8 +1189,9 @@ store_role_put(struct store *s, const struct store_role *r)
 
 /* The role of st's row, and its rules. */
 static int
-role_row(struct store *s, sqlite3_stmt *st, struct store_role *r)
+role_row(struct store *s, sqlite3_stmt *st, void *p)
 {
+	struct store_role	*r = p;
 	struct store_strv	*sv[ROLE_KINDS] = {
 		&r->logins, &r->nodes, &r->labels
 	};
@@ -1164,26 +1223,21 @@ role_row(struct store *s, sqlite3_stmt *st, struct store_role *r)
 	return (rc == SQLITE_DONE ? 0 : -1);
 }
 
+/* store_role_clear, in the type the row helpers call. */
+static void
+role_clear(void *r)
+{
+	store_role_clear(r);
+}
+
 int
 store_role_get(struct store *s, const char *name, struct store_role *r)
 {
-	sqlite3_stmt	*st;
-	int		 rv;
-
 	memset(r, 0, sizeof(*r));
 	s->op = __func__;
-	if (name_ok(s, name, "name") == -1 || tx_begin(s, 0) == -1)
+	if (name_ok(s, name, "name") == -1)
 		return (-1);
-	if ((st = q_get(s, Q_ROLE_GET)) == NULL ||
-	    b_text(s, st, 1, name) == -1 || (rv = q_step(s, st)) == -1)
-		rv = -1;
-	else if (rv == SQLITE_DONE)
-		rv = STORE_NOTFOUND;
-	else
-		rv = role_row(s, st, r);
-	if ((rv = tx_end(s, rv)) != 0)
-		store_role_clear(r);
-	return (rv);
+	return (row_get(s, Q_ROLE_GET, name, role_row, role_clear, r));
 }
 
 int
@@ -1214,37 +1268,14 @@ store_role_del(struct store *s, const char *name)
 int
 store_role_list(struct store *s, struct store_role **roles, size_t *n)
 {
-	sqlite3_stmt		*st;
-	struct store_role	*v = NULL, *p;
-	size_t			 cap = 0, i = 0;
-	int			 rc;
+	void	*v;
+	int	 rv;
 
-	*roles = NULL;
-	*n = 0;
 	s->op = __func__;
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_ROLE_LIST)) == NULL)
-		rc = -1;
-	else
-		while ((rc = q_step(s, st)) == SQLITE_ROW) {
-			if ((p = grow(s, v, &cap, i, sizeof(*v))) == NULL) {
-				rc = -1;
-				break;
-			}
-			v = p;
-			if (role_row(s, st, &v[i++]) == -1) {
-				rc = -1;
-				break;
-			}
-		}
-	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
-		store_role_free(v, cap);
-		return (-1);
-	}
+	rv = list_get(s, Q_ROLE_LIST, NULL, sizeof(**roles), role_row,
+	    role_clear, &v, n);
 	*roles = v;
-	*n = i;
-	return (0);
+	return (rv);
 }
 
 void
@@ -1260,11 +1291,7 @@ store_role_clear(struct store_role *r)
 void
 store_role_free(struct store_role *r, size_t n)
 {
-	size_t	 i;
-
-	for (i = 0; r != NULL && i < n; i++)
-		store_role_clear(&r[i]);
-	free(r);
+	entries_free(r, n, sizeof(*r), role_clear);
 }
 
 /* Join tokens. */
@@ -1381,46 +1408,39 @@ store_token_revoke(struct store *s, const char *id)
 	return (tx_end(s, rv));
 }
 
+/* The token of st's row. */
+static int
+token_row(struct store *s, sqlite3_stmt *st, void *p)
+{
+	struct store_token	*t = p;
+
+	if (c_buf(s, st, 0, t->id, sizeof(t->id)) == -1 ||
+	    c_str_null(s, st, 1, STORE_NAME_MAX, &t->node) == -1)
+		return (-1);
+	t->created = c_time(st, 2);
+	t->expires = c_time(st, 3);
+	t->used = c_time(st, 4);
+	return (0);
+}
+
+/* store_token_clear, in the type the row helpers call. */
+static void
+token_clear(void *t)
+{
+	store_token_clear(t);
+}
+
 int
 store_token_list(struct store *s, struct store_token **tokens, size_t *n)
 {
-	sqlite3_stmt		*st;
-	struct store_token	*v = NULL, *p, *t;
-	size_t			 cap = 0, i = 0;
-	int			 rc;
+	void	*v;
+	int	 rv;
 
-	*tokens = NULL;
-	*n = 0;
 	s->op = __func__;
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_TOKEN_LIST)) == NULL)
-		rc = -1;
-	else
-		while ((rc = q_step(s, st)) == SQLITE_ROW) {
-			if ((p = grow(s, v, &cap, i, sizeof(*v))) == NULL) {
-				rc = -1;
-				break;
-			}
-			v = p;
-			t = &v[i++];
-			if (c_buf(s, st, 0, t->id, sizeof(t->id)) == -1 ||
-			    c_str_null(s, st, 1, STORE_NAME_MAX,
-			    &t->node) == -1) {
-				rc = -1;
-				break;
-			}
-			t->created = c_time(st, 2);
-			t->expires = c_time(st, 3);
-			t->used = c_time(st, 4);
-		}
-	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
-		store_token_free(v, cap);
-		return (-1);
-	}
+	rv = list_get(s, Q_TOKEN_LIST, NULL, sizeof(**tokens), token_row,
+	    token_clear, &v, n);
 	*tokens = v;
-	*n = i;
-	return (0);
+	return (rv);
 }
 
 void
@@ -1433,18 +1453,17 @@ store_token_clear(struct store_token *t)
 void
 store_token_free(struct store_token *t, size_t n)
 {
-	size_t	 i;
-
-	for (i = 0; t != NULL && i < n; i++)
-		store_token_clear(&t[i]);
-	free(t);
+	entries_free(t, n, sizeof(*t), token_clear);
 }
 
 /* Certificates. */
 
+/* The certificate of st's row. */
 static int
-cert_row(struct store *s, sqlite3_stmt *st, struct store_cert *c)
+cert_row(struct store *s, sqlite3_stmt *st, void *p)
 {
+	struct store_cert	*c = p;
+
 	if (c_buf(s, st, 0, c->serial, sizeof(c->serial)) == -1 ||
 	    c_buf(s, st, 1, c->kind, sizeof(c->kind)) == -1 ||
 	    c_str(s, st, 2, STORE_NAME_MAX, &c->name) == -1)
@@ -1453,6 +1472,13 @@ cert_row(struct store *s, sqlite3_stmt *st, struct store_cert *c)
 	c->not_after = c_time(st, 4);
 	c->revoked = c_time(st, 5);
 	return (0);
+}
+
+/* store_cert_clear, in the type the row helpers call. */
+static void
+cert_clear(void *c)
+{
+	store_cert_clear(c);
 }
 
 static int
@@ -1492,9 +1518,6 @@ store_cert_add(struct store *s, const struct store_cert *c)
 int
 store_cert_get(struct store *s, const char *serial, struct store_cert *c)
 {
-	sqlite3_stmt	*st;
-	int		 rv;
-
 	memset(c, 0, sizeof(*c));
 	s->op = __func__;
 	if (serial == NULL) {
@@ -1503,18 +1526,7 @@ store_cert_get(struct store *s, const char *serial, struct store_cert *c)
 	}
 	if (!hex_valid(serial, 1, STORE_SERIAL_MAX, 1))
 		return (STORE_NOTFOUND);
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_CERT_GET)) == NULL ||
-	    b_text(s, st, 1, serial) == -1 || (rv = q_step(s, st)) == -1)
-		rv = -1;
-	else if (rv == SQLITE_DONE)
-		rv = STORE_NOTFOUND;
-	else
-		rv = cert_row(s, st, c);
-	if ((rv = tx_end(s, rv)) != 0)
-		store_cert_clear(c);
-	return (rv);
+	return (row_get(s, Q_CERT_GET, serial, cert_row, cert_clear, c));
 }
 
 /* A certificate revoked already keeps the time it was first revoked. */
@@ -1568,38 +1580,14 @@ int
 store_cert_list(struct store *s, unsigned int limit, struct store_cert **certs,
     size_t *n)
 {
-	sqlite3_stmt		*st;
-	struct store_cert	*v = NULL, *p;
-	size_t			 cap = 0, i = 0;
-	int			 rc;
+	void	*v;
+	int	 rv;
 
-	*certs = NULL;
-	*n = 0;
 	s->op = __func__;
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_CERT_LIST)) == NULL ||
-	    b_limit(s, st, 1, limit) == -1)
-		rc = -1;
-	else
-		while ((rc = q_step(s, st)) == SQLITE_ROW) {
-			if ((p = grow(s, v, &cap, i, sizeof(*v))) == NULL) {
-				rc = -1;
-				break;
-			}
-			v = p;
-			if (cert_row(s, st, &v[i++]) == -1) {
-				rc = -1;
-				break;
-			}
-		}
-	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
-		store_cert_free(v, cap);
-		return (-1);
-	}
+	rv = list_get(s, Q_CERT_LIST, &limit, sizeof(**certs), cert_row,
+	    cert_clear, &v, n);
 	*certs = v;
-	*n = i;
-	return (0);
+	return (rv);
 }
 
 int
@@ -1632,11 +1620,7 @@ store_cert_clear(struct store_cert *c)
 void
 store_cert_free(struct store_cert *c, size_t n)
 {
-	size_t	 i;
-
-	for (i = 0; c != NULL && i < n; i++)
-		store_cert_clear(&c[i]);
-	free(c);
+	entries_free(c, n, sizeof(*c), cert_clear);
 }
 
 /* Nodes. */
@@ -1664,46 +1648,39 @@ store_node_put(struct store *s, const struct store_node *nd)
 	return (tx_end(s, rv));
 }
 
+/* The node of st's row, and its labels. */
+static int
+node_row(struct store *s, sqlite3_stmt *st, void *p)
+{
+	struct store_node	*nd = p;
+
+	if (c_str(s, st, 0, STORE_NAME_MAX, &nd->name) == -1 ||
+	    c_buf(s, st, 1, nd->serial, sizeof(nd->serial)) == -1 ||
+	    strv_get(s, Q_LABELS, nd->name, STORE_TEXT_MAX,
+	    &nd->labels) == -1)
+		return (-1);
+	nd->joined = c_time(st, 2);
+	return (0);
+}
+
+/* store_node_clear, in the type the row helpers call. */
+static void
+node_clear(void *nd)
+{
+	store_node_clear(nd);
+}
+
 int
 store_node_list(struct store *s, struct store_node **nodes, size_t *n)
 {
-	sqlite3_stmt		*st;
-	struct store_node	*v = NULL, *p, *nd;
-	size_t			 cap = 0, i = 0;
-	int			 rc;
+	void	*v;
+	int	 rv;
 
-	*nodes = NULL;
-	*n = 0;
 	s->op = __func__;
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_NODE_LIST)) == NULL)
-		rc = -1;
-	else
-		while ((rc = q_step(s, st)) == SQLITE_ROW) {
-			if ((p = grow(s, v, &cap, i, sizeof(*v))) == NULL) {
-				rc = -1;
-				break;
-			}
-			v = p;
-			nd = &v[i++];
-			if (c_str(s, st, 0, STORE_NAME_MAX, &nd->name) == -1 ||
-			    c_buf(s, st, 1, nd->serial,
-			    sizeof(nd->serial)) == -1 ||
-			    strv_get(s, Q_LABELS, nd->name, STORE_TEXT_MAX,
-			    &nd->labels) == -1) {
-				rc = -1;
-				break;
-			}
-			nd->joined = c_time(st, 2);
-		}
-	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
-		store_node_free(v, cap);
-		return (-1);
-	}
+	rv = list_get(s, Q_NODE_LIST, NULL, sizeof(**nodes), node_row,
+	    node_clear, &v, n);
 	*nodes = v;
-	*n = i;
-	return (0);
+	return (rv);
 }
 
 void
@@ -1717,11 +1694,7 @@ store_node_clear(struct store_node *nd)
 void
 store_node_free(struct store_node *nd, size_t n)
 {
-	size_t	 i;
-
-	for (i = 0; nd != NULL && i < n; i++)
-		store_node_clear(&nd[i]);
-	free(nd);
+	entries_free(nd, n, sizeof(*nd), node_clear);
 }
 
 /* Audit events. */
@@ -1754,49 +1727,41 @@ store_event_add(struct store *s, const struct store_event *e)
 	return (tx_end(s, rv));
 }
 
+/* The event of st's row. */
+static int
+event_row(struct store *s, sqlite3_stmt *st, void *p)
+{
+	struct store_event	*e = p;
+
+	e->time = c_time(st, 0);
+	e->success = sqlite3_column_int(st, 4) != 0;
+	if (c_str(s, st, 1, STORE_NAME_MAX, &e->type) == -1 ||
+	    c_str(s, st, 2, STORE_TEXT_MAX, &e->name) == -1 ||
+	    c_str(s, st, 3, STORE_TEXT_MAX, &e->address) == -1 ||
+	    c_str(s, st, 5, STORE_TEXT_MAX, &e->detail) == -1)
+		return (-1);
+	return (0);
+}
+
+/* store_event_clear, in the type the row helpers call. */
+static void
+event_clear(void *e)
+{
+	store_event_clear(e);
+}
+
 int
 store_event_list(struct store *s, unsigned int limit,
     struct store_event **events, size_t *n)
 {
-	sqlite3_stmt		*st;
-	struct store_event	*v = NULL, *p, *e;
-	size_t			 cap = 0, i = 0;
-	int			 rc;
+	void	*v;
+	int	 rv;
 
-	*events = NULL;
-	*n = 0;
 	s->op = __func__;
-	if (tx_begin(s, 0) == -1)
-		return (-1);
-	if ((st = q_get(s, Q_EVENT_LIST)) == NULL ||
-	    b_limit(s, st, 1, limit) == -1)
-		rc = -1;
-	else
-		while ((rc = q_step(s, st)) == SQLITE_ROW) {
-			if ((p = grow(s, v, &cap, i, sizeof(*v))) == NULL) {
-				rc = -1;
-				break;
-			}
-			v = p;
-			e = &v[i++];
-			e->time = c_time(st, 0);
-			e->success = sqlite3_column_int(st, 4) != 0;
-			if (c_str(s, st, 1, STORE_NAME_MAX, &e->type) == -1 ||
-			    c_str(s, st, 2, STORE_TEXT_MAX, &e->name) == -1 ||
-			    c_str(s, st, 3, STORE_TEXT_MAX,
-			    &e->address) == -1 ||
-			    c_str(s, st, 5, STORE_TEXT_MAX, &e->detail) == -1) {
-				rc = -1;
-				break;
-			}
-		}
-	if (tx_end(s, rc == SQLITE_DONE ? 0 : -1) == -1) {
-		store_event_free(v, cap);
-		return (-1);
-	}
+	rv = list_get(s, Q_EVENT_LIST, &limit, sizeof(**events), event_row,
+	    event_clear, &v, n);
 	*events = v;
-	*n = i;
-	return (0);
+	return (rv);
 }
 
 void
@@ -1812,11 +1777,7 @@ store_event_clear(struct store_event *e)
 void
 store_event_free(struct store_event *e, size_t n)
 {
-	size_t	 i;
-
-	for (i = 0; e != NULL && i < n; i++)
-		store_event_clear(&e[i]);
-	free(e);
+	entries_free(e, n, sizeof(*e), event_clear);
 }
 
 void
