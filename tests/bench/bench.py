@@ -387,6 +387,10 @@ worker https {{
 	chroot "{www}"
 	root "/htdocs"
 }}
+# The proxy and the https worker alone are measured.
+worker auth {{
+	prefork 0
+}}
 """
     args = dict(port=port, cert=CERT, key=KEY, empty=empty, www=www,
                 sock=os.path.join(d, "ctl.sock"))
