@@ -7,6 +7,7 @@ what it issues.
 
 import json
 import os
+import pwd
 import re
 import signal
 import sqlite3
@@ -412,10 +413,13 @@ def test_restart_keeps_users_roles_tokens_and_the_ca(fresh_daemon, pki,
     with client(d, pki) as c:
         assert c.join(tok["secret"], "web-1", spki).node == "web-1"
     # the files: the auth user's alone
+    nobody = pwd.getpwnam("nobody").pw_uid
     auth_dir = os.path.join(d.state, "auth")
     assert oct(os.stat(auth_dir).st_mode & 0o777) == "0o700"
+    assert os.stat(auth_dir).st_uid == nobody
     for f in ("mezite.db", "user-ca.key", "host-ca.key"):
-        assert os.stat(os.path.join(auth_dir, f)).st_mode & 0o077 == 0, f
+        st = os.stat(os.path.join(auth_dir, f))
+        assert st.st_mode & 0o077 == 0 and st.st_uid == nobody, f
 
 
 def test_kill_of_the_auth_worker_mid_login_loses_nothing_acknowledged(
