@@ -254,7 +254,10 @@ config_load_pem(const char *path, int secret, uint8_t **bufp, size_t *lenp,
 	return (-1);
 }
 
-/* Without any route rule, install the built-in table. */
+/*
+ * Follow the file's rules with the built-in table, less any rule the
+ * file already wrote out for the same identifier and worker.
+ */
 void
 config_builtin_routes(struct mezited_conf *conf)
 {

@@ -314,9 +314,11 @@ static char	 homedir[128];
 static void
 home_setup(void)
 {
-	strlcpy(tmpdir, "/tmp/check_msh.XXXXXX", sizeof(tmpdir));
+	ck_assert_uint_lt(strlcpy(tmpdir, "/tmp/check_msh.XXXXXX",
+	    sizeof(tmpdir)), sizeof(tmpdir));
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(homedir, sizeof(homedir), "%s/home", tmpdir);
+	ck_assert_int_lt(snprintf(homedir, sizeof(homedir), "%s/home", tmpdir),
+	    (int)sizeof(homedir));
 	ck_assert_int_eq(setenv("MEZITE_HOME", homedir, 1), 0);
 }
 
