@@ -403,12 +403,12 @@ check-ktls: tests/ktls/ktls_echo $(PROGS)
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider'
 
 # The integration suite against an ASan+UBSan build, and against a build
-# of the master on libtls.
+# of the master on libtls.  VARIANT_TESTS=files runs only those.
 check-sanitize:
-	@sh scripts/check-variant.sh sanitize
+	@VARIANT_TESTS="$(VARIANT_TESTS)" sh scripts/check-variant.sh sanitize
 
 check-libtls:
-	@sh scripts/check-variant.sh libtls
+	@VARIANT_TESTS="$(VARIANT_TESTS)" sh scripts/check-variant.sh libtls
 
 check-integration: $(PROGS)
 	cd tests/integration && /usr/bin/python3 -m pytest -q -x
@@ -434,7 +434,7 @@ check-bench: $(PROGS)
 
 # make demo and make check, each the first thing run in a fresh Debian 12
 # root made for the purpose, in a clone of this tree's HEAD (as root;
-# about 12 minutes).  Not part of check, which it runs; .ci/run runs both.
+# about 20 minutes).  Not part of check, which it runs; .ci/run runs both.
 check-fresh: deps-check
 	@sh scripts/check-fresh.sh
 

@@ -10,7 +10,11 @@
 #
 #	demo	make demo, once, in the background on a free port; it must
 #		serve /healthz, and is stopped
-#	check	make check, the whole of it
+#	check	make check, the whole of it, except that the integration
+#		suite's runs against the sanitizer and libtls builds take
+#		a few files each (VARIANT_TESTS): those builds, their
+#		packages and a sample are what a first run can get wrong,
+#		and the machine's own make check runs all of them
 #
 # Neither phase may leave a process running in its root, nor HAProxy's
 # or h2o's service enabled there.  The roots are unmounted and removed
@@ -243,13 +247,18 @@ phase_demo() {
 	roots=$(echo "$roots" | sed "s|$r||")
 }
 
+variant_tests="tests/integration/test_routing.py
+tests/integration/test_clientcert.py tests/integration/test_transfer.py
+tests/integration/test_auth.py"
+
 phase_check() {
 	r="$work/check"
 	new_root check
 	t0=$(now)
 	# shellcheck disable=SC2086
 	if ! chroot "$r" /usr/bin/env -i $root_env /bin/sh -c \
-	    'cd /root/mezite && make check' < /dev/null; then
+	    "cd /root/mezite && make check VARIANT_TESTS='$variant_tests'" \
+	    < /dev/null; then
 		echo "check-fresh: make check failed on its first run" \
 		    "($(($(now) - t0)) s)" >&2
 		return 1
