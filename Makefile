@@ -68,6 +68,9 @@ PROTO_H =	proto/mezite.pb-c.h
 # The auth service's API, and the standard gRPC health service.
 AUTH_PROTO_C =	proto/auth.pb-c.c proto/health.pb-c.c
 AUTH_PROTO_H =	$(AUTH_PROTO_C:.c=.h)
+# The stream layer between mezd and the tunnel worker.
+TUNNEL_PROTO_C =	proto/tunnel.pb-c.c
+TUNNEL_PROTO_H =	$(TUNNEL_PROTO_C:.c=.h)
 AUTH_LIBS_PC =	libnghttp2 sqlite3 libcrypt
 AUTH_CFLAGS =	$(shell $(PKG_CONFIG) --cflags $(AUTH_LIBS_PC))
 AUTH_LIBS =	$(shell $(PKG_CONFIG) --libs $(AUTH_LIBS_PC))

@@ -78,6 +78,17 @@ enum imsg_type {
 	IMSG_CTL_END,
 	IMSG_CTL_ADMIN,		/* AdminRequest */
 	IMSG_CTL_ADMIN_REPLY,	/* AdminReply */
+	/* any process -> tunnel worker; peerid is the asker's cookie */
+	IMSG_TUNNEL_DIAL,	/* DialRequest */
+	IMSG_TUNNEL_DIAL_REPLY,	/* DialReply; fd: the stream, if DIAL_OK */
+	/* tunnel worker -> supervisor -> auth worker */
+	IMSG_NODE_STATE,	/* NodeState: a node came or went */
+	IMSG_NODE_RESYNC,	/* supervisor -> tunnel: send every node */
+	/* control, forwarded to the tunnel workers */
+	IMSG_CTL_SHOW_NODES,
+	IMSG_CTL_NODES,		/* NodeList, in parts */
+	IMSG_CTL_CONNECT,	/* DialRequest */
+	IMSG_CTL_CONNECT_REPLY,	/* DialReply; fd: the stream, if DIAL_OK */
 	IMSG_MAX
 };
 
