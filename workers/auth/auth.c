@@ -54,12 +54,15 @@ static void	 auth_drain(void);
 static void	 auth_closed(const Mezite__ConnMeta *);
 static void	 auth_tick(int, short, void *);
 static int	 auth_admin(struct proc_chan *, struct imsg *, void *);
+static int	 auth_node_state(struct proc_chan *, struct imsg *, void *);
 static void	 admin_send(struct proc_chan *, uint32_t,
 		    Mezite__AdminReply *);
 
 static const struct proc_msg auth_parent_msgs[] = {
 	/* Unpacked by the handler, which wipes the password's bytes. */
 	{ IMSG_ADMIN, PROC_LEN_ANY, NULL, PROC_FD_NONE, auth_admin },
+	{ IMSG_NODE_STATE, PROC_LEN_PB, &mezite__node_state__descriptor,
+	    PROC_FD_NONE, auth_node_state },
 };
 
 static const struct worker_cb auth_cb = {
@@ -247,6 +250,13 @@ auth_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	admin_send(ch, imsg_get_id(imsg), &reply);
 	admin_reply_free(&reply);
 	pb_free(req);
+	return (0);
+}
+
+/* A node's agent came or went, as a tunnel worker saw it. */
+static int
+auth_node_state(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
 	return (0);
 }
 
