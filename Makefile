@@ -91,7 +91,7 @@ HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/rbac.c workers/auth/ca.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
-		workers/auth/ratelimit.c
+		workers/auth/ratelimit.c workers/auth/nodes.c
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -78,12 +79,15 @@ worker_pick(enum proc_type type)
 	return (best != NULL ? best : least);
 }
 
+#define SHA256_TEXT	(sizeof("SHA256:") + 2 * SHA256_DIGEST_LENGTH)
+
 /* What a worker learns of a client certificate. */
 struct peer {
 	Mezite__PeerCert	 pc;
 	char			*subject;
 	char			*issuer;
-	char			 fingerprint[sizeof("SHA256:") + 64];
+	char			 fingerprint[SHA256_TEXT];
+	char			 key[SHA256_TEXT];
 	char			**sans;
 	char			 name[CERTID_NAME_MAX + 1];
 	char			 serial[CERTID_SERIAL_MAX];
@@ -99,6 +103,35 @@ asn1_time(const ASN1_TIME *t)
 	return ((int64_t)timegm(&tm));
 }
 
+/* "SHA256:" and the digest in lower-case hex. */
+static void
+sha256_text(const unsigned char *md, unsigned int len, char *buf)
+{
+	unsigned int	 i;
+
+	(void)strlcpy(buf, "SHA256:", SHA256_TEXT);
+	for (i = 0; i < len && i < 32; i++)
+		(void)snprintf(buf + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+/*
+ * The hash of the certificate's DER SubjectPublicKeyInfo: what stays the
+ * same when a certificate is renewed for the same key.
+ */
+static void
+key_fill(X509 *x, char *buf)
+{
+	unsigned char	*der = NULL;
+	unsigned char	 md[SHA256_DIGEST_LENGTH];
+	int		 len;
+
+	if ((len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der)) <= 0)
+		return;
+	if (SHA256(der, len, md) != NULL)
+		sha256_text(md, sizeof(md), buf);
+	OPENSSL_free(der);
+}
+
 static void
 peer_fill(X509 *x, struct peer *p)
 {
@@ -106,7 +139,7 @@ peer_fill(X509 *x, struct peer *p)
 	const GENERAL_NAME	*gn;
 	const unsigned char	*s;
 	unsigned char		 md[EVP_MAX_MD_SIZE];
-	unsigned int		 mdlen = 0, i;
+	unsigned int		 mdlen = 0;
 	int			 k, n, slen;
 
 	memset(p, 0, sizeof(*p));
@@ -115,13 +148,11 @@ peer_fill(X509 *x, struct peer *p)
 	p->issuer = X509_NAME_oneline(X509_get_issuer_name(x), NULL, 0);
 	p->pc.subject = p->subject ? p->subject : "";
 	p->pc.issuer = p->issuer ? p->issuer : "";
-	if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32) {
-		strlcpy(p->fingerprint, "SHA256:", sizeof(p->fingerprint));
-		for (i = 0; i < mdlen; i++)
-			(void)snprintf(p->fingerprint + 7 + 2 * i, 3, "%02x",
-			    md[i]);
-	}
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32)
+		sha256_text(md, mdlen, p->fingerprint);
 	p->pc.fingerprint = p->fingerprint;
+	key_fill(x, p->key);
+	p->pc.key = p->key;
 	p->pc.not_before = asn1_time(X509_get0_notBefore(x));
 	p->pc.not_after = asn1_time(X509_get0_notAfter(x));
 	/* Whom it names, if the auth worker issued it. */

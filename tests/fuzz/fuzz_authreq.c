@@ -26,6 +26,8 @@ static const ProtobufCMessageDescriptor *const types[] = {
 	&mezite__auth__v1__list_nodes_request__descriptor,
 	&grpc__health__v1__health_check_request__descriptor,
 	&mezite__admin_request__descriptor,
+	&mezite__auth__v1__renew_request__descriptor,
+	&mezite__node_state__descriptor,
 };
 
 /* What ListNodes does with a role, on the request's own strings. */

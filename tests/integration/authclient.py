@@ -102,6 +102,13 @@ class Client:
             token=token, node=node, public_key=spki,
             labels=[a.Label(key=k, value=v) for k, v in labels]))
 
+    def renew(self, spki, labels=()):
+        a = pb()["auth"]
+        return self.call("/mezite.auth.v1.Auth/Renew", a.RenewRequest(
+            public_key=spki,
+            labels=[a.Label(key=k, value=v) for k, v in labels]),
+            a.JoinResponse)
+
     def whoami(self):
         return self.auth("WhoAmI", pb()["auth"].WhoAmIRequest())
 

@@ -252,6 +252,87 @@ def test_join_token_works_once_and_never_twice(fresh_daemon, pki, tmp_path):
     assert toks[tok["id"]]["used"] > 0
 
 
+def joined(d, pki, tmp_path, node, labels=()):
+    """A node joined with a token: (cert file, key file, spki, reply)."""
+    tok = token_create(d, "node", node)
+    key, spki = keypair(str(tmp_path), node)
+    with client(d, pki) as c:
+        res = c.join(tok["secret"], node, spki, labels)
+    cert = str(tmp_path / (node + ".crt"))
+    with open(cert, "wb") as f:
+        f.write(res.certificate)
+    return cert, key, spki, res
+
+
+def test_renew_gives_a_node_a_new_certificate(fresh_daemon, pki, tmp_path):
+    """A node renews with its certificate: a new one for the same name,
+    for a new key if it likes, with its labels replaced; a user's
+    certificate, or none, may not renew."""
+    d = fresh_daemon
+    cert, key, spki, first = joined(d, pki, tmp_path, "web-1",
+                                    [("env", "dev")])
+    key2, spki2 = keypair(str(tmp_path), "web-1-next")
+    with client(d, pki, cert, key) as c:
+        res = c.renew(spki2, [("env", "prod")])
+    assert res.node == "web-1"
+    assert res.serial != first.serial
+    assert res.not_after >= first.not_after
+    cert2 = str(tmp_path / "web-1-next.crt")
+    with open(cert2, "wb") as f:
+        f.write(res.certificate)
+    ca = str(tmp_path / "host-ca.pem")
+    with open(ca, "wb") as f:
+        f.write(res.ca_certificate)
+    r = run(["openssl", "verify", "-CAfile", ca, "-purpose", "sslclient",
+             cert2], check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The new certificate is for the new key, and names the node.
+    with client(d, pki, cert2, key2) as c:
+        who = c.whoami()
+    assert (who.kind, who.name, who.serial) == ("node", "web-1", res.serial)
+    certs = {c["serial"]: c for c in d.mezctl_json("show", "certs")}
+    assert certs[res.serial]["name"] == "web-1"
+    assert certs[res.serial]["kind"] == "node"
+    assert any(e["type"] == "renew" and e["name"] == "web-1"
+               for e in d.mezctl_json("show", "audit"))
+    # Without a node certificate: refused.
+    with client(d, pki) as c:
+        code, msg = code_of(c.renew, spki2)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, msg
+    add_user(d, "erin")
+    _, ucert, ukey = login(d, pki, tmp_path, "erin")
+    with client(d, pki, ucert, ukey) as c:
+        code, msg = code_of(c.renew, spki2)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, msg
+
+
+def test_renew_of_a_revoked_certificate_is_refused(fresh_daemon, pki,
+                                                   tmp_path):
+    d = fresh_daemon
+    cert, key, spki, first = joined(d, pki, tmp_path, "db-9")
+    with client(d, pki, cert, key) as c:
+        # The session outlives the revocation; its Renew does not.
+        c.whoami()
+        ok(d.mezctl("cert", "revoke", first.serial))
+        code, msg = code_of(c.renew, spki)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, msg
+    assert "revoked" in msg
+
+
+def test_renewals_are_rate_limited(fresh_daemon, pki, tmp_path):
+    d = fresh_daemon
+    cert, key, spki, _ = joined(d, pki, tmp_path, "db-10")
+    codes = []
+    with client(d, pki, cert, key) as c:
+        for _ in range(8):
+            codes.append(code_of(c.renew, spki))
+    done = [m for k, m in codes if k == grpc.StatusCode.OK]
+    slowed = [m for k, m in codes if k == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    # Five free, and a sixth that starts the wait, as for failed logins.
+    assert len(done) == 6 and len(slowed) == 2, codes
+    assert re.search(r"retry in \d+ seconds", slowed[0]), slowed
+
+
 def test_expired_join_token_fails(fresh_daemon, pki, tmp_path):
     d = fresh_daemon
     tok = token_create(d, "ttl", "1s")

@@ -38,6 +38,11 @@ def test_client_cert_identity_reaches_worker(mtls_daemon, pki):
                           "-outform", "DER"], capture_output=True,
                          check=True).stdout
     assert cert["fingerprint"] == "SHA256:" + hashlib.sha256(der).hexdigest()
+    # The key's hash: of the DER SubjectPublicKeyInfo.
+    spki = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER",
+                           "-in", pki.client_key], capture_output=True,
+                          check=True).stdout
+    assert cert["key"] == "SHA256:" + hashlib.sha256(spki).hexdigest()
     assert "alice.example" in cert["sans"]
     # the certificate is valid for 3 days from its creation
     assert cert["not_after"] - cert["not_before"] == 3 * 86400

@@ -1002,6 +1002,25 @@ START_TEST(node_put_replaces)
 }
 END_TEST
 
+START_TEST(node_get)
+{
+	char			*l1[] = { "env=prod" };
+	struct store_node	 web = { "web1", { l1, 1 }, "1a", T0 };
+	struct store_node	 nd;
+
+	ck_assert_int_eq(store_node_get(st, "web1", &nd), STORE_NOTFOUND);
+	ck_assert_int_eq(store_node_put(st, &web), 0);
+	ck_assert_int_eq(store_node_get(st, "web1", &nd), 0);
+	ck_assert_str_eq(nd.name, "web1");
+	ck_assert_str_eq(nd.serial, "1a");
+	ck_assert_int_eq(nd.joined, T0);
+	ck_assert_uint_eq(nd.labels.n, 1);
+	ck_assert_str_eq(nd.labels.v[0], "env=prod");
+	store_node_clear(&nd);
+	ck_assert_int_eq(store_node_get(st, "web2", &nd), STORE_NOTFOUND);
+}
+END_TEST
+
 /* Audit events. */
 
 static void
@@ -1155,6 +1174,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, store_setup, dir_teardown);
 	tcase_add_test(tc, node_put_list);
 	tcase_add_test(tc, node_put_replaces);
+	tcase_add_test(tc, node_get);
 	tcase_add_test(tc, event_list_order_limit);
 	tcase_add_test(tc, event_empty_and_long);
 	suite_add_tcase(s, tc);

@@ -257,6 +257,7 @@ auth_admin(struct proc_chan *ch, struct imsg *imsg, void *msg)
 static int
 auth_node_state(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
+	nodes_update(msg);
 	return (0);
 }
 

@@ -53,6 +53,11 @@ void	 auth_audit(const char *, const char *, const char *, int,
 	    const char *, ...) __attribute__((__format__ (printf, 5, 6)));
 void	 auth_push_revoked(void);
 
+/* nodes.c: which nodes are online, as the tunnel workers say */
+void	 nodes_update(const Mezite__NodeState *);
+int	 nodes_get(const char *, int *, time_t *,
+	    const struct store_strv **);
+
 /* rpc.c: the gRPC methods */
 extern const struct grpc_method	 auth_methods[];
 extern const size_t		 auth_nmethods;

@@ -239,19 +239,75 @@ sha256_hex_ok(const char *s)
 	    strspn(s, "0123456789abcdef") == 2 * AUTH_TOKEN_BYTES);
 }
 
+/* Why a node's labels are refused, or NULL. */
+static const char *
+labels_check(Mezite__Auth__V1__Label **l, size_t n)
+{
+	size_t	 i;
+
+	if (n > AUTH_LABELS_MAX)
+		return ("labels: too many");
+	for (i = 0; i < n; i++)
+		if (l[i] == NULL || !auth_name_valid(l[i]->key) ||
+		    strlen(l[i]->value) > AUTH_LABEL_MAX ||
+		    strchr(l[i]->value, '\n') != NULL)
+			return ("labels: a key is not a valid name, or a "
+			    "value is too long");
+	return (NULL);
+}
+
+/* Labels as the store keeps them, "key=value", into an empty sv. */
+static int
+labels_strv(Mezite__Auth__V1__Label **l, size_t n, struct store_strv *sv)
+{
+	size_t	 i, len;
+
+	if (n > 0 && (sv->v = calloc(n, sizeof(*sv->v))) == NULL)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		len = strlen(l[i]->key) + strlen(l[i]->value) + 2;
+		if ((sv->v[i] = malloc(len)) == NULL)
+			return (-1);
+		(void)snprintf(sv->v[i], len, "%s=%s", l[i]->key,
+		    l[i]->value);
+		sv->n++;
+	}
+	return (0);
+}
+
+/* The answer to Join and Renew: the host certificate and both CAs. */
+static void
+host_reply(struct grpc_call *call, const char *name,
+    const struct store_cert *sc, char *pem, size_t pemlen)
+{
+	Mezite__Auth__V1__JoinResponse	 res =
+	    MEZITE__AUTH__V1__JOIN_RESPONSE__INIT;
+	size_t				 len;
+
+	res.certificate.data = (uint8_t *)pem;
+	res.certificate.len = pemlen;
+	res.ca_certificate.data = (uint8_t *)ca_cert_pem(aenv.host_ca, &len);
+	res.ca_certificate.len = len;
+	res.user_ca_certificate.data =
+	    (uint8_t *)ca_cert_pem(aenv.user_ca, &len);
+	res.user_ca_certificate.len = len;
+	res.node = (char *)name;
+	res.not_after = sc->not_after;
+	res.serial = (char *)sc->serial;
+	grpc_reply(call, &res.base);
+}
+
 static void
 rpc_join(struct grpc_call *call, const ProtobufCMessage *msg)
 {
 	Mezite__Auth__V1__JoinRequest	*req = (void *)msg;
-	Mezite__Auth__V1__JoinResponse	 res =
-	    MEZITE__AUTH__V1__JOIN_RESPONSE__INIT;
 	struct store_node		 node;
 	struct store_cert		 sc;
 	struct client			 cl;
 	uint8_t				 hash[SHA256_DIGEST_LENGTH];
-	char				*pem = NULL, **labels = NULL;
+	char				*pem = NULL;
 	const char			*why = NULL;
-	size_t				 pemlen, len, i;
+	size_t				 pemlen;
 	int				 rv;
 
 	client_get(grpc_call_meta(call), &cl);
@@ -260,15 +316,8 @@ rpc_join(struct grpc_call *call, const ProtobufCMessage *msg)
 	else if (req->public_key.len == 0 ||
 	    req->public_key.len > AUTH_SPKI_MAX)
 		why = "public_key: missing or too long";
-	else if (req->n_labels > AUTH_LABELS_MAX)
-		why = "labels: too many";
-	for (i = 0; why == NULL && i < req->n_labels; i++)
-		if (req->labels[i] == NULL ||
-		    !auth_name_valid(req->labels[i]->key) ||
-		    strlen(req->labels[i]->value) > AUTH_LABEL_MAX ||
-		    strchr(req->labels[i]->value, '\n') != NULL)
-			why = "labels: a key is not a valid name, or a value "
-			    "is too long";
+	else
+		why = labels_check(req->labels, req->n_labels);
 	if (why != NULL) {
 		grpc_error(call, GRPC_INVALID_ARGUMENT, "%s", why);
 		return;
@@ -307,42 +356,113 @@ rpc_join(struct grpc_call *call, const ProtobufCMessage *msg)
 	node.name = req->node;
 	node.joined = time(NULL);
 	(void)strlcpy(node.serial, sc.serial, sizeof(node.serial));
-	if (req->n_labels > 0 &&
-	    (labels = calloc(req->n_labels, sizeof(*labels))) == NULL)
-		goto fail;
-	for (i = 0; i < req->n_labels; i++) {
-		len = strlen(req->labels[i]->key) +
-		    strlen(req->labels[i]->value) + 2;
-		if ((labels[i] = malloc(len)) == NULL)
-			goto fail;
-		(void)snprintf(labels[i], len, "%s=%s", req->labels[i]->key,
-		    req->labels[i]->value);
-		node.labels.n++;
+	if (labels_strv(req->labels, req->n_labels, &node.labels) == -1 ||
+	    store_node_put(aenv.store, &node) == -1) {
+		grpc_error(call, GRPC_INTERNAL, "the store failed");
+		goto done;
 	}
-	node.labels.v = labels;
-	if (store_node_put(aenv.store, &node) == -1)
-		goto fail;
-
-	res.certificate.data = (uint8_t *)pem;
-	res.certificate.len = pemlen;
-	res.ca_certificate.data = (uint8_t *)ca_cert_pem(aenv.host_ca, &len);
-	res.ca_certificate.len = len;
-	res.user_ca_certificate.data =
-	    (uint8_t *)ca_cert_pem(aenv.user_ca, &len);
-	res.user_ca_certificate.len = len;
-	res.node = req->node;
-	res.not_after = sc.not_after;
-	res.serial = sc.serial;
+	host_reply(call, req->node, &sc, pem, pemlen);
 	auth_audit("join", req->node, cl.addr, 1, "certificate %s until %lld",
 	    sc.serial, (long long)sc.not_after);
-	grpc_reply(call, &res.base);
-	goto done;
- fail:
-	grpc_error(call, GRPC_INTERNAL, "the store failed");
  done:
-	for (i = 0; i < node.labels.n; i++)
-		free(labels[i]);
-	free(labels);
+	node.name = NULL;
+	store_node_clear(&node);
+	free(pem);
+}
+
+/*
+ * A new certificate for the node whose certificate the session shows,
+ * with the same name.  A node's renewals are rate-limited as failed
+ * logins are, so that it cannot fill the store with certificates.
+ */
+static void
+rpc_renew(struct grpc_call *call, const ProtobufCMessage *msg)
+{
+	Mezite__Auth__V1__RenewRequest	*req = (void *)msg;
+	const Mezite__PeerCert		*pc = grpc_call_meta(call)->cert;
+	struct store_node		 node;
+	struct store_cert		 old, sc;
+	struct client			 cl;
+	char				 key[AUTH_NAME_MAX + 8];
+	char				*pem = NULL;
+	const char			*why;
+	size_t				 pemlen;
+	time_t				 now = time(NULL);
+	unsigned int			 wait = 0;
+	int				 rv;
+
+	client_get(grpc_call_meta(call), &cl);
+	if (pc == NULL || strcmp(pc->kind, "node") != 0) {
+		grpc_error(call, GRPC_PERMISSION_DENIED,
+		    "Renew needs a node certificate (mezd)");
+		return;
+	}
+	if (req->public_key.len == 0 || req->public_key.len > AUTH_SPKI_MAX)
+		why = "public_key: missing or too long";
+	else
+		why = labels_check(req->labels, req->n_labels);
+	if (why != NULL) {
+		grpc_error(call, GRPC_INVALID_ARGUMENT, "%s", why);
+		return;
+	}
+	/* The handshake checked it; a long session may outlive it. */
+	why = NULL;
+	if (pc->not_after <= now)
+		why = "the certificate has expired";
+	else if ((rv = store_cert_get(aenv.store, pc->serial, &old)) == -1) {
+		grpc_error(call, GRPC_INTERNAL, "the store failed");
+		return;
+	} else if (rv != 0)
+		why = "the certificate is not one this proxy issued";
+	else {
+		if (old.revoked != 0)
+			why = "the certificate is revoked";
+		else if (strcmp(old.kind, "node") != 0 ||
+		    strcmp(old.name, pc->name) != 0)
+			why = "the certificate is not this node's";
+		store_cert_clear(&old);
+	}
+	if (why != NULL) {
+		auth_audit("renew.failed", pc->name, cl.addr, 0, "%s: %s",
+		    pc->serial, why);
+		grpc_error(call, GRPC_PERMISSION_DENIED, "%s", why);
+		return;
+	}
+	/* Renewals count as failures do: a few at once, then slower. */
+	(void)snprintf(key, sizeof(key), "renew:%s", pc->name);
+	if (ratelimit_check(aenv.rl_user, key, now, &wait) == -1) {
+		grpc_error(call, GRPC_RESOURCE_EXHAUSTED,
+		    "too many renewals; retry in %u seconds", wait);
+		return;
+	}
+	ratelimit_fail(aenv.rl_user, key, now);
+	if ((rv = store_node_get(aenv.store, pc->name, &node)) != 0) {
+		if (rv == -1)
+			grpc_error(call, GRPC_INTERNAL, "the store failed");
+		else
+			grpc_error(call, GRPC_PERMISSION_DENIED,
+			    "no such node");
+		return;
+	}
+	if (certify(call, aenv.host_ca, "node", &req->public_key, pc->name,
+	    NULL, &sc, &pem, &pemlen) == -1) {
+		auth_audit("renew.failed", pc->name, cl.addr, 0,
+		    "no certificate issued");
+		goto done;
+	}
+	(void)strlcpy(node.serial, sc.serial, sizeof(node.serial));
+	store_strv_clear(&node.labels);
+	if (labels_strv(req->labels, req->n_labels, &node.labels) == -1 ||
+	    store_node_put(aenv.store, &node) == -1) {
+		grpc_error(call, GRPC_INTERNAL, "the store failed");
+		goto done;
+	}
+	host_reply(call, pc->name, &sc, pem, pemlen);
+	auth_audit("renew", pc->name, cl.addr, 1,
+	    "certificate %s until %lld, replacing %s", sc.serial,
+	    (long long)sc.not_after, pc->serial);
+ done:
+	store_node_clear(&node);
 	free(pem);
 }
 
@@ -390,7 +510,10 @@ rpc_list_nodes(struct grpc_call *call, const ProtobufCMessage *msg)
 	struct store_role		*roles = NULL, r;
 	struct store_node		*all = NULL;
 	struct store_strv		*logins = NULL;
+	const struct store_strv		*services;
 	size_t				 nall = 0, nroles = 0, nlab = 0, i, k;
+	time_t				 since;
+	int				 online;
 	char				*eq;
 
 	if (pc == NULL || strcmp(pc->kind, "user") != 0) {
@@ -431,6 +554,12 @@ rpc_list_nodes(struct grpc_call *call, const ProtobufCMessage *msg)
 		nodes[res.n_nodes].logins = logins[i].v;
 		nodes[res.n_nodes].n_logins = logins[i].n;
 		nodes[res.n_nodes].joined = all[i].joined;
+		if (nodes_get(all[i].name, &online, &since, &services)) {
+			nodes[res.n_nodes].online = online;
+			nodes[res.n_nodes].since = since;
+			nodes[res.n_nodes].services = services->v;
+			nodes[res.n_nodes].n_services = services->n;
+		}
 		/* "key=value", split where it is: all is ours. */
 		nodes[res.n_nodes].labels = labp + nlab;
 		for (k = 0; k < all[i].labels.n; k++) {
@@ -493,6 +622,8 @@ const struct grpc_method auth_methods[] = {
 	{ "/mezite.auth.v1.Auth/ListNodes",
 	    &mezite__auth__v1__list_nodes_request__descriptor,
 	    rpc_list_nodes },
+	{ "/mezite.auth.v1.Auth/Renew",
+	    &mezite__auth__v1__renew_request__descriptor, rpc_renew },
 	{ "/grpc.health.v1.Health/Check",
 	    &grpc__health__v1__health_check_request__descriptor, rpc_health },
 };

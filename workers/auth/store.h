@@ -161,8 +161,12 @@ int	 store_cert_revoked(struct store *, time_t, struct store_strv *);
 void	 store_cert_clear(struct store_cert *);
 void	 store_cert_free(struct store_cert *, size_t);
 
-/* Nodes, added or replaced by a join; node_list: sorted by name. */
+/*
+ * Nodes, added or replaced by a join; node_get: STORE_NOTFOUND;
+ * node_list: sorted by name.
+ */
 int	 store_node_put(struct store *, const struct store_node *);
+int	 store_node_get(struct store *, const char *, struct store_node *);
 int	 store_node_list(struct store *, struct store_node **, size_t *);
 void	 store_node_clear(struct store_node *);
 void	 store_node_free(struct store_node *, size_t);

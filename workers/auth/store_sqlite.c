@@ -144,6 +144,7 @@ enum store_q {
 	Q_CERT_REVOKED,
 	Q_NODE_PUT,
 	Q_NODE_LIST,
+	Q_NODE_GET,
 	Q_LABELS,
 	Q_LABELS_DEL,
 	Q_LABEL_ADD,
@@ -208,6 +209,7 @@ static const char *const store_sql[Q_MAX] = {
 	    " VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE"
 	    " SET serial = excluded.serial, joined = excluded.joined",
 	[Q_NODE_LIST] = "SELECT name, serial, joined FROM nodes ORDER BY name",
+	[Q_NODE_GET] = "SELECT name, serial, joined FROM nodes WHERE name = ?1",
 	[Q_LABELS] = "SELECT label FROM node_labels WHERE node = ?1"
 	    " ORDER BY rowid",
 	[Q_LABELS_DEL] = "DELETE FROM node_labels WHERE node = ?1",
@@ -1681,6 +1683,16 @@ store_node_list(struct store *s, struct store_node **nodes, size_t *n)
 	    node_clear, &v, n);
 	*nodes = v;
 	return (rv);
+}
+
+int
+store_node_get(struct store *s, const char *name, struct store_node *nd)
+{
+	memset(nd, 0, sizeof(*nd));
+	s->op = __func__;
+	if (name_ok(s, name, "name") == -1)
+		return (-1);
+	return (row_get(s, Q_NODE_GET, name, node_row, node_clear, nd));
 }
 
 void

@@ -460,6 +460,8 @@ whoami(h2o_req_t *req)
 		sbuf_json(&sb, pc->issuer);
 		sbuf_puts(&sb, ",\"fingerprint\":");
 		sbuf_json(&sb, pc->fingerprint);
+		sbuf_puts(&sb, ",\"key\":");
+		sbuf_json(&sb, pc->key);
 		sbuf_puts(&sb, ",\"sans\":[");
 		for (i = 0; i < pc->n_sans; i++) {
 			if (i > 0)
