@@ -106,6 +106,8 @@ config_new(void)
 	/* Several would each keep their own count of failed logins. */
 	conf->procs[PROC_AUTH].prefork = AUTH_PREFORK;
 	conf->procs[PROC_AUTH].cert_ttl = CERT_TTL;
+	conf->procs[PROC_TUNNEL].keepalive = KEEPALIVE_INTERVAL;
+	conf->procs[PROC_TUNNEL].keepalive_timeout = KEEPALIVE_TIMEOUT;
 	conf->procs[PROC_HTTPS].body_limit = BODY_LIMIT;
 	conf->procs[PROC_HTTPS].body_memory = BODY_MEMORY;
 	conf->procs[PROC_HTTPS].max_streams = MAX_STREAMS;
@@ -301,6 +303,10 @@ config_worker_pb(struct mezited_conf *conf, enum proc_type type,
 		/* Chrooted there when we are root. */
 		wc->state = geteuid() == 0 ? "/" : pc->chroot;
 	}
+	if (type == PROC_TUNNEL) {
+		wc->keepalive = pc->keepalive;
+		wc->keepalive_timeout = pc->keepalive_timeout;
+	}
 	if (type != PROC_HTTPS)
 		return;
 	wc->body_limit = pc->body_limit;
@@ -416,6 +422,14 @@ config_check(struct mezited_conf *conf)
 
 	config_auth_dir(conf);
 
+	pc = &conf->procs[PROC_TUNNEL];
+	if (pc->keepalive_timeout <= pc->keepalive) {
+		log_warnx("%s: worker tunnel: keepalive timeout %us must be "
+		    "longer than keepalive %us", conf->path,
+		    pc->keepalive_timeout, pc->keepalive);
+		ok = 0;
+	}
+
 	/* Ask the kernel itself; a module may have come or gone. */
 	conf->ktls_on = 0;
 	if (conf->ktls != KTLS_NO && !MASTER_ENGINE_OSSL) {
@@ -509,7 +523,8 @@ config_worker_changed(enum proc_type type, struct mezited_conf *a,
 	struct proc_conf	*pa = &a->procs[type], *pb = &b->procs[type];
 
 	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout ||
-	    pa->cert_ttl != pb->cert_ttl)
+	    pa->cert_ttl != pb->cert_ttl || pa->keepalive != pb->keepalive ||
+	    pa->keepalive_timeout != pb->keepalive_timeout)
 		return (1);
 	return (pa->body_limit != pb->body_limit ||
 	    pa->body_memory != pb->body_memory ||

@@ -51,6 +51,12 @@
 #define CERT_TTL		(12 * 3600)	/* seconds */
 #define CERT_TTL_MIN		60
 #define CERT_TTL_MAX		(30 * 86400)
+/* Tunnels: a ping every KEEPALIVE s, and one silent that long is dead. */
+#define KEEPALIVE_INTERVAL	15
+#define KEEPALIVE_TIMEOUT	45
+#define KEEPALIVE_MIN		1
+#define KEEPALIVE_MAX		3600
+#define KEEPALIVE_TIMEOUT_MAX	(3 * KEEPALIVE_MAX)
 #define REVOKED_MAX		4096		/* unexpired revoked serials */
 
 struct listen_addr {
@@ -106,6 +112,8 @@ struct proc_conf {
 	struct status_net	*status_allow;	/* https */
 	size_t			 nstatus_allow;
 	unsigned int		 cert_ttl;	/* auth: seconds */
+	unsigned int		 keepalive;	/* tunnel: seconds */
+	unsigned int		 keepalive_timeout; /* tunnel: seconds */
 };
 
 enum ktls_mode {

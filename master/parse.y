@@ -128,6 +128,7 @@ static int64_t		 size_value(const char *, const char *, int64_t,
 static int64_t		 duration_value(const char *, const char *, int64_t,
 			    int64_t);
 static int		 auth_only(const char *);
+static int		 tunnel_only(const char *);
 static const char	*size_text(int64_t, char *, size_t);
 static void		 status_allow(const char *);
 static void		 set_path(char **, const char *, const char *);
@@ -163,7 +164,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 
 %token	ALLOW ALPN BODY BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CONNECTIONS
 %token	CONTROL DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY
-%token	KEYPAIR
+%token	KEEPALIVE KEYPAIR
 %token	AUTO KTLS NO YES
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
 %token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TTL USER VERBOSE WORKER
@@ -341,6 +342,22 @@ procopt		: USER STRING			{ proc_user($2); }
 			    CERT_TTL_MIN, CERT_TTL_MAX)) != -1)
 				conf->procs[cur_type].cert_ttl = n;
 		}
+		| KEEPALIVE duration		{
+			int64_t	 n;
+
+			if (tunnel_only("keepalive") &&
+			    (n = duration_value("keepalive", $2,
+			    KEEPALIVE_MIN, KEEPALIVE_MAX)) != -1)
+				conf->procs[cur_type].keepalive = n;
+		}
+		| KEEPALIVE TIMEOUT duration	{
+			int64_t	 n;
+
+			if (tunnel_only("keepalive timeout") &&
+			    (n = duration_value("keepalive timeout", $3,
+			    KEEPALIVE_MIN, KEEPALIVE_TIMEOUT_MAX)) != -1)
+				conf->procs[cur_type].keepalive_timeout = n;
+		}
 		;
 
 /* Addresses in braces, separated by blanks or newlines. */
@@ -398,6 +415,7 @@ static const struct keyword {
 	{ "handshake",		HANDSHAKE },
 	{ "idle",		IDLE },
 	{ "include",		INCLUDE },
+	{ "keepalive",		KEEPALIVE },
 	{ "key",		KEY },
 	{ "keypair",		KEYPAIR },
 	{ "ktls",		KTLS },
@@ -1455,6 +1473,19 @@ auth_only(const char *what)
 		return (0);
 	if (cur_type != PROC_AUTH) {
 		parse_error("%s: only for the auth worker", what);
+		return (0);
+	}
+	return (1);
+}
+
+/* Whether the block is the tunnel worker's; if not, say so. */
+static int
+tunnel_only(const char *what)
+{
+	if (cur_type == -1)
+		return (0);
+	if (cur_type != PROC_TUNNEL) {
+		parse_error("%s: only for the tunnel worker", what);
 		return (0);
 	}
 	return (1);

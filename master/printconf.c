@@ -136,6 +136,10 @@ print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 		print_https(f, pc);
 	if (type == PROC_AUTH)
 		print_duration(f, "\tcertificate ttl", pc->cert_ttl);
+	if (type == PROC_TUNNEL) {
+		print_duration(f, "\tkeepalive", pc->keepalive);
+		print_duration(f, "\tkeepalive timeout", pc->keepalive_timeout);
+	}
 	fprintf(f, "}\n");
 }
 
