@@ -422,14 +422,6 @@ config_check(struct mezited_conf *conf)
 
 	config_auth_dir(conf);
 
-	pc = &conf->procs[PROC_TUNNEL];
-	if (pc->keepalive_timeout <= pc->keepalive) {
-		log_warnx("%s: worker tunnel: keepalive timeout %us must be "
-		    "longer than keepalive %us", conf->path,
-		    pc->keepalive_timeout, pc->keepalive);
-		ok = 0;
-	}
-
 	/* Ask the kernel itself; a module may have come or gone. */
 	conf->ktls_on = 0;
 	if (conf->ktls != KTLS_NO && !MASTER_ENGINE_OSSL) {

@@ -1715,6 +1715,7 @@ parse_config(const char *path)
 {
 	struct mezited_conf	*nconf;
 	struct lexstr		*ls;
+	struct proc_conf	*pc;
 	struct file		*f;
 
 	nconf = config_new();
@@ -1746,6 +1747,13 @@ parse_config(const char *path)
 	}
 	if (TAILQ_EMPTY(&conf->keypairs)) {
 		log_warnx("%s: no tls keypair", path);
+		errors++;
+	}
+	pc = &conf->procs[PROC_TUNNEL];
+	if (pc->keepalive_timeout <= pc->keepalive) {
+		log_warnx("%s: worker tunnel: keepalive timeout %us must be "
+		    "longer than keepalive %us", path, pc->keepalive_timeout,
+		    pc->keepalive);
 		errors++;
 	}
 	config_builtin_routes(conf);
