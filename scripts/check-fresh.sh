@@ -16,8 +16,8 @@
 #		packages and a sample are what a first run can get wrong,
 #		and the machine's own make check runs all of them
 #
-# Neither phase may leave a process running in its root, nor HAProxy's
-# or h2o's service enabled there.  The roots are unmounted and removed
+# Neither phase may leave a process running in its root, nor the
+# service of HAProxy, h2o, tinyproxy or OpenSSH's sshd enabled there.  The roots are unmounted and removed
 # whatever happens.  Run as root.
 #
 # Environment: FRESH_MIRROR and FRESH_SECURITY (the Debian mirrors;
@@ -176,7 +176,7 @@ check_left() {
 		ps -o pid,args -p "$(echo $pids | tr ' ' ,)" >&2 || :
 		bad=1
 	fi
-	for s in haproxy h2o; do
+	for s in haproxy h2o tinyproxy ssh; do
 		for l in "$r"/etc/rc[2-5].d/S*"$s" \
 		    "$r/etc/systemd/system/multi-user.target.wants/$s.service"; do
 			[ ! -e "$l" ] && [ ! -L "$l" ] && continue

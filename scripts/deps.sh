@@ -31,9 +31,12 @@ BENCH="haproxy h2o nghttp2-client python3 procps $VM"
 # not (malformed messages, floods of streams).
 CHECK="check mandoc clang libclang-rt-14-dev python3-pytest psmisc
 valgrind util-linux mmdebstrap git gdb python3-grpcio python3-protobuf
-python3-h2 protobuf-compiler sqlite3 $BENCH"
+python3-h2 protobuf-compiler sqlite3 openssh-server openssh-client
+tinyproxy $BENCH"
 
-SERVICES="haproxy h2o"
+# Packages that come with a service, as package=service where the names
+# differ: the tests start their own instances, never the system's.
+SERVICES="haproxy h2o tinyproxy openssh-server=ssh"
 
 case ${1:-build} in
 build)	pkgs=$BUILD ;;
@@ -59,9 +62,11 @@ SUDO=""
 # Services of packages installed now, with whether their pid file was
 # already there (then the process is not ours to stop).
 ours=""
-for s in $SERVICES; do
+for ps in $SERVICES; do
+	p=${ps%=*}
+	s=${ps#*=}
 	case " $missing " in
-	*" $s "*)
+	*" $p "*)
 		pre=no
 		[ ! -e "/run/$s.pid" ] || pre=yes
 		ours="$ours $s:$pre" ;;
