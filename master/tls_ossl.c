@@ -38,7 +38,19 @@ struct ossl_server {
 	unsigned char	*alpn;		/* wire format, in preference order */
 	size_t		 alpn_len;
 	int		 ktls;		/* sessions may go to the kernel */
+	int		 verify;	/* client certificates are verified */
 };
+
+/*
+ * Protocols whose clients must show a certificate: an agent's tunnel
+ * without one fails the handshake (certificate_required), not later.
+ */
+static const char *const alpn_cert_required[] = {
+	"mezite-tunnel",
+	"mezite-cluster-tunnel",
+};
+
+static int	 verify_cb(int, X509_STORE_CTX *);
 
 /*
  * The socket of a relayed session, as OpenSSL sees it.  Reads note
@@ -98,7 +110,24 @@ servername_cb(SSL *ssl, int *alert, void *arg)
 	return (SSL_TLSEXT_ERR_OK);
 }
 
-/* The first protocol of our list that the client offers. */
+static int
+alpn_needs_cert(const unsigned char *p, unsigned int len)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(alpn_cert_required) /
+	    sizeof(alpn_cert_required[0]); i++)
+		if (strlen(alpn_cert_required[i]) == len &&
+		    memcmp(alpn_cert_required[i], p, len) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * The first protocol of our list that the client offers.  It is chosen
+ * before the server asks for a certificate, so that the choice can make
+ * one required.
+ */
 static int
 alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
@@ -114,6 +143,11 @@ alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 			    srv->alpn + i + 1, in[j]) == 0) {
 				*out = in + j + 1;
 				*outlen = in[j];
+				if (srv->verify && alpn_needs_cert(*out,
+				    *outlen))
+					SSL_set_verify(ssl, SSL_VERIFY_PEER |
+					    SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+					    verify_cb);
 				return (SSL_TLSEXT_ERR_OK);
 			}
 		}
@@ -368,8 +402,9 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 			if ((dup = SSL_dup_CA_list(names)) == NULL)
 				goto sslfail;
 			SSL_CTX_set_client_CA_list(ctx, dup);
-			/* Verified when presented, never required. */
+			/* Verified when presented, required by a few ALPNs. */
 			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+			srv->verify = 1;
 		}
 		if (keypair_load(ctx, kp[i], &srv->leaf[i]) == -1) {
 			(void)snprintf(err, errlen, "tls keypair \"%s\": %s",

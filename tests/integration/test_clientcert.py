@@ -5,11 +5,13 @@ handed to the worker as the session's identity.
 
 import hashlib
 import json
+import ssl
 import subprocess
 
 import pytest
 
-from conftest import _finish, _start, get_json, run
+from conftest import (MEZITED_TLS, _finish, _start, get_json, http_get, run,
+                      tls_connect)
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +101,26 @@ def test_client_cert_of_an_unknown_ca_is_refused(daemon, pki):
     assert r.returncode != 0, r.stdout
     daemon.wait_log(r"certificate verify failed")
     assert curl_whoami(daemon).returncode == 0
+
+
+@pytest.mark.parametrize("alpn", ["mezite-tunnel", "mezite-cluster-tunnel"])
+def test_tunnel_protocols_require_a_certificate_at_the_handshake(daemon,
+                                                                 alpn):
+    """An agent's tunnel without a client certificate fails the TLS
+    handshake itself (alert certificate_required), where other protocols
+    may go without one."""
+    if MEZITED_TLS == "libtls":
+        pytest.skip("libtls asks for a certificate or not for every "
+                    "session alike; the tunnel worker refuses those "
+                    "without one")
+    s = tls_connect(daemon.port, alpn=[alpn])
+    try:
+        # TLS 1.3: the client learns of the alert on its first read.
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+            s.recv(1)
+    finally:
+        s.close()
+    st, body, _ = http_get(daemon.port, "/healthz")
+    assert (st, body) == (200, b"ok\n")
+    daemon.wait_log(r"handshake failed: .*peer did not return a "
+                    r"certificate", timeout=5)
