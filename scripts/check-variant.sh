@@ -9,6 +9,10 @@
 #	libtls		the master's libtls engine (make TLS=libtls), which
 #			relays every session
 #
+# Tests marked heavy (a minute's outage, a hundred agents, 50 MB each
+# way) run against the plain build only: their code paths are those of
+# the others, at a size that costs minutes under the sanitizers.
+#
 # VARIANT_TESTS in the environment names the test files to run (paths
 # from the top of the tree); default: the whole suite.  make check-fresh
 # runs a few, since the machine's own make check has run all of them
@@ -39,6 +43,6 @@ UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS UBSAN_OPTIONS MEZITED_TLS
 MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" \
     MSH="$work/msh/msh" \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not heavy" \
     ${VARIANT_TESTS:-tests/integration}
 echo "$1: integration tests passed"
