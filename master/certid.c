@@ -22,6 +22,9 @@
 #include "log.h"
 
 static X509	*user_ca, *host_ca;
+static X509	*cluster_ca[CERTID_CLUSTERS_MAX];	/* trusted clusters */
+static char	*cluster_name[CERTID_CLUSTERS_MAX];
+static size_t	 nclusters;
 static char	**revoked;		/* sorted */
 static size_t	  nrevoked;
 
@@ -69,7 +72,59 @@ issued_by(X509 *x, X509 *ca)
 	    (k = X509_get0_pubkey(ca)) != NULL && X509_verify(x, k) == 1);
 }
 
-/* "user" or "node" if one of the auth worker's CAs signed x, or NULL. */
+/*
+ * The trusted clusters: their names and the PEM certificates of their
+ * CAs.  All or none: on failure the old ones stay.
+ */
+int
+certid_set_clusters(Mezite__TrustedCluster **tc, size_t n)
+{
+	X509	*x[CERTID_CLUSTERS_MAX];
+	char	*nm[CERTID_CLUSTERS_MAX];
+	size_t	 i, k;
+
+	if (n > CERTID_CLUSTERS_MAX)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		if ((x[i] = pem_cert(tc[i]->ca.data, tc[i]->ca.len)) ==
+		    NULL || (nm[i] = strdup(tc[i]->name)) == NULL) {
+			if (x[i] != NULL)
+				X509_free(x[i]);
+			for (k = 0; k < i; k++) {
+				X509_free(x[k]);
+				free(nm[k]);
+			}
+			return (-1);
+		}
+	}
+	for (k = 0; k < nclusters; k++) {
+		X509_free(cluster_ca[k]);
+		free(cluster_name[k]);
+	}
+	for (i = 0; i < n; i++) {
+		cluster_ca[i] = x[i];
+		cluster_name[i] = nm[i];
+	}
+	nclusters = n;
+	return (0);
+}
+
+/* The name of the trusted cluster whose CA signed x, or NULL. */
+const char *
+certid_cluster(X509 *x)
+{
+	size_t	 i;
+
+	for (i = 0; i < nclusters; i++)
+		if (issued_by(x, cluster_ca[i]))
+			return (cluster_name[i]);
+	return (NULL);
+}
+
+/*
+ * "user" or "node" if one of the auth worker's CAs signed x, "cluster"
+ * if a trusted cluster's did, or NULL.
+ */
 const char *
 certid_kind(X509 *x)
 {
@@ -77,6 +132,8 @@ certid_kind(X509 *x)
 		return ("user");
 	if (issued_by(x, host_ca))
 		return ("node");
+	if (certid_cluster(x) != NULL)
+		return ("cluster");
 	return (NULL);
 }
 

@@ -127,6 +127,7 @@ config_free(struct mezited_conf *conf)
 	struct listen_addr	*la;
 	struct keypair		*kp;
 	struct route		*r;
+	size_t			 i;
 	int			 t;
 
 	if (conf == NULL)
@@ -164,6 +165,11 @@ config_free(struct mezited_conf *conf)
 	free(conf->path);
 	free(conf->client_ca_file);
 	free(conf->client_ca);
+	for (i = 0; i < conf->nclusters; i++) {
+		free(conf->clusters[i].name);
+		free(conf->clusters[i].ca_file);
+		free(conf->clusters[i].ca);
+	}
 	free(conf->tls_protocols);
 	free(conf->tls_ciphers);
 	free(conf->tls_groups);
@@ -306,6 +312,8 @@ config_worker_pb(struct mezited_conf *conf, enum proc_type type,
 	if (type == PROC_TUNNEL) {
 		wc->keepalive = pc->keepalive;
 		wc->keepalive_timeout = pc->keepalive_timeout;
+		wc->trusted_clusters = conf->cluster_names;
+		wc->n_trusted_clusters = conf->nclusters;
 	}
 	if (type != PROC_HTTPS)
 		return;
@@ -392,11 +400,45 @@ config_master_pb(struct mezited_conf *conf, int64_t started,
 	cp->mc.client_ca.len = conf->client_ca_len;
 	cp->mc.started = started;
 	cp->mc.ktls = conf->ktls_on;
+
+	/* Trusted clusters' CAs verify their proxies' certificates too. */
+	if (conf->nclusters == 0)
+		return;
+	if ((cp->tc = calloc(conf->nclusters, sizeof(*cp->tc))) == NULL ||
+	    (cp->tcp = calloc(conf->nclusters, sizeof(*cp->tcp))) == NULL)
+		fatal(__func__);
+	alen = conf->client_ca_len;
+	for (i = 0; i < conf->nclusters; i++) {
+		mezite__trusted_cluster__init(&cp->tc[i]);
+		cp->tc[i].name = conf->clusters[i].name;
+		cp->tc[i].ca.data = conf->clusters[i].ca;
+		cp->tc[i].ca.len = conf->clusters[i].ca_len;
+		cp->tcp[i] = &cp->tc[i];
+		alen += conf->clusters[i].ca_len + 1;
+	}
+	cp->mc.clusters = cp->tcp;
+	cp->mc.n_clusters = conf->nclusters;
+	if ((cp->cas = malloc(alen)) == NULL)
+		fatal(__func__);
+	n = conf->client_ca_len;
+	if (n > 0)
+		memcpy(cp->cas, conf->client_ca, n);
+	for (i = 0; i < conf->nclusters; i++) {
+		memcpy(cp->cas + n, conf->clusters[i].ca,
+		    conf->clusters[i].ca_len);
+		n += conf->clusters[i].ca_len;
+		cp->cas[n++] = '\n';
+	}
+	cp->mc.client_ca.data = cp->cas;
+	cp->mc.client_ca.len = n;
 }
 
 void
 config_master_pb_free(struct conf_pb *cp)
 {
+	free(cp->cas);
+	free(cp->tc);
+	free(cp->tcp);
 	free(cp->alpn);
 	free(cp->routes);
 	free(cp->rp);
@@ -513,11 +555,19 @@ config_worker_changed(enum proc_type type, struct mezited_conf *a,
     struct mezited_conf *b)
 {
 	struct proc_conf	*pa = &a->procs[type], *pb = &b->procs[type];
+	size_t			 i;
 
 	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout ||
 	    pa->cert_ttl != pb->cert_ttl || pa->keepalive != pb->keepalive ||
 	    pa->keepalive_timeout != pb->keepalive_timeout)
 		return (1);
+	if (type == PROC_TUNNEL) {
+		if (a->nclusters != b->nclusters)
+			return (1);
+		for (i = 0; i < a->nclusters; i++)
+			if (strcmp(a->cluster_names[i], b->cluster_names[i]))
+				return (1);
+	}
 	return (pa->body_limit != pb->body_limit ||
 	    pa->body_memory != pb->body_memory ||
 	    pa->max_streams != pb->max_streams ||

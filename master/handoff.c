@@ -158,8 +158,14 @@ peer_fill(X509 *x, struct peer *p)
 	/* Whom it names, if the auth worker issued it. */
 	p->pc.kind = p->pc.name = p->pc.serial = "";
 	if ((p->pc.kind = (char *)certid_kind(x)) == NULL ||
-	    certid_name(x, p->name, sizeof(p->name)) == -1 ||
 	    certid_serial(x, p->serial, sizeof(p->serial)) == -1)
+		p->pc.kind = "";
+	else if (strcmp(p->pc.kind, "cluster") == 0) {
+		/* A cluster is the name it is trusted under. */
+		(void)strlcpy(p->name, certid_cluster(x), sizeof(p->name));
+		p->pc.name = p->name;
+		p->pc.serial = p->serial;
+	} else if (certid_name(x, p->name, sizeof(p->name)) == -1)
 		p->pc.kind = "";
 	else {
 		p->pc.name = p->name;

@@ -271,6 +271,11 @@ master_configure(void)
 	    mconf->auth_host_ca.data, mconf->auth_host_ca.len) == -1)
 		log_warnx("the auth worker's CA certificates are unusable; "
 		    "its users and nodes are not recognised");
+	if (certid_set_clusters(mconf->clusters, mconf->n_clusters) == -1) {
+		log_warnx("a trusted cluster's CA certificate is unusable; "
+		    "no cluster is recognised");
+		(void)certid_set_clusters(NULL, 0);
+	}
 
 	log_debug("configured: %zu routes, default %s, alpn \"%s\", %s",
 	    nrules, proc_name(default_worker),

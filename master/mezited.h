@@ -122,6 +122,16 @@ enum ktls_mode {
 	KTLS_NO,
 };
 
+/* Another cluster whose proxies may open mezite-cluster-tunnel. */
+#define CLUSTERS_MAX		64
+#define CLUSTER_NAME_MAX	64
+struct trusted_cluster {
+	char			*name;
+	char			*ca_file;
+	uint8_t			*ca;		/* PEM */
+	size_t			 ca_len;
+};
+
 struct mezited_conf {
 	char			*path;
 	struct listen_addrs	 listeners;
@@ -131,6 +141,9 @@ struct mezited_conf {
 	char			*client_ca_file;
 	uint8_t			*client_ca;
 	size_t			 client_ca_len;
+	struct trusted_cluster	 clusters[CLUSTERS_MAX];
+	char			*cluster_names[CLUSTERS_MAX];
+	size_t			 nclusters;
 	char			*tls_protocols;
 	char			*tls_ciphers;
 	char			*tls_groups;
@@ -161,6 +174,9 @@ struct conf_pb {
 	Mezite__Keypair		**kpp;
 	size_t			 nkp;
 	char			*alpn;
+	Mezite__TrustedCluster	*tc;
+	Mezite__TrustedCluster	**tcp;
+	uint8_t			*cas;		/* client_ca and clusters' */
 };
 
 /* config.c */

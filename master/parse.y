@@ -113,6 +113,8 @@ static void		 keypair_begin(const char *);
 static void		 keypair_file(int, const char *);
 static void		 keypair_end(void);
 static void		 client_ca(const char *);
+static void		 cluster_add(const char *, const char *);
+static int		 cluster_name_valid(const char *);
 static void		 tls_protocols(const char *);
 static void		 tls_ciphers(const char *);
 static void		 tls_groups(const char *);
@@ -162,12 +164,14 @@ static int		 lex_first;		/* first of the statement */
 static char		 lex_first_text[TOKEN_TEXT_MAX];
 %}
 
-%token	ALLOW ALPN BODY BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CONNECTIONS
+%token	ALLOW ALPN BODY BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CLUSTER
+%token	CONNECTIONS
 %token	CONTROL DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY
 %token	KEEPALIVE KEYPAIR
 %token	AUTO KTLS NO YES
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
-%token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TTL USER VERBOSE WORKER
+%token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TRUSTED TTL USER
+%token	VERBOSE WORKER
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -217,6 +221,9 @@ main		: LISTEN ON STRING port		{
 		| TLS KEYPAIR STRING		{ keypair_begin($3); }
 		    optnl kpblock		{ keypair_end(); }
 		| TLS CLIENT CA STRING		{ client_ca($4); }
+		| TRUSTED CLUSTER STRING CA STRING {
+			cluster_add($3, $5);
+		}
 		| TLS PROTOCOLS STRING		{ tls_protocols($3); }
 		| TLS CIPHERS STRING		{ tls_ciphers($3); }
 		| TLS GROUPS STRING		{ tls_groups($3); }
@@ -405,6 +412,7 @@ static const struct keyword {
 	{ "chroot",		CHROOT },
 	{ "ciphers",		CIPHERS },
 	{ "client",		CLIENT },
+	{ "cluster",		CLUSTER },
 	{ "connections",	CONNECTIONS },
 	{ "control",		CONTROL },
 	{ "default",		DEFAULT },
@@ -440,6 +448,7 @@ static const struct keyword {
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
 	{ "to",			TO },
+	{ "trusted",		TRUSTED },
 	{ "ttl",		TTL },
 	{ "user",		USER },
 	{ "verbose",		VERBOSE },
@@ -1257,6 +1266,56 @@ client_ca(const char *path)
 	if (config_load_pem(path, 0, &conf->client_ca, &conf->client_ca_len,
 	    err, sizeof(err)) == -1)
 		parse_error("%s", err);
+}
+
+/*
+ * A trusted cluster: its proxies' certificates, issued by the CA in
+ * path, may open mezite-cluster-tunnel under its name.
+ */
+static void
+cluster_add(const char *name, const char *path)
+{
+	struct trusted_cluster	*tc;
+	char			 err[PATH_MAX + 128];
+	size_t			 i;
+
+	if (!cluster_name_valid(name)) {
+		parse_error("trusted cluster \"%s\": a name is 1 to %d "
+		    "letters, digits, '.', '-' and '_'", name,
+		    CLUSTER_NAME_MAX);
+		return;
+	}
+	for (i = 0; i < conf->nclusters; i++)
+		if (strcmp(conf->clusters[i].name, name) == 0) {
+			parse_error("trusted cluster \"%s\" is already "
+			    "defined", name);
+			return;
+		}
+	if (conf->nclusters == CLUSTERS_MAX) {
+		parse_error("trusted cluster \"%s\": more than %d", name,
+		    CLUSTERS_MAX);
+		return;
+	}
+	tc = &conf->clusters[conf->nclusters];
+	memset(tc, 0, sizeof(*tc));
+	if (config_load_pem(path, 0, &tc->ca, &tc->ca_len, err,
+	    sizeof(err)) == -1) {
+		parse_error("trusted cluster \"%s\": %s", name, err);
+		return;
+	}
+	tc->name = xstrdup(name);
+	tc->ca_file = xstrdup(path);
+	conf->cluster_names[conf->nclusters++] = tc->name;
+}
+
+static int
+cluster_name_valid(const char *s)
+{
+	size_t	 n = strlen(s);
+
+	return (n > 0 && n <= CLUSTER_NAME_MAX &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") == n);
 }
 
 static void

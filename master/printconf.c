@@ -149,6 +149,7 @@ print_config(FILE *f, struct mezited_conf *conf)
 	struct listen_addr	*la;
 	struct keypair		*kp;
 	struct route		*r;
+	size_t			 i;
 	int			 t;
 
 	TAILQ_FOREACH(la, &conf->listeners, entry)
@@ -173,6 +174,13 @@ print_config(FILE *f, struct mezited_conf *conf)
 	if (conf->client_ca_file != NULL) {
 		fprintf(f, "tls client ca ");
 		print_string(f, conf->client_ca_file);
+		fprintf(f, "\n");
+	}
+	for (i = 0; i < conf->nclusters; i++) {
+		fprintf(f, "trusted cluster ");
+		print_string(f, conf->clusters[i].name);
+		fprintf(f, " ca ");
+		print_string(f, conf->clusters[i].ca_file);
 		fprintf(f, "\n");
 	}
 	fprintf(f, "tls protocols ");

@@ -374,6 +374,7 @@ def pki(tmp_path_factory):
         "DNS:alice.example,email:alice@example.com",
         ca=(p.ca, p.ca_key), client=True)
     rogue_ca = make_ca(d, "rogueca", "Rogue CA")
+    p.rogue_ca = rogue_ca[0]
     p.rogue_cert, p.rogue_key = make_keypair(
         d, "mallory", "/CN=mallory", "DNS:mallory.example",
         ca=rogue_ca, client=True)

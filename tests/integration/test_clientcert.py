@@ -124,3 +124,25 @@ def test_tunnel_protocols_require_a_certificate_at_the_handshake(daemon,
     assert (st, body) == (200, b"ok\n")
     daemon.wait_log(r"handshake failed: .*peer did not return a "
                     r"certificate", timeout=5)
+
+
+def test_trusted_cluster_certificate_names_the_cluster(make_daemon, pki):
+    """A certificate that a trusted cluster's CA issued is verified, and
+    names that cluster to the workers by the name it is trusted under;
+    it does not open the operators' status page, and no other cluster's
+    name can be claimed with it."""
+    d = make_daemon(client_ca=True, edit=lambda t: t.replace(
+        "\tstatus allow 127.0.0.1\n", "") +
+        'trusted cluster "east" ca "%s"\n' % pki.rogue_ca)
+    r = curl_whoami(d, "--cert", pki.rogue_cert, "--key", pki.rogue_key)
+    assert r.returncode == 0, r.stderr
+    cert = json.loads(r.stdout)["certificate"]
+    assert (cert["kind"], cert["name"]) == ("cluster", "east"), cert
+    assert cert["serial"]
+    st = run(["curl", "-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}",
+              "--cert", pki.rogue_cert, "--key", pki.rogue_key,
+              d.url + "/api/v1/status"]).stdout
+    assert st == "403"
+    # The operators' CA still opens it, and names no cluster.
+    r = curl_whoami(d, "--cert", pki.client_cert, "--key", pki.client_key)
+    assert json.loads(r.stdout)["certificate"]["kind"] == ""
