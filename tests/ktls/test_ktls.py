@@ -175,3 +175,33 @@ def test_auth_worker_serves_sessions_in_the_kernel(kdaemon, pki, tmp_path):
     assert after["handoffs"]["ktls"] >= before["handoffs"]["ktls"] + 3
     assert after["bytes"] == {"in": 0, "out": 0}, after
     assert "-> auth.0" in kdaemon.log()
+
+
+def test_tunnel_worker_serves_agents_in_the_kernel(pki, htdocs, tmp_path):
+    """An agent's tunnel handed over in the kernel: the tunnel worker
+    reads it with ktls_recv, and a stream through it keeps its bytes
+    with the master out of the data path."""
+    sys.path.insert(0, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "integration"))
+    from mezite_fixtures import _start, _finish
+    from tunnelkit import Mezd, TcpService, connect, wait_online
+
+    d = _start(pki, htdocs, extra="ktls yes\nworker tunnel {\n"
+               "\tkeepalive 1\n\tkeepalive timeout 5\n}\n")
+    echo = TcpService("echo")
+    m = Mezd(d, "kernel-1", {"echo": echo.addr}, keepalive=1, timeout=5)
+    try:
+        m.start()
+        wait_online(d, "kernel-1", timeout=60)
+        data = os.urandom(4 * 1024 * 1024)
+        r = connect(d, "kernel-1", "echo", data, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == data
+        st = d.status()
+        assert st["handoffs"]["ktls"] >= 2, st
+        assert st["bytes"] == {"in": 0, "out": 0}, st
+        assert "-> tunnel.0" in d.log()
+    finally:
+        m.cleanup()
+        echo.close()
+        _finish(d, None)
