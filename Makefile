@@ -62,6 +62,7 @@ ALL_CFLAGS =	$(MEZITE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS =	$(MEZITE_LDFLAGS) $(LDFLAGS)
 
 VERSION =	0.1
+FUZZ_TIME ?=	10
 
 PROTO_C =	proto/mezite.pb-c.c
 PROTO_H =	proto/mezite.pb-c.h
@@ -374,14 +375,15 @@ check-grpc: tests/grpc/grpc_testd
 check-man:
 	@sh scripts/check-man.sh $(MANS)
 
-# A short smoke run of each target; the whole log only when one fails.
+# A short smoke run of each target (FUZZ_TIME seconds); the whole log
+# only when one fails.
 # -print_funcs=0: naming a newly covered function starts the sanitizers'
 # symbolizer, whose pipe the targets' descriptor checks would take for a
 # leak.
 check-fuzz: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		n=$${t##*/}; mkdir -p tests/fuzz/corpus/$$n; \
-		if ./$$t -max_total_time=10 -print_funcs=0 \
+		if ./$$t -max_total_time=$(FUZZ_TIME) -print_funcs=0 \
 		    tests/fuzz/corpus/$$n \
 		    tests/fuzz/seeds/$$n > tests/fuzz/corpus/$$n.log 2>&1; \
 		then echo "fuzz: $$n: $$(grep -E '^Done' \
