@@ -218,6 +218,8 @@ main(int argc, char *argv[])
 			https(instance, user, root);
 		case PROC_AUTH:
 			auth(instance, user, root);
+		case PROC_TUNNEL:
+			tunnel(instance, user, root);
 		default:
 			fatalx("%s: not available in this version", role);
 		}

@@ -53,6 +53,12 @@
 #define CERT_TTL_MAX		(30 * 86400)
 #define REVOKED_MAX		4096		/* unexpired revoked serials */
 
+/*
+ * The tunnel worker: one, since the registry of nodes lives in one
+ * worker (a dial goes to the worker that holds the node).
+ */
+#define TUNNEL_PREFORK		1
+
 struct listen_addr {
 	TAILQ_ENTRY(listen_addr) entry;
 	struct sockaddr_storage	 ss;
@@ -191,6 +197,7 @@ size_t			 route_alpn_list(const struct route_rule *, size_t,
 __dead void		 master(const char *, const char *);
 __dead void		 https(unsigned int, const char *, const char *);
 __dead void		 auth(unsigned int, const char *, const char *);
+__dead void		 tunnel(unsigned int, const char *, const char *);
 
 
 /* engine.c */

@@ -95,6 +95,10 @@ worker https {{
 worker auth {{
 	user "nobody"
 }}
+worker tunnel {{
+	user "nobody"
+	chroot "{empty}"
+}}
 """
 
 
