@@ -212,6 +212,9 @@ struct control_cb {
 	void	(*workers)(uint32_t);
 	int	(*reload)(void);
 	void	(*verbose)(int);
+	/* Tunnel workers' requests: the pid of one asked, or 0. */
+	pid_t	(*nodes)(uint32_t);
+	pid_t	(*connect)(uint32_t, Mezite__DialRequest *);
 };
 int			 control_init(const char *, const char *);
 void			 control_listen(const struct control_cb *);
@@ -219,6 +222,9 @@ void			 control_reply(uint32_t, uint32_t, const void *,
 			    size_t);
 void			 control_reply_pb(uint32_t, uint32_t,
 			    const ProtobufCMessage *);
+void			 control_reply_fd(uint32_t, uint32_t, const void *,
+			    size_t, int);
+void			 control_waiting(uint32_t, pid_t);
 void			 control_cleanup(const char *);
 void			 control_gone(pid_t);
 
