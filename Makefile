@@ -94,7 +94,8 @@ AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/ratelimit.c
 # The tunnel worker: agents' reverse tunnels (nghttp2, as the client).
 TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
-MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c
+MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
+		mezctl/nodes.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
 MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
