@@ -134,7 +134,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
-		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq
+		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
+		tests/fuzz/fuzz_tunnel
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -323,6 +324,14 @@ tests/fuzz/fuzz_h2block: tests/fuzz/fuzz_h2block.c workers/https/h2parse.c \
 tests/fuzz/fuzz_hpackint: tests/fuzz/fuzz_hpackint.c \
 	workers/https/h2parse.c workers/https/h2parse.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) $(FUZZ_HTTPS) -o $@ $(filter %.c,$^)
+
+# The tunnel worker's sessions, fed an agent's bytes.
+tests/fuzz/fuzz_tunnel: tests/fuzz/fuzz_tunnel.c workers/tunnel/session.c \
+	common/log.c common/util.c common/ktls.c common/meta.c common/imsg.c \
+	$(PROTO_C) $(TUNNEL_PROTO_C) workers/tunnel/tunnel.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/tunnel \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) $(GRPC_LIBS)
 
 # The gRPC layer: its framing of messages, and a whole session fed a
 # client's bytes, with the test server's methods.
