@@ -267,6 +267,7 @@ on_header(nghttp2_session *h2, const nghttp2_frame *frame,
 	struct tstream	*st;
 	const char	*errstr;
 	char		 num[4];
+	size_t		 i;
 
 	if (frame->hd.type != NGHTTP2_HEADERS ||
 	    frame->headers.cat != NGHTTP2_HCAT_RESPONSE)
@@ -283,8 +284,11 @@ on_header(nghttp2_session *h2, const nghttp2_frame *frame,
 		num[3] = '\0';
 		st->status = strtonum(num, 100, 599, &errstr);
 	} else if (namelen == 13 && memcmp(name, "mezite-reason", 13) == 0) {
+		/* Shown to users and logged: printable ASCII only. */
 		valuelen = MIN(valuelen, TUNNEL_REASON_MAX);
-		memcpy(st->reason, value, valuelen);
+		for (i = 0; i < valuelen; i++)
+			st->reason[i] = value[i] >= ' ' && value[i] <= '~' ?
+			    value[i] : '?';
 		st->reason[valuelen] = '\0';
 	}
 	return (0);
@@ -954,6 +958,19 @@ session_flush(struct tsession *s)
 	}
 }
 
+/* Whether an ended stream still has the agent's bytes to write. */
+static int
+session_lingering(struct tsession *s)
+{
+	struct tstream	*st;
+
+	TAILQ_FOREACH(st, &s->streams, entry)
+		if (st->id == 0 && st->fd != -1 && st->inlen > 0 &&
+		    !st->abort)
+			return (1);
+	return (0);
+}
+
 static void
 session_update(struct tsession *s)
 {
@@ -967,8 +984,11 @@ session_update(struct tsession *s)
 	want_read = !s->eof && nghttp2_session_want_read(s->h2);
 	want_write = nghttp2_session_want_write(s->h2);
 	if (!want_read && !want_write) {
-		session_close(s);
-		return;
+		/* Streams that ended still write what came to their end. */
+		if (!session_lingering(s)) {
+			session_close(s);
+			return;
+		}
 	}
 	events = 0;
 	if (want_read)
