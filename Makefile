@@ -249,6 +249,14 @@ tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \
 	workers/auth/grpcframe.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 
+# The tunnel worker's checks of a Hello.
+tests/unit/check_tunnel.o: MEZITE_CFLAGS += -Iworkers/tunnel
+tests/unit/check_tunnel.o: workers/tunnel/tunnel.h $(TUNNEL_PROTO_H)
+tests/unit/check_tunnel: tests/unit/check_tunnel.o workers/tunnel/session.o \
+	$(TUNNEL_PROTO_C:.c=.o) common/ktls.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(GRPC_LIBS)
+UNIT_TESTS +=	tests/unit/check_tunnel
+
 $(KTLS_OBJS): common/ktls.h master/ktls_install.h
 
 # The auth worker's CAs.  UNIT_TESTS grows here, before check-unit and
