@@ -162,8 +162,9 @@ tunnel_status(const Mezite__Status *st)
 static void
 handoff_refuse(int fd, Mezite__ConnMeta *meta, const char *why)
 {
-	log_warnx("tunnel %llu: refused: %s", (unsigned long long)meta->id,
-	    why);
+	log_warnx("tunnel %llu (%s): refused: %s",
+	    (unsigned long long)meta->id, meta->cert != NULL &&
+	    meta->cert->name[0] != '\0' ? meta->cert->name : "no name", why);
 	if (meta->mode == MEZITE__HANDOFF_MODE__KTLS) {
 		(void)ktls_close_notify(fd);
 		worker_conn_done(meta->id);
@@ -212,7 +213,7 @@ static void
 tunnel_tick(int fd, short event, void *arg)
 {
 	struct timeval	 tv = { TUNNEL_TICK, 0 };
-	struct tdial	*d, *next;
+	struct tdial	*d;
 	int64_t		 now;
 
 	if (worker_terminated() || draining) {
@@ -221,15 +222,20 @@ tunnel_tick(int fd, short event, void *arg)
 	}
 	if (configured)
 		session_tick();
+	/*
+	 * Dials the node did not answer in time.  Cancelling one may close
+	 * its session, which answers other dials: look again each time.
+	 */
 	now = time_now() * 1000;
-	for (d = TAILQ_FIRST(&dials); d != NULL; d = next) {
-		next = TAILQ_NEXT(d, entry);
-		if (now < d->deadline)
-			continue;
+	for (;;) {
+		TAILQ_FOREACH(d, &dials, entry)
+			if (now >= d->deadline)
+				break;
+		if (d == NULL)
+			break;
 		session_cancel(d);
-		if (d->stream == NULL)
-			dial_answer(d, MEZITE__DIAL_ERROR__DIAL_UNAVAILABLE,
-			    "the node did not answer in time", -1);
+		dial_answer(d, MEZITE__DIAL_ERROR__DIAL_UNAVAILABLE,
+		    "the node did not answer in time", -1);
 	}
 	evtimer_add(&tickev, &tv);
 }
