@@ -266,16 +266,22 @@ def test_hello_naming_another_node_is_disconnected(daemon, pki, tmp_path,
     assert healthz(daemon.port)
 
 
-def test_no_certificate_is_refused(daemon):
-    s = tls_connect(daemon.port, alpn=["mezite-tunnel"], timeout=10)
+@pytest.mark.parametrize("alpn,why", [
+    ("mezite-tunnel", "no node certificate"),
+    ("mezite-cluster-tunnel", "cluster tunnels are not configured")])
+def test_refused_session_closes_cleanly(daemon, alpn, why):
+    """Without a node's certificate, or a cluster tunnel while no
+    cluster is trusted: the session is closed, with close_notify."""
+    mark = daemon.log_size()
+    s = tls_connect(daemon.port, alpn=[alpn], timeout=10)
     try:
+        assert s.selected_alpn_protocol() == alpn
         s.settimeout(10)
-        try:
-            assert s.recv(1024) == b""
-        except OSError:
-            pass
+        assert s.recv(1024) == b""
     finally:
         s.close()
+    daemon.wait_log(r"tunnel \d+ \(no name\): refused: %s" % why,
+                    start=mark)
     assert healthz(daemon.port)
 
 
