@@ -251,6 +251,9 @@ nodes_connect(struct imsg *imsg, const struct parse_result *res)
 		return (-1);
 	}
 	pb_free(r);
+	/* Neither side waits on the other: poll says who may go on. */
+	if (fd_nonblock(fd) == -1)
+		err(1, "stream");
 	if (copy_stream(fd) == -1)
 		rc = -1;
 	close(fd);

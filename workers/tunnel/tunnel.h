@@ -36,7 +36,12 @@ struct tstream;
 /* A dial request on its way: answered once, then freed. */
 struct tdial {
 	TAILQ_ENTRY(tdial)	 entry;
-	struct proc_chan	*chan;		/* where the answer goes */
+	/*
+	 * Where the answer goes: the supervisor's channel, which lives as
+	 * long as the worker does; a channel that can close before it
+	 * (another worker's) must take its dials with it.
+	 */
+	struct proc_chan	*chan;
 	uint32_t		 peerid;	/* the asker's cookie */
 	char			 node[TUNNEL_NAME_MAX + 1];
 	char			 service[TUNNEL_NAME_MAX + 1];
