@@ -670,8 +670,10 @@ stream_hello(struct tstream *st)
 
 /*
  * What the stream's socket should wait for: to read while the local
- * side goes on, its buffer has room and the session's output is under
- * its bound; to write while bytes of the agent's wait.
+ * side goes on, its buffer has room, the agent's windows are open and
+ * the session's output is under its bound; to write while bytes of the
+ * agent's wait.  A window that opens, or output that drains, comes
+ * with the agent's I/O, after which every stream is armed again.
  */
 static void
 stream_arm(struct tstream *st)
@@ -683,8 +685,10 @@ stream_arm(struct tstream *st)
 		return;
 	if (!st->abort) {
 		if (st->id != 0 && !st->rd_eof && st->outlen < TS_OUTBUF &&
-		    s->pending < TS_SESSION_PENDING &&
-		    !s->blocked)
+		    s->pending < TS_SESSION_PENDING && !s->blocked &&
+		    nghttp2_session_get_stream_remote_window_size(s->h2,
+		    st->id) > 0 &&
+		    nghttp2_session_get_remote_window_size(s->h2) > 0)
 			events |= EV_READ;
 		if (st->inlen > 0)
 			events |= EV_WRITE;
