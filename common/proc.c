@@ -227,7 +227,8 @@ proc_chan_dispatch_one(struct proc_chan *ch, struct imsg *imsg)
 		    imsg_name(type), type, ch->peer->name);
 		return;
 	}
-	if ((m->fd == PROC_FD_NEEDED) != (imsg->fd != -1)) {
+	if (m->fd != PROC_FD_ANY &&
+	    (m->fd == PROC_FD_NEEDED) != (imsg->fd != -1)) {
 		proc_chan_kill(ch, "%s %s a descriptor", imsg_name(type),
 		    imsg->fd == -1 ? "without" : "with");
 		return;

@@ -123,6 +123,7 @@ struct proc_chan;
 #define PROC_LEN_ANY	((size_t)-2)	/* the handler checks the payload */
 #define PROC_FD_NONE	0
 #define PROC_FD_NEEDED	1
+#define PROC_FD_ANY	2		/* the handler checks */
 
 struct proc_msg {
 	uint32_t		 type;

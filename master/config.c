@@ -61,7 +61,8 @@ xstrdup(const char *s)
 int
 config_proc_available(enum proc_type t)
 {
-	return (t == PROC_MASTER || t == PROC_HTTPS || t == PROC_AUTH);
+	return (t == PROC_MASTER || t == PROC_HTTPS || t == PROC_AUTH ||
+	    t == PROC_TUNNEL);
 }
 
 /*
@@ -105,6 +106,7 @@ config_new(void)
 	}
 	/* Several would each keep their own count of failed logins. */
 	conf->procs[PROC_AUTH].prefork = AUTH_PREFORK;
+	conf->procs[PROC_TUNNEL].prefork = TUNNEL_PREFORK;
 	conf->procs[PROC_AUTH].cert_ttl = CERT_TTL;
 	conf->procs[PROC_TUNNEL].keepalive = KEEPALIVE_INTERVAL;
 	conf->procs[PROC_TUNNEL].keepalive_timeout = KEEPALIVE_TIMEOUT;

@@ -364,6 +364,43 @@ control_verbose(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* The nodes the tunnel workers know; any client may see them. */
+static int
+control_nodes(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_conn	*c = ch->arg;
+
+	ch->hold = 1;
+	c->waiting = ctl_cb->nodes(c->id);
+	return (0);
+}
+
+/*
+ * A stream to a node's service, which comes back as a descriptor: only
+ * for clients that may write, since it reaches inside the network.
+ */
+static int
+control_connect(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__DialRequest	*req = msg;
+	struct ctl_conn		*c = ch->arg;
+	char			 who[64], *theirs;
+
+	if (c->readonly) {
+		control_fail(c, "permission denied: only root may connect "
+		    "to nodes");
+		return (0);
+	}
+	(void)snprintf(who, sizeof(who), "mezctl uid %u",
+	    (unsigned int)c->uid);
+	theirs = req->requester;
+	req->requester = who;
+	ch->hold = 1;
+	c->waiting = ctl_cb->connect(c->id, req);
+	req->requester = theirs;	/* the message's to free */
+	return (0);
+}
+
 static const struct proc_msg control_msgs[] = {
 	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, control_forward },
 	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE, control_forward },
@@ -373,6 +410,9 @@ static const struct proc_msg control_msgs[] = {
 	    control_verbose },
 	{ IMSG_CTL_ADMIN, PROC_LEN_PB, &mezite__admin_request__descriptor,
 	    PROC_FD_NONE, control_admin },
+	{ IMSG_CTL_SHOW_NODES, 0, NULL, PROC_FD_NONE, control_nodes },
+	{ IMSG_CTL_CONNECT, PROC_LEN_PB, &mezite__dial_request__descriptor,
+	    PROC_FD_NONE, control_connect },
 };
 
 /*
@@ -410,6 +450,35 @@ control_reply(uint32_t type, uint32_t id, const void *data, size_t len)
 	control_done(c, type);
 }
 
+/* A reply with a descriptor, which is closed if the client has gone. */
+void
+control_reply_fd(uint32_t type, uint32_t id, const void *data, size_t len,
+    int fd)
+{
+	struct ctl_conn	*c;
+
+	if ((c = control_find(id)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	if (proc_compose(&c->chan, type, 0, fd, data, len) == -1) {
+		proc_chan_kill(&c->chan, "reply: %s", strerror(errno));
+		return;
+	}
+	control_done(c, type);
+}
+
+/* Another process now owes the client its answer. */
+void
+control_waiting(uint32_t id, pid_t pid)
+{
+	struct ctl_conn	*c;
+
+	if ((c = control_find(id)) != NULL && c->chan.hold)
+		c->waiting = pid;
+}
+
 void
 control_reply_pb(uint32_t type, uint32_t id, const ProtobufCMessage *msg)
 {
@@ -428,7 +497,8 @@ control_reply_pb(uint32_t type, uint32_t id, const ProtobufCMessage *msg)
 static void
 control_done(struct ctl_conn *c, uint32_t type)
 {
-	if (!c->chan.hold || (type != IMSG_CTL_END && type != IMSG_CTL_FAIL))
+	if (!c->chan.hold || (type != IMSG_CTL_END && type != IMSG_CTL_FAIL &&
+	    type != IMSG_CTL_CONNECT_REPLY))
 		return;
 	c->chan.hold = 0;
 	c->waiting = 0;

@@ -44,6 +44,9 @@
 #define SUPERVISOR_MAXSIZE	(256 * 1024)	/* keys travel to the master */
 #define PAIR_RETRY		1	/* seconds, after a failed pairing */
 #define LISTEN_GRACE		5	/* seconds a new master waits for workers */
+#define NODES_WAIT		5	/* seconds for the tunnel workers' nodes */
+#define CTL_PENDING_MAX		64	/* show nodes and connect on their way */
+#define TUNNEL_DIAL_WAIT	15	/* seconds for connect; the worker's is 10 */
 
 struct child {
 	TAILQ_ENTRY(child)	 entry;
@@ -63,6 +66,23 @@ struct child {
 };
 TAILQ_HEAD(children, child);
 
+/*
+ * A control request that tunnel workers answer: show nodes, asked of
+ * every tunnel worker and ended when all have answered or NODES_WAIT
+ * has passed; or connect, asked of one tunnel worker after another
+ * while they say they have no such node.
+ */
+struct ctl_pending {
+	TAILQ_ENTRY(ctl_pending) entry;
+	uint32_t		 type;		/* IMSG_CTL_SHOW_NODES, _CONNECT */
+	uint32_t		 peerid;	/* the control client */
+	unsigned int		 waiting;	/* show nodes: workers to answer */
+	pid_t			 asked;		/* connect: the worker asked */
+	Mezite__DialRequest	*req;		/* connect */
+	struct event		 timer;
+};
+TAILQ_HEAD(ctl_pendings, ctl_pending);
+
 __dead static void	 usage(void);
 static void		 supervisor_sig(int, short, void *);
 static void		 child_closed(struct proc_chan *);
@@ -72,6 +92,7 @@ static void		 master_listen(int, short, void *);
 static const struct proc_peer	 supervisor_from_master;
 static const struct proc_peer	 supervisor_from_worker;
 static const struct proc_peer	 supervisor_from_auth;
+static const struct proc_peer	 supervisor_from_tunnel;
 static void		 supervisor_log(int, short, void *);
 static void		 supervisor_restart(int, short, void *);
 static void		 supervisor_shutdown(void);
@@ -97,6 +118,11 @@ static void		 master_send_revoked(struct child *);
 static void		 ctl_workers(uint32_t);
 static int		 ctl_reload(void);
 static void		 ctl_verbose(int);
+static pid_t		 ctl_nodes(uint32_t);
+static pid_t		 ctl_connect(uint32_t, Mezite__DialRequest *);
+static void		 ctl_pending_free(struct ctl_pending *);
+static void		 ctl_pending_gone(pid_t);
+static int		 tunnel_dial_next(struct ctl_pending *, pid_t);
 
 static struct mezited_conf	*env;
 static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
@@ -117,6 +143,8 @@ static struct event		 listenev;	/* the master's grace */
 static int			 master_listening;
 static Mezite__AuthCA		*auth_ca;	/* as the auth worker sent it */
 static Mezite__Revoked		*auth_revoked;
+static struct ctl_pendings	 pendings = TAILQ_HEAD_INITIALIZER(pendings);
+static unsigned int		 npendings;
 
 static const struct control_cb ctl_cb = {
 	.forward = ctl_forward,
@@ -124,6 +152,8 @@ static const struct control_cb ctl_cb = {
 	.workers = ctl_workers,
 	.reload = ctl_reload,
 	.verbose = ctl_verbose,
+	.nodes = ctl_nodes,
+	.connect = ctl_connect,
 };
 
 __dead static void
@@ -218,6 +248,8 @@ main(int argc, char *argv[])
 			https(instance, user, root);
 		case PROC_AUTH:
 			auth(instance, user, root);
+		case PROC_TUNNEL:
+			tunnel(instance, user, root);
 		default:
 			fatalx("%s: not available in this version", role);
 		}
@@ -453,7 +485,8 @@ child_start(struct child *c)
 	c->paired = 0;
 	if (proc_chan_event(&c->chan, chan[0], c->type == PROC_MASTER ?
 	    &supervisor_from_master : c->type == PROC_AUTH ?
-	    &supervisor_from_auth : &supervisor_from_worker, name, c,
+	    &supervisor_from_auth : c->type == PROC_TUNNEL ?
+	    &supervisor_from_tunnel : &supervisor_from_worker, name, c,
 	    child_closed) == -1)
 		fatal("%s: channel", name);
 	c->logfd = logs[0];
@@ -491,6 +524,13 @@ child_start(struct child *c)
 			fatal("%s: compose", __func__);
 		if (master_child != NULL && master_child->pid != 0)
 			child_pair(master_child, c);
+		/* A new auth worker learns of the nodes online. */
+		if (c->type == PROC_AUTH)
+			TAILQ_FOREACH(w, &children, entry)
+				if (w->type == PROC_TUNNEL && w->pid != 0 &&
+				    !w->chan.dead && proc_compose(&w->chan,
+				    IMSG_NODE_RESYNC, 0, -1, NULL, 0) == -1)
+					log_warn("%s: resync", __func__);
 	}
 	master_listen(-1, 0, NULL);
 	return;
@@ -777,6 +817,82 @@ supervisor_master_lost(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* A node came or went: every auth worker is told. */
+static int
+supervisor_node_state(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->type == PROC_AUTH && c->pid != 0 && !c->chan.dead &&
+		    proc_compose(&c->chan, IMSG_NODE_STATE, 0, -1, imsg->data,
+		    imsg_get_len(imsg)) == -1)
+			log_warn("%s: compose", __func__);
+	return (0);
+}
+
+static struct ctl_pending *
+ctl_pending_find(uint32_t type, uint32_t peerid)
+{
+	struct ctl_pending	*p;
+
+	TAILQ_FOREACH(p, &pendings, entry)
+		if (p->type == type && p->peerid == peerid)
+			return (p);
+	return (NULL);
+}
+
+/* A part of a tunnel worker's nodes; its last ends its answer. */
+static int
+supervisor_nodes(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__NodeList	*nl = msg;
+	struct ctl_pending	*p;
+
+	if ((p = ctl_pending_find(IMSG_CTL_SHOW_NODES,
+	    imsg_get_id(imsg))) == NULL)
+		return (0);		/* too late */
+	control_reply(IMSG_CTL_NODES, p->peerid, imsg->data,
+	    imsg_get_len(imsg));
+	if (!nl->more && --p->waiting == 0) {
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+		ctl_pending_free(p);
+	}
+	return (0);
+}
+
+/*
+ * A tunnel worker's answer to connect: the stream to the client, or
+ * why not; a worker without the node passes the request on to the next.
+ */
+static int
+supervisor_dial_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__DialReply	*r = msg;
+	struct child		*c = ch->arg;
+	struct ctl_pending	*p;
+	int			 fd = imsg_get_fd(imsg);
+
+	if ((fd != -1) != (r->error == MEZITE__DIAL_ERROR__DIAL_OK)) {
+		if (fd != -1)
+			close(fd);
+		return (-1);
+	}
+	if ((p = ctl_pending_find(IMSG_CTL_CONNECT,
+	    imsg_get_id(imsg))) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return (0);
+	}
+	if (r->error == MEZITE__DIAL_ERROR__DIAL_NO_NODE &&
+	    tunnel_dial_next(p, c->pid) == 0)
+		return (0);
+	control_reply_fd(IMSG_CTL_CONNECT_REPLY, p->peerid, imsg->data,
+	    imsg_get_len(imsg), fd);
+	ctl_pending_free(p);
+	return (0);
+}
+
 static void
 child_closed(struct proc_chan *ch)
 {
@@ -815,6 +931,16 @@ static const struct proc_msg supervisor_auth_msgs[] = {
 	    PROC_FD_NONE, supervisor_admin_reply },
 };
 
+static const struct proc_msg supervisor_tunnel_msgs[] = {
+	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
+	{ IMSG_NODE_STATE, PROC_LEN_PB, &mezite__node_state__descriptor,
+	    PROC_FD_NONE, supervisor_node_state },
+	{ IMSG_CTL_NODES, PROC_LEN_PB, &mezite__node_list__descriptor,
+	    PROC_FD_NONE, supervisor_nodes },
+	{ IMSG_TUNNEL_DIAL_REPLY, PROC_LEN_PB, &mezite__dial_reply__descriptor,
+	    PROC_FD_ANY, supervisor_dial_reply },
+};
+
 /* Children are less privileged: a bad message closes their channel. */
 static const struct proc_peer supervisor_from_master = {
 	"the master", 0, supervisor_master_msgs,
@@ -829,6 +955,12 @@ static const struct proc_peer supervisor_from_worker = {
 static const struct proc_peer supervisor_from_auth = {
 	"an auth worker", 0, supervisor_auth_msgs,
 	nitems(supervisor_auth_msgs), 0, SUPERVISOR_MAXSIZE, 0
+};
+
+/* Streams come from tunnel workers as descriptors. */
+static const struct proc_peer supervisor_from_tunnel = {
+	"a tunnel worker", 0, supervisor_tunnel_msgs,
+	nitems(supervisor_tunnel_msgs), 0, SUPERVISOR_MAXSIZE, 1
 };
 
 /* One datagram per line: a priority byte, then the text. */
@@ -911,6 +1043,7 @@ child_exited(struct child *c, int status)
 	int64_t		 lived = time_now() - c->started;
 
 	control_gone(c->pid);
+	ctl_pending_gone(c->pid);
 	child_close(c);
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
 	    c->instance);
@@ -1298,4 +1431,165 @@ ctl_verbose(int v)
 			(void)proc_compose(&c->chan, IMSG_LOG_VERBOSE, 0, -1, &v,
 			    sizeof(v));
 	log_info("log level %s", v ? "verbose" : "brief");
+}
+
+static void
+ctl_pending_free(struct ctl_pending *p)
+{
+	if (evtimer_pending(&p->timer, NULL))
+		evtimer_del(&p->timer);
+	TAILQ_REMOVE(&pendings, p, entry);
+	npendings--;
+	if (p->req != NULL)
+		mezite__dial_request__free_unpacked(p->req, NULL);
+	free(p);
+}
+
+/* A tunnel worker went away: what it was asked will not be answered. */
+static void
+ctl_pending_gone(pid_t pid)
+{
+	struct ctl_pending	*p, *tp;
+
+	TAILQ_FOREACH_SAFE(p, &pendings, entry, tp)
+		if (p->type == IMSG_CTL_CONNECT && p->asked == pid)
+			ctl_pending_free(p);
+}
+
+/* Not every tunnel worker answered show nodes in time: end it. */
+static void
+ctl_pending_timeout(int fd, short event, void *arg)
+{
+	struct ctl_pending	*p = arg;
+
+	if (p->type == IMSG_CTL_SHOW_NODES)
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+	else
+		ctl_fail(p->peerid, "the tunnel worker did not answer");
+	ctl_pending_free(p);
+}
+
+static struct ctl_pending *
+ctl_pending_new(uint32_t type, uint32_t peerid)
+{
+	struct ctl_pending	*p;
+
+	if (npendings >= CTL_PENDING_MAX) {
+		ctl_fail(peerid, "too many requests are on their way");
+		return (NULL);
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		log_warn("%s", __func__);
+		ctl_fail(peerid, "out of memory");
+		return (NULL);
+	}
+	p->type = type;
+	p->peerid = peerid;
+	evtimer_set(&p->timer, ctl_pending_timeout, p);
+	TAILQ_INSERT_TAIL(&pendings, p, entry);
+	npendings++;
+	return (p);
+}
+
+static int
+tunnel_running(struct child *c)
+{
+	return (c->type == PROC_TUNNEL && c->pid != 0 && !c->retired &&
+	    !c->chan.dead);
+}
+
+/* show nodes: every tunnel worker answers with its nodes. */
+static pid_t
+ctl_nodes(uint32_t peerid)
+{
+	struct timeval		 tv = { NODES_WAIT, 0 };
+	struct ctl_pending	*p;
+	struct child		*c;
+	pid_t			 first = 0;
+
+	if ((p = ctl_pending_new(IMSG_CTL_SHOW_NODES, peerid)) == NULL)
+		return (0);
+	TAILQ_FOREACH(c, &children, entry) {
+		if (!tunnel_running(c))
+			continue;
+		if (proc_compose(&c->chan, IMSG_CTL_SHOW_NODES, peerid, -1,
+		    NULL, 0) == -1) {
+			log_warn("%s: compose", __func__);
+			continue;
+		}
+		p->waiting++;
+		if (first == 0)
+			first = c->pid;
+	}
+	if (p->waiting == 0) {
+		control_reply(IMSG_CTL_END, peerid, NULL, 0);
+		ctl_pending_free(p);
+		return (0);
+	}
+	evtimer_add(&p->timer, &tv);
+	return (first);
+}
+
+/*
+ * Ask the next running tunnel worker after the one with pid after (0:
+ * the first): 0 if one was asked, -1 if none is left.
+ */
+static int
+tunnel_dial_next(struct ctl_pending *p, pid_t after)
+{
+	struct child	*c;
+	int		 past = after == 0;
+
+	TAILQ_FOREACH(c, &children, entry) {
+		if (!past) {
+			past = c->pid == after;
+			continue;
+		}
+		if (!tunnel_running(c))
+			continue;
+		if (proc_compose_pb(&c->chan, IMSG_TUNNEL_DIAL, p->peerid, -1,
+		    &p->req->base) == -1) {
+			log_warn("%s: compose", __func__);
+			continue;
+		}
+		p->asked = c->pid;
+		control_waiting(p->peerid, c->pid);
+		return (0);
+	}
+	return (-1);
+}
+
+/* connect: a stream to a node's service, for a client that may write. */
+static pid_t
+ctl_connect(uint32_t peerid, Mezite__DialRequest *req)
+{
+	struct timeval		 tv = { TUNNEL_DIAL_WAIT, 0 };
+	struct ctl_pending	*p;
+	uint8_t			*buf;
+	size_t			 len;
+
+	if ((p = ctl_pending_new(IMSG_CTL_CONNECT, peerid)) == NULL)
+		return (0);
+	/* A copy of its own, to ask the next worker. */
+	len = mezite__dial_request__get_packed_size(req);
+	if ((buf = malloc(len)) == NULL) {
+		ctl_fail(peerid, "out of memory");
+		ctl_pending_free(p);
+		return (0);
+	}
+	(void)mezite__dial_request__pack(req, buf);
+	p->req = mezite__dial_request__unpack(NULL, len, buf);
+	free(buf);
+	if (p->req == NULL) {
+		ctl_fail(peerid, "out of memory");
+		ctl_pending_free(p);
+		return (0);
+	}
+	if (tunnel_dial_next(p, 0) == -1) {
+		ctl_fail(peerid, "no tunnel worker is running");
+		ctl_pending_free(p);
+		return (0);
+	}
+	evtimer_add(&p->timer, &tv);
+	return (p->asked);
 }

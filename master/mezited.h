@@ -59,6 +59,12 @@
 #define KEEPALIVE_TIMEOUT_MAX	(3 * KEEPALIVE_MAX)
 #define REVOKED_MAX		4096		/* unexpired revoked serials */
 
+/*
+ * The tunnel worker: one, since the registry of nodes lives in one
+ * worker (a dial goes to the worker that holds the node).
+ */
+#define TUNNEL_PREFORK		1
+
 struct listen_addr {
 	TAILQ_ENTRY(listen_addr) entry;
 	struct sockaddr_storage	 ss;
@@ -215,6 +221,7 @@ size_t			 route_alpn_list(const struct route_rule *, size_t,
 __dead void		 master(const char *, const char *);
 __dead void		 https(unsigned int, const char *, const char *);
 __dead void		 auth(unsigned int, const char *, const char *);
+__dead void		 tunnel(unsigned int, const char *, const char *);
 
 
 /* engine.c */
@@ -229,6 +236,9 @@ struct control_cb {
 	void	(*workers)(uint32_t);
 	int	(*reload)(void);
 	void	(*verbose)(int);
+	/* Tunnel workers' requests: the pid of one asked, or 0. */
+	pid_t	(*nodes)(uint32_t);
+	pid_t	(*connect)(uint32_t, Mezite__DialRequest *);
 };
 int			 control_init(const char *, const char *);
 void			 control_listen(const struct control_cb *);
@@ -236,6 +246,9 @@ void			 control_reply(uint32_t, uint32_t, const void *,
 			    size_t);
 void			 control_reply_pb(uint32_t, uint32_t,
 			    const ProtobufCMessage *);
+void			 control_reply_fd(uint32_t, uint32_t, const void *,
+			    size_t, int);
+void			 control_waiting(uint32_t, pid_t);
 void			 control_cleanup(const char *);
 void			 control_gone(pid_t);
 

@@ -26,6 +26,7 @@
 
 #define CONTROL_SOCKET	"/var/run/mezited.sock"
 #define REPLY_TIMEOUT	10000		/* ms */
+#define CONNECT_TIMEOUT	20000		/* ms: the tunnel worker waits 10 s */
 
 __dead static void	 usage(void);
 static void		 ctl_send(struct imsgbuf *, enum actions);
@@ -100,17 +101,24 @@ main(int argc, char *argv[])
 		err(1, "imsgbuf_init");
 	if (imsgbuf_set_maxsize(&ibuf, IMSG_MAXSIZE_LIMIT) == -1)
 		err(1, "imsgbuf_set_maxsize");
+	/* connect's reply carries the stream. */
+	if (res->action == CONNECT)
+		imsgbuf_allow_fdpass(&ibuf);
 
 	if (admin_op(res->action) != MEZITE__ADMIN_OP__ADMIN_NONE)
 		admin_send(&ibuf, res, pwfd);
+	else if (res->action == SHOW_NODES || res->action == CONNECT)
+		nodes_send(&ibuf, res);
 	else
 		ctl_send(&ibuf, res->action);
 	if (imsgbuf_flush(&ibuf) == -1)
 		err(1, "write");
 
 	if (json && (res->action == SHOW_WORKERS ||
-	    res->action == SHOW_CONNECTIONS))
+	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES))
 		printf("[");
+	else if (res->action == SHOW_NODES)
+		nodes_header();
 	else if (res->action == SHOW_WORKERS)
 		printf("%-12s %7s %8s %8s %-6s  %s\n", "PROCESS", "PID", "UP",
 		    "RESTARTS", "PAIRED", "STATE");
@@ -121,7 +129,8 @@ main(int argc, char *argv[])
 	while (!done) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		switch (poll(&pfd, 1, REPLY_TIMEOUT)) {
+		switch (poll(&pfd, 1, res->action == CONNECT ?
+		    CONNECT_TIMEOUT : REPLY_TIMEOUT)) {
 		case -1:
 			if (errno == EINTR)
 				continue;
@@ -153,7 +162,7 @@ main(int argc, char *argv[])
 		}
 	}
 	if (json && rc == 0 && (res->action == SHOW_WORKERS ||
-	    res->action == SHOW_CONNECTIONS))
+	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES))
 		printf("]\n");
 	imsgbuf_clear(&ibuf);
 	close(fd);
@@ -223,6 +232,14 @@ show(struct imsg *imsg, const struct parse_result *res)
 		return (-1);
 	case IMSG_CTL_ADMIN_REPLY:
 		return (admin_show(imsg, res, json));
+	case IMSG_CTL_NODES:
+		if (action != SHOW_NODES)
+			errx(1, "unexpected reply");
+		return (nodes_show(imsg, json, &nitems));
+	case IMSG_CTL_CONNECT_REPLY:
+		if (action != CONNECT)
+			errx(1, "unexpected reply");
+		return (nodes_connect(imsg, res));
 	case IMSG_CTL_STATUS:
 		if ((st = pb_unpack(&mezite__status__descriptor,
 		    imsg)) == NULL)

@@ -26,6 +26,7 @@ enum token_type {
 	NODEPATTERN,	/* a node name pattern, added to the list */
 	LABEL,		/* "key=pattern", added to the list */
 	NODE,		/* a node's name */
+	SERVICE,	/* a node's service */
 	DURATION,	/* seconds, or a number and a unit */
 	LIMIT,		/* a number of entries */
 };
@@ -66,9 +67,12 @@ static const struct token t_token_opt[];
 static const struct token t_token_node[];
 static const struct token t_token_ttl[];
 static const struct token t_token_id[];
+static const struct token t_connect[];
+static const struct token t_connect_service[];
 
 static const struct token t_main[] = {
 	{ KEYWORD,	"cert",		NONE,		t_cert },
+	{ KEYWORD,	"connect",	CONNECT,	t_connect },
 	{ KEYWORD,	"log",		NONE,		t_log },
 	{ KEYWORD,	"reload",	RELOAD,		NULL },
 	{ KEYWORD,	"role",		NONE,		t_role },
@@ -83,6 +87,7 @@ static const struct token t_show[] = {
 	{ KEYWORD,	"audit",	SHOW_AUDIT,	t_limit_opt },
 	{ KEYWORD,	"certs",	SHOW_CERTS,	t_limit_opt },
 	{ KEYWORD,	"connections",	SHOW_CONNECTIONS, NULL },
+	{ KEYWORD,	"nodes",	SHOW_NODES,	NULL },
 	{ KEYWORD,	"status",	SHOW_STATUS,	NULL },
 	{ KEYWORD,	"workers",	SHOW_WORKERS,	NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }
@@ -257,6 +262,16 @@ static const struct token t_token_id[] = {
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
+static const struct token t_connect[] = {
+	{ NODE,		"<node>",	NONE,		t_connect_service },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_connect_service[] = {
+	{ SERVICE,	"<service>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
 static struct parse_result	 res;
 
 static const struct token	*match_token(const char *,
@@ -425,6 +440,9 @@ set_value(const struct token *t, char *word)
 			return (-1);
 		}
 		res.node = word;
+		break;
+	case SERVICE:
+		res.service = word;
 		break;
 	case DURATION:
 		if (res.ttl != 0) {

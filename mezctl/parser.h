@@ -35,6 +35,9 @@ enum actions {
 	SHOW_CERTS,
 	CERT_REVOKE,
 	SHOW_AUDIT,
+	/* The tunnel workers' nodes. */
+	SHOW_NODES,
+	CONNECT,
 };
 
 /* Values of a list, pointing into the command line. */
@@ -46,7 +49,8 @@ struct parse_list {
 struct parse_result {
 	enum actions	 action;
 	char		*name;		/* user, role, token id or serial */
-	char		*node;		/* token create: the node's name */
+	char		*node;		/* token create, connect: a node */
+	char		*service;	/* connect: the node's service */
 	struct parse_list roles;
 	struct parse_list logins;
 	struct parse_list nodes;	/* node name patterns */

@@ -32,6 +32,10 @@ worker https {
 }
 worker auth {
 	user \"nobody\"
+}
+worker tunnel {
+	user \"nobody\"
+	chroot \"$demo/empty\"
 }"
 else
 	procs="worker https {

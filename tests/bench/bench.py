@@ -391,6 +391,9 @@ worker https {{
 worker auth {{
 	prefork 0
 }}
+worker tunnel {{
+	prefork 0
+}}
 """
     args = dict(port=port, cert=CERT, key=KEY, empty=empty, www=www,
                 sock=os.path.join(d, "ctl.sock"))

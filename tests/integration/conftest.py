@@ -95,6 +95,10 @@ worker https {{
 worker auth {{
 	user "nobody"
 }}
+worker tunnel {{
+	user "nobody"
+	chroot "{empty}"
+}}
 """
 
 
@@ -513,7 +517,8 @@ class Daemon:
             wait_for(lambda: len(re.findall(r"worker https\.\d+ up",
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
-                     self.params["prefork"] + 1 + self.auth_prefork(),
+                     self.params["prefork"] + 1 + self.auth_prefork() +
+                     self.tunnel_prefork(),
                      timeout, interval=0.1, what="all workers running")
         except BaseException:
             print(self.log_tail())
@@ -525,6 +530,12 @@ class Daemon:
         """Auth workers the configuration asks for: 1 unless it says."""
         with open(self.conf) as f:
             m = re.search(r"worker auth \{[^}]*prefork (\d+)", f.read())
+        return int(m.group(1)) if m else 1
+
+    def tunnel_prefork(self):
+        """Tunnel workers the configuration asks for: 1 unless it says."""
+        with open(self.conf) as f:
+            m = re.search(r"worker tunnel \{[^}]*prefork (\d+)", f.read())
         return int(m.group(1)) if m else 1
 
     def _alive(self):

@@ -452,7 +452,8 @@ def test_inherited_descriptor_is_closed_and_not_passed_on(make_daemon):
         d = make_daemon(pass_fds=(r,))
         procs = {"supervisor": d.pid}
         procs.update({n: p["pid"] for n, p in d.running().items()})
-        assert len(procs) == 5, procs       # and https.0, .1, auth.0
+        # and master, https.0, .1, auth.0, tunnel.0
+        assert len(procs) == 6, procs
         for name, pid in procs.items():
             fds = open_fds(pid)
             assert pipe not in fds.values(), \

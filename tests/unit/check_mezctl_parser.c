@@ -302,6 +302,28 @@ START_TEST(show_lists)
 }
 END_TEST
 
+START_TEST(node_commands)
+{
+	struct parse_result	*res;
+
+	accepted("show nodes", SHOW_NODES);
+	accepted("sh n", SHOW_NODES);
+	refused("show nodes web1", "superfluous argument: web1");
+
+	res = accepted("connect web1 echo", CONNECT);
+	ck_assert_str_eq(res->node, "web1");
+	ck_assert_str_eq(res->service, "echo");
+	res = accepted("con db-1 ssh", CONNECT);
+	ck_assert_str_eq(res->node, "db-1");
+	ck_assert_str_eq(res->service, "ssh");
+	refused("connect", "missing argument");
+	refused("connect web1", "missing argument");
+	refused("connect web1 echo x", "superfluous argument: x");
+	/* cert and connect */
+	refused("c web1 echo", "ambiguous argument: c");
+}
+END_TEST
+
 START_TEST(durations)
 {
 	uint32_t	 n;
@@ -340,6 +362,7 @@ mezctl_parser_suite(void)
 
 	tcase_add_test(tc, existing_commands);
 	tcase_add_test(tc, ambiguous_prefixes);
+	tcase_add_test(tc, node_commands);
 	tcase_add_test(tc, user_commands);
 	tcase_add_test(tc, user_refused);
 	tcase_add_test(tc, too_many_values);

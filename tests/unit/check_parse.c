@@ -160,7 +160,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(conf->procs[PROC_AUTH].prefork, AUTH_PREFORK);
 	ck_assert_uint_eq(conf->procs[PROC_AUTH].cert_ttl, CERT_TTL);
 	ck_assert_int_eq(conf->procs[PROC_SSH].prefork, 0);
-	ck_assert_int_eq(conf->procs[PROC_TUNNEL].prefork, 0);
+	ck_assert_int_eq(conf->procs[PROC_TUNNEL].prefork, TUNNEL_PREFORK);
 	ck_assert_str_eq(conf->state_dir, STATE_DIR);
 	ck_assert_str_eq(conf->control_socket, CONTROL_SOCKET);
 	ck_assert_ptr_null(conf->control_group);
@@ -549,7 +549,7 @@ START_TEST(test_config_new_free)
 	ck_assert_int_eq(config_proc_available(PROC_HTTPS), 1);
 	ck_assert_int_eq(config_proc_available(PROC_AUTH), 1);
 	ck_assert_int_eq(config_proc_available(PROC_SSH), 0);
-	ck_assert_int_eq(config_proc_available(PROC_TUNNEL), 0);
+	ck_assert_int_eq(config_proc_available(PROC_TUNNEL), 1);
 	ck_assert_int_eq(config_proc_available(PROC_SUPERVISOR), 0);
 }
 END_TEST
