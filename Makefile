@@ -96,6 +96,9 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
 MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
+# mezd: the agent.  Its parsers alone are what the tests link.
+MEZD_LIB_SRCS =	mezd/config.c mezd/httpproxy.c
+MEZD_SRCS =	mezd/mezd.c mezd/join.c mezd/tunnel.c $(MEZD_LIB_SRCS)
 
 # The gRPC layer of the auth worker: unary gRPC over HTTP/2 (nghttp2) on
 # handed-over sessions, and its message framing.  The auth worker and
@@ -111,11 +114,14 @@ AUTH_OBJS =	$(AUTH_SRCS:.c=.o)
 MEZCTL_OBJS =	$(MEZCTL_SRCS:.c=.o)
 MSH_LIB_OBJS =	$(MSH_LIB_SRCS:.c=.o) proto/auth.pb-c.o
 MSH_OBJS =	msh/msh.o $(MSH_LIB_OBJS)
+MEZD_LIB_OBJS =	$(MEZD_LIB_SRCS:.c=.o)
+MEZD_OBJS =	$(MEZD_SRCS:.c=.o)
 
-SBIN_PROGS =	master/mezited mezctl/mezctl
+SBIN_PROGS =	master/mezited mezctl/mezctl mezd/mezd
 BIN_PROGS =	msh/msh
 PROGS =		$(SBIN_PROGS) $(BIN_PROGS)
-MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8 man/msh.1
+MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8 man/msh.1 \
+		man/mezd.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
@@ -181,6 +187,13 @@ mezctl/mezctl: $(MEZCTL_OBJS) common/imsg.o common/log.o common/util.o \
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS)
 
 msh/msh: $(MSH_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS)
+
+# mezd dials and calls Join and Renew with msh's client.
+$(MEZD_OBJS): $(AUTH_PROTO_H) $(TUNNEL_PROTO_H) mezd/mezd.h msh/msh.h \
+	msh/rpc.h common/log.h
+$(MEZD_OBJS): MEZITE_CFLAGS += -Imsh -Imezd
+mezd/mezd: $(MEZD_OBJS) $(MSH_LIB_OBJS) $(TUNNEL_PROTO_C:.c=.o) common/log.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS)
 
 # Unit tests: one Check suite per module.
@@ -449,7 +462,8 @@ install: all
 	install -m 0555 $(BIN_PROGS) $(DESTDIR)$(BINDIR)
 	install -m 0444 man/msh.1 $(DESTDIR)$(MANDIR)/man1
 	install -m 0444 man/mezited.conf.5 $(DESTDIR)$(MANDIR)/man5
-	install -m 0444 man/mezited.8 man/mezctl.8 $(DESTDIR)$(MANDIR)/man8
+	install -m 0444 man/mezited.8 man/mezctl.8 man/mezd.8 \
+		$(DESTDIR)$(MANDIR)/man8
 	test -e $(DESTDIR)$(SYSCONFDIR)/mezite/mezited.conf || \
 		install -m 0644 etc/mezited.conf $(DESTDIR)$(SYSCONFDIR)/mezite
 
@@ -458,5 +472,6 @@ clean:
 		tests/ktls/ktls_echo tests/grpc/grpc_testd \
 		tests/grpc/*.pb-c.[ch] \
 		$(PROTO_C) $(PROTO_H) $(AUTH_PROTO_C) $(AUTH_PROTO_H) \
+		$(TUNNEL_PROTO_C) $(TUNNEL_PROTO_H) \
 		*/*.o */*/*.o
 	rm -rf tests/fuzz/corpus
