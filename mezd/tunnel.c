@@ -807,6 +807,25 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code,
 	return (0);
 }
 
+/*
+ * A refusal has gone out whole: the proxy need send no more on that
+ * stream (RFC 9113, 8.1: RST_STREAM with NO_ERROR after a complete
+ * response).
+ */
+static int
+on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *arg)
+{
+	struct stream	*s;
+
+	if (f->hd.type == NGHTTP2_HEADERS &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    (s = nghttp2_session_get_stream_user_data(h2,
+	    f->hd.stream_id)) != NULL && s->state == S_DONE)
+		(void)nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, s->id,
+		    NGHTTP2_NO_ERROR);
+	return (0);
+}
+
 /* The hello's body, or a target's bytes. */
 static ssize_t
 on_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
@@ -873,6 +892,8 @@ tun_up(struct tun *t)
 	    on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb,
 	    on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb,
+	    on_frame_send);
 	/* A stream's bytes are acknowledged once written on, not before. */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	rv = nghttp2_session_server_new2(&t->h2, cb, t, opt);
@@ -1000,7 +1021,8 @@ tun_flush(struct tun *t)
 	    !nghttp2_session_want_write(t->h2)) {
 		if (t->draining)
 			log_info("tunnel %u: drained", t->id);
-		tun_drop(t, t->draining ? NULL : "the HTTP/2 session ended");
+		tun_drop(t, t->draining || stopping ? NULL :
+		    "the HTTP/2 session ended");
 		return (-1);
 	}
 	return (0);
@@ -1140,12 +1162,9 @@ stream_refuse(struct stream *s, int status, const char *reason)
 		if (s->wev != NULL)
 			event_del(s->wev);
 	}
-	/* The answer copies nva; then stop what the proxy may still send. */
-	if (nghttp2_submit_response(s->t->h2, s->id, nva, 2, NULL) != 0 ||
-	    nghttp2_submit_rst_stream(s->t->h2, NGHTTP2_FLAG_NONE, s->id,
-	    NGHTTP2_NO_ERROR) != 0)
-		log_warnx("tunnel %u: stream %d: cannot answer", s->t->id,
-		    s->id);
+	/* Once it is sent, on_frame_send resets what the proxy still sends. */
+	if (nghttp2_submit_response(s->t->h2, s->id, nva, 2, NULL) != 0)
+		stream_reset(s, NGHTTP2_INTERNAL_ERROR);
 }
 
 static void
