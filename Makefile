@@ -97,7 +97,7 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
 MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
 # mezd: the agent.  Its parsers alone are what the tests link.
-MEZD_LIB_SRCS =	mezd/config.c mezd/httpproxy.c
+MEZD_LIB_SRCS =	mezd/config.c mezd/httpproxy.c mezd/backoff.c
 MEZD_SRCS =	mezd/mezd.c mezd/join.c mezd/tunnel.c $(MEZD_LIB_SRCS)
 
 # The gRPC layer of the auth worker: unary gRPC over HTTP/2 (nghttp2) on
@@ -130,7 +130,8 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_passwd tests/unit/check_ratelimit \
 		tests/unit/check_rbac \
 		tests/unit/check_mezctl_parser \
-		tests/unit/check_grpcframe
+		tests/unit/check_grpcframe \
+		tests/unit/check_mezd
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
@@ -219,6 +220,11 @@ tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
 tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_msh: tests/unit/check_msh.o $(MSH_LIB_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
+tests/unit/check_mezd.o: MEZITE_CFLAGS += -Imsh
+tests/unit/check_mezd.o: mezd/mezd.h
+tests/unit/check_mezd: tests/unit/check_mezd.o $(MEZD_LIB_OBJS) \
+	$(MSH_LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl

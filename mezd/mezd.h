@@ -132,6 +132,8 @@ void		 tunnel_set_creds(const struct creds *);
 void		 tunnel_start(void);
 void		 tunnel_renewed(void);
 void		 tunnel_shutdown(void);
+
+/* backoff.c */
 int		 backoff_ms(unsigned int *, int);
 
 #endif /* MEZD_H */

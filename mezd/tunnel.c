@@ -198,23 +198,6 @@ now_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/*
- * The next delay of a backoff that starts at 1 s and doubles up to
- * cap seconds, with full jitter: uniform in [0, that].
- */
-int
-backoff_ms(unsigned int *n, int cap)
-{
-	int64_t	 top;
-
-	top = (int64_t)1000 << (*n < 16 ? *n : 16);
-	if (top > (int64_t)cap * 1000)
-		top = (int64_t)cap * 1000;
-	if (*n < 16)
-		(*n)++;
-	return (arc4random_uniform(top + 1));
-}
-
 static void
 schedule(int ms)
 {
