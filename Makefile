@@ -137,7 +137,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
-		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq
+		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
+		tests/fuzz/fuzz_connectresp
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -356,6 +357,13 @@ tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
 	workers/auth/auth.h workers/auth/store.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth $(AUTH_CFLAGS) -o $@ \
 		$(filter %.c,$^) $(PC_LIBS) $(AUTH_LIBS)
+
+# mezd's parser of an HTTP proxy's answer to CONNECT.
+tests/fuzz/fuzz_connectresp: tests/fuzz/fuzz_connectresp.c \
+	mezd/httpproxy.c msh/dial.c msh/known.c msh/home.c mezd/mezd.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Imezd -Imsh \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lcrypto
 
 # What to install on Debian: building and make demo (deps), make check
 # (deps-check, a superset of the others) and make bench (deps-bench).
