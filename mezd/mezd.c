@@ -212,8 +212,15 @@ spawn(int renew)
 		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
-		if (dup2(p[1], STDERR_FILENO) == -1)
+		/*
+		 * Its own stderr, the state directory as fd 3, and no copy
+		 * of the tunnels' sockets to keep them open.
+		 */
+		if (dup2(p[1], STDERR_FILENO) == -1 ||
+		    (state.fd != 3 && dup2(state.fd, 3) == -1))
 			_exit(1);
+		state.fd = 3;
+		closefrom(4);
 		join_child(&conf, &state, renew ? &creds : NULL);
 	}
 	close(p[1]);

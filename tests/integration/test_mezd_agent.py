@@ -11,6 +11,7 @@ Run as root (mezd drops to "nobody"):
 """
 
 import base64
+import datetime
 import hashlib
 import importlib
 import os
@@ -198,6 +199,7 @@ class Tunnel:
         self.responses = {}
         self.goaway = False
         self.closed = False
+        self.inbuf = bytearray()
         self.flush()
 
     def flush(self):
@@ -218,7 +220,20 @@ class Tunnel:
         if not b:
             self.closed = True
             return False
-        for ev in self.h2.receive_data(b):
+        # h2 takes a GOAWAY for the end of the connection and sends no
+        # more: mezd's is noted here, and h2 does not see it.
+        self.inbuf.extend(b)
+        keep = bytearray()
+        while len(self.inbuf) >= 9:
+            n = int.from_bytes(self.inbuf[0:3], "big") + 9
+            if len(self.inbuf) < n:
+                break
+            frame, self.inbuf = self.inbuf[:n], self.inbuf[n:]
+            if frame[3] == 0x7:
+                self.goaway = True
+            else:
+                keep.extend(frame)
+        for ev in self.h2.receive_data(bytes(keep)):
             if isinstance(ev, h2.events.ResponseReceived):
                 self.responses[ev.stream_id] = dict(ev.headers)
             elif isinstance(ev, h2.events.DataReceived):
@@ -326,10 +341,12 @@ class FakeProxy:
         raw.settimeout(10)
         s = self.ctx.wrap_socket(raw, server_side=True)
         assert s.selected_alpn_protocol() == "mezite-tunnel"
-        peer = dict(x[0] for x in s.getpeercert()["subject"])
+        pc = s.getpeercert()
+        peer = dict(x[0] for x in pc["subject"])
         self.accepted += 1
         t = Tunnel(s)
         t.peer_cn = peer.get("commonName")
+        t.peer_serial = int(pc["serialNumber"], 16)
         return t
 
     def close(self):
@@ -629,3 +646,188 @@ def test_no_proxy_bypasses_the_proxy(setup):
         t.close()
     finally:
         px.close()
+
+
+# --------------------------------------------------------------------------
+# Renew: the fake proxy serves the auth service too, with a host CA of
+# the test's own, and certifies the key mezd sends for a while.
+
+
+def auth_pb():
+    if "auth" not in _pb:
+        out = tempfile.mkdtemp(prefix="mezite-pb")
+        subprocess.run(["protoc", "--python_out=" + out, "-I", PROTO,
+                        "auth.proto"], check=True)
+        sys.path.insert(0, out)
+        _pb["auth"] = importlib.import_module("auth_pb2")
+    return _pb["auth"]
+
+
+class HostCA:
+    def __init__(self, d):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        self.x509, self.hashes, self.ser, self.ec = x509, hashes, \
+            serialization, ec
+        self.NameOID = NameOID
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                             "Test Host CA")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder()
+                     .subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key())
+                     .serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(hours=1))
+                     .not_valid_after(now + datetime.timedelta(days=1))
+                     .add_extension(x509.BasicConstraints(ca=True,
+                                                          path_length=None),
+                                    critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
+        self.path = os.path.join(d, "host-ca.pem")
+        with open(self.path, "wb") as f:
+            f.write(self.pem)
+
+    def issue(self, pub, name, before, after):
+        """A host certificate for pub, valid from now-before to
+        now+after seconds."""
+        x509 = self.x509
+        now = datetime.datetime.now(datetime.timezone.utc)
+        subj = x509.Name([
+            x509.NameAttribute(self.NameOID.ORGANIZATION_NAME, "Mezite"),
+            x509.NameAttribute(self.NameOID.COMMON_NAME, name)])
+        cert = (x509.CertificateBuilder()
+                .subject_name(subj).issuer_name(self.cert.subject)
+                .public_key(pub)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(seconds=before))
+                .not_valid_after(now + datetime.timedelta(seconds=after))
+                .add_extension(x509.ExtendedKeyUsage(
+                    [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                    critical=False)
+                .sign(self.key, self.hashes.SHA256()))
+        return cert
+
+    def node_state(self, state, name, before, after):
+        """A state directory with a key and a certificate of it."""
+        os.makedirs(state, 0o700)
+        key = self.ec.generate_private_key(self.ec.SECP256R1())
+        cert = self.issue(key.public_key(), name, before, after)
+        files = {
+            "key.pem": key.private_bytes(
+                self.ser.Encoding.PEM, self.ser.PrivateFormat.PKCS8,
+                self.ser.NoEncryption()),
+            "cert.pem": cert.public_bytes(self.ser.Encoding.PEM),
+            "ca.pem": self.pem}
+        for n, b in files.items():
+            p = os.path.join(state, n)
+            with open(p, "wb") as f:
+                f.write(b)
+            os.chmod(p, 0o600)
+        chown_tree(state, NOBODY, NOBODY)
+        return cert
+
+
+def serve_renew(s, ca, lifetime=3600):
+    """One unary Renew call on an accepted mezite-auth connection; the
+    request and the certificate sent back."""
+    from cryptography.hazmat.primitives.serialization import \
+        load_der_public_key
+    pb = auth_pb()
+    conn = h2.connection.H2Connection(
+        config=h2.config.H2Configuration(client_side=False,
+                                         header_encoding="utf-8"))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    body, path, done = bytearray(), None, None
+    s.settimeout(10)
+    while done is None:
+        b = s.recv(65536)
+        assert b, "the Renew call ended early"
+        for ev in conn.receive_data(b):
+            if isinstance(ev, h2.events.RequestReceived):
+                path = dict(ev.headers)[":path"]
+            elif isinstance(ev, h2.events.DataReceived):
+                body.extend(ev.data)
+                conn.acknowledge_received_data(ev.flow_controlled_length,
+                                               ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                done = ev.stream_id
+        s.sendall(conn.data_to_send())
+    assert path == "/mezite.auth.v1.Auth/Renew"
+    req = pb.RenewRequest()
+    req.ParseFromString(bytes(body[5:]))
+    cert = ca.issue(load_der_public_key(req.public_key), "node-1", 60,
+                    lifetime)
+    res = pb.JoinResponse(
+        certificate=cert.public_bytes(ca.ser.Encoding.PEM),
+        ca_certificate=ca.pem, node="node-1", serial="1")
+    msg = res.SerializeToString()
+    conn.send_headers(done, [(":status", "200"),
+                             ("content-type", "application/grpc")])
+    conn.send_data(done, b"\0" + len(msg).to_bytes(4, "big") + msg)
+    conn.send_headers(done, [("grpc-status", "0")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    # until mezd hangs up
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+    return req, cert
+
+
+def test_renew_then_a_new_tunnel_while_the_old_one_drains(workdir, pki,
+                                                          echo):
+    ca = HostCA(workdir)
+    state = os.path.join(workdir, "state")
+    # 30 s of life, 17 s gone: renewed at 2/3, 3 s from now
+    old = ca.node_state(state, "node-1", 17, 13)
+    fake = FakeProxy(pki, ca.path)
+    fake.ctx.set_alpn_protocols(["mezite-tunnel", "mezite-auth"])
+    shutil.copyfile(pki.ca, os.path.join(workdir, "proxy-ca.pem"))
+    os.chmod(os.path.join(workdir, "proxy-ca.pem"), 0o644)
+    m = Mezd(workdir, os.path.join(workdir, "proxy-ca.pem"), fake.port,
+             services=[("echo", "127.0.0.1:%d" % echo)],
+             labels=[("env", "test")]).start()
+    try:
+        raw = None
+        t1 = fake.accept()
+        assert t1.peer_serial == old.serial_number
+        t1.hello()
+        sid, hdrs = t1.connect("echo")
+        assert hdrs[":status"] == "200"
+        # the Renew call, presenting the old certificate
+        fake.lsock.settimeout(15)
+        raw, _ = fake.lsock.accept()
+        s = fake.ctx.wrap_socket(raw, server_side=True)
+        assert s.selected_alpn_protocol() == "mezite-auth"
+        assert int(s.getpeercert()["serialNumber"], 16) == \
+            old.serial_number
+        req, new = serve_renew(s, ca)
+        assert [(lb.key, lb.value) for lb in req.labels] == [("env",
+                                                              "test")]
+        # a new tunnel with the new certificate
+        t2 = fake.accept()
+        assert t2.peer_serial == new.serial_number
+        t2.hello()
+        # the old one is told to go, and finishes its stream
+        t1.until(lambda: t1.goaway, what="mezd's GOAWAY on the old tunnel")
+        payload = os.urandom(200000)
+        t1.send(sid, payload, end=True)
+        t1.until(lambda: sid in t1.ended, what="the old stream's end")
+        assert bytes(t1.data[sid]) == payload
+        t1.until(lambda: t1.closed, what="the old tunnel to close")
+        with open(os.path.join(state, "cert.pem"), "rb") as f:
+            assert f.read() == new.public_bytes(ca.ser.Encoding.PEM)
+        assert os.stat(os.path.join(state, "key.pem")).st_mode & 0o077 == 0
+        assert "certificate renewed" in m.log()
+        t2.close()
+    finally:
+        rc = m.stop()
+        fake.close()
+    assert rc == 0, m.log()
