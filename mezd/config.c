@@ -26,7 +26,7 @@
 #define CONF_MAXFILE	(256 * 1024)	/* the configuration file */
 
 struct line {
-	char		 buf[LINELEN + 1];	/* the words, NUL-separated */
+	char		 buf[LINELEN + 1];	/* words, NUL-separated */
 	char		*w[MAXWORDS];
 	int		 n;
 };

@@ -34,7 +34,8 @@
 
 static int	 child_wait(int, short, time_t);
 static int	 child_connect(const struct proxy *, time_t);
-static int	 child_httpproxy(const struct httpproxy *, const struct proxy *);
+static int	 child_httpproxy(const struct httpproxy *,
+		    const struct proxy *);
 
 static int
 child_wait(int fd, short events, time_t deadline)
@@ -96,7 +97,7 @@ static int
 child_httpproxy(const struct httpproxy *hp, const struct proxy *to)
 {
 	struct connectresp	 r;
-	char			 buf[CONNRESP_MAX];	/* > CONNREQ_MAX */
+	char			 buf[CONNRESP_MAX]; /* > CONNREQ_MAX */
 	const char		*why;
 	size_t			 len = 0, off = 0;
 	time_t			 deadline = time(NULL) + CHILD_TIMEOUT;
@@ -147,8 +148,10 @@ child_httpproxy(const struct httpproxy *hp, const struct proxy *to)
 __dead void
 join_child(const struct mezd_conf *c, struct home *h, const struct creds *cur)
 {
-	Mezite__Auth__V1__JoinRequest	 jreq = MEZITE__AUTH__V1__JOIN_REQUEST__INIT;
-	Mezite__Auth__V1__RenewRequest	 rreq = MEZITE__AUTH__V1__RENEW_REQUEST__INIT;
+	Mezite__Auth__V1__JoinRequest	 jreq =
+	    MEZITE__AUTH__V1__JOIN_REQUEST__INIT;
+	Mezite__Auth__V1__RenewRequest	 rreq =
+	    MEZITE__AUTH__V1__RENEW_REQUEST__INIT;
 	Mezite__Auth__V1__Label		 lb[MAXLABELS], *lbp[MAXLABELS];
 	Mezite__Auth__V1__JoinResponse	*res;
 	struct httpproxy		 hp;

@@ -11,6 +11,9 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <err.h>
 #include <errno.h>
@@ -31,14 +34,14 @@
 #include "log.h"
 #include "mezd.h"
 
-#define JOB_TIMEOUT	120		/* s: a Join or Renew child's life */
+#define JOB_TIMEOUT	120		/* s: a Join or Renew child */
 #define RENEW_CAP	60		/* s: the most between Renew tries */
 #define JOIN_CAP	30		/* s: and between Join tries */
 #define CHILD_MSGLEN	1024		/* what a child says, logged */
 
 static struct mezd_conf	 conf;
 static struct home	 state;		/* the state directory */
-static struct creds	 creds;		/* the key and certificate in use */
+static struct creds	 creds;		/* the key and cert in use */
 static int		 have_creds;
 static struct httpproxy	 hproxy;
 static struct event_base *base;
@@ -132,6 +135,10 @@ drop_privileges(void)
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
 		fatal("cannot drop privileges to %s", conf.user);
+#ifdef __linux__
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_NO_NEW_PRIVS");
+#endif
 }
 
 static void
@@ -327,7 +334,8 @@ main(int argc, char *argv[])
 	struct event	*sigev[4];
 	const char	*file = MEZD_CONF;
 	char		 why[ERRLEN];
-	int		 ch, debug = 0, verbose = 0, noaction = 0, rv, use_hp;
+	int		 ch, debug = 0, verbose = 0, noaction = 0;
+	int		 rv, use_hp;
 
 	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
 		switch (ch) {

@@ -22,15 +22,15 @@
 #define MEZD_STATEDIR	"/var/lib/mezd"
 #define ALPN_TUNNEL	"mezite-tunnel"
 
-#define NAMELEN		64		/* a node's or a service's name */
+#define NAMELEN		64		/* a node's, a service's name */
 #define MAXLABELS	32		/* Hello.labels */
 #define LABELKEYLEN	63
 #define LABELVALLEN	255
 #define MAXSERVICES	64		/* Hello.services */
 #define TOKENLEN	255		/* a join token */
 #define URLLEN		1023		/* the http proxy's URL */
-#define CREDLEN		255		/* its user name, and its password */
-#define LINELEN		4096		/* a line of the configuration */
+#define CREDLEN		255		/* its user, its password */
+#define LINELEN		4096		/* a line of mezd.conf */
 
 #define KEEPALIVE	15		/* s between pings */
 #define KEEPALIVE_TIMEOUT 45		/* s without a frame: drop */
@@ -76,7 +76,7 @@ struct mezd_conf {
 	size_t		 nservices;
 	int		 keepalive;
 	int		 keepalive_timeout;
-	char		 httpproxy_url[URLLEN + 1];	/* from the file */
+	char		 httpproxy_url[URLLEN + 1]; /* from the file */
 	int		 has_httpproxy;
 	char		 user[LOGIN_NAME_MAX];
 };
@@ -85,28 +85,29 @@ struct mezd_conf {
 #define ERRLEN		(PATH_MAX + 256)	/* "file:line: message" */
 int		 config_parse(const char *, const char *, size_t,
 		    struct mezd_conf *, char *, size_t);
-int		 config_load(const char *, struct mezd_conf *, char *, size_t);
+int		 config_load(const char *, struct mezd_conf *, char *,
+		    size_t);
 void		 config_clear(struct mezd_conf *);
 int		 config_target(const char *, struct proxy *);
 
 /* httpproxy.c: the URL, NO_PROXY, and the CONNECT exchange */
-#define CONNRESP_MAX	8192		/* the proxy's response header */
+#define CONNRESP_MAX	8192		/* the proxy's answer's header */
 #define CONNREQ_MAX	2048		/* our request */
 
 struct connectresp {
 	int		 status;
-	size_t		 hdrlen;	/* bytes of the header, blank line in */
+	size_t		 hdrlen;	/* the header's, blank line in */
 	char		 line[128];	/* the status line, printable */
 };
 
 const char	*httpproxy_parse(const char *, struct httpproxy *);
 int		 no_proxy_match(const char *, const char *, const char *);
-int		 httpproxy_select(const struct mezd_conf *, struct httpproxy *,
-		    char *, size_t);
-int		 connectreq_build(const struct httpproxy *, const struct proxy *,
-		    char *, size_t);
-int		 connectresp_parse(const char *, size_t, struct connectresp *,
-		    const char **);
+int		 httpproxy_select(const struct mezd_conf *,
+		    struct httpproxy *, char *, size_t);
+int		 connectreq_build(const struct httpproxy *,
+		    const struct proxy *, char *, size_t);
+int		 connectresp_parse(const char *, size_t,
+		    struct connectresp *, const char **);
 
 /* join.c: Join and Renew, in a child of their own */
 struct creds {

@@ -19,7 +19,7 @@
  *			and what the proxy sent us but a target has not
  *			taken yet: at most CONN_WINDOW (flow control, as
  *			nothing is acknowledged before it is written on)
- *	streams		MAXSTREAMS over all tunnels (then 503), each with
+ *	streams		MAXSTREAMS in all tunnels (then 503), each with
  *			at most DOWNMAX read from its target and not yet
  *			sent, and at most STREAM_WINDOW received and not
  *			yet written to the target
@@ -51,15 +51,15 @@
 #include "tunnel.pb-c.h"
 
 #define MAXTUNNELS	4
-#define MAXSTREAMS	1024		/* CONNECT streams over all tunnels */
+#define MAXSTREAMS	1024		/* CONNECT streams, all tunnels */
 #define STREAM_WINDOW	(256 * 1024)	/* INITIAL_WINDOW_SIZE */
 #define CONN_WINDOW	(8 * 1024 * 1024)
-#define DOWNMAX		(64 * 1024)	/* read from a target, not sent */
+#define DOWNMAX		(64 * 1024)	/* read from a target */
 #define OUTBUF		(32 * 1024)	/* TLS output of a tunnel */
 #define MAXHEADERS	(16 * 1024)	/* MAX_HEADER_LIST_SIZE */
 #define DIAL_TIMEOUT	30		/* s: resolve to handshake done */
 #define TARGET_TIMEOUT	10		/* s: connect to a service */
-#define LINGER_TIMEOUT	30		/* s: write out a closed stream */
+#define LINGER_TIMEOUT	30		/* s: to finish a closed stream */
 #define BACKOFF_CAP	30		/* s */
 #define HELLO_PATH	"/mezite.tunnel.v1/hello"
 
@@ -90,7 +90,7 @@ struct stream {
 	char			 method[16];
 	char			 authority[NAMELEN + 1];
 	char			 path[sizeof(HELLO_PATH)];
-	int			 bad;	/* a header too long for the above */
+	int			 bad;	/* a header too long for these */
 	const struct service	*svc;
 	int			 counted;	/* in nstreams_all */
 	size_t			 helloff;
@@ -99,7 +99,7 @@ struct stream {
 	struct event		*rev, *wev;
 	int			 reading;
 
-	uint8_t			*up;	/* to the target, <= STREAM_WINDOW */
+	uint8_t			*up;	/* to the target: STREAM_WINDOW */
 	size_t			 upoff, uplen, upcap;
 	int			 up_eof, shut_wr;
 
@@ -130,12 +130,12 @@ struct tun {
 	nghttp2_session		*h2;
 	uint8_t			 out[OUTBUF];
 	size_t			 outlen;
-	const uint8_t		*pend;		/* nghttp2's, not yet in out */
+	const uint8_t		*pend;	/* nghttp2's, not yet in out */
 	size_t			 pendlen;
 	int64_t			 last_recv, last_ping;
 	int			 hello;		/* served it */
 	int			 draining;	/* out of service */
-	int			 retire;	/* GOAWAY once a successor is up */
+	int			 retire;	/* GOAWAY once replaced */
 	int			 goaway;	/* the proxy's GOAWAY */
 	struct streams		 streams;
 };
@@ -147,13 +147,14 @@ static struct evdns_base	*dns;
 static const struct mezd_conf	*conf;
 static const struct httpproxy	*hproxy;	/* NULL: direct */
 static const struct creds	*creds;
-static uint8_t			*hello;		/* a packed Hello */
+static uint8_t			*hello;	/* a packed Hello */
 static size_t			 hellolen;
 static struct tuns		 tuns = TAILQ_HEAD_INITIALIZER(tuns);
 static struct tun		*active;	/* the one dialled again */
 static size_t			 ntuns;
 static unsigned int		 tun_ids;
-static struct streams		 lingering = TAILQ_HEAD_INITIALIZER(lingering);
+static struct streams		 lingering =
+				    TAILQ_HEAD_INITIALIZER(lingering);
 static size_t			 nstreams_all;
 static unsigned int		 attempt;	/* of the backoff */
 static struct event		*reconnect_ev, *tick_ev;
@@ -233,7 +234,8 @@ tick_cb(int fd, short ev, void *arg)
 		}
 		if (now - t->last_recv >= (int64_t)conf->keepalive_timeout *
 		    1000) {
-			tun_drop(t, "no frame for %d s", conf->keepalive_timeout);
+			tun_drop(t, "no frame for %d s",
+			    conf->keepalive_timeout);
 			continue;
 		}
 		if (now - t->last_ping >= (int64_t)conf->keepalive * 1000) {

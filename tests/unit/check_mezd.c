@@ -159,7 +159,8 @@ START_TEST(conf_files)
 {
 	struct mezd_conf	 c;
 	char			 dir[] = "/tmp/check_mezd.XXXXXX";
-	char			 conf[128], tok[128], text[512], err[ERRLEN];
+	char			 conf[128], tok[128], text[512];
+	char			 err[ERRLEN];
 	char			 want[256];
 	int			 fd;
 
