@@ -37,6 +37,7 @@ static const char *split(const char *, size_t, struct line *);
 static int	 valid_name(const char *, size_t);
 static const char *statement(struct mezd_conf *, struct line *);
 static const char *read_file(const char *, int, char **, size_t *);
+static void	 print_quoted(FILE *, const char *);
 
 static int
 conf_err(char *err, size_t errlen, const char *file, int lineno,
@@ -429,4 +430,47 @@ config_clear(struct mezd_conf *c)
 {
 	explicit_bzero(c->token, sizeof(c->token));
 	explicit_bzero(c->httpproxy_url, sizeof(c->httpproxy_url));
+}
+
+/* A word in quotes, as split() reads it back. */
+static void
+print_quoted(FILE *fp, const char *s)
+{
+	fputc('"', fp);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', fp);
+		fputc(*s, fp);
+	}
+	fputc('"', fp);
+}
+
+/* The configuration as it was understood, for -nv; secrets left out. */
+void
+config_print(FILE *fp, const struct mezd_conf *c)
+{
+	size_t	 i;
+
+	fprintf(fp, "proxy \"%s\"\n", c->proxy.name);
+	fprintf(fp, "ca \"%s\"\n", c->ca);
+	fprintf(fp, "name \"%s\"\n", c->name);
+	if (c->tokenfile[0] != '\0')
+		fprintf(fp, "token file \"%s\"\n", c->tokenfile);
+	else if (c->token_inline)
+		fprintf(fp, "token \"********\"\n");
+	fprintf(fp, "state directory \"%s\"\n", c->statedir);
+	for (i = 0; i < c->nlabels; i++) {
+		fprintf(fp, "label %s ", c->labels[i].key);
+		print_quoted(fp, c->labels[i].value);
+		fputc('\n', fp);
+	}
+	for (i = 0; i < c->nservices; i++)
+		fprintf(fp, "service %s %s\n", c->services[i].name,
+		    c->services[i].target);
+	fprintf(fp, "keepalive %d\n", c->keepalive);
+	fprintf(fp, "keepalive timeout %d\n", c->keepalive_timeout);
+	if (c->has_httpproxy)
+		fprintf(fp, "http proxy \"********\"\n");
+	if (c->user[0] != '\0')
+		fprintf(fp, "user %s\n", c->user);
 }

@@ -369,6 +369,8 @@ main(int argc, char *argv[])
 		fatal("%s", conf.ca);
 	resolve_services();
 	if (noaction) {
+		if (verbose)
+			config_print(stdout, &conf);
 		fprintf(stderr, "configuration OK\n");
 		config_clear(&conf);
 		exit(0);

@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -88,6 +89,7 @@ int		 config_parse(const char *, const char *, size_t,
 int		 config_load(const char *, struct mezd_conf *, char *,
 		    size_t);
 void		 config_clear(struct mezd_conf *);
+void		 config_print(FILE *, const struct mezd_conf *);
 int		 config_target(const char *, struct proxy *);
 
 /* httpproxy.c: the URL, NO_PROXY, and the CONNECT exchange */

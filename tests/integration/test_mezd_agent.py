@@ -200,6 +200,7 @@ class Tunnel:
         self.goaway = False
         self.closed = False
         self.inbuf = bytearray()
+        self.ack = True         # acknowledge DATA as it comes
         self.flush()
 
     def flush(self):
@@ -239,7 +240,7 @@ class Tunnel:
             elif isinstance(ev, h2.events.DataReceived):
                 self.data.setdefault(ev.stream_id, bytearray()).extend(
                     ev.data)
-                if ev.flow_controlled_length:
+                if ev.flow_controlled_length and self.ack:
                     self.h2.acknowledge_received_data(
                         ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.StreamEnded):
@@ -523,6 +524,92 @@ def test_silent_proxy_is_dropped_within_the_keepalive_timeout(setup):
     t2.hello()
     t.close()
     t2.close()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def sink_and_flood():
+    """Two services: one that never reads, one that writes without end."""
+    socks, stop = [], threading.Event()
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(4)
+    flood = socket.socket()
+    flood.bind(("127.0.0.1", 0))
+    flood.listen(4)
+
+    def serve_flood():
+        flood.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = flood.accept()
+            except socket.timeout:
+                continue
+            socks.append(c)
+            c.settimeout(0.2)
+            block = b"f" * 65536
+            while not stop.is_set():
+                try:
+                    c.send(block)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+    th = threading.Thread(target=serve_flood, daemon=True)
+    th.start()
+    yield sink.getsockname()[1], flood.getsockname()[1]
+    stop.set()
+    th.join()
+    for s in socks + [sink, flood]:
+        s.close()
+
+
+def test_streams_are_bounded_by_their_windows(setup, sink_and_flood):
+    fake, start = setup
+    sink, flood = sink_and_flood
+    m = start(services=[("sink", "127.0.0.1:%d" % sink),
+                        ("flood", "127.0.0.1:%d" % flood)])
+    t = fake.accept()
+    t.hello()
+    before = rss_kb(m.proc.pid)
+    # to a service that does not read: the window closes and stays shut
+    sid, hdrs = t.connect("sink")
+    assert hdrs[":status"] == "200"
+    sent, block = 0, b"s" * 16384
+    stalled_since = None
+    while sent < 64 << 20:
+        win = min(t.h2.local_flow_control_window(sid), len(block))
+        if win > 0:
+            t.h2.send_data(sid, block[:win])
+            t.flush()
+            sent += win
+            stalled_since = None
+        elif stalled_since is None:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > 1.5:
+            break
+        t.pump(0.01)
+    assert sent < 64 << 20, "mezd took 64 MB a service never read"
+    # from a service that writes without end, to a proxy that does not
+    # acknowledge: mezd stops reading it at the window
+    t.ack = False
+    sid2, hdrs = t.connect("flood")
+    assert hdrs[":status"] == "200"
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        t.pump(0.1)
+    got = len(t.data.get(sid2, b""))
+    assert 0 < got <= 1 << 20, got     # its window, and not a byte more
+    grown = rss_kb(m.proc.pid) - before
+    assert grown < 8 * 1024, "mezd grew by %d KiB" % grown
+    t.close()
 
 
 # --------------------------------------------------------------------------
