@@ -124,13 +124,17 @@ drop_privileges(void)
 	if (pw->pw_uid == 0)
 		fatalx("user %s is root: mezd does not run as root",
 		    conf.user);
+	/* Made for the user, or given to it if root made it. */
 	if (lstat(conf.statedir, &sb) == -1) {
 		if (errno != ENOENT)
 			fatal("%s", conf.statedir);
 		if (mkdir(conf.statedir, 0700) == -1 ||
 		    chown(conf.statedir, pw->pw_uid, pw->pw_gid) == -1)
 			fatal("%s", conf.statedir);
-	}
+	} else if (S_ISDIR(sb.st_mode) && sb.st_uid == 0 &&
+	    (chown(conf.statedir, pw->pw_uid, pw->pw_gid) == -1 ||
+	    chmod(conf.statedir, 0700) == -1))
+		fatal("%s", conf.statedir);
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
