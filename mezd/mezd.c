@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@ static int		 child_err = -1;	/* its stderr, read end */
 
 static __dead void usage(void);
 static void	 resolve_services(void);
+static int	 dir_empty(const char *);
 static void	 drop_privileges(void);
 static void	 open_state(void);
 static void	 job_later(int, int);
@@ -99,6 +101,23 @@ resolve_services(void)
 	}
 }
 
+static int
+dir_empty(const char *path)
+{
+	struct dirent	*de;
+	DIR		*d;
+	int		 empty = 1;
+
+	if ((d = opendir(path)) == NULL)
+		return (0);
+	while (empty && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			empty = 0;
+	closedir(d);
+	return (empty);
+}
+
 /*
  * Root gives way to the configured user, after the files are read and
  * before the network: the state directory is made for that user.
@@ -124,7 +143,10 @@ drop_privileges(void)
 	if (pw->pw_uid == 0)
 		fatalx("user %s is root: mezd does not run as root",
 		    conf.user);
-	/* Made for the user, or given to it if root made it. */
+	/*
+	 * Made for the user, or given to it if root made it empty (and
+	 * never a directory with other things in it, such as /var/lib).
+	 */
 	if (lstat(conf.statedir, &sb) == -1) {
 		if (errno != ENOENT)
 			fatal("%s", conf.statedir);
@@ -132,8 +154,8 @@ drop_privileges(void)
 		    chown(conf.statedir, pw->pw_uid, pw->pw_gid) == -1)
 			fatal("%s", conf.statedir);
 	} else if (S_ISDIR(sb.st_mode) && sb.st_uid == 0 &&
-	    (chown(conf.statedir, pw->pw_uid, pw->pw_gid) == -1 ||
-	    chmod(conf.statedir, 0700) == -1))
+	    dir_empty(conf.statedir) && (chown(conf.statedir, pw->pw_uid,
+	    pw->pw_gid) == -1 || chmod(conf.statedir, 0700) == -1))
 		fatal("%s", conf.statedir);
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
