@@ -918,3 +918,31 @@ def test_renew_then_a_new_tunnel_while_the_old_one_drains(workdir, pki,
         rc = m.stop()
         fake.close()
     assert rc == 0, m.log()
+
+
+def test_join_through_https_proxy(daemon, pki, workdir):
+    import json
+    r = daemon.mezctl("-j", "token", "create", "node", "node-2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    tok = json.loads(r.stdout)
+    if isinstance(tok, list):
+        tok = tok[0]
+    ca = os.path.join(workdir, "proxy-ca.pem")
+    shutil.copyfile(pki.ca, ca)
+    os.chmod(ca, 0o644)
+    px = ConnectProxy()
+    m = Mezd(workdir, ca, daemon.port, name="node-2", token=tok["secret"],
+             env={"https_proxy": "http://u:p%20w@127.0.0.1:%d" % px.port})
+    try:
+        m.start()
+        wait_for(lambda: "joined as node-2" in m.log(), 30,
+                 what="mezd to join through the proxy")
+        assert px.requests[0][0] == "CONNECT localhost:%d HTTP/1.1" % \
+            daemon.port
+    finally:
+        rc = m.stop()
+        px.close()
+    assert rc == 0, m.log()
+    r = run(["openssl", "x509", "-noout", "-subject", "-in",
+             os.path.join(m.state, "cert.pem")])
+    assert "node-2" in r.stdout
