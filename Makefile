@@ -100,6 +100,9 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
 MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
+# mezd: the agent.  Its parsers alone are what the tests link.
+MEZD_LIB_SRCS =	mezd/config.c mezd/httpproxy.c mezd/backoff.c
+MEZD_SRCS =	mezd/mezd.c mezd/join.c mezd/tunnel.c $(MEZD_LIB_SRCS)
 
 # The gRPC layer of the auth worker: unary gRPC over HTTP/2 (nghttp2) on
 # handed-over sessions, and its message framing.  The auth worker and
@@ -116,11 +119,14 @@ TUNNEL_OBJS =	$(TUNNEL_SRCS:.c=.o)
 MEZCTL_OBJS =	$(MEZCTL_SRCS:.c=.o)
 MSH_LIB_OBJS =	$(MSH_LIB_SRCS:.c=.o) proto/auth.pb-c.o
 MSH_OBJS =	msh/msh.o $(MSH_LIB_OBJS)
+MEZD_LIB_OBJS =	$(MEZD_LIB_SRCS:.c=.o)
+MEZD_OBJS =	$(MEZD_SRCS:.c=.o)
 
-SBIN_PROGS =	master/mezited mezctl/mezctl
+SBIN_PROGS =	master/mezited mezctl/mezctl mezd/mezd
 BIN_PROGS =	msh/msh
 PROGS =		$(SBIN_PROGS) $(BIN_PROGS)
-MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8 man/msh.1
+MANS =		man/mezited.8 man/mezited.conf.5 man/mezctl.8 man/msh.1 \
+		man/mezd.8
 
 UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_route tests/unit/check_parse \
@@ -129,14 +135,15 @@ UNIT_TESTS =	tests/unit/check_imsg tests/unit/check_meta \
 		tests/unit/check_passwd tests/unit/check_ratelimit \
 		tests/unit/check_rbac \
 		tests/unit/check_mezctl_parser \
-		tests/unit/check_grpcframe
+		tests/unit/check_grpcframe \
+		tests/unit/check_mezd
 KTLS_OBJS =	master/ktls_install.o common/ktls.o
 FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_proc tests/fuzz/fuzz_h1head \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
-		tests/fuzz/fuzz_tunnel
+		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -193,6 +200,13 @@ mezctl/mezctl: $(MEZCTL_OBJS) common/imsg.o common/log.o common/util.o \
 msh/msh: $(MSH_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS)
 
+# mezd dials and calls Join and Renew with msh's client.
+$(MEZD_OBJS): $(AUTH_PROTO_H) $(TUNNEL_PROTO_H) mezd/mezd.h msh/msh.h \
+	msh/rpc.h common/log.h
+$(MEZD_OBJS): MEZITE_CFLAGS += -Imsh -Imezd
+mezd/mezd: $(MEZD_OBJS) $(MSH_LIB_OBJS) $(TUNNEL_PROTO_C:.c=.o) common/log.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS)
+
 # Unit tests: one Check suite per module.
 TEST_OBJS =	common/imsg.o common/log.o common/util.o common/meta.o \
 		common/proc.o $(PROTO_C:.c=.o)
@@ -216,6 +230,11 @@ tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
 tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 tests/unit/check_msh: tests/unit/check_msh.o $(MSH_LIB_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
+tests/unit/check_mezd.o: MEZITE_CFLAGS += -Imsh
+tests/unit/check_mezd.o: mezd/mezd.h
+tests/unit/check_mezd: tests/unit/check_mezd.o $(MEZD_LIB_OBJS) \
+	$(MSH_LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
 tests/unit/check_ktls: tests/unit/check_ktls.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
@@ -364,6 +383,13 @@ tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth $(AUTH_CFLAGS) -o $@ \
 		$(filter %.c,$^) $(PC_LIBS) $(AUTH_LIBS)
 
+# mezd's parser of an HTTP proxy's answer to CONNECT.
+tests/fuzz/fuzz_connectresp: tests/fuzz/fuzz_connectresp.c \
+	mezd/httpproxy.c msh/dial.c msh/known.c msh/home.c mezd/mezd.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Imezd -Imsh \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lcrypto
+
 # What to install on Debian: building and make demo (deps), make check
 # (deps-check, a superset of the others) and make bench (deps-bench).
 # The targets that need them install them first and only then build, in
@@ -476,7 +502,8 @@ install: all
 	install -m 0555 $(BIN_PROGS) $(DESTDIR)$(BINDIR)
 	install -m 0444 man/msh.1 $(DESTDIR)$(MANDIR)/man1
 	install -m 0444 man/mezited.conf.5 $(DESTDIR)$(MANDIR)/man5
-	install -m 0444 man/mezited.8 man/mezctl.8 $(DESTDIR)$(MANDIR)/man8
+	install -m 0444 man/mezited.8 man/mezctl.8 man/mezd.8 \
+		$(DESTDIR)$(MANDIR)/man8
 	test -e $(DESTDIR)$(SYSCONFDIR)/mezite/mezited.conf || \
 		install -m 0644 etc/mezited.conf $(DESTDIR)$(SYSCONFDIR)/mezite
 
@@ -485,5 +512,6 @@ clean:
 		tests/ktls/ktls_echo tests/grpc/grpc_testd \
 		tests/grpc/*.pb-c.[ch] \
 		$(PROTO_C) $(PROTO_H) $(AUTH_PROTO_C) $(AUTH_PROTO_H) \
+		$(TUNNEL_PROTO_C) $(TUNNEL_PROTO_H) \
 		*/*.o */*/*.o
 	rm -rf tests/fuzz/corpus

@@ -238,7 +238,10 @@ conn_dial(struct conn *c, const struct dial *d)
 	if (tls_configure(c->tls, c->cfg) == -1)
 		errx(1, "tls_configure: %s", tls_error(c->tls));
 
-	conn_connect(c, d->proxy);
+	if (d->have_fd)
+		c->fd = d->fd;
+	else
+		conn_connect(c, d->proxy);
 	if (tls_connect_socket(c->tls, c->fd, d->proxy->host) == -1)
 		errx(1, "%s: %s", c->name, tls_error(c->tls));
 	while ((rv = tls_handshake(c->tls)) != 0) {

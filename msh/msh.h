@@ -77,6 +77,8 @@ struct dial {
 	size_t			 certlen;
 	const char		*key;		/* and its key */
 	size_t			 keylen;
+	int			 have_fd;	/* use fd, already connected */
+	int			 fd;		/* (e.g. through a proxy) */
 };
 
 struct tls;

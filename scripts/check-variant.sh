@@ -34,7 +34,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$top"
 git ls-files -z | xargs -0 cp --parents -t "$work" 2>/dev/null ||
     tar cf - --exclude='*.o' . | (cd "$work" && tar xf -)
-make -C "$work" -s $vars master/mezited mezctl/mezctl msh/msh
+make -C "$work" -s $vars master/mezited mezctl/mezctl msh/msh mezd/mezd
 
 # Children run chrooted, where LeakSanitizer cannot read /proc.  Reports
 # go to stderr, which is the daemon log the suite checks after each test.
@@ -42,7 +42,7 @@ ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS UBSAN_OPTIONS MEZITED_TLS
 MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" \
-    MSH="$work/msh/msh" \
+    MSH="$work/msh/msh" MEZD="$work/mezd/mezd" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not heavy" \
     ${VARIANT_TESTS:-tests/integration}
 echo "$1: integration tests passed"
