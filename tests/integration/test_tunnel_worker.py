@@ -6,6 +6,7 @@ mezctl show nodes and connect.
 """
 import importlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -151,11 +152,14 @@ class Agent:
             self.closed.set()
 
     def close(self):
+        # shutdown, not only close: it wakes the thread blocked in recv,
+        # which would otherwise keep the connection open.
         try:
-            self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.thread.join(10)
+        self.sock.close()
 
 
 def nodes(d):
