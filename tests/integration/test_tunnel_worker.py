@@ -6,6 +6,7 @@ mezctl show nodes and connect.
 """
 import importlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -314,4 +315,31 @@ def test_silent_agent_is_dropped(make_daemon, pki, htdocs, tmp_path):
         assert "mute1" not in nodes(d)
     finally:
         a.close()
+    assert healthz(d.port)
+
+
+def test_draining_worker_tells_agents_to_go(fresh_daemon, pki, tmp_path):
+    """SIGTERM to the tunnel worker: GOAWAY to every agent, which then
+    connects again to the worker that takes its place."""
+    d = fresh_daemon
+    cert, key = join(d, pki, tmp_path, "drain1")
+    a = Agent(d.port, cert, key, "drain1")
+    try:
+        wait_online(d, "drain1")
+        pid = d.worker_pid("tunnel.0")
+        os.kill(pid, signal.SIGTERM)
+        assert a.goaway.wait(10), "no GOAWAY"
+        assert a.closed.wait(10), "the session stayed"
+    finally:
+        a.close()
+    wait_for(lambda: d.running().get("tunnel.0", {}).get("pid") not in
+             (None, pid), 15, what="a new tunnel worker")
+    b = Agent(d.port, cert, key, "drain1")
+    try:
+        wait_online(d, "drain1")
+        r = connect(d, "drain1", "echo", b"again\n")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"again\n"
+    finally:
+        b.close()
     assert healthz(d.port)
