@@ -343,3 +343,17 @@ def test_draining_worker_tells_agents_to_go(fresh_daemon, pki, tmp_path):
     finally:
         b.close()
     assert healthz(d.port)
+
+
+def test_control_group_may_list_nodes_not_connect(daemon, pki, tmp_path,
+                                                  agents):
+    cert, key = join(daemon, pki, tmp_path, "ro1")
+    agents.append(Agent(daemon.port, cert, key, "ro1"))
+    wait_online(daemon, "ro1")
+    r = daemon.mezctl("show", "nodes", user="nobody")
+    assert r.returncode == 0, r.stderr
+    assert "ro1" in r.stdout
+    r = daemon.mezctl("connect", "ro1", "echo", user="nobody")
+    assert r.returncode == 1
+    assert "permission denied" in r.stderr
+    assert healthz(daemon.port)
