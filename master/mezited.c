@@ -44,9 +44,9 @@
 #define SUPERVISOR_MAXSIZE	(256 * 1024)	/* keys travel to the master */
 #define PAIR_RETRY		1	/* seconds, after a failed pairing */
 #define LISTEN_GRACE		5	/* seconds a new master waits for workers */
-#define NODES_WAIT		5	/* seconds for the tunnel workers' nodes */
-#define CTL_PENDING_MAX		64	/* show nodes and connect on their way */
-#define TUNNEL_DIAL_WAIT	15	/* seconds for connect; the worker's is 10 */
+#define NODES_WAIT		5	/* seconds: tunnel workers' nodes */
+#define CTL_PENDING_MAX		64	/* show nodes, connect on their way */
+#define TUNNEL_DIAL_WAIT	15	/* seconds: connect (the worker: 10) */
 
 struct child {
 	TAILQ_ENTRY(child)	 entry;
@@ -74,9 +74,9 @@ TAILQ_HEAD(children, child);
  */
 struct ctl_pending {
 	TAILQ_ENTRY(ctl_pending) entry;
-	uint32_t		 type;		/* IMSG_CTL_SHOW_NODES, _CONNECT */
+	uint32_t		 type;		/* IMSG_CTL_SHOW_NODES, ... */
 	uint32_t		 peerid;	/* the control client */
-	unsigned int		 waiting;	/* show nodes: workers to answer */
+	unsigned int		 waiting;	/* show nodes: workers owing */
 	pid_t			 asked;		/* connect: the worker asked */
 	Mezite__DialRequest	*req;		/* connect */
 	struct event		 timer;

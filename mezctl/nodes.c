@@ -99,7 +99,8 @@ fmt_list(char **v, size_t n, char *buf, size_t len)
 		(void)strlcat(buf, v[i], len);
 	}
 	if (strlen(buf) > LIST_SHOWN)
-		(void)strlcpy(buf + LIST_SHOWN - 3, "...", len - LIST_SHOWN + 3);
+		(void)strlcpy(buf + LIST_SHOWN - 3, "...",
+		    len - LIST_SHOWN + 3);
 	return (buf[0] != '\0' ? buf : "-");
 }
 

@@ -186,7 +186,8 @@ fuzz_meta(int ktls)
 	m.client = &a;
 	m.local = &a;
 	m.cert = &c;
-	m.mode = ktls ? MEZITE__HANDOFF_MODE__KTLS : MEZITE__HANDOFF_MODE__RELAY;
+	m.mode = ktls ? MEZITE__HANDOFF_MODE__KTLS :
+	    MEZITE__HANDOFF_MODE__RELAY;
 	len = mezite__conn_meta__get_packed_size(&m);
 	FUZZ_ASSERT(len <= sizeof(buf));
 	FUZZ_ASSERT(mezite__conn_meta__pack(&m, buf) == len);

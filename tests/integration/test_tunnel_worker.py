@@ -6,6 +6,8 @@ mezctl show nodes and connect.
 """
 import importlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -151,11 +153,14 @@ class Agent:
             self.closed.set()
 
     def close(self):
+        # shutdown, not only close: it wakes the thread blocked in recv,
+        # which would otherwise keep the connection open.
         try:
-            self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.thread.join(10)
+        self.sock.close()
 
 
 def nodes(d):
@@ -311,3 +316,44 @@ def test_silent_agent_is_dropped(make_daemon, pki, htdocs, tmp_path):
     finally:
         a.close()
     assert healthz(d.port)
+
+
+def test_draining_worker_tells_agents_to_go(fresh_daemon, pki, tmp_path):
+    """SIGTERM to the tunnel worker: GOAWAY to every agent, which then
+    connects again to the worker that takes its place."""
+    d = fresh_daemon
+    cert, key = join(d, pki, tmp_path, "drain1")
+    a = Agent(d.port, cert, key, "drain1")
+    try:
+        wait_online(d, "drain1")
+        pid = d.worker_pid("tunnel.0")
+        os.kill(pid, signal.SIGTERM)
+        assert a.goaway.wait(10), "no GOAWAY"
+        assert a.closed.wait(10), "the session stayed"
+    finally:
+        a.close()
+    wait_for(lambda: d.running().get("tunnel.0", {}).get("pid") not in
+             (None, pid), 15, what="a new tunnel worker")
+    b = Agent(d.port, cert, key, "drain1")
+    try:
+        wait_online(d, "drain1")
+        r = connect(d, "drain1", "echo", b"again\n")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"again\n"
+    finally:
+        b.close()
+    assert healthz(d.port)
+
+
+def test_control_group_may_list_nodes_not_connect(daemon, pki, tmp_path,
+                                                  agents):
+    cert, key = join(daemon, pki, tmp_path, "ro1")
+    agents.append(Agent(daemon.port, cert, key, "ro1"))
+    wait_online(daemon, "ro1")
+    r = daemon.mezctl("show", "nodes", user="nobody")
+    assert r.returncode == 0, r.stderr
+    assert "ro1" in r.stdout
+    r = daemon.mezctl("connect", "ro1", "echo", user="nobody")
+    assert r.returncode == 1
+    assert "permission denied" in r.stderr
+    assert healthz(daemon.port)
