@@ -118,6 +118,8 @@ static void		 master_send_revoked(struct child *);
 static void		 ctl_workers(uint32_t);
 static int		 ctl_reload(void);
 static void		 ctl_verbose(int);
+static void		 nodes_tell_auth(const Mezite__NodeState *);
+static void		 nodes_gone(const char *);
 static pid_t		 ctl_nodes(uint32_t);
 static pid_t		 ctl_connect(uint32_t, Mezite__DialRequest *);
 static void		 ctl_pending_free(struct ctl_pending *);
@@ -817,18 +819,43 @@ supervisor_master_lost(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
-/* A node came or went: every auth worker is told. */
+/*
+ * A node came or went: every auth worker is told, with the tunnel
+ * worker named as we know it, whatever it said.
+ */
 static int
 supervisor_node_state(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__NodeState	*ns = msg;
+	char			*said = ns->worker;
+
+	ns->worker = ch->name;
+	nodes_tell_auth(ns);
+	ns->worker = said;		/* freed with the message */
+	return (0);
+}
+
+static void
+nodes_tell_auth(const Mezite__NodeState *ns)
 {
 	struct child	*c;
 
 	TAILQ_FOREACH(c, &children, entry)
 		if (c->type == PROC_AUTH && c->pid != 0 && !c->chan.dead &&
-		    proc_compose(&c->chan, IMSG_NODE_STATE, 0, -1, imsg->data,
-		    imsg_get_len(imsg)) == -1)
+		    proc_compose_pb(&c->chan, IMSG_NODE_STATE, 0, -1,
+		    &ns->base) == -1)
 			log_warn("%s: compose", __func__);
-	return (0);
+}
+
+/* A tunnel worker has gone, and the nodes it held with it. */
+static void
+nodes_gone(const char *worker)
+{
+	Mezite__NodeState	 ns = MEZITE__NODE_STATE__INIT;
+
+	ns.worker = (char *)worker;
+	ns.since = time(NULL);
+	nodes_tell_auth(&ns);
 }
 
 static struct ctl_pending *
@@ -1054,6 +1081,8 @@ child_exited(struct child *c, int status)
 		(void)snprintf(why, sizeof(why), "exited with status %d",
 		    WEXITSTATUS(status));
 
+	if (c->type == PROC_TUNNEL)
+		nodes_gone(name);
 	if (shutting_down || c->retired) {
 		log_debug("%s %s", name, why);
 		if (c == master_child)

@@ -37,6 +37,7 @@ static void		 show_conn(const Mezite__ConnInfo *, int64_t);
 
 static int	 json;
 static int	 nitems;		/* for JSON arrays */
+static int	 stream = -1;	/* connect: the stream, once it came */
 
 __dead static void
 usage(void)
@@ -166,6 +167,8 @@ main(int argc, char *argv[])
 		printf("]\n");
 	imsgbuf_clear(&ibuf);
 	close(fd);
+	if (stream != -1 && nodes_copy(stream) == -1)
+		rc = 1;
 	return (rc);
 }
 
@@ -239,7 +242,7 @@ show(struct imsg *imsg, const struct parse_result *res)
 	case IMSG_CTL_CONNECT_REPLY:
 		if (action != CONNECT)
 			errx(1, "unexpected reply");
-		return (nodes_connect(imsg, res));
+		return (nodes_connect(imsg, res, &stream));
 	case IMSG_CTL_STATUS:
 		if ((st = pb_unpack(&mezite__status__descriptor,
 		    imsg)) == NULL)

@@ -234,12 +234,17 @@ copy_stream(int s)
 	}
 }
 
-/* The stream, or why there is none: 1 done, -1 failed. */
+/*
+ * The stream, or why there is none: 1 with the stream in *streamp, -1
+ * failed.  The caller closes the control connection first, then copies
+ * (nodes_copy): a stream holds no place on the control socket.
+ */
 int
-nodes_connect(struct imsg *imsg, const struct parse_result *res)
+nodes_connect(struct imsg *imsg, const struct parse_result *res,
+    int *streamp)
 {
 	Mezite__DialReply	*r;
-	int			 fd = imsg_get_fd(imsg), rc = 1;
+	int			 fd = imsg_get_fd(imsg);
 
 	if ((r = pb_unpack(&mezite__dial_reply__descriptor, imsg)) == NULL)
 		errx(1, "malformed reply");
@@ -252,6 +257,16 @@ nodes_connect(struct imsg *imsg, const struct parse_result *res)
 		return (-1);
 	}
 	pb_free(r);
+	*streamp = fd;
+	return (1);
+}
+
+/* Copy between stdin/stdout and the stream: 0, or -1 failed. */
+int
+nodes_copy(int fd)
+{
+	int	 rc = 0;
+
 	/* Neither side waits on the other: poll says who may go on. */
 	if (fd_nonblock(fd) == -1)
 		err(1, "stream");

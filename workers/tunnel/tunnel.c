@@ -107,6 +107,8 @@ static struct event		 tickev;
 static int			 configured;
 static int			 draining;
 static int			 cluster_ok;	/* trusted clusters are set */
+static char			 clusters[TUNNEL_CLUSTERS_MAX][TUNNEL_NAME_MAX + 1];
+static size_t			 nclusters;
 static char			 wname[32];
 
 __dead void
@@ -126,6 +128,8 @@ tunnel(unsigned int instance, const char *user, const char *root)
 static void
 tunnel_configure(const Mezite__WorkerConfig *wc)
 {
+	size_t	 i;
+
 	limits.keepalive = wc->keepalive ? wc->keepalive : TUNNEL_KEEPALIVE;
 	limits.keepalive_timeout = wc->keepalive_timeout ?
 	    wc->keepalive_timeout : TUNNEL_KEEPALIVE_TIMEOUT;
@@ -135,10 +139,27 @@ tunnel_configure(const Mezite__WorkerConfig *wc)
 	 * its client CAs); without any, no cluster may connect.
 	 */
 	cluster_ok = wc->n_trusted_clusters > 0;
+	for (i = 0; i < wc->n_trusted_clusters && i < nitems(clusters); i++)
+		if (strlcpy(clusters[i], wc->trusted_clusters[i],
+		    sizeof(clusters[i])) >= sizeof(clusters[i]))
+			fatalx("trusted cluster %s: name too long",
+			    wc->trusted_clusters[i]);
+	nclusters = i;
 	session_init(&limits, &tunnel_scb);
 	configured = 1;
 	log_debug("serving, keepalive %u, timeout %u", limits.keepalive,
 	    limits.keepalive_timeout);
+}
+
+static int
+cluster_trusted(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < nclusters; i++)
+		if (strcmp(clusters[i], name) == 0)
+			return (1);
+	return (0);
 }
 
 static void
@@ -191,9 +212,18 @@ tunnel_handoff(int fd, Mezite__ConnMeta *meta)
 		handoff_refuse(fd, meta, "cluster tunnels are not configured");
 		return;
 	}
-	if (meta->cert == NULL || strcmp(meta->cert->kind, "node") != 0 ||
-	    !name_valid(meta->cert->name)) {
-		handoff_refuse(fd, meta, "no node certificate");
+	/*
+	 * The master names the certificate: a node's from the auth
+	 * worker's host CA, or a trusted cluster's from that cluster's CA.
+	 */
+	if (meta->cert == NULL || strcmp(meta->cert->kind, cluster ?
+	    "cluster" : "node") != 0 || !name_valid(meta->cert->name)) {
+		handoff_refuse(fd, meta, cluster ? "no trusted cluster's "
+		    "certificate" : "no node certificate");
+		return;
+	}
+	if (cluster && !cluster_trusted(meta->cert->name)) {
+		handoff_refuse(fd, meta, "not a trusted cluster");
 		return;
 	}
 	(void)session_accept(fd, meta, cluster);
@@ -243,14 +273,22 @@ tunnel_tick(int fd, short event, void *arg)
 /* Registry */
 
 static struct node *
-node_find(struct nodes *list, const char *name)
+node_find(struct nodes *list, const char *kind, const char *name)
 {
 	struct node	*n;
 
 	TAILQ_FOREACH(n, list, entry)
-		if (strcmp(n->state->name, name) == 0)
+		if (strcmp(n->state->name, name) == 0 &&
+		    strcmp(n->state->kind, kind) == 0)
 			return (n);
 	return (NULL);
+}
+
+/* A node's tunnel and a cluster's may have the same name. */
+static const char *
+session_kind(const struct tsession *s)
+{
+	return (session_cluster(s) ? "cluster" : "node");
 }
 
 /*
@@ -343,7 +381,7 @@ node_online(struct tsession *s)
 		    session_id(s), name);
 		return (-1);
 	}
-	if ((n = node_find(&online, name)) != NULL) {
+	if ((n = node_find(&online, session_kind(s), name)) != NULL) {
 		old = n->session;
 		if (key[0] == '\0' || strcmp(key, session_key(old)) != 0) {
 			log_warnx("tunnel %llu: node %s is held by another "
@@ -371,7 +409,8 @@ node_online(struct tsession *s)
 		n->session = s;
 		TAILQ_INSERT_TAIL(&online, n, entry);
 		/* Online again: it is no longer remembered offline. */
-		if ((o = node_find(&offline, name)) != NULL) {
+		if ((o = node_find(&offline, session_kind(s), name)) !=
+		    NULL) {
 			TAILQ_REMOVE(&offline, o, entry);
 			noffline--;
 			node_free(o);
@@ -391,7 +430,8 @@ node_offline(struct tsession *s)
 {
 	struct node	*n, *o;
 
-	if ((n = node_find(&online, session_name(s))) == NULL ||
+	if ((n = node_find(&online, session_kind(s), session_name(s))) ==
+	    NULL ||
 	    n->session != s)
 		return;		/* replaced */
 	node_refresh(n);
@@ -481,8 +521,8 @@ tunnel_dial(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		    "bad node or service name", -1);
 		return (0);
 	}
-	if ((n = node_find(&online, req->node)) == NULL) {
-		if (node_find(&offline, req->node) != NULL)
+	if ((n = node_find(&online, "node", req->node)) == NULL) {
+		if (node_find(&offline, "node", req->node) != NULL)
 			dial_reply(ch, peerid,
 			    MEZITE__DIAL_ERROR__DIAL_OFFLINE,
 			    "the node is offline", -1);

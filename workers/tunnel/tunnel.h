@@ -29,6 +29,7 @@
 #define TUNNEL_SERVICES_MAX	64
 #define TUNNEL_NAME_MAX		64	/* a node's or a service's name */
 #define TUNNEL_REASON_MAX	256	/* mezite-reason kept, bytes */
+#define TUNNEL_CLUSTERS_MAX	64	/* trusted clusters, as mezited.conf */
 
 struct tsession;
 struct tstream;
