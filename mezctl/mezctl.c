@@ -108,7 +108,8 @@ main(int argc, char *argv[])
 
 	if (admin_op(res->action) != MEZITE__ADMIN_OP__ADMIN_NONE)
 		admin_send(&ibuf, res, pwfd);
-	else if (res->action == SHOW_NODES || res->action == CONNECT)
+	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS ||
+	    res->action == CONNECT)
 		nodes_send(&ibuf, res);
 	else
 		ctl_send(&ibuf, res->action);
@@ -116,9 +117,10 @@ main(int argc, char *argv[])
 		err(1, "write");
 
 	if (json && (res->action == SHOW_WORKERS ||
-	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES))
+	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
+	    res->action == SHOW_CLUSTERS))
 		printf("[");
-	else if (res->action == SHOW_NODES)
+	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS)
 		nodes_header();
 	else if (res->action == SHOW_WORKERS)
 		printf("%-12s %7s %8s %8s %-6s  %s\n", "PROCESS", "PID", "UP",
@@ -163,7 +165,8 @@ main(int argc, char *argv[])
 		}
 	}
 	if (json && rc == 0 && (res->action == SHOW_WORKERS ||
-	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES))
+	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
+	    res->action == SHOW_CLUSTERS))
 		printf("]\n");
 	imsgbuf_clear(&ibuf);
 	close(fd);
@@ -236,9 +239,10 @@ show(struct imsg *imsg, const struct parse_result *res)
 	case IMSG_CTL_ADMIN_REPLY:
 		return (admin_show(imsg, res, json));
 	case IMSG_CTL_NODES:
-		if (action != SHOW_NODES)
+		if (action != SHOW_NODES && action != SHOW_CLUSTERS)
 			errx(1, "unexpected reply");
-		return (nodes_show(imsg, json, &nitems));
+		return (nodes_show(imsg, action == SHOW_NODES ? "node" :
+		    "cluster", json, &nitems));
 	case IMSG_CTL_CONNECT_REPLY:
 		if (action != CONNECT)
 			errx(1, "unexpected reply");

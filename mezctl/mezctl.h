@@ -17,7 +17,7 @@ int	 admin_show(struct imsg *, const struct parse_result *, int);
 /* nodes.c: show nodes, connect */
 void	 nodes_send(struct imsgbuf *, const struct parse_result *);
 void	 nodes_header(void);
-int	 nodes_show(struct imsg *, int, int *);
+int	 nodes_show(struct imsg *, const char *, int, int *);
 int	 nodes_connect(struct imsg *, const struct parse_result *, int *);
 int	 nodes_copy(int);
 

@@ -30,7 +30,7 @@ nodes_send(struct imsgbuf *ibuf, const struct parse_result *res)
 {
 	Mezite__DialRequest	 req = MEZITE__DIAL_REQUEST__INIT;
 
-	if (res->action == SHOW_NODES) {
+	if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS) {
 		if (imsg_compose(ibuf, IMSG_CTL_SHOW_NODES, 0, 0, -1, NULL,
 		    0) == -1)
 			err(1, "write");
@@ -129,7 +129,7 @@ show_node(const Mezite__NodeState *ns)
 
 /* A part of the nodes: 0, more may come. */
 int
-nodes_show(struct imsg *imsg, int json, int *nshown)
+nodes_show(struct imsg *imsg, const char *kind, int json, int *nshown)
 {
 	Mezite__NodeList	*nl;
 	struct sbuf		 sb = { 0 };
@@ -138,6 +138,8 @@ nodes_show(struct imsg *imsg, int json, int *nshown)
 	if ((nl = pb_unpack(&mezite__node_list__descriptor, imsg)) == NULL)
 		errx(1, "malformed reply");
 	for (i = 0; i < nl->n_nodes; i++) {
+		if (strcmp(nl->nodes[i]->kind, kind) != 0)
+			continue;
 		if (json) {
 			json_node(&sb, nl->nodes[i]);
 			if (sb.failed)

@@ -86,6 +86,7 @@ static const struct token t_show[] = {
 	{ NOTOKEN,	"",		NONE,		NULL },
 	{ KEYWORD,	"audit",	SHOW_AUDIT,	t_limit_opt },
 	{ KEYWORD,	"certs",	SHOW_CERTS,	t_limit_opt },
+	{ KEYWORD,	"clusters",	SHOW_CLUSTERS,	NULL },
 	{ KEYWORD,	"connections",	SHOW_CONNECTIONS, NULL },
 	{ KEYWORD,	"nodes",	SHOW_NODES,	NULL },
 	{ KEYWORD,	"status",	SHOW_STATUS,	NULL },

@@ -35,8 +35,9 @@ enum actions {
 	SHOW_CERTS,
 	CERT_REVOKE,
 	SHOW_AUDIT,
-	/* The tunnel workers' nodes. */
+	/* The tunnel workers' nodes, and the trusted clusters connected. */
 	SHOW_NODES,
+	SHOW_CLUSTERS,
 	CONNECT,
 };
 

@@ -99,7 +99,7 @@ def test_runs_without_root(pki):
                  what="/healthz")
         st = get_json(port, "/api/v1/status")
         types = sorted(x["type"] for x in st["processes"])
-        assert types == ["https", "https", "master"]
+        assert types == ["https", "https", "master", "tunnel"]
         for x in st["processes"]:
             assert _proc_status(x["pid"])["Uid"].split()[0] == \
                 str(nobody.pw_uid)

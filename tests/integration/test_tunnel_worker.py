@@ -271,21 +271,30 @@ def test_hello_naming_another_node_is_disconnected(daemon, pki, tmp_path,
     assert healthz(daemon.port)
 
 
-@pytest.mark.parametrize("alpn,why", [
-    ("mezite-tunnel", "no node certificate"),
-    ("mezite-cluster-tunnel", "cluster tunnels are not configured")])
-def test_refused_session_closes_cleanly(daemon, alpn, why):
-    """Without a node's certificate, or a cluster tunnel while no
-    cluster is trusted: the session is closed, with close_notify."""
+@pytest.mark.parametrize("alpn,who,why", [
+    ("mezite-tunnel", "user", "no node certificate"),
+    ("mezite-cluster-tunnel", "node", "cluster tunnels are not configured")])
+def test_refused_session_closes_cleanly(daemon, pki, tmp_path, alpn, who,
+                                        why):
+    """A user's certificate on a node's tunnel, or a cluster tunnel while
+    no cluster is trusted: the session is closed, with close_notify.
+    (Without any certificate the handshake itself fails.)"""
+    if who == "user":
+        from test_auth import add_user, login
+        add_user(daemon, "refused-" + alpn)
+        _, cert, key = login(daemon, pki, tmp_path, "refused-" + alpn)
+    else:
+        cert, key = join(daemon, pki, tmp_path, "refused-node")
     mark = daemon.log_size()
-    s = tls_connect(daemon.port, alpn=[alpn], timeout=10)
+    s = tls_connect(daemon.port, alpn=[alpn], timeout=10, cert=cert,
+                    key=key)
     try:
         assert s.selected_alpn_protocol() == alpn
         s.settimeout(10)
         assert s.recv(1024) == b""
     finally:
         s.close()
-    daemon.wait_log(r"tunnel \d+ \(no name\): refused: %s" % why,
+    daemon.wait_log(r"tunnel \d+ \([^)]*\): refused: %s" % why,
                     start=mark)
     assert healthz(daemon.port)
 

@@ -309,6 +309,8 @@ START_TEST(node_commands)
 	accepted("show nodes", SHOW_NODES);
 	accepted("sh n", SHOW_NODES);
 	refused("show nodes web1", "superfluous argument: web1");
+	accepted("show clusters", SHOW_CLUSTERS);
+	accepted("sh cl", SHOW_CLUSTERS);
 
 	res = accepted("connect web1 echo", CONNECT);
 	ck_assert_str_eq(res->node, "web1");
