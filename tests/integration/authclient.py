@@ -28,14 +28,17 @@ _pb = {}
 
 
 def pb():
-    """The generated modules: pb()["auth"], pb()["health"]."""
+    """The generated modules: pb()["auth"], pb()["health"] and
+    pb()["tunnel"] (the tunnels' Hello)."""
     if not _pb:
         out = tempfile.mkdtemp(prefix="mezite-pb")
         subprocess.run(["protoc", "--python_out=" + out, "-I", PROTO,
-                        "auth.proto", "health.proto"], check=True)
+                        "auth.proto", "health.proto", "tunnel.proto"],
+                       check=True)
         sys.path.insert(0, out)
         _pb["auth"] = importlib.import_module("auth_pb2")
         _pb["health"] = importlib.import_module("health_pb2")
+        _pb["tunnel"] = importlib.import_module("tunnel_pb2")
     return _pb
 
 

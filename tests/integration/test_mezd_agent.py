@@ -13,14 +13,12 @@ Run as root (mezd drops to "nobody"):
 import base64
 import datetime
 import hashlib
-import importlib
 import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,24 +30,11 @@ import h2.settings
 import hyperframe.frame
 import pytest
 
+from authclient import pb as pb_modules
 from conftest import TOP, free_port, run, wait_for
 
 MEZD = os.environ.get("MEZD", os.path.join(TOP, "mezd", "mezd"))
-PROTO = os.path.join(TOP, "proto")
 HELLO_PATH = "/mezite.tunnel.v1/hello"
-
-_pb = {}
-
-
-def tunnel_pb():
-    if not _pb:
-        out = tempfile.mkdtemp(prefix="mezite-pb")
-        subprocess.run(["protoc", "--python_out=" + out, "-I", PROTO,
-                        "tunnel.proto"], check=True)
-        sys.path.insert(0, out)
-        _pb["tunnel"] = importlib.import_module("tunnel_pb2")
-    return _pb["tunnel"]
-
 
 def chown_tree(path, uid, gid):
     os.chown(path, uid, gid)
@@ -271,7 +256,7 @@ class Tunnel:
         assert self.responses[sid][":status"] == "200"
         assert self.responses[sid]["content-type"] == \
             "application/x-protobuf"
-        h = tunnel_pb().Hello()
+        h = pb_modules()["tunnel"].Hello()
         h.ParseFromString(bytes(self.data.get(sid, b"")))
         return h
 
@@ -747,16 +732,6 @@ def test_no_proxy_bypasses_the_proxy(setup):
 # the test's own, and certifies the key mezd sends for a while.
 
 
-def auth_pb():
-    if "auth" not in _pb:
-        out = tempfile.mkdtemp(prefix="mezite-pb")
-        subprocess.run(["protoc", "--python_out=" + out, "-I", PROTO,
-                        "auth.proto"], check=True)
-        sys.path.insert(0, out)
-        _pb["auth"] = importlib.import_module("auth_pb2")
-    return _pb["auth"]
-
-
 class HostCA:
     def __init__(self, d):
         from cryptography import x509
@@ -830,7 +805,7 @@ def serve_renew(s, ca, lifetime=3600):
     request and the certificate sent back."""
     from cryptography.hazmat.primitives.serialization import \
         load_der_public_key
-    pb = auth_pb()
+    pb = pb_modules()["auth"]
     conn = h2.connection.H2Connection(
         config=h2.config.H2Configuration(client_side=False,
                                          header_encoding="utf-8"))

@@ -4,13 +4,10 @@ the server side of HTTP/2, as tunnel.proto reverses the roles) on TLS
 with ALPN mezite-tunnel and a host certificate from a real Join, and
 mezctl show nodes and connect.
 """
-import importlib
 import os
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 
@@ -20,25 +17,10 @@ import h2.events
 import h2.exceptions
 import pytest
 
-from authclient import Client, keypair
+from authclient import Client, keypair, pb as pb_modules
 from conftest import MEZCTL, MEZITED, healthz, run, tls_connect, wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO = os.path.join(HERE, "..", "..", "proto")
 HELLO_PATH = "/mezite.tunnel.v1/hello"
-
-_tunnel_pb = []
-
-
-def tunnel_pb():
-    """The Hello message classes, made from proto/tunnel.proto."""
-    if not _tunnel_pb:
-        out = tempfile.mkdtemp(prefix="mezite-pb")
-        subprocess.run(["protoc", "--python_out=" + out, "-I", PROTO,
-                        "tunnel.proto"], check=True)
-        sys.path.insert(0, out)
-        _tunnel_pb.append(importlib.import_module("tunnel_pb2"))
-    return _tunnel_pb[0]
 
 
 def ok(r):
@@ -93,7 +75,7 @@ class Agent:
         self.thread.start()
 
     def hello(self):
-        pb = tunnel_pb()
+        pb = pb_modules()["tunnel"]
         h = pb.Hello(node=self.hello_node, version="0.1",
                      services=list(self.services))
         h.labels.add(key="env", value="test")

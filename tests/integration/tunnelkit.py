@@ -6,7 +6,6 @@ stopped when its test ends.
 """
 
 import hashlib
-import importlib
 import os
 import pwd
 import shutil
@@ -16,7 +15,6 @@ import socketserver
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,11 +23,10 @@ import h2.config
 import h2.connection
 import h2.events
 
-from authclient import Client, keypair
+from authclient import Client, keypair, pb as pb_modules
 from conftest import MEZCTL, TOP, free_port, run, tls_connect, wait_for
 
 MEZD = os.environ.get("MEZD", os.path.join(TOP, "mezd", "mezd"))
-PROTO = os.path.join(TOP, "proto")
 SSHD = "/usr/sbin/sshd"
 
 
@@ -395,19 +392,6 @@ def sleep_until(t):
 # a fake agent, for what mezd would never do
 
 
-_tunnel_pb = []
-
-
-def tunnel_pb():
-    if not _tunnel_pb:
-        out = tempfile.mkdtemp(prefix="mezite-pb")
-        subprocess.run(["protoc", "--python_out=" + out, "-I", PROTO,
-                        "tunnel.proto"], check=True)
-        sys.path.insert(0, out)
-        _tunnel_pb.append(importlib.import_module("tunnel_pb2"))
-    return _tunnel_pb[0]
-
-
 def frame(ftype, flags, stream, payload=b""):
     return struct.pack(">I", len(payload))[1:] + \
         struct.pack(">BBI", ftype, flags, stream) + payload
@@ -467,7 +451,7 @@ class FakeAgent:
         if isinstance(ev, h2.events.RequestReceived):
             hdr = dict(ev.headers)
             if hdr.get(":method") == "GET":
-                pb = tunnel_pb()
+                pb = pb_modules()["tunnel"]
                 body = pb.Hello(node=self.name, version="fake",
                                 services=self.services).SerializeToString()
                 self.h2.send_headers(ev.stream_id, [
