@@ -166,8 +166,13 @@ join_child(const struct mezd_conf *c, struct home *h, const struct creds *cur)
 	size_t				 spkilen, i;
 	int				 rv;
 
-	if ((key = key_new()) == NULL)
-		errx(1, "cannot make a key");
+	/*
+	 * Renew keeps the key: the tunnel worker knows the same agent by
+	 * it, and only the certificate file changes.
+	 */
+	if ((key = cur == NULL ? key_new() : key_load(cur->key,
+	    cur->keylen)) == NULL)
+		errx(1, "cannot %s the key", cur == NULL ? "make" : "read");
 	if (key_spki(key, &spki, &spkilen) == -1)
 		errx(1, "cannot encode the public key");
 	for (i = 0; i < c->nlabels; i++) {
@@ -228,11 +233,12 @@ join_child(const struct mezd_conf *c, struct home *h, const struct creds *cur)
 		errx(1, "the certificate is not for our key");
 	X509_free(x);
 	/*
-	 * The key first: a crash between the two renames leaves a key
-	 * without its certificate, which creds_load() refuses (and the
-	 * agent joins again), never a certificate of a lost key in use.
+	 * The key first, after a Join: a crash between the two renames
+	 * leaves a key without its certificate, which creds_load() refuses
+	 * (and the agent joins again), never a certificate of a lost key
+	 * in use.  A Renew writes the certificate alone.
 	 */
-	if (key_save(h, FILE_KEY, key) == -1 ||
+	if ((cur == NULL && key_save(h, FILE_KEY, key) == -1) ||
 	    home_write(h, FILE_HOSTCA, res->ca_certificate.data,
 	    res->ca_certificate.len) == -1 ||
 	    (res->user_ca_certificate.len > 0 && home_write(h, FILE_USERCA,

@@ -880,6 +880,10 @@ def test_renew_then_a_new_tunnel_while_the_old_one_drains(workdir, pki,
         req, new = serve_renew(s, ca)
         assert [(lb.key, lb.value) for lb in req.labels] == [("env",
                                                               "test")]
+        # for the key it holds: the tunnel worker knows it by its key
+        from cryptography.hazmat.primitives import serialization as ser
+        assert req.public_key == old.public_key().public_bytes(
+            ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
         # a new tunnel with the new certificate
         t2 = fake.accept()
         assert t2.peer_serial == new.serial_number

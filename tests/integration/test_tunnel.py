@@ -412,6 +412,40 @@ def test_agent_down_and_back_after_the_proxy_was_away(tdaemon, agents,
     served(d)
 
 
+@pytest.mark.heavy
+def test_agent_renews_its_certificate_and_keeps_its_node(make_daemon,
+                                                         agents, echo):
+    """With certificates of a minute, mezd renews at two thirds of the
+    lifetime (the minute of clock skew included) with Renew, for the
+    same key, and moves to a new tunnel with the new certificate; the
+    tunnel worker takes it as the same agent, and a stream open across
+    the move keeps its bytes."""
+    d = make_daemon(edit=lambda t: t.replace(
+        'worker auth {\n', 'worker auth {\n\tcertificate ttl 60s\n', 1) +
+        TUNNEL_CONF)
+    m = agents(d, "renew-1", {"echo": echo.addr})
+    wait_online(d, "renew-1")
+    first = nodes(d)["renew-1"]["serial"]
+    long = connect_popen(d, "renew-1", "echo", stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    long.stdin.write(b"before ")
+    long.stdin.flush()
+    assert long.stdout.read(7) == b"before "
+    # 120 s of validity, renewed at 80: some 20 s after the join.
+    wait_for(lambda: nodes(d)["renew-1"]["serial"] != first, 45,
+             interval=0.5, what="the node on a renewed certificate")
+    assert "certificate renewed" in m.log()
+    assert nodes(d)["renew-1"]["online"]
+    assert connect(d, "renew-1", "echo", b"after").stdout == b"after"
+    out, err = long.communicate(b"and after the move", timeout=30)
+    assert long.returncode == 0, err
+    assert out == b"and after the move"
+    events = d.mezctl_json("show", "audit")
+    assert any(e["type"] == "renew" and e["name"] == "renew-1"
+               for e in events)
+    served(d)
+
+
 def online_count(d):
     return sum(1 for v in nodes(d).values() if v["online"])
 

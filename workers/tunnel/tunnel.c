@@ -365,7 +365,9 @@ node_send(struct node *n)
  * A node's Hello came.  A name held by another session stays with it,
  * unless the newcomer has the same key: the same agent, connected
  * again (maybe with a renewed certificate), replaces its old session,
- * which is told GOAWAY and closed.
+ * which is told GOAWAY and ends when its streams have: an agent whose
+ * old tunnel hangs loses it at its keepalive timeout, one that moves to
+ * a renewed certificate loses no stream.
  */
 static int
 node_online(struct tsession *s)
@@ -398,7 +400,7 @@ node_online(struct tsession *s)
 		mezite__node_state__free_unpacked(n->state, NULL);
 		n->state = ns;
 		n->session = s;
-		session_end(old, "replaced");
+		session_goaway(old, "replaced");
 	} else {
 		if ((n = calloc(1, sizeof(*n))) == NULL) {
 			log_warn("%s", __func__);
