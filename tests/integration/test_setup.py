@@ -11,6 +11,8 @@ import signal
 import subprocess
 import tempfile
 
+import pytest
+
 from conftest import (MEZITED, TOP, free_port, get_json, healthz, run,
                       wait_for)
 
@@ -145,12 +147,36 @@ def test_make_install(tmp_path):
     run(["make", "-s", "-C", TOP, "install", "DESTDIR=%s" % dest,
          "PREFIX=/usr/local"], timeout=300)
     for f in ("usr/local/sbin/mezited", "usr/local/sbin/mezctl",
+              "usr/local/sbin/mezd", "usr/local/bin/msh",
               "usr/local/share/man/man8/mezited.8",
               "usr/local/share/man/man8/mezctl.8",
+              "usr/local/share/man/man8/mezd.8",
+              "usr/local/share/man/man1/msh.1",
               "usr/local/share/man/man5/mezited.conf.5",
               "etc/mezite/mezited.conf"):
         assert (dest / f).exists(), f
-    assert os.access(dest / "usr/local/sbin/mezited", os.X_OK)
+    for f in ("sbin/mezited", "sbin/mezctl", "sbin/mezd", "bin/msh"):
+        assert os.access(dest / "usr/local" / f, os.X_OK), f
+
+
+@pytest.mark.heavy
+def test_make_with_the_builders_own_cflags(tmp_path):
+    """make CFLAGS=-O0 builds every program from a clean tree: the
+    builder's flags come after ours and replace the optimisation, not
+    the include paths and defines the libraries need."""
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "-C", TOP, "ls-files", "-z"],
+                           capture_output=True, check=True).stdout
+    for f in files.decode().split("\0"):
+        if f:
+            (src / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.join(TOP, f), src / f)
+    progs = ["master/mezited", "mezctl/mezctl", "mezd/mezd", "msh/msh"]
+    r = run(["make", "-s", "-j2", "-C", str(src), "CFLAGS=-O0 -g"] + progs,
+            check=False, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for p in progs:
+        assert os.access(src / p, os.X_OK), p
 
 
 def test_sample_config_parses(pki, tmp_path):
