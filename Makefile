@@ -506,6 +506,8 @@ install: all
 		$(DESTDIR)$(MANDIR)/man8
 	test -e $(DESTDIR)$(SYSCONFDIR)/mezite/mezited.conf || \
 		install -m 0644 etc/mezited.conf $(DESTDIR)$(SYSCONFDIR)/mezite
+	test -e $(DESTDIR)$(SYSCONFDIR)/mezd.conf || \
+		install -m 0644 etc/mezd.conf $(DESTDIR)$(SYSCONFDIR)
 
 clean:
 	rm -f $(PROGS) $(UNIT_TESTS) $(FUZZ_TARGETS) master/parse.c \

@@ -153,7 +153,7 @@ def test_make_install(tmp_path):
               "usr/local/share/man/man8/mezd.8",
               "usr/local/share/man/man1/msh.1",
               "usr/local/share/man/man5/mezited.conf.5",
-              "etc/mezite/mezited.conf"):
+              "etc/mezite/mezited.conf", "etc/mezd.conf"):
         assert (dest / f).exists(), f
     for f in ("sbin/mezited", "sbin/mezctl", "sbin/mezd", "bin/msh"):
         assert os.access(dest / "usr/local" / f, os.X_OK), f
