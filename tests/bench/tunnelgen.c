@@ -32,12 +32,16 @@
  * with its 16 KiB frame buffer and HPACK tables: ten thousand tunnels
  * fit in well under 100 MiB here, beside the servers being measured.
  *
- * Output is one line per batch on stdout; failures (connect refused,
- * handshake failed, closed by the proxy) are counted, never fatal:
- *	ready open=N hello=H failed=F batch=B secs=S connect=C tls=T
+ * Output is one line per batch on stdout; failures are counted, never
+ * fatal:
+ *	ready open=N hello=H failed=F batch=B secs=S connect=C refused=R
  *	    closed=X
- * open: tunnels open now; hello: those of them whose hello has gone
- * out; failed: all that failed so far, which the last three split.
+ * open: tunnels whose TLS handshake is done and which are still open;
+ * hello: those of them whose hello has gone out; failed: all that
+ * failed so far, which the last three split: the TCP connection
+ * failed; the handshake failed, or the tunnel ended before its hello
+ * went out (a refused certificate shows here, after the handshake in
+ * TLS 1.3); the tunnel ended after its hello.
  */
 
 #define _GNU_SOURCE
@@ -103,7 +107,7 @@
 #define DEFAULT_WINDOW	65535
 
 enum tstate { T_CONNECT, T_HS, T_UP };
-enum fail { F_CONNECT, F_TLS, F_CLOSED, F_NFAIL };
+enum fail { F_CONNECT, F_REFUSED, F_CLOSED, F_NFAIL };
 
 struct tun {
 	TAILQ_ENTRY(tun)	 entry;
@@ -141,6 +145,7 @@ static long			 started, nopen, nhello, setup;
 static long			 failed[F_NFAIL];
 static uint8_t			 iobuf[IOBUF];
 static char			 stdin_tag;	/* epoll's data for stdin */
+static long			 lines;		/* read, not yet waited for */
 
 static void	die(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2), __noreturn__));
@@ -570,7 +575,8 @@ tun_io(struct tun *t)
 	for (;;) {
 		if ((r = SSL_read(t->ssl, iobuf, sizeof(iobuf))) > 0) {
 			if (tun_input(t, iobuf, (size_t)r) == -1) {
-				tun_end(t, F_CLOSED);
+				tun_end(t, t->hello == 2 ? F_CLOSED :
+				    F_REFUSED);
 				return;
 			}
 			continue;
@@ -584,13 +590,13 @@ tun_io(struct tun *t)
 		default:
 			/* Closed, or refused after the handshake. */
 			ERR_clear_error();
-			tun_end(t, t->hello == 2 ? F_CLOSED : F_TLS);
+			tun_end(t, t->hello == 2 ? F_CLOSED : F_REFUSED);
 			return;
 		}
 		break;
 	}
 	if (tun_flush(t) == -1) {
-		tun_end(t, F_CLOSED);
+		tun_end(t, t->hello == 2 ? F_CLOSED : F_REFUSED);
 		return;
 	}
 	if (rw)
@@ -626,19 +632,19 @@ tun_drive(struct tun *t)
 				return;
 			default:
 				ERR_clear_error();
-				tun_end(t, F_TLS);
+				tun_end(t, F_REFUSED);
 				return;
 			}
 		}
 		SSL_get0_alpn_selected(t->ssl, &a, &alen);
 		if (alen != sizeof(ALPN) - 1 || memcmp(a, ALPN, alen) != 0) {
-			tun_end(t, F_TLS);
+			tun_end(t, F_REFUSED);
 			return;
 		}
 		t->st = T_UP;
 		nopen++;
 		if (tun_preface(t) == -1) {
-			tun_end(t, F_CLOSED);
+			tun_end(t, F_REFUSED);
 			return;
 		}
 		/* FALLTHROUGH */
@@ -696,16 +702,30 @@ tun_start(void)
 /* The loop: batches, and the waits between them. */
 
 /*
- * One turn of the loop: tunnels served, and 1 if a line or EOF came on
- * stdin while watched.
+ * Read stdin once: the lines in it are counted, to be taken one per
+ * wait.  -1 at EOF or on an error.
  */
 static int
-turn(int ms, int *eof)
+stdin_read(void)
+{
+	char	 buf[256], *p, *e;
+	ssize_t	 r;
+
+	if ((r = read(STDIN_FILENO, buf, sizeof(buf))) == -1)
+		return (errno == EINTR || errno == EAGAIN ? 0 : -1);
+	if (r == 0)
+		return (-1);
+	for (p = buf, e = buf + r; (p = memchr(p, '\n', e - p)) != NULL; p++)
+		lines++;
+	return (0);
+}
+
+/* One turn of the loop; -1 if stdin, when watched, ended. */
+static int
+turn(int ms)
 {
 	struct epoll_event	 evs[MAXEVENTS];
-	char			 buf[256];
-	ssize_t			 r;
-	int			 i, n, line = 0;
+	int			 i, n, rv = 0;
 
 	if ((n = epoll_wait(ep, evs, MAXEVENTS, ms)) == -1) {
 		if (errno == EINTR)
@@ -713,22 +733,12 @@ turn(int ms, int *eof)
 		die("epoll_wait: %s", strerror(errno));
 	}
 	for (i = 0; i < n; i++) {
-		if (evs[i].data.ptr != &stdin_tag) {
+		if (evs[i].data.ptr != &stdin_tag)
 			tun_drive(evs[i].data.ptr);
-			continue;
-		}
-		if ((r = read(STDIN_FILENO, buf, sizeof(buf))) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			*eof = 1;
-			line = 1;
-		} else if (r == 0) {
-			*eof = 1;
-			line = 1;
-		} else if (memchr(buf, '\n', (size_t)r) != NULL)
-			line = 1;
+		else if (stdin_read() == -1)
+			rv = -1;
 	}
-	return (line);
+	return (rv);
 }
 
 /* Serve the tunnels until a line comes on stdin; 0 at EOF. */
@@ -736,27 +746,28 @@ static int
 wait_line(void)
 {
 	struct epoll_event	 ev;
-	char			 buf[256];
-	ssize_t			 r;
 	int			 eof = 0;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
 	ev.data.ptr = &stdin_tag;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) == -1) {
+	if (lines == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO,
+	    &ev) == -1) {
 		if (errno != EPERM)
 			die("epoll_ctl stdin: %s", strerror(errno));
-		/* A file, which is always readable: read it at once. */
-		while ((r = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
-			if (memchr(buf, '\n', (size_t)r) != NULL)
-				return (1);
-		return (0);
+		/* A file, which is always readable. */
+		while (lines == 0 && !eof)
+			eof = stdin_read() == -1;
+	} else if (lines == 0) {
+		while (lines == 0 && !eof)
+			eof = turn(1000) == -1;
+		if (epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL) == -1)
+			die("epoll_ctl stdin: %s", strerror(errno));
 	}
-	while (!turn(1000, &eof))
-		;
-	if (epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL) == -1)
-		die("epoll_ctl stdin: %s", strerror(errno));
-	return (!eof);
+	if (lines == 0)
+		return (0);
+	lines--;
+	return (1);
 }
 
 static void
@@ -764,7 +775,6 @@ batch(long per, long conc, double secs, int b)
 {
 	double	 t0 = now(), deadline = t0 + secs;
 	long	 limit = started + per;
-	int	 eof;
 
 	for (;;) {
 		while (setup < conc && started < limit)
@@ -773,12 +783,13 @@ batch(long per, long conc, double secs, int b)
 			break;
 		if (now() >= deadline)
 			break;
-		(void)turn(100, &eof);
+		(void)turn(100);
 	}
 	printf("ready open=%ld hello=%ld failed=%ld batch=%d secs=%.1f "
-	    "connect=%ld tls=%ld closed=%ld\n", nopen, nhello,
-	    failed[F_CONNECT] + failed[F_TLS] + failed[F_CLOSED], b,
-	    now() - t0, failed[F_CONNECT], failed[F_TLS], failed[F_CLOSED]);
+	    "connect=%ld refused=%ld closed=%ld\n", nopen, nhello,
+	    failed[F_CONNECT] + failed[F_REFUSED] + failed[F_CLOSED], b,
+	    now() - t0, failed[F_CONNECT], failed[F_REFUSED],
+	    failed[F_CLOSED]);
 	if (fflush(stdout) == EOF)
 		die("stdout: %s", strerror(errno));
 }
