@@ -55,7 +55,6 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
