@@ -83,13 +83,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# The C helpers: the load generator and the TLS sink.
+# The C helpers: the load generator, the TLS sink and the generator of
+# agent tunnels.
 mkdir -p "$work/bin" "$work/pki"
 CFLAGS_BENCH="-O2 -g -Wall -Wextra -Wno-unused-parameter"
 # shellcheck disable=SC2086
 cc $CFLAGS_BENCH -o "$work/bin/loadgen" "$here/loadgen.c" -lssl -lcrypto
 # shellcheck disable=SC2086
 cc $CFLAGS_BENCH -o "$work/bin/tlssink" "$here/tlssink.c" -lssl -lcrypto
+# shellcheck disable=SC2086
+cc $CFLAGS_BENCH -o "$work/bin/tunnelgen" "$here/tunnelgen.c" -lssl -lcrypto
 
 # One ECDSA P-256 certificate for every server.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
