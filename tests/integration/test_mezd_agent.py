@@ -31,9 +31,9 @@ import hyperframe.frame
 import pytest
 
 from authclient import pb as pb_modules
-from conftest import TOP, free_port, run, wait_for
+from conftest import free_port, run, wait_for
+from tunnelkit import MEZD, TcpService
 
-MEZD = os.environ.get("MEZD", os.path.join(TOP, "mezd", "mezd"))
 HELLO_PATH = "/mezite.tunnel.v1/hello"
 
 def chown_tree(path, uid, gid):
@@ -341,39 +341,10 @@ class FakeProxy:
 
 @pytest.fixture
 def echo():
-    """A TCP echo service: echoes until EOF, then half-closes."""
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(16)
-    stop = threading.Event()
-
-    def serve(c):
-        # mezd resets the connection of a stream the proxy reset
-        with c:
-            try:
-                while True:
-                    b = c.recv(65536)
-                    if not b:
-                        break
-                    c.sendall(b)
-                c.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def loop():
-        ls.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                c, _ = ls.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    th = threading.Thread(target=loop, daemon=True)
-    th.start()
-    yield ls.getsockname()[1]
-    stop.set()
-    th.join()
-    ls.close()
+    """A TCP echo service's port: echoes until EOF, then half-closes."""
+    svc = TcpService("echo")
+    yield svc.port
+    svc.close()
 
 
 @pytest.fixture

@@ -157,14 +157,19 @@ class _Threaded(socketserver.ThreadingTCPServer):
 
 
 class _Echo(socketserver.BaseRequestHandler):
+    """Echoes until EOF, then half-closes; a reset (a stream the proxy
+    reset) just ends it."""
     def handle(self):
         s = self.request
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            s.sendall(b)
-        s.shutdown(socket.SHUT_WR)
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                s.sendall(b)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 class _Source(socketserver.BaseRequestHandler):
