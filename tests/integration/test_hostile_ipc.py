@@ -95,10 +95,15 @@ def test_control_client_that_never_reads(make_daemon):
     sent = 0
     deadline = time.monotonic() + 20
     batch = msg * 1000
-    while sent < 50000 and time.monotonic() < deadline:
+    # Until every request went, or none could for 2 s: the supervisor
+    # stopped reading.
+    progress = time.monotonic()
+    while sent < 50000 and time.monotonic() < deadline and \
+            time.monotonic() - progress < 2:
         try:
             n = s.send(batch[(sent % 1000) * 16:])
             sent += n // 16
+            progress = time.monotonic()
         except BlockingIOError:
             time.sleep(0.01)
     # The supervisor stopped reading long before the 50,000th request.

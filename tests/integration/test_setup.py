@@ -116,6 +116,7 @@ def test_runs_without_root(pki):
     assert text.count("not running as root") == 1, text
 
 
+@pytest.mark.build
 def test_make_demo_serves(tmp_path):
     """make demo's script starts mezited in the foreground with its own
     certificate and state directory, and says what to try."""
@@ -140,6 +141,7 @@ def test_make_demo_serves(tmp_path):
     assert p.returncode == 0, text
 
 
+@pytest.mark.build
 def test_make_install(tmp_path):
     """make install puts the programs, man pages and sample config under
     DESTDIR and PREFIX."""
@@ -160,6 +162,7 @@ def test_make_install(tmp_path):
 
 
 @pytest.mark.heavy
+@pytest.mark.build
 def test_make_with_the_builders_own_cflags(tmp_path):
     """make CFLAGS=-O0 builds every program from a clean tree: the
     builder's flags come after ours and replace the optimisation, not
