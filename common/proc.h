@@ -89,6 +89,19 @@ enum imsg_type {
 	IMSG_CTL_NODES,		/* NodeList, in parts */
 	IMSG_CTL_CONNECT,	/* DialRequest */
 	IMSG_CTL_CONNECT_REPLY,	/* DialReply; fd: the stream, if DIAL_OK */
+	/*
+	 * ssh worker -> supervisor -> auth worker, and back; peerid is the
+	 * asker's cookie.  Every decision is the auth worker's.
+	 */
+	IMSG_SSH_AUTH,		/* SshAuthRequest */
+	IMSG_SSH_AUTH_REPLY,	/* SshReply */
+	IMSG_SSH_ACCESS,	/* SshAccessRequest */
+	IMSG_SSH_ACCESS_REPLY,	/* SshReply */
+	IMSG_AUDIT,		/* AuditEvent: stored by the auth worker */
+	/* control, forwarded to the ssh workers */
+	IMSG_CTL_SHOW_SESSIONS,
+	IMSG_CTL_SESSIONS,	/* SessionList, in parts */
+	IMSG_CTL_KILL_SESSION,	/* uint64_t: the session's id */
 	IMSG_MAX
 };
 
