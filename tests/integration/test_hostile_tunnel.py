@@ -4,8 +4,16 @@ stream layer's rules (pushes, streams it may not open, a connection
 window past 2^31 - 1, data past its window) or stops reading.  The tunnel
 worker closes that session alone, its memory stays bounded, and the
 other agents and a normal client are served throughout.
+
+And a hostile world around the tunnel worker: it is stopped (SIGSTOP)
+while agents come and streams are open, it runs out of descriptors,
+an agent with a hundred streams dies, dials come in floods, agents come
+and go by the hundred.  Each test ends with a normal client served.
 """
 
+import os
+import re
+import signal
 import struct
 import subprocess
 import threading
@@ -13,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import healthz, proc_rss_kb, wait_for
+from conftest import healthz, http_get, proc_rss_kb, wait_for
+from test_tunnel import sign_node_cert
 from tunnelkit import (FakeAgent, Mezd, TcpService, connect, connect_popen,
                        frame, nodes, wait_online)
 
@@ -39,6 +48,13 @@ def good(tdaemon, pki, tmp_path):
     yield m
     m.cleanup()
     echo.close()
+
+
+@pytest.fixture
+def echo_svc():
+    s = TcpService("echo")
+    yield s
+    s.close()
 
 
 def still_served(d):
@@ -180,4 +196,131 @@ def test_same_agent_reconnecting_replaces_its_old_session(tdaemon, good,
     finally:
         old.close()
         new.close()
+    still_served(d)
+
+
+# --------------------------------------------------------------------------
+# the world around the tunnel worker
+
+
+def node_creds(d, tmp_path, name):
+    """A node certificate from the host CA, as a Join would give."""
+    now = int(time.time())
+    return sign_node_cert(d, str(tmp_path), name, now - 60, now + 3600)
+
+
+def open_stream(d, node, first):
+    """mezctl connect to an echo service, with first echoed back."""
+    p = connect_popen(d, node, "echo", stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(first)
+    p.stdin.flush()
+    assert p.stdout.read(len(first)) == first, p.stderr.read()
+    return p
+
+
+def finish(p, rest, timeout=30):
+    """The stream's last bytes, echoed; how it ended."""
+    out, err = p.communicate(rest, timeout=timeout)
+    return out, err, p.returncode
+
+
+def worker_fds(pid):
+    """The descriptors a process holds: how many, and the highest."""
+    fds = [int(f) for f in os.listdir("/proc/%d/fd" % pid)]
+    return len(fds), max(fds)
+
+
+def nofile(pid):
+    """A process's RLIMIT_NOFILE, (soft, hard)."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open file limit for %d" % pid)
+
+
+def set_nofile(pid, soft, hard):
+    subprocess.run(["prlimit", "--pid", str(pid),
+                    "--nofile=%d:%d" % (soft, hard)], check=True)
+
+
+def test_stopped_tunnel_worker_resumes_where_it_was(tdaemon, good, pki,
+                                                    tmp_path):
+    """SIGSTOP of the tunnel worker for 3 s (under the keepalive
+    timeouts, 5 s on both sides) while five streams are open, their
+    clients still write, and five new agents connect: the master serves
+    HTTPS meanwhile; after SIGCONT every stream completes with its bytes
+    in order, the agents that waited are registered, and show nodes says
+    so."""
+    d = tdaemon
+    pid = d.worker_pid("tunnel.0")
+    streams = [open_stream(d, "good-1", b"before %d;" % i) for i in range(5)]
+    creds = [node_creds(d, tmp_path, "late-%d" % i) for i in range(5)]
+    late = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        for i, p in enumerate(streams):
+            p.stdin.write(b" during %d;" % i)
+            p.stdin.flush()
+        for i, c in enumerate(creds):
+            late.append(FakeAgent(d, pki, str(tmp_path), "late-%d" % i,
+                                  creds=c))
+        # The master does not wait for its worker.
+        assert healthz(d.port, timeout=2)
+        st, body, _ = http_get(d.port, "/small.txt", timeout=2)
+        assert st == 200 and body == b"hello from the static root\n"
+        assert time.monotonic() - t0 < 3
+        time.sleep(3 - (time.monotonic() - t0))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        for i, p in enumerate(streams):
+            out, err, rc = finish(p, b" after %d" % i)
+            assert rc == 0, err
+            assert out == b" during %d; after %d" % (i, i), out
+        for a in late:
+            a.pump(lambda: online(d, a.name), timeout=15)
+        ns = nodes(d)
+        assert all(ns["late-%d" % i]["online"] for i in range(5)), ns
+        assert ns["good-1"]["online"]
+        wait_for(lambda: nodes(d)["good-1"]["streams"] == 0, 10,
+                 what="good-1's streams gone")
+        assert d.worker_pid("tunnel.0") == pid
+    finally:
+        for a in late:
+            a.close()
+    still_served(d)
+
+
+def test_stopped_tunnel_worker_past_the_keepalive(tdaemon, good, echo_svc):
+    """SIGSTOP of the tunnel worker for 7 s, past an agent's keepalive
+    timeout (3 s): the agent gives up its tunnel and connects again, its
+    new session waits for the worker, and once the worker runs again the
+    node is online on it, and served.  (The master replaces a worker
+    that takes no session for 10 s: 7 s is under that.)"""
+    d = tdaemon
+    m = Mezd(d, "ka-1", {"echo": echo_svc.addr}, keepalive=1,
+             timeout=3).start()
+    try:
+        wait_online(d, "ka-1")
+        first = nodes(d)["ka-1"]["since"]
+        pid = d.worker_pid("tunnel.0")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(7)
+            assert healthz(d.port, timeout=2)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: online(d, "ka-1"), 20, interval=0.2,
+                 what="ka-1 online again")
+        assert d.worker_pid("tunnel.0") == pid
+        r = connect(d, "ka-1", "echo", b"back", timeout=20)
+        assert r.stdout == b"back", r.stderr
+        # On a new session: the old one ended with the agent's timeout.
+        assert nodes(d)["ka-1"]["since"] > first
+    finally:
+        m.cleanup()
     still_served(d)
