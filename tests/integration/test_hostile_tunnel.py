@@ -242,8 +242,22 @@ def nofile(pid):
 
 
 def set_nofile(pid, soft, hard):
-    subprocess.run(["prlimit", "--pid", str(pid),
-                    "--nofile=%d:%d" % (soft, hard)], check=True)
+    """prlimit, as the process's own user: root may lack CAP_SYS_RESOURCE
+    (in a container), and the soft limit is the owner's to move below the
+    hard one."""
+    with open("/proc/%d/status" % pid) as f:
+        uid = [int(x) for x in f.read().split("Uid:")[1].split()[:1]][0]
+    cmd = ["prlimit", "--pid", str(pid), "--nofile=%d:%d" % (soft, hard)]
+    if uid != os.getuid():
+        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" %
+               _gid(pid), "--clear-groups", "--"] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def _gid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(f.read().split("Gid:")[1].split()[0])
 
 
 def test_stopped_tunnel_worker_resumes_where_it_was(tdaemon, good, pki,
@@ -323,4 +337,88 @@ def test_stopped_tunnel_worker_past_the_keepalive(tdaemon, good, echo_svc):
         assert nodes(d)["ka-1"]["since"] > first
     finally:
         m.cleanup()
+    still_served(d)
+
+
+def test_tunnel_worker_out_of_descriptors(tdaemon, good, pki, tmp_path):
+    """The tunnel worker's descriptor limit lowered (prlimit) to a little
+    above what it holds, three streams open: the dials past it are
+    refused at once with the reason, the worker says so once (then at
+    most every 10 s), not once per dial; agents handed over while it has
+    no descriptor left are closed by the master, the worker acks them
+    and logs them once, and its channel to the master stays in step.
+    The streams open meanwhile go on, and once they close or the limit
+    is raised, dials succeed again."""
+    d = tdaemon
+    pid = d.worker_pid("tunnel.0")
+    soft, hard = nofile(pid)
+    streams = [open_stream(d, "good-1", b"s%d;" % i) for i in range(3)]
+    extra = [node_creds(d, tmp_path, "nofd-%d" % i) for i in range(4)]
+    mark = d.log_size()
+    n, top = worker_fds(pid)
+    # Two free: a stream's socket pair takes two, then keeps one.
+    set_nofile(pid, max(top + 1, n + 2), hard)
+    kept = []
+    late = []
+    try:
+        refused = 0
+        for i in range(6):
+            p = connect_popen(d, "good-1", "echo", stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            p.stdin.write(b"x")
+            p.stdin.flush()
+            if p.stdout.read(1) == b"x":
+                kept.append(p)
+                continue
+            _, err = p.communicate(timeout=20)
+            assert p.returncode == 1, err
+            assert b"out of descriptors" in err, err
+            refused += 1
+        assert refused >= 4 and len(kept) <= 2, (refused, len(kept))
+        # Once, not once per refused dial.
+        assert len(re.findall(r"streams refused: socketpair",
+                              d.log()[mark:])) == 1, d.log_tail()
+        # The last free descriptor, if any, goes to a session; the next
+        # sessions find none.
+        n, top = worker_fds(pid)
+        if n < nofile(pid)[0]:
+            a = FakeAgent(d, pki, str(tmp_path), "nofd-0", creds=extra[0])
+            late.append(a)
+            a.pump(lambda: online(d, "nofd-0"), timeout=15)
+        for i in range(1, 4):
+            a = FakeAgent(d, pki, str(tmp_path), "nofd-%d" % i,
+                          creds=extra[i])
+            late.append(a)
+            assert a.closed_by_peer(10), "a session with no descriptor"
+        assert len(re.findall(r"out of descriptors: \d+ sessions? handed "
+                              r"over closed", d.log()[mark:])) == 1, \
+            d.log_tail()
+        assert d.worker_pid("tunnel.0") == pid
+        # What was open goes on.
+        for i, p in enumerate(streams):
+            p.stdin.write(b" still %d;" % i)
+            p.stdin.flush()
+            assert p.stdout.read(len(b" still %d;" % i)) == \
+                b" still %d;" % i
+        assert healthz(d.port)
+        # Streams that close give their descriptors back.
+        for i, p in enumerate(streams):
+            out, err, rc = finish(p, b" end")
+            assert rc == 0 and out == b" end", err
+        r = connect(d, "good-1", "echo", b"room again", timeout=20)
+        assert r.returncode == 0 and r.stdout == b"room again", r.stderr
+    finally:
+        set_nofile(pid, soft, hard)
+        for p in kept + streams:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        for a in late:
+            a.close()
+    # The limit raised: many at once.
+    more = [open_stream(d, "good-1", b"m%d;" % i) for i in range(20)]
+    for i, p in enumerate(more):
+        out, err, rc = finish(p, b"!")
+        assert rc == 0 and out == b"!", err
+    assert d.worker_pid("tunnel.0") == pid
     still_served(d)
