@@ -422,3 +422,59 @@ def test_tunnel_worker_out_of_descriptors(tdaemon, good, pki, tmp_path):
         assert rc == 0 and out == b"!", err
     assert d.worker_pid("tunnel.0") == pid
     still_served(d)
+
+
+def test_agent_killed_with_100_streams_open(tdaemon, good, echo_svc):
+    """kill -9 of an agent with 100 streams open: every mezctl ends, with
+    exit 1 and "the stream was cut" (not a hang, nor a clean end); the
+    tunnel worker's memory comes back to within 8 MiB of where it was
+    before the streams; the agent, started again, serves a new stream."""
+    d = tdaemon
+    m = Mezd(d, "many-1", {"echo": echo_svc.addr}, keepalive=1,
+             timeout=5).start()
+    try:
+        wait_online(d, "many-1")
+        pid = d.worker_pid("tunnel.0")
+        assert connect(d, "many-1", "echo", b"warm").stdout == b"warm"
+        before = proc_rss_kb(pid)
+        streams = [open_stream(d, "many-1", b"%d;" % i)
+                   for i in range(100)]
+        # Some bytes in flight on each.
+        for p in streams:
+            p.stdin.write(b"x" * 4096)
+            p.stdin.flush()
+        assert nodes(d)["many-1"]["streams"] == 100
+        m.signal(signal.SIGKILL)
+        m.proc.wait(timeout=10)
+        ends = [None] * len(streams)
+
+        def end(i):
+            try:
+                ends[i] = streams[i].communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                streams[i].kill()
+                ends[i] = streams[i].communicate()
+                ends[i] = ("hung", ends[i][1])
+        threads = [threading.Thread(target=end, args=(i,))
+                   for i in range(len(streams))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=40)
+        for p, e in zip(streams, ends):
+            assert e is not None and e[0] != "hung", e
+            assert p.returncode == 1, e
+            assert b"the stream was cut" in e[1] or \
+                b"stream: " in e[1], e[1]
+        wait_online(d, "many-1", timeout=10, online=False)
+        # The worker gave back what the streams held.
+        wait_for(lambda: proc_rss_kb(pid) < before + 8 * 1024, 10,
+                 what="the tunnel worker's memory back (was %d KiB, "
+                 "now %d)" % (before, proc_rss_kb(pid)))
+        m.start()
+        wait_online(d, "many-1", timeout=30)
+        r = connect(d, "many-1", "echo", b"fresh", timeout=20)
+        assert r.returncode == 0 and r.stdout == b"fresh", r.stderr
+    finally:
+        m.cleanup()
+    still_served(d)
