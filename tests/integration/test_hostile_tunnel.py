@@ -478,3 +478,117 @@ def test_agent_killed_with_100_streams_open(tdaemon, good, echo_svc):
     finally:
         m.cleanup()
     still_served(d)
+
+
+def test_flood_of_dials_is_answered(tdaemon, good, pki, tmp_path):
+    """Waves of 40 concurrent mezctl connect, 400 in all, to a node that
+    does not exist and to a service the agent refuses: each ends within
+    its 20 s with exit 1, with the right reason, or refused by the
+    control socket (8 connections per user), so the dials waiting in the
+    tunnel worker stay far under its table's bound (TUNNEL_DIALS_MAX,
+    4096); its memory stays under 64 MiB.  Then dials to an agent that
+    answers none: each answered within 15 s.  A normal dial succeeds at
+    the end."""
+    d = tdaemon
+    pid = d.worker_pid("tunnel.0")
+    answered = {"node": 0, "service": 0}
+    for wave in range(10):
+        procs = []
+        for i in range(40):
+            kind = "node" if i % 2 else "service"
+            args = ("nosuch-%d" % i, "echo") if kind == "node" else \
+                ("good-1", "nope-%d" % i)
+            procs.append((kind, connect_popen(
+                d, *args, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+        for kind, p in procs:
+            _, err = p.communicate(timeout=20)
+            assert p.returncode == 1, err
+            if kind == "node" and b"no such node" in err:
+                answered["node"] += 1
+            elif kind == "service" and b"no such service" in err:
+                answered["service"] += 1
+            else:
+                assert b"closed the connection" in err or \
+                    b"too many" in err, err
+        assert proc_rss_kb(pid) < 64 * 1024
+    assert answered["node"] >= 40 and answered["service"] >= 40, answered
+    # Dials to an agent that answers none of them wait in the table, at
+    # most 8 of root's: each is answered when the dial times out (10 s)
+    # or the silent agent's session does (5 s), whichever comes first.
+    a = fake(d, pki, tmp_path, "mute-1")
+    try:
+        t0 = time.monotonic()
+        procs = [connect_popen(d, "mute-1", "echo",
+                               stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE) for _ in range(16)]
+        for p in procs:
+            _, err = p.communicate(timeout=20)
+            assert p.returncode == 1, err
+            assert re.search(rb"did not answer|tunnel closed|closed the "
+                             rb"connection|too many|offline", err), err
+        assert time.monotonic() - t0 < 15
+    finally:
+        a.close()
+    assert d.worker_pid("tunnel.0") == pid
+    still_served(d)
+
+
+class ChurnAgent(FakeAgent):
+    """A fake agent that notes when it has answered the hello."""
+    helloed = False
+
+    def on(self, ev):
+        super().on(ev)
+        if type(ev).__name__ == "RequestReceived":
+            self.helloed = True
+
+
+def test_agents_churning_by_the_hundred(tdaemon, good, pki, tmp_path):
+    """600 agent sessions of 100 nodes, four at a time, each closed as
+    soon as it connected (a third of them before their Hello, the rest
+    after): the registry ends with no churned node online and at most
+    the 100 remembered offline (the offline list is bounded at
+    TUNNEL_OFFLINE_MAX, 4096), the tunnel worker's memory comes back to
+    within 16 MiB of where it was, and a normal agent is served."""
+    d = tdaemon
+    pid = d.worker_pid("tunnel.0")
+    creds = [node_creds(d, tmp_path, "churn-%d" % i) for i in range(100)]
+    before = proc_rss_kb(pid)
+    errors = []
+
+    def churn(k):
+        try:
+            for i in range(k, 600, 4):
+                n = i % 100
+                a = ChurnAgent(d, pki, str(tmp_path), "churn-%d" % n,
+                               creds=creds[n])
+                try:
+                    if i % 3:
+                        a.pump(lambda: a.helloed, timeout=15)
+                finally:
+                    a.close()
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert not errors, errors
+
+    def settled():
+        ns = nodes(d)
+        churned = [v for k, v in ns.items() if k.startswith("churn-")]
+        return not any(v["online"] for v in churned) and churned
+    churned = wait_for(settled, 20, interval=0.2,
+                       what="every churned node offline")
+    assert len(churned) <= 100
+    assert d.worker_pid("tunnel.0") == pid
+    wait_for(lambda: proc_rss_kb(pid) < before + 16 * 1024, 10,
+             what="the tunnel worker's memory back (was %d KiB, now %d)"
+             % (before, proc_rss_kb(pid)))
+    a = fake(d, pki, tmp_path, "after-churn")
+    a.close()
+    still_served(d)
