@@ -9,6 +9,12 @@
  * received descriptors wait in a FIFO and each marked message claims the
  * oldest one.
  *
+ * A descriptor the kernel could not give us (we had none left: it says
+ * MSG_CTRUNC and closes it) takes its place in the FIFO as a lost one,
+ * so that its message still claims it and the messages after it claim
+ * their own: the message comes out with no descriptor and
+ * imsg_get_fd_lost() says why, and the stream stays in step.
+ *
  * Read side: rbuf holds rlen unparsed bytes starting at rpos, and has room
  * for at least maxsize bytes once compacted, so a valid message always
  * fits.  Any malformed input poisons the imsgbuf: every later imsg_get
@@ -46,7 +52,7 @@ struct imsg_wbuf {
 
 struct imsg_fd {
 	TAILQ_ENTRY(imsg_fd)	 entry;
-	int			 fd;
+	int			 fd;		/* -1: lost on the way in */
 };
 
 static void	 imsg_closefd(int *);
@@ -163,7 +169,7 @@ imsgbuf_prepare(struct imsgbuf *ib)
 	return (0);
 }
 
-/* Queue a received descriptor; on failure it is closed. */
+/* Queue a received descriptor (-1: a lost one); on failure it is closed. */
 static int
 imsgbuf_queuefd(struct imsgbuf *ib, int fd)
 {
@@ -188,7 +194,9 @@ imsgbuf_queuefd(struct imsgbuf *ib, int fd)
 
 /*
  * Take the descriptors out of a received control buffer.  At most one is
- * expected; anything else is closed and reported as EBADMSG.
+ * expected; anything else is closed and reported as EBADMSG.  Truncated
+ * with nothing in it: the buffer has room for two, so the kernel had one
+ * for us and could not install it (EMFILE, ENFILE), and closed it.
  */
 static int
 imsgbuf_recvfds(struct imsgbuf *ib, struct msghdr *msg)
@@ -198,10 +206,10 @@ imsgbuf_recvfds(struct imsgbuf *ib, struct msghdr *msg)
 	int		 fd;
 	unsigned char	*data, *end;
 	size_t		 i, n, nfds = 0, payload, room;
-	int		 bad = 0;
+	int		 bad = 0, lost = 0;
 
 	if (msg->msg_flags & MSG_CTRUNC)
-		bad = 1;
+		lost = 1;
 	end = (unsigned char *)msg->msg_control + msg->msg_controllen;
 	for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL;
 	    cmsg = CMSG_NXTHDR(msg, cmsg)) {
@@ -228,7 +236,8 @@ imsgbuf_recvfds(struct imsgbuf *ib, struct msghdr *msg)
 				imsg_closefd(&fd);
 		}
 	}
-	if (nfds > 1 || (nfds > 0 && !ib->fdpass))
+	if (nfds > 1 || (nfds > 0 && !ib->fdpass) || (lost && nfds > 0) ||
+	    (lost && !ib->fdpass))
 		bad = 1;
 	if (bad) {
 		for (i = 0; i < nfds; i++)
@@ -238,6 +247,8 @@ imsgbuf_recvfds(struct imsgbuf *ib, struct msghdr *msg)
 	}
 	if (nfds == 1)
 		return (imsgbuf_queuefd(ib, fds[0]));
+	if (lost)
+		return (imsgbuf_queuefd(ib, -1));
 	return (0);
 }
 
@@ -344,6 +355,7 @@ imsg_get(struct imsgbuf *ib, struct imsg *imsg)
 	if (ifd != NULL) {
 		TAILQ_REMOVE(&ib->fds, ifd, entry);
 		imsg->fd = ifd->fd;
+		imsg->fd_lost = ifd->fd == -1;
 		free(ifd);
 	}
 	imsgbuf_consume(ib, len);
@@ -589,6 +601,13 @@ imsg_get_fd(struct imsg *imsg)
 
 	imsg->fd = -1;
 	return (fd);
+}
+
+/* Whether the message's descriptor was lost on the way in. */
+int
+imsg_get_fd_lost(struct imsg *imsg)
+{
+	return (imsg->fd_lost);
 }
 
 int

@@ -5,7 +5,9 @@
  * header followed by at most maxsize - header bytes of payload, and may
  * carry one file descriptor.  Receiving uses MSG_CMSG_CLOEXEC; a truncated
  * control message, an unexpected descriptor or a bad header is an error
- * that the caller answers by dropping the peer.
+ * that the caller answers by dropping the peer.  The one exception is a
+ * descriptor the kernel could not install because we had none left: its
+ * message comes without it, and imsg_get_fd_lost() says so.
  */
 
 #ifndef MEZITE_IMSG_H
@@ -51,6 +53,7 @@ struct imsgbuf {
 struct imsg {
 	struct imsg_hdr	 hdr;
 	int		 fd;		/* -1 if none */
+	int		 fd_lost;	/* it had one; we had no room for it */
 	void		*data;		/* NULL if no payload */
 };
 
@@ -74,6 +77,7 @@ uint32_t imsg_get_id(struct imsg *);
 pid_t	 imsg_get_pid(struct imsg *);
 size_t	 imsg_get_len(struct imsg *);
 int	 imsg_get_fd(struct imsg *);
+int	 imsg_get_fd_lost(struct imsg *);
 int	 imsg_get_data(struct imsg *, void *, size_t);
 
 #endif /* MEZITE_IMSG_H */

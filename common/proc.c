@@ -224,6 +224,7 @@ proc_chan_dispatch_one(struct proc_chan *ch, struct imsg *imsg)
 	void			*payload = NULL;
 	uint32_t		 type = imsg_get_type(imsg);
 	size_t			 i, len = imsg_get_len(imsg);
+	int			 fdrule;
 
 	for (i = 0; i < ch->peer->nmsgs; i++)
 		if (ch->peer->msgs[i].type == type) {
@@ -235,8 +236,15 @@ proc_chan_dispatch_one(struct proc_chan *ch, struct imsg *imsg)
 		    imsg_name(type), type, ch->peer->name);
 		return;
 	}
-	if (m->fd != PROC_FD_ANY &&
-	    (m->fd == PROC_FD_NEEDED) != (imsg->fd != -1)) {
+	fdrule = m->fd & ~PROC_FD_LOSSY;
+	if (imsg_get_fd_lost(imsg)) {
+		if (fdrule == PROC_FD_NONE || !(m->fd & PROC_FD_LOSSY)) {
+			proc_chan_kill(ch, "%s: its descriptor was lost: no "
+			    "descriptor left", imsg_name(type));
+			return;
+		}
+	} else if (fdrule != PROC_FD_ANY &&
+	    (fdrule == PROC_FD_NEEDED) != (imsg->fd != -1)) {
 		proc_chan_kill(ch, "%s %s a descriptor", imsg_name(type),
 		    imsg->fd == -1 ? "without" : "with");
 		return;

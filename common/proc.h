@@ -137,6 +137,13 @@ struct proc_chan;
 #define PROC_FD_NONE	0
 #define PROC_FD_NEEDED	1
 #define PROC_FD_ANY	2		/* the handler checks */
+/*
+ * With PROC_FD_NEEDED or PROC_FD_ANY: if the descriptor was lost on the
+ * way in (we had no descriptor left for it), the handler still gets the
+ * message, with none, and imsg_get_fd_lost() true.  Without it, such a
+ * message is refused like one that came without its descriptor.
+ */
+#define PROC_FD_LOSSY	0x10
 
 struct proc_msg {
 	uint32_t		 type;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define STATUS_RETRY	2	/* seconds: ask again if no answer came */
+#define LOST_WARN_EVERY	10	/* seconds between "sessions lost" */
 
 #include "log.h"
 #include "meta.h"
@@ -47,6 +48,8 @@ static char			 wname[32];
 static int			 configured;
 static int			 draining;
 static struct timespec		 status_asked;	/* a request is on its way */
+static int64_t			 lost_warned;	/* handoffs without their fd */
+static unsigned long		 lost_since;
 static volatile sig_atomic_t	 terminated;
 
 void
@@ -174,6 +177,29 @@ worker_drain_msg(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/*
+ * A session whose descriptor the kernel closed on the way in: we had
+ * none left.  The session is over: the master sees its end of a relayed
+ * one close, and hears of a kernel one here.  Said once, then counted,
+ * so that a burst of them is one line every LOST_WARN_EVERY seconds.
+ */
+static void
+worker_handoff_lost(Mezite__ConnMeta *meta)
+{
+	lost_since++;
+	if (time_now() - lost_warned >= LOST_WARN_EVERY) {
+		log_warnx("out of descriptors: %lu session%s handed over "
+		    "closed (the last: %llu)", lost_since,
+		    lost_since == 1 ? "" : "s",
+		    (unsigned long long)meta->id);
+		lost_warned = time_now();
+		lost_since = 0;
+	}
+	if (meta->mode == MEZITE__HANDOFF_MODE__KTLS)
+		worker_conn_done(meta->id);
+	mezite__conn_meta__free_unpacked(meta, NULL);
+}
+
 /* A session: acknowledged at once, so the master knows we are alive. */
 static int
 worker_handoff(struct proc_chan *ch, struct imsg *imsg, void *msg)
@@ -183,13 +209,18 @@ worker_handoff(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	int			 fd = imsg_get_fd(imsg);
 
 	if ((meta = meta_decode(imsg->data, imsg_get_len(imsg))) == NULL) {
-		close(fd);
+		if (fd != -1)
+			close(fd);
 		return (-1);
+	}
+	if (proc_compose(ch, IMSG_HANDOFF_ACK, 0, -1, &one, sizeof(one)) == -1)
+		log_warn("%s: ack", __func__);
+	if (imsg_get_fd_lost(imsg)) {
+		worker_handoff_lost(meta);
+		return (0);
 	}
 	if (fd_nonblock(fd) == -1)
 		fatal("fd_nonblock");
-	if (proc_compose(ch, IMSG_HANDOFF_ACK, 0, -1, &one, sizeof(one)) == -1)
-		log_warn("%s: ack", __func__);
 	cb->handoff(fd, meta);
 	return (0);
 }
@@ -213,7 +244,8 @@ static const struct proc_msg worker_parent_msgs[] = {
 };
 
 static const struct proc_msg worker_master_msgs[] = {
-	{ IMSG_HANDOFF, PROC_LEN_ANY, NULL, PROC_FD_NEEDED, worker_handoff },
+	{ IMSG_HANDOFF, PROC_LEN_ANY, NULL, PROC_FD_NEEDED | PROC_FD_LOSSY,
+	    worker_handoff },
 	{ IMSG_STATUS, PROC_LEN_PB, &mezite__status__descriptor,
 	    PROC_FD_NONE, worker_status },
 };

@@ -122,6 +122,7 @@ static void		 nodes_tell_auth(const Mezite__NodeState *);
 static void		 nodes_gone(const char *);
 static pid_t		 ctl_nodes(uint32_t);
 static pid_t		 ctl_connect(uint32_t, Mezite__DialRequest *);
+static void		 ctl_fail(uint32_t, const char *);
 static void		 ctl_pending_free(struct ctl_pending *);
 static void		 ctl_pending_gone(pid_t);
 static int		 tunnel_dial_next(struct ctl_pending *, pid_t);
@@ -900,6 +901,16 @@ supervisor_dial_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	struct ctl_pending	*p;
 	int			 fd = imsg_get_fd(imsg);
 
+	/* The stream came, and we had no descriptor left to take it. */
+	if (imsg_get_fd_lost(imsg)) {
+		if ((p = ctl_pending_find(IMSG_CTL_CONNECT,
+		    imsg_get_id(imsg))) != NULL) {
+			ctl_fail(p->peerid, "the supervisor is out of "
+			    "descriptors");
+			ctl_pending_free(p);
+		}
+		return (0);
+	}
 	if ((fd != -1) != (r->error == MEZITE__DIAL_ERROR__DIAL_OK)) {
 		if (fd != -1)
 			close(fd);
@@ -965,7 +976,7 @@ static const struct proc_msg supervisor_tunnel_msgs[] = {
 	{ IMSG_CTL_NODES, PROC_LEN_PB, &mezite__node_list__descriptor,
 	    PROC_FD_NONE, supervisor_nodes },
 	{ IMSG_TUNNEL_DIAL_REPLY, PROC_LEN_PB, &mezite__dial_reply__descriptor,
-	    PROC_FD_ANY, supervisor_dial_reply },
+	    PROC_FD_ANY | PROC_FD_LOSSY, supervisor_dial_reply },
 };
 
 /* Children are less privileged: a bad message closes their channel. */

@@ -113,8 +113,12 @@ main(int argc, char *argv[])
 		nodes_send(&ibuf, res);
 	else
 		ctl_send(&ibuf, res->action);
-	if (imsgbuf_flush(&ibuf) == -1)
+	if (imsgbuf_flush(&ibuf) == -1) {
+		/* As when it refuses a connection: too many of ours. */
+		if (errno == EPIPE || errno == ECONNRESET)
+			errx(1, "mezited closed the connection");
 		err(1, "write");
+	}
 
 	if (json && (res->action == SHOW_WORKERS ||
 	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
@@ -141,8 +145,11 @@ main(int argc, char *argv[])
 		case 0:
 			errx(1, "no reply from mezited");
 		}
-		if ((n = imsgbuf_read(&ibuf)) == -1)
+		if ((n = imsgbuf_read(&ibuf)) == -1) {
+			if (errno == ECONNRESET)
+				errx(1, "mezited closed the connection");
 			err(1, "read");
+		}
 		if (n == 0)
 			errx(1, "mezited closed the connection");
 		for (;;) {

@@ -155,7 +155,8 @@ nodes_show(struct imsg *imsg, const char *kind, int json, int *nshown)
 
 /*
  * Copy stdin to the stream and the stream to stdout until the stream's
- * read side ends; stdin's end is passed on as a half-close.
+ * read side ends; stdin's end is passed on as a half-close.  -1 if the
+ * stream was cut rather than ended.
  */
 static int
 copy_stream(int s)
@@ -172,8 +173,19 @@ copy_stream(int s)
 				err(1, "shutdown");
 			shut = 1;
 		}
-		if (s_eof && outlen == 0)
+		if (s_eof && outlen == 0) {
+			/*
+			 * A stream that ended is half-closed to us until
+			 * we end too; one that was cut (its node or its
+			 * tunnel went) is closed, and takes nothing more.
+			 */
+			if (!shut && send(s, "", 0, MSG_NOSIGNAL) == -1 &&
+			    errno == EPIPE) {
+				warnx("the stream was cut");
+				return (-1);
+			}
 			return (0);
+		}
 		pfd[0].fd = STDIN_FILENO;
 		pfd[0].events = 0;
 		if (!stdin_eof && inlen == 0)

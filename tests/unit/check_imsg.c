@@ -11,6 +11,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -784,6 +785,110 @@ START_TEST(test_fd_queue_full)
 }
 END_TEST
 
+/*
+ * A descriptor the receiver has no room for: the kernel closes it and
+ * says MSG_CTRUNC.  Its message comes out without it, marked lost; the
+ * messages after it are whole, and the next descriptor goes to its own
+ * message.
+ */
+START_TEST(test_fd_lost)
+{
+	struct imsgbuf	 w, r;
+	struct imsg	 imsg;
+	struct rlimit	 rl, low;
+	int		 sv[2], a[2], b[2], fill[8], i, nfill = 0;
+
+	shim_reset();
+	mkpair(sv);
+	mkpipe(a);
+	mkpipe(b);
+	ck_assert_int_eq(imsgbuf_init(&w, sv[0]), 0);
+	ck_assert_int_eq(imsgbuf_init(&r, sv[1]), 0);
+	imsgbuf_allow_fdpass(&r);
+	ck_assert_int_eq(imsg_compose(&w, T_TYPE, 1, 0, a[1], "a", 1), 0);
+	ck_assert_int_eq(imsg_compose(&w, T_TYPE, 2, 0, -1, "n", 1), 0);
+	ck_assert_int_eq(imsg_compose(&w, T_TYPE, 3, 0, b[1], "b", 1), 0);
+	ck_assert_int_eq(imsgbuf_flush(&w), 0);
+
+	/* No descriptor left in the receiver. */
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	for (i = 0; i < 8; i++)
+		if ((fill[i] = dup(0)) != -1)
+			nfill++;
+	ck_assert_int_eq(nfill, 8);
+	low = rl;
+	low.rlim_cur = fill[7] + 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while ((i = dup(0)) != -1)
+		ck_assert_int_lt(i, (int)low.rlim_cur);
+
+	ck_assert_int_eq(recv_one(&r, &imsg), IMSG_HEADER_SIZE + 1);
+	ck_assert_uint_eq(imsg_get_id(&imsg), 1);
+	ck_assert_int_eq(imsg.fd, -1);
+	ck_assert_int_eq(imsg_get_fd_lost(&imsg), 1);
+	imsg_free(&imsg);
+	/* The kernel closed it: the sender's copy went with the send. */
+	ck_assert(at_eof(a[0]));
+
+	/* Room again: the stream is still in step. */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(recv_one(&r, &imsg), IMSG_HEADER_SIZE + 1);
+	ck_assert_uint_eq(imsg_get_id(&imsg), 2);
+	ck_assert_int_eq(imsg.fd, -1);
+	ck_assert_int_eq(imsg_get_fd_lost(&imsg), 0);
+	imsg_free(&imsg);
+	ck_assert_int_eq(recv_one(&r, &imsg), IMSG_HEADER_SIZE + 1);
+	ck_assert_uint_eq(imsg_get_id(&imsg), 3);
+	ck_assert_int_ge(imsg.fd, 0);
+	ck_assert_int_eq(imsg_get_fd_lost(&imsg), 0);
+	ck_assert_int_eq(write(imsg.fd, "b", 1), 1);
+	imsg_free(&imsg);
+	ck_assert_int_eq(imsg_get(&r, &imsg), 0);
+
+	for (i = 0; i < 8; i++)
+		close(fill[i]);
+	imsgbuf_clear(&w);
+	imsgbuf_clear(&r);
+	close(a[0]);
+	close(b[0]);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
+/* A lost descriptor on a channel that takes none is still an error. */
+START_TEST(test_fd_lost_refused)
+{
+	struct imsgbuf	 r;
+	struct imsg	 imsg;
+	struct rlimit	 rl, low;
+	unsigned char	 buf[IMSG_HEADER_SIZE];
+	int		 sv[2], p[2], fd;
+
+	mkpair(sv);
+	mkpipe(p);
+	ck_assert_int_eq(imsgbuf_init(&r, sv[1]), 0);
+	mkhdr(buf, T_TYPE, IMSG_HEADER_SIZE | IMSG_FD_MARK, 0, 0);
+	sendfds(sv[0], buf, sizeof(buf), &p[1], 1);
+	close(p[1]);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_ne(fd = dup(0), -1);
+	low = rl;
+	low.rlim_cur = fd + 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (dup(0) != -1)
+		;
+	CK_FAILS(imsgbuf_read(&r), EBADMSG);
+	CK_FAILS(imsg_get(&r, &imsg), EBADMSG);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert(at_eof(p[0]));
+	imsgbuf_clear(&r);
+	close(p[0]);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(test_forward)
 {
 	struct imsgbuf	 a, b1, b2, c;
@@ -1178,6 +1283,8 @@ imsg_suite(void)
 	tcase_add_test(tc, test_fd_many);
 	tcase_add_test(tc, test_unexpected_cmsg);
 	tcase_add_test(tc, test_fd_queue_full);
+	tcase_add_test(tc, test_fd_lost);
+	tcase_add_test(tc, test_fd_lost_refused);
 	tcase_add_test(tc, test_forward);
 	tcase_add_test(tc, test_clear);
 	suite_add_tcase(s, tc);

@@ -13,6 +13,7 @@
  */
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <check.h>
@@ -43,6 +44,7 @@ enum {
 	T_KILL,			/* the handler kills the channel */
 	T_REQ,			/* a uint32_t, answered with T_REPLY */
 	T_HOLD,			/* the handler holds the channel */
+	T_LOSSY,		/* a descriptor, or word that it was lost */
 	T_NTYPES,
 	T_UNKNOWN = 77,		/* in no table */
 	T_REPLY = 100		/* channel -> peer */
@@ -64,6 +66,7 @@ static int	 t_refuse(struct proc_chan *, struct imsg *, void *);
 static int	 t_kill(struct proc_chan *, struct imsg *, void *);
 static int	 t_req(struct proc_chan *, struct imsg *, void *);
 static int	 t_hold(struct proc_chan *, struct imsg *, void *);
+static int	 t_lossy(struct proc_chan *, struct imsg *, void *);
 static void	 t_closed(struct proc_chan *);
 static int	 t_nfds(void);
 static int	 at_eof(int);
@@ -94,6 +97,7 @@ static const struct proc_msg t_msgs[] = {
 	{ T_KILL, 0, NULL, PROC_FD_NONE, t_kill },
 	{ T_REQ, sizeof(uint32_t), NULL, PROC_FD_NONE, t_req },
 	{ T_HOLD, 0, NULL, PROC_FD_NONE, t_hold },
+	{ T_LOSSY, 0, NULL, PROC_FD_NEEDED | PROC_FD_LOSSY, t_lossy },
 };
 
 /* A less privileged peer that may pass descriptors. */
@@ -131,6 +135,7 @@ static struct {
 	int			 pb_keep;	/* t_pb keeps its payload */
 	Mezite__ConnDone	*kept;
 	int			 fd_ok;		/* T_FD came with a live fd */
+	int			 lost;		/* T_LOSSY came without */
 	size_t			 any_len;
 	int			 seen[T_NREQ];
 	int			 nlog;
@@ -241,6 +246,18 @@ t_req(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	memcpy(reply, &t.u32, sizeof(t.u32));
 	ck_assert_int_eq(proc_compose(ch, T_REPLY, t.u32, -1, reply,
 	    sizeof(reply)), 0);
+	return (0);
+}
+
+static int
+t_lossy(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	T_HANDLER_CHECK(ch, imsg);
+	if (imsg_get_fd_lost(imsg)) {
+		ck_assert_int_eq(imsg->fd, -1);
+		t.lost++;
+	} else
+		ck_assert_int_ge(imsg->fd, 0);
 	return (0);
 }
 
@@ -656,6 +673,100 @@ START_TEST(test_fd_missing)
 }
 END_TEST
 
+/*
+ * Use up every descriptor but those open now (and t_fill[], closed by
+ * t_fd_room): a descriptor passed to us is lost.
+ */
+static struct rlimit	 t_rl;
+static int		 t_fill[4];
+
+static void
+t_fd_exhaust(void)
+{
+	struct rlimit	 low;
+	int		 i;
+
+	for (i = 0; i < 4; i++)
+		ck_assert_int_ne(t_fill[i] = dup(t.peer), -1);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &t_rl), 0);
+	low = t_rl;
+	low.rlim_cur = t_fill[3] + 1;
+	for (i = 0; i < 4; i++)
+		ck_assert_int_lt(t_fill[i], (int)low.rlim_cur);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	/* Everything below the limit is taken. */
+	for (i = 0; i < (int)low.rlim_cur; i++)
+		ck_assert_int_ne(fcntl(i, F_GETFD), -1);
+}
+
+static void
+t_fd_room(void)
+{
+	int	 i;
+
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &t_rl), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(close(t_fill[i]), 0);
+}
+
+/*
+ * A descriptor lost on the way in (none left): a message that allows
+ * for it is handled without one, and the channel goes on in step; the
+ * next descriptor goes to its own message.
+ */
+START_TEST(test_fd_lost)
+{
+	char	 c;
+	int	 p[2], q[2];
+
+	t_setup(&t_untrusted);
+	mkpipe(p);
+	mkpipe(q);
+	t_send(T_LOSSY, p[1], NULL, 0);
+	t_send(T_PING, -1, NULL, 0);
+	t_send(T_FD, q[1], NULL, 0);
+	t_flush();
+	/* One read: the first message and its descriptor. */
+	t_fd_exhaust();
+	proc_chan_io(t.ch, 1, 0);
+	t_fd_room();
+	t_loop(5);
+	ck_assert_ptr_nonnull(t.ch);
+	ck_assert_int_eq(t.calls[T_LOSSY], 1);
+	ck_assert_int_eq(t.lost, 1);
+	ck_assert_int_eq(t.calls[T_PING], 1);
+	ck_assert_int_eq(t.calls[T_FD], 1);
+	ck_assert_int_eq(t.fd_ok, 1);
+	ck_assert(at_eof(p[0]));
+	ck_assert_int_eq(read(q[0], &c, 1), 1);
+	ck_assert(at_eof(q[0]));
+	ck_assert_int_eq(close(p[0]), 0);
+	ck_assert_int_eq(close(q[0]), 0);
+	t_teardown();
+}
+END_TEST
+
+/* A message that does not allow for it: closed, as without its fd. */
+START_TEST(test_fd_lost_refused)
+{
+	int	 p[2];
+
+	t_setup(&t_untrusted);
+	mkpipe(p);
+	t_send(T_FD, p[1], NULL, 0);
+	t_flush();
+	t_fd_exhaust();
+	proc_chan_io(t.ch, 1, 0);
+	t_fd_room();
+	t_loop_closed();
+	ck_assert_int_eq(t.calls[T_FD], 0);
+	ck_assert(at_eof(p[0]));
+	ck_assert_int_eq(t_log_count(LOG_ERR, "was lost"), 1);
+	ck_assert_int_eq(close(p[0]), 0);
+	t_teardown();
+}
+END_TEST
+
 /* A handler's -1 closes the channel; what follows is not dispatched. */
 START_TEST(test_handler_refuses)
 {
@@ -1040,6 +1151,8 @@ proc_suite(void)
 	tcase_add_test(tc, test_fd_unwanted);
 	tcase_add_test(tc, test_fd_no_fdpass);
 	tcase_add_test(tc, test_fd_missing);
+	tcase_add_test(tc, test_fd_lost);
+	tcase_add_test(tc, test_fd_lost_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("handler");

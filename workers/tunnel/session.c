@@ -576,7 +576,7 @@ stream_response(struct tstream *st)
 	if (st->status == 200) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 		    sp) == -1) {
-			log_warn("%s: socketpair", __func__);
+			tunnel_nofd(errno);
 			stream_answer(st, MEZITE__DIAL_ERROR__DIAL_UNAVAILABLE,
 			    "the tunnel worker is out of descriptors", -1);
 			stream_reset(st, NGHTTP2_REFUSED_STREAM);
