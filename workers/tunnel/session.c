@@ -50,6 +50,7 @@
 #include "util.h"
 #include "tunnel.h"
 
+#define NOFD_WARN_EVERY		10	/* seconds between "out of descriptors" */
 #define TS_READ_SIZE		(16 * 1024)	/* one read of the agent */
 #define TS_STREAM_WINDOW	(256 * 1024)	/* SETTINGS_INITIAL_WINDOW */
 #define TS_CONN_WINDOW		(4 * 1024 * 1024)	/* the connection's */
@@ -144,6 +145,8 @@ static void	 stream_response(struct tstream *);
 static void	 stream_hello(struct tstream *);
 static void	 stream_reset(struct tstream *, uint32_t);
 static int64_t	 mono_now(void);
+static void	 stream_nofd(int);
+static void	 stream_nofd_tick(void);
 
 static const struct tunnel_limits *limits;
 static const struct tunnel_cb	*cb;
@@ -153,6 +156,8 @@ static TAILQ_HEAD(, tsession)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static unsigned int		 nsessions;
 static unsigned int		 nstreams_total;
 static int			 draining;
+static int64_t			 nofd_warned;	/* when it was last said */
+static unsigned long		 nofd_refused;	/* streams refused since */
 /* nghttp2 takes what is read whole: one buffer serves every session. */
 static uint8_t			 readbuf[TS_READ_SIZE];
 
@@ -553,6 +558,34 @@ stream_answer(struct tstream *st, Mezite__DialError error, const char *msg,
 }
 
 /* The agent's answer to the hello or to a CONNECT. */
+/*
+ * No descriptor for a stream's socket pair: its dial is refused with
+ * that reason.  The log says it when it starts, then at most every
+ * NOFD_WARN_EVERY seconds how many streams were refused meanwhile, not
+ * a line for each.
+ */
+static void
+stream_nofd(int error)
+{
+	if (time_now() - nofd_warned < NOFD_WARN_EVERY) {
+		nofd_refused++;
+		return;
+	}
+	log_warnx("streams refused: socketpair: %s", strerror(error));
+	nofd_warned = time_now();
+}
+
+static void
+stream_nofd_tick(void)
+{
+	if (nofd_refused == 0 || time_now() - nofd_warned < NOFD_WARN_EVERY)
+		return;
+	log_warnx("%lu more streams refused for want of descriptors",
+	    nofd_refused);
+	nofd_refused = 0;
+	nofd_warned = time_now();
+}
+
 static void
 stream_response(struct tstream *st)
 {
@@ -576,7 +609,7 @@ stream_response(struct tstream *st)
 	if (st->status == 200) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 		    sp) == -1) {
-			tunnel_nofd(errno);
+			stream_nofd(errno);
 			stream_answer(st, MEZITE__DIAL_ERROR__DIAL_UNAVAILABLE,
 			    "the tunnel worker is out of descriptors", -1);
 			stream_reset(st, NGHTTP2_REFUSED_STREAM);
@@ -1169,6 +1202,7 @@ session_tick(void)
 	int64_t		 kt = (int64_t)limits->keepalive_timeout * 1000;
 	uint8_t		 opaque[8];
 
+	stream_nofd_tick();
 	memset(opaque, 0, sizeof(opaque));
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);

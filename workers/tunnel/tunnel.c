@@ -43,7 +43,6 @@
 #define TUNNEL_OFFLINE_MAX	4096	/* offline nodes remembered */
 #define TUNNEL_DIALS_MAX	4096	/* dials waiting for an answer */
 #define NODES_PART		(12 * 1024)	/* a NodeList's part */
-#define NOFD_WARN_EVERY		10	/* seconds between "out of descriptors" */
 
 /* A node the registry knows: online with its session, or offline. */
 struct node {
@@ -60,7 +59,6 @@ static void	 tunnel_handoff(int, Mezite__ConnMeta *);
 static void	 tunnel_status(const Mezite__Status *);
 static void	 tunnel_drain(void);
 static void	 tunnel_tick(int, short, void *);
-static void	 tunnel_nofd_tick(void);
 static int	 tunnel_dial(struct proc_chan *, struct imsg *, void *);
 static int	 tunnel_resync(struct proc_chan *, struct imsg *, void *);
 static int	 tunnel_show_nodes(struct proc_chan *, struct imsg *, void *);
@@ -112,8 +110,6 @@ static int			 cluster_ok;	/* trusted clusters are set */
 static char			 clusters[TUNNEL_CLUSTERS_MAX][TUNNEL_NAME_MAX + 1];
 static size_t			 nclusters;
 static char			 wname[32];
-static int64_t			 nofd_warned;	/* when it was last said */
-static unsigned long		 nofd_refused;	/* streams refused since */
 
 __dead void
 tunnel(unsigned int instance, const char *user, const char *root)
@@ -256,7 +252,6 @@ tunnel_tick(int fd, short event, void *arg)
 	}
 	if (configured)
 		session_tick();
-	tunnel_nofd_tick();
 	/*
 	 * Dials the node did not answer in time.  Cancelling one may close
 	 * its session, which answers other dials: look again each time.
@@ -273,34 +268,6 @@ tunnel_tick(int fd, short event, void *arg)
 		    "the node did not answer in time", -1);
 	}
 	evtimer_add(&tickev, &tv);
-}
-
-/*
- * No descriptor for a stream's socket pair: its dial is refused with
- * that reason.  The log says it when it starts, then at most every
- * NOFD_WARN_EVERY seconds how many streams were refused meanwhile, not
- * a line for each.
- */
-void
-tunnel_nofd(int error)
-{
-	if (time_now() - nofd_warned < NOFD_WARN_EVERY) {
-		nofd_refused++;
-		return;
-	}
-	log_warnx("streams refused: socketpair: %s", strerror(error));
-	nofd_warned = time_now();
-}
-
-static void
-tunnel_nofd_tick(void)
-{
-	if (nofd_refused == 0 || time_now() - nofd_warned < NOFD_WARN_EVERY)
-		return;
-	log_warnx("%lu more streams refused for want of descriptors",
-	    nofd_refused);
-	nofd_refused = 0;
-	nofd_warned = time_now();
 }
 
 /* Registry */

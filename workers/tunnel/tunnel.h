@@ -95,7 +95,6 @@ int		 hello_valid(const Mezite__Tunnel__V1__Hello *, char *,
 int		 name_valid(const char *);
 
 /* tunnel.c */
-void		 tunnel_nofd(int);
 __dead void	 tunnel(unsigned int, const char *, const char *);
 
 #endif /* MEZITE_TUNNEL_H */
