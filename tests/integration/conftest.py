@@ -99,6 +99,9 @@ worker tunnel {{
 	user "nobody"
 	chroot "{empty}"
 }}
+worker ssh {{
+	user "nobody"
+}}
 """
 
 
@@ -518,7 +521,7 @@ class Daemon:
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
                      self.params["prefork"] + 1 + self.auth_prefork() +
-                     self.tunnel_prefork(),
+                     self.tunnel_prefork() + self.ssh_prefork(),
                      timeout, interval=0.1, what="all workers running")
         except BaseException:
             print(self.log_tail())
@@ -536,6 +539,12 @@ class Daemon:
         """Tunnel workers the configuration asks for: 1 unless it says."""
         with open(self.conf) as f:
             m = re.search(r"worker tunnel \{[^}]*prefork (\d+)", f.read())
+        return int(m.group(1)) if m else 1
+
+    def ssh_prefork(self):
+        """ssh workers the configuration asks for: 1 unless it says."""
+        with open(self.conf) as f:
+            m = re.search(r"worker ssh \{[^}]*prefork (\d+)", f.read())
         return int(m.group(1)) if m else 1
 
     def _alive(self):
