@@ -111,6 +111,8 @@ main(int argc, char *argv[])
 	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS ||
 	    res->action == CONNECT)
 		nodes_send(&ibuf, res);
+	else if (res->action == SHOW_SESSIONS || res->action == KILL_SESSION)
+		sessions_send(&ibuf, res);
 	else
 		ctl_send(&ibuf, res->action);
 	if (imsgbuf_flush(&ibuf) == -1) {
@@ -122,10 +124,12 @@ main(int argc, char *argv[])
 
 	if (json && (res->action == SHOW_WORKERS ||
 	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
-	    res->action == SHOW_CLUSTERS))
+	    res->action == SHOW_CLUSTERS || res->action == SHOW_SESSIONS))
 		printf("[");
 	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS)
 		nodes_header();
+	else if (res->action == SHOW_SESSIONS)
+		sessions_header();
 	else if (res->action == SHOW_WORKERS)
 		printf("%-12s %7s %8s %8s %-6s  %s\n", "PROCESS", "PID", "UP",
 		    "RESTARTS", "PAIRED", "STATE");
@@ -173,7 +177,7 @@ main(int argc, char *argv[])
 	}
 	if (json && rc == 0 && (res->action == SHOW_WORKERS ||
 	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
-	    res->action == SHOW_CLUSTERS))
+	    res->action == SHOW_CLUSTERS || res->action == SHOW_SESSIONS))
 		printf("]\n");
 	imsgbuf_clear(&ibuf);
 	close(fd);
@@ -235,6 +239,10 @@ show(struct imsg *imsg, const struct parse_result *res)
 		else if (action == LOG_VERBOSE || action == LOG_BRIEF)
 			printf("logging changed to %s\n",
 			    action == LOG_VERBOSE ? "verbose" : "brief");
+		else if (action == KILL_SESSION) {
+			printf("session %" PRIu64 " ended\n", res->session);
+			return (0);	/* the end follows */
+		}
 		return (1);
 	case IMSG_CTL_FAIL:
 		if ((e = pb_unpack(&mezite__ctl_error__descriptor,
@@ -250,6 +258,10 @@ show(struct imsg *imsg, const struct parse_result *res)
 			errx(1, "unexpected reply");
 		return (nodes_show(imsg, action == SHOW_NODES ? "node" :
 		    "cluster", json, &nitems));
+	case IMSG_CTL_SESSIONS:
+		if (action != SHOW_SESSIONS)
+			errx(1, "unexpected reply");
+		return (sessions_show(imsg, json, &nitems));
 	case IMSG_CTL_CONNECT_REPLY:
 		if (action != CONNECT)
 			errx(1, "unexpected reply");

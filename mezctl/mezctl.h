@@ -21,4 +21,9 @@ int	 nodes_show(struct imsg *, const char *, int, int *);
 int	 nodes_connect(struct imsg *, const struct parse_result *, int *);
 int	 nodes_copy(int);
 
+/* sessions.c: show sessions, kill session */
+void	 sessions_send(struct imsgbuf *, const struct parse_result *);
+void	 sessions_header(void);
+int	 sessions_show(struct imsg *, int, int *);
+
 #endif /* MEZCTL_H */

@@ -9,6 +9,7 @@
  * ambiguous.
  */
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ enum token_type {
 	SERVICE,	/* a node's service */
 	DURATION,	/* seconds, or a number and a unit */
 	LIMIT,		/* a number of entries */
+	SESSION,	/* a session's id */
 };
 
 struct token {
@@ -69,10 +71,13 @@ static const struct token t_token_ttl[];
 static const struct token t_token_id[];
 static const struct token t_connect[];
 static const struct token t_connect_service[];
+static const struct token t_kill[];
+static const struct token t_session_id[];
 
 static const struct token t_main[] = {
 	{ KEYWORD,	"cert",		NONE,		t_cert },
 	{ KEYWORD,	"connect",	CONNECT,	t_connect },
+	{ KEYWORD,	"kill",		NONE,		t_kill },
 	{ KEYWORD,	"log",		NONE,		t_log },
 	{ KEYWORD,	"reload",	RELOAD,		NULL },
 	{ KEYWORD,	"role",		NONE,		t_role },
@@ -89,8 +94,19 @@ static const struct token t_show[] = {
 	{ KEYWORD,	"clusters",	SHOW_CLUSTERS,	NULL },
 	{ KEYWORD,	"connections",	SHOW_CONNECTIONS, NULL },
 	{ KEYWORD,	"nodes",	SHOW_NODES,	NULL },
+	{ KEYWORD,	"sessions",	SHOW_SESSIONS,	NULL },
 	{ KEYWORD,	"status",	SHOW_STATUS,	NULL },
 	{ KEYWORD,	"workers",	SHOW_WORKERS,	NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_kill[] = {
+	{ KEYWORD,	"session",	KILL_SESSION,	t_session_id },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_session_id[] = {
+	{ SESSION,	"<id>",		NONE,		NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
@@ -453,6 +469,14 @@ set_value(const struct token *t, char *word)
 		if (parse_duration(word, &res.ttl) == -1) {
 			fprintf(stderr, "invalid duration: %s: seconds, or a "
 			    "number followed by s, m, h or d\n", word);
+			return (-1);
+		}
+		break;
+	case SESSION:
+		res.session = strtonum(word, 1, LLONG_MAX, &errstr);
+		if (errstr != NULL) {
+			fprintf(stderr, "invalid session: %s: %s\n", word,
+			    errstr);
 			return (-1);
 		}
 		break;

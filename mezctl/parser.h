@@ -39,6 +39,9 @@ enum actions {
 	SHOW_NODES,
 	SHOW_CLUSTERS,
 	CONNECT,
+	/* The ssh workers' sessions. */
+	SHOW_SESSIONS,
+	KILL_SESSION,
 };
 
 /* Values of a list, pointing into the command line. */
@@ -58,6 +61,7 @@ struct parse_result {
 	struct parse_list labels;	/* "key=pattern" */
 	uint32_t	 ttl;		/* seconds; 0: not given */
 	uint32_t	 limit;		/* 0: not given */
+	uint64_t	 session;	/* kill session: its id */
 };
 
 struct parse_result	*parse(int, char *[]);
