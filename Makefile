@@ -108,7 +108,7 @@ TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
 SSH_SRCS =	workers/ssh/ssh.c workers/ssh/session.c
 SSH_LIBS =	$(shell $(PKG_CONFIG) --libs libssh)
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
-		mezctl/nodes.c
+		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
 MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
