@@ -101,7 +101,8 @@ HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/rbac.c workers/auth/ca.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
-		workers/auth/ratelimit.c workers/auth/nodes.c
+		workers/auth/ratelimit.c workers/auth/nodes.c \
+		workers/auth/sshkey.c workers/auth/sshauth.c
 # The tunnel worker: agents' reverse tunnels (nghttp2, as the client).
 TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
@@ -257,7 +258,8 @@ tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
 
 # The auth worker's modules, each with what it alone needs.
 AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \
-		tests/unit/check_ratelimit.o tests/unit/check_rbac.o
+		tests/unit/check_ratelimit.o tests/unit/check_rbac.o \
+		tests/unit/check_sshauth.o
 $(AUTH_TESTS_OBJS): workers/auth/*.h
 $(AUTH_TESTS_OBJS): MEZITE_CFLAGS += $(AUTH_CFLAGS) -Iworkers/auth
 tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
@@ -272,6 +274,12 @@ tests/unit/check_ratelimit: tests/unit/check_ratelimit.o \
 tests/unit/check_rbac: tests/unit/check_rbac.o workers/auth/rbac.o \
 	workers/auth/store_sqlite.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
+# Users' SSH keys, and the ssh worker's questions.
+tests/unit/check_sshauth: tests/unit/check_sshauth.o workers/auth/sshauth.o \
+	workers/auth/sshkey.o workers/auth/rbac.o workers/auth/store_sqlite.o \
+	$(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
+UNIT_TESTS +=	tests/unit/check_sshauth
 tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
 tests/unit/check_grpcframe.o: workers/auth/grpcframe.h
 tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \
