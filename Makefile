@@ -153,7 +153,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
-		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp
+		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
+		tests/fuzz/fuzz_sshkey
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -399,6 +400,13 @@ tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
 	workers/auth/auth.h workers/auth/store.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth $(AUTH_CFLAGS) -o $@ \
 		$(filter %.c,$^) $(PC_LIBS) $(AUTH_LIBS)
+
+# The auth worker's reader of users' SSH public keys.
+tests/fuzz/fuzz_sshkey: tests/fuzz/fuzz_sshkey.c workers/auth/sshkey.c \
+	workers/auth/sshkey.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lcrypto
 
 # mezd's parser of an HTTP proxy's answer to CONNECT.
 tests/fuzz/fuzz_connectresp: tests/fuzz/fuzz_connectresp.c \
