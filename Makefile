@@ -101,7 +101,8 @@ HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/rbac.c workers/auth/ca.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
-		workers/auth/ratelimit.c workers/auth/nodes.c
+		workers/auth/ratelimit.c workers/auth/nodes.c \
+		workers/auth/sshkey.c workers/auth/sshauth.c
 # The tunnel worker: agents' reverse tunnels (nghttp2, as the client).
 TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
 # The ssh worker: a libssh bastion, a process per session.
@@ -156,7 +157,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_h1chunked tests/fuzz/fuzz_h2block \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
-		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp
+		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
+		tests/fuzz/fuzz_sshkey
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -265,7 +267,8 @@ tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
 
 # The auth worker's modules, each with what it alone needs.
 AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \
-		tests/unit/check_ratelimit.o tests/unit/check_rbac.o
+		tests/unit/check_ratelimit.o tests/unit/check_rbac.o \
+		tests/unit/check_sshauth.o
 $(AUTH_TESTS_OBJS): workers/auth/*.h
 $(AUTH_TESTS_OBJS): MEZITE_CFLAGS += $(AUTH_CFLAGS) -Iworkers/auth
 tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
@@ -280,6 +283,12 @@ tests/unit/check_ratelimit: tests/unit/check_ratelimit.o \
 tests/unit/check_rbac: tests/unit/check_rbac.o workers/auth/rbac.o \
 	workers/auth/store_sqlite.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
+# Users' SSH keys, and the ssh worker's questions.
+tests/unit/check_sshauth: tests/unit/check_sshauth.o workers/auth/sshauth.o \
+	workers/auth/sshkey.o workers/auth/rbac.o workers/auth/store_sqlite.o \
+	$(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
+UNIT_TESTS +=	tests/unit/check_sshauth
 tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
 tests/unit/check_grpcframe.o: workers/auth/grpcframe.h
 tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \
@@ -399,6 +408,13 @@ tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
 	workers/auth/auth.h workers/auth/store.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth $(AUTH_CFLAGS) -o $@ \
 		$(filter %.c,$^) $(PC_LIBS) $(AUTH_LIBS)
+
+# The auth worker's reader of users' SSH public keys.
+tests/fuzz/fuzz_sshkey: tests/fuzz/fuzz_sshkey.c workers/auth/sshkey.c \
+	workers/auth/sshkey.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lcrypto
 
 # mezd's parser of an HTTP proxy's answer to CONNECT.
 tests/fuzz/fuzz_connectresp: tests/fuzz/fuzz_connectresp.c \

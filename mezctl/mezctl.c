@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define CONTROL_SOCKET	"/var/run/mezited.sock"
-#define REPLY_TIMEOUT	10000		/* ms */
 #define CONNECT_TIMEOUT	20000		/* ms: the tunnel worker waits 10 s */
 
 __dead static void	 usage(void);
@@ -106,6 +105,13 @@ main(int argc, char *argv[])
 	if (res->action == CONNECT)
 		imsgbuf_allow_fdpass(&ibuf);
 
+	/* A file of keys: a request per key, each answered in turn. */
+	if (res->action == USER_KEY_ADD) {
+		rc = admin_keys_add(&ibuf, res, json);
+		imsgbuf_clear(&ibuf);
+		close(fd);
+		return (rc);
+	}
 	if (admin_op(res->action) != MEZITE__ADMIN_OP__ADMIN_NONE)
 		admin_send(&ibuf, res, pwfd);
 	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS ||

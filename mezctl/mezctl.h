@@ -8,11 +8,14 @@
 #include "imsg.h"
 #include "parser.h"
 
+#define REPLY_TIMEOUT	10000		/* ms */
+
 /* admin.c: the auth worker's store */
 int	 admin_op(enum actions);
 int	 admin_password(enum actions);
 void	 admin_send(struct imsgbuf *, const struct parse_result *, int);
 int	 admin_show(struct imsg *, const struct parse_result *, int);
+int	 admin_keys_add(struct imsgbuf *, const struct parse_result *, int);
 
 /* nodes.c: show nodes, connect */
 void	 nodes_send(struct imsgbuf *, const struct parse_result *);

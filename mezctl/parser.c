@@ -28,6 +28,7 @@ enum token_type {
 	LABEL,		/* "key=pattern", added to the list */
 	NODE,		/* a node's name */
 	SERVICE,	/* a node's service */
+	KEYARG,		/* user key: a file, or a key, or a fingerprint */
 	DURATION,	/* seconds, or a number and a unit */
 	LIMIT,		/* a number of entries */
 	SESSION,	/* a session's id */
@@ -52,6 +53,12 @@ static const struct token t_user_add[];
 static const struct token t_user_add_opt[];
 static const struct token t_user_roles[];
 static const struct token t_username[];
+static const struct token t_user_key[];
+static const struct token t_key_add[];
+static const struct token t_key_file[];
+static const struct token t_key_del[];
+static const struct token t_key_del_key[];
+static const struct token t_key_list[];
 static const struct token t_role_first[];
 static const struct token t_roles[];
 static const struct token t_role[];
@@ -140,6 +147,7 @@ static const struct token t_serial[] = {
 static const struct token t_user[] = {
 	{ KEYWORD,	"add",		USER_ADD,	t_user_add },
 	{ KEYWORD,	"del",		USER_DEL,	t_username },
+	{ KEYWORD,	"key",		NONE,		t_user_key },
 	{ KEYWORD,	"list",		USER_LIST,	NULL },
 	{ KEYWORD,	"passwd",	USER_PASSWD,	t_username },
 	{ KEYWORD,	"roles",	USER_ROLES,	t_user_roles },
@@ -164,6 +172,40 @@ static const struct token t_user_roles[] = {
 };
 
 static const struct token t_username[] = {
+	{ NAME,		"<user>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_user_key[] = {
+	{ KEYWORD,	"add",		USER_KEY_ADD,	t_key_add },
+	{ KEYWORD,	"del",		USER_KEY_DEL,	t_key_del },
+	{ KEYWORD,	"list",		USER_KEY_LIST,	t_key_list },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_add[] = {
+	{ NAME,		"<user>",	NONE,		t_key_file },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_file[] = {
+	{ KEYARG,	"<file>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_del[] = {
+	{ NAME,		"<user>",	NONE,		t_key_del_key },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_del_key[] = {
+	{ KEYARG,	"<key>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+/* user key list [USER]: no user, every user's keys. */
+static const struct token t_key_list[] = {
+	{ NOTOKEN,	"",		NONE,		NULL },
 	{ NAME,		"<user>",	NONE,		NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
@@ -460,6 +502,9 @@ set_value(const struct token *t, char *word)
 		break;
 	case SERVICE:
 		res.service = word;
+		break;
+	case KEYARG:
+		res.key = word;
 		break;
 	case DURATION:
 		if (res.ttl != 0) {

@@ -26,6 +26,9 @@ enum actions {
 	USER_LIST,
 	USER_PASSWD,
 	USER_ROLES,
+	USER_KEY_ADD,
+	USER_KEY_DEL,
+	USER_KEY_LIST,
 	ROLE_ADD,
 	ROLE_DEL,
 	ROLE_LIST,
@@ -55,6 +58,8 @@ struct parse_result {
 	char		*name;		/* user, role, token id or serial */
 	char		*node;		/* token create, connect: a node */
 	char		*service;	/* connect: the node's service */
+	char		*key;		/* user key: a file, "-", a key, or a
+					   fingerprint */
 	struct parse_list roles;
 	struct parse_list logins;
 	struct parse_list nodes;	/* node name patterns */
