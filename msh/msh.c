@@ -831,7 +831,7 @@ cmd_ls(int argc, char *argv[])
 				width = strlen(res->nodes[i]->name);
 		if (width > 32)
 			width = 32;
-		printf("%-*s %-24s %-20s %-16s %s\n", (int)width, "NODE",
+		printf("%-*s %-26s %-20s %-16s %s\n", (int)width, "NODE",
 		    "ONLINE", "LABELS", "LOGINS", "SERVICES");
 		for (i = 0; i < res->n_nodes; i++) {
 			n = res->nodes[i];
@@ -861,7 +861,7 @@ cmd_ls(int argc, char *argv[])
 			    sizeof(logins));
 			print_list(n->services, n->n_services, services,
 			    sizeof(services));
-			printf("%-*s %-24s %-20s %-16s %s\n", (int)width, name,
+			printf("%-*s %-26s %-20s %-16s %s\n", (int)width, name,
 			    online, labels, logins, services);
 		}
 	}
