@@ -112,7 +112,9 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
-MSH_SRCS =	msh/msh.c $(MSH_LIB_SRCS)
+# The ssh commands' pieces: msh alone, and its test, link them.
+MSH_SSH_SRCS =	msh/bridge.c msh/sshcmd.c
+MSH_SRCS =	msh/msh.c $(MSH_SSH_SRCS) $(MSH_LIB_SRCS)
 # mezd: the agent.  Its parsers alone are what the tests link.
 MEZD_LIB_SRCS =	mezd/config.c mezd/httpproxy.c mezd/backoff.c
 MEZD_SRCS =	mezd/mezd.c mezd/join.c mezd/tunnel.c $(MEZD_LIB_SRCS)
@@ -132,7 +134,8 @@ TUNNEL_OBJS =	$(TUNNEL_SRCS:.c=.o)
 SSH_OBJS =	$(SSH_SRCS:.c=.o)
 MEZCTL_OBJS =	$(MEZCTL_SRCS:.c=.o)
 MSH_LIB_OBJS =	$(MSH_LIB_SRCS:.c=.o) proto/auth.pb-c.o
-MSH_OBJS =	msh/msh.o $(MSH_LIB_OBJS)
+MSH_SSH_OBJS =	$(MSH_SSH_SRCS:.c=.o)
+MSH_OBJS =	msh/msh.o $(MSH_SSH_OBJS) $(MSH_LIB_OBJS)
 MEZD_LIB_OBJS =	$(MEZD_LIB_SRCS:.c=.o)
 MEZD_OBJS =	$(MEZD_SRCS:.c=.o)
 
@@ -187,7 +190,8 @@ $(MEZCTL_OBJS): mezctl/*.h
 $(HTTPS_OBJS): MEZITE_CFLAGS += $(H2O_CFLAGS) -Iworkers/https
 $(HTTPS_OBJS): workers/https/*.h
 
-msh/msh.o $(MSH_LIB_SRCS:.c=.o): $(AUTH_PROTO_H) msh/msh.h msh/rpc.h
+msh/msh.o $(MSH_SSH_OBJS) $(MSH_LIB_SRCS:.c=.o): $(AUTH_PROTO_H) msh/msh.h \
+	msh/rpc.h msh/bridge.h msh/sshcmd.h
 
 $(AUTH_OBJS): $(PROTO_H) $(AUTH_PROTO_H) common/*.h master/mezited.h \
 	workers/auth/*.h
@@ -235,7 +239,7 @@ CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
 		master/ktls_install.o common/ktls.o
 
 tests/unit/%.o: tests/unit/%.c $(PROTO_H) $(AUTH_PROTO_H) common/*.h \
-	master/mezited.h msh/msh.h msh/rpc.h
+	master/mezited.h msh/msh.h msh/rpc.h msh/sshcmd.h
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
 
 tests/unit/check_imsg: tests/unit/check_imsg.o $(TEST_OBJS)
@@ -248,7 +252,7 @@ tests/unit/check_parse: tests/unit/check_parse.o $(CONF_OBJS) $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) -lssl
 tests/unit/check_proc: tests/unit/check_proc.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
-tests/unit/check_msh: tests/unit/check_msh.o $(MSH_LIB_OBJS)
+tests/unit/check_msh: tests/unit/check_msh.o msh/sshcmd.o $(MSH_LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(MSH_LIBS) $(CHECK_LIBS)
 tests/unit/check_mezd.o: MEZITE_CFLAGS += -Imsh
 tests/unit/check_mezd.o: mezd/mezd.h
