@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-from conftest import healthz, run, wait_for
-from test_auth import add_user, login, ok
+from conftest import MSH, healthz, run, wait_for
+from test_auth import PASSWORD, add_user, login, ok
 from tunnelkit import Mezd, Sshd, wait_online
 
 TUNNEL_CONF = """
@@ -47,7 +47,7 @@ class Bastion:
         self.d, self.pki, self.tmp = d, pki, tmp
         self.sshd = Sshd()
         self.agent = Mezd(d, "db-1", {"ssh": self.sshd.addr},
-                          labels=("env=prod",)).start()
+                          labels=(("env", "prod"),)).start()
         wait_online(d, "db-1")
         ok(d.mezctl("role", "add", "ops", "login", "root", "node", "db-*"))
         ok(d.mezctl("role", "add", "web", "login", "www", "node", "web-*"))
@@ -72,9 +72,13 @@ class Bastion:
             cmd += " -cert %s -key %s" % (cert, key)
         return cmd
 
-    def jump(self, user, cert=True, key=None):
-        """The node's ProxyCommand: ssh -W through the bastion as user."""
+    def jump(self, user, cert=True, key=None, verbose=False):
+        """The node's ProxyCommand: ssh -W through the bastion as user;
+        verbose, it shows the bastion's debug messages, which say why a
+        channel was refused."""
         opts = " ".join(SSH_OPTS)
+        if verbose:
+            opts = opts.replace("LogLevel=ERROR", "LogLevel=DEBUG1")
         if key is not None:
             opts += " -o IdentitiesOnly=yes -i %s" % key
         else:
@@ -83,11 +87,11 @@ class Bastion:
             opts, self.proxy(user if cert else None), user)
 
     def ssh_argv(self, user, node, command, cert=True, key=None,
-                 extra=()):
+                 extra=(), verbose=False):
         return (["ssh"] + SSH_OPTS + ["-i", self.sshd.key,
                                       "-o", "IdentitiesOnly=yes",
                                       "-o", "ProxyCommand=" +
-                                      self.jump(user, cert, key)] +
+                                      self.jump(user, cert, key, verbose)] +
                 list(extra) + ["root@" + node, command])
 
     def ssh(self, user, node, command, input=b"", timeout=60, **kw):
@@ -180,9 +184,10 @@ def test_node_the_roles_do_not_allow_is_refused_and_audited(bastion):
     the reason shown, the denial is in the audit log, and no stream
     was dialled."""
     b = bastion
-    r = b.ssh("bob", "db-1", "true")
+    r = b.ssh("bob", "db-1", "true", verbose=True)
     assert r.returncode == 255
-    assert b"denied" in r.stderr, r.stderr
+    assert b"Remote: db-1:22: access to node db-1 denied" in r.stderr, \
+        r.stderr
     wait_for(lambda: any(e["type"] == "ssh.denied"
                          for e in audit(b.d, "bob")), 10,
              what="the denial in the audit log")
@@ -196,12 +201,12 @@ def test_bastion_opens_no_shell_and_only_port_22(bastion):
     """A session channel (a shell, a command on the bastion) is refused
     with why; so is a port other than the node's ssh service."""
     b = bastion
-    r = subprocess.run(["ssh"] + SSH_OPTS + [
+    r = subprocess.run(["ssh", "-o", "LogLevel=DEBUG1"] + SSH_OPTS + [
         "-o", "ProxyCommand=" + b.proxy("alice"), "alice@bastion", "id"],
         capture_output=True, timeout=60)
     assert r.returncode == 255
     assert b"opens no sessions" in r.stderr, r.stderr
-    r = b.ssh("alice", "db-1", "true", extra=["-p", "2222"])
+    r = b.ssh("alice", "db-1", "true", extra=["-p", "2222"], verbose=True)
     assert r.returncode == 255
     assert b"only port 22" in r.stderr, r.stderr
     served(b)
@@ -433,4 +438,43 @@ def test_control_group_may_list_sessions_not_end_them(bastion):
     finally:
         p.kill()
         p.wait()
+    served(b)
+
+
+def test_msh_login_then_msh_ssh_through_the_bastion(bastion, tmp_path):
+    """msh login, then msh ssh: OpenSSH, with msh proxy as the jump
+    host's ProxyCommand, logs in to the ssh worker with the login's
+    certificate and goes on to the node; the worker's host key is kept
+    in msh's directory; msh ls lists the node with its logins."""
+    b = bastion
+    home = str(tmp_path / "home")
+    env = dict(os.environ, MEZITE_HOME=home)
+    env.pop("MSH_SSH", None)
+    r, w = os.pipe()
+    os.write(w, PASSWORD.encode() + b"\n")
+    os.close(w)
+    try:
+        res = subprocess.run([MSH, "login", "-F", str(r), "-C", b.pki.ca,
+                              "-p", "127.0.0.1:%d" % b.d.port, "alice"],
+                             capture_output=True, timeout=30, pass_fds=(r,),
+                             env=env)
+    finally:
+        os.close(r)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([MSH, "ls"], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert res.returncode == 0 and "db-1" in res.stdout, res.stderr
+    assert "root" in res.stdout
+    cmd = [MSH, "ssh", "-F", "/dev/null", "-o", "BatchMode=yes",
+           "-o", "StrictHostKeyChecking=no", "-o",
+           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+           "-o", "IdentitiesOnly=yes", "-i", b.sshd.key, "root@db-1",
+           "echo via msh; exit 4"]
+    res = subprocess.run(cmd, capture_output=True, timeout=60, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 4, res.stderr
+    assert res.stdout == b"via msh\n"
+    known = os.path.join(home, "ssh_known_hosts")
+    with open(known) as f:
+        assert "ssh-ed25519" in f.read()
     served(b)

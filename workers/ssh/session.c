@@ -61,7 +61,7 @@
 			"aes256-ctr,aes192-ctr,aes128-ctr"
 #define SSH_MACS	"hmac-sha2-256-etm@openssh.com," \
 			"hmac-sha2-512-etm@openssh.com"
-#define SSH_HOSTKEY_ALGOS "ssh-ed25519,ecdsa-sha2-nistp256"
+#define SSH_HOSTKEY_ALGOS "ssh-ed25519"
 
 /* A direct-tcpip channel and the stream to its node. */
 struct schan {
@@ -324,7 +324,11 @@ node_name_ok(const char *p)
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n);
 }
 
-/* A channel refused: why goes to the user's ssh, which shows it. */
+/*
+ * A channel refused.  libssh 0.10 cannot put why in the refusal, so it
+ * goes before it as a debug message, which OpenSSH's ssh shows with -v
+ * ("Remote: ..."); and to the log.
+ */
 static int
 refuse(const char *fmt, ...)
 {

@@ -155,6 +155,26 @@ ssh(unsigned int instance, const char *user, const char *root)
  * A host key of the type: read from its file, or made and written
  * there (with the public half beside it, for operators to publish).
  */
+/* The public half, as in authorized_keys, for operators to publish. */
+static void
+hostkey_publish(ssh_key key, const char *path)
+{
+	FILE	*f;
+	char	*b64 = NULL;
+
+	if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK ||
+	    (f = fopen(path, "w")) == NULL) {
+		log_warn("host key %s", path);
+		ssh_string_free_char(b64);
+		return;
+	}
+	fprintf(f, "%s %s mezited\n", ssh_key_type_to_char(ssh_key_type(key)),
+	    b64);
+	if (fclose(f) == EOF)
+		log_warn("host key %s", path);
+	ssh_string_free_char(b64);
+}
+
 static ssh_key
 hostkey_load(const char *dir, const char *file, enum ssh_keytypes_e type,
     int bits)
@@ -165,8 +185,8 @@ hostkey_load(const char *dir, const char *file, enum ssh_keytypes_e type,
 	size_t		 hlen;
 	struct stat	 st;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >=
-	    sizeof(path))
+	if ((size_t)snprintf(path, sizeof(path), "%s%s%s", dir,
+	    dir[strlen(dir) - 1] == '/' ? "" : "/", file) >= sizeof(path))
 		fatalx("%s/%s: path too long", dir, file);
 	if (stat(path, &st) == 0) {
 		if (ssh_pki_import_privkey_file(path, NULL, NULL, NULL,
@@ -183,12 +203,9 @@ hostkey_load(const char *dir, const char *file, enum ssh_keytypes_e type,
 		if (ssh_pki_export_privkey_file(key, NULL, NULL, NULL,
 		    path) != SSH_OK)
 			fatalx("host key %s: cannot be written", path);
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s.pub", dir,
-		    file) >= sizeof(path) ||
-		    ssh_pki_export_pubkey_file(key, path) != SSH_OK)
-			log_warnx("host key %s: the public key was not written",
-			    path);
-		log_info("made host key %s/%s", dir, file);
+		log_info("made host key %s", path);
+		if (strlcat(path, ".pub", sizeof(path)) < sizeof(path))
+			hostkey_publish(key, path);
 	}
 	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &h,
 	    &hlen) == 0 && (hash = ssh_get_fingerprint_hash(
@@ -206,10 +223,10 @@ ssh_configure(const Mezite__WorkerConfig *wc)
 
 	max_sessions = wc->max_sessions > 0 ? wc->max_sessions : 256;
 	mask = umask(077);
+	if (wc->state[0] == '\0')
+		fatalx("no state directory");
 	hostkeys.keys[0] = hostkey_load(wc->state, "ssh_host_ed25519_key",
 	    SSH_KEYTYPE_ED25519, 0);
-	hostkeys.keys[1] = hostkey_load(wc->state, "ssh_host_ecdsa_key",
-	    SSH_KEYTYPE_ECDSA_P256, 256);
 	hostkeys.n = SSH_HOSTKEYS;
 	(void)umask(mask);
 	configured = 1;

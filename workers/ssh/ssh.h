@@ -26,12 +26,13 @@
 #define SSH_ASK_WAIT		30	/* seconds for the worker's answer */
 #define SSH_GRANTS_MAX		16	/* node:service allowed, per session */
 #define SSH_TARGETS_LEN		256	/* "node:service, ..." kept */
-#define SSH_HOSTKEYS		2	/* ed25519, then ECDSA P-256 */
+#define SSH_HOSTKEYS		1	/* ed25519 */
 #define SSH_USER_MAX		64	/* a user's name, as the auth worker's */
 
 /*
  * The host keys, in the worker's directory (its chroot), made on first
- * start: ed25519 first, which every current client prefers.
+ * start: ed25519 alone, which every current client has.  ECDSA keys are
+ * on NIST curves, which ssh-audit fails.
  */
 struct ssh_hostkeys {
 	ssh_key		 keys[SSH_HOSTKEYS];
