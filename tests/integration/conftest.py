@@ -523,6 +523,13 @@ class Daemon:
                      self.params["prefork"] + 1 + self.auth_prefork() +
                      self.tunnel_prefork() + self.ssh_prefork(),
                      timeout, interval=0.1, what="all workers running")
+            # and the master verifies client certificates against the
+            # auth worker's CAs, which it sends once its store is open
+            if self.auth_prefork() > 0:
+                wait_for(lambda: re.search(
+                    r"auth\.\d+: client certificates of its CAs are "
+                    r"accepted", self.log()), timeout, interval=0.1,
+                    what="the auth worker's CAs")
         except BaseException:
             print(self.log_tail())
             self.stop(check=False)

@@ -47,7 +47,6 @@
 #include "util.h"
 #include "ssh.h"
 
-#define SESSION_EXIT_GRACE	3	/* no login within SSH_LOGIN_GRACE */
 #define SESSION_POLL_MS		1000
 #define PUMP_READ		(32 * 1024)
 #define SESSION_WRITE_WAIT	600	/* seconds a client may not read */
@@ -91,6 +90,7 @@ static struct {
 	char			 pk_user[SSH_USER_MAX + 1];
 	int			 authed;
 	unsigned int		 tries;		/* refused credentials */
+	unsigned int		 refused;	/* refused channels */
 	uint32_t		 cookie;
 	struct schans		 chans;
 	unsigned int		 nchans;
@@ -113,7 +113,7 @@ static void	 schan_free(struct schan *);
 static void
 grace(int sig)
 {
-	_exit(SESSION_EXIT_GRACE);
+	_exit(SSH_EXIT_GRACE);
 }
 
 /*
@@ -341,6 +341,7 @@ refuse(const char *fmt, ...)
 	log_info("conn %llu: %s: %s", (unsigned long long)S.meta->id,
 	    S.user[0] != '\0' ? S.user : "before login", why);
 	(void)ssh_send_debug(S.ssh, why, 1);
+	S.refused++;
 	return (1);		/* libssh refuses it */
 }
 
@@ -568,6 +569,15 @@ serve(void)
 		pump();
 		if (!ssh_is_connected(S.ssh))
 			break;
+		/* A client that keeps asking for what it may not have. */
+		if (S.refused >= SSH_REFUSED_MAX) {
+			log_warnx("conn %llu: %s: %u channels refused; "
+			    "disconnecting", (unsigned long long)S.meta->id,
+			    S.user, S.refused);
+			audit("ssh.session", 0, "disconnected after %u refused "
+			    "channels", S.refused);
+			break;
+		}
 		if (S.changed && time_now() != reported) {
 			report();
 			reported = time_now();
@@ -593,6 +603,10 @@ serve(void)
 	}
 }
 
+/*
+ * The channels first: ssh_disconnect() frees libssh's, which ours point
+ * to.
+ */
 static void
 session_end(void)
 {
@@ -600,6 +614,8 @@ session_end(void)
 
 	while (!TAILQ_EMPTY(&S.chans))
 		schan_free(TAILQ_FIRST(&S.chans));
+	if (ssh_is_connected(S.ssh))
+		ssh_disconnect(S.ssh);
 	audit("ssh.session", 1, "%s, %llu s, %llu bytes from the client, "
 	    "%llu to it", S.method, (long long)secs,
 	    (unsigned long long)S.bytes_in, (unsigned long long)S.bytes_out);

@@ -5,7 +5,11 @@
  * crash or a compromise of one touches no other.  This process takes
  * the master's handoffs and gives each to an idle session process: it
  * keeps SSH_SPARES of them forked ahead, so that a session waits for
- * no fork, and no more than max sessions at once.
+ * no fork, and no more than max sessions at once.  When that many are
+ * running, a new session takes the place of the oldest one that has
+ * not logged in yet: clients that open sessions and never log in can
+ * hold none of them for long, and a logged-in session is never cut
+ * to make room.
  *
  * A session process parses everything its client sends; this process
  * does not trust it.  Its questions go through here to the supervisor,
@@ -53,6 +57,7 @@ struct sess {
 	struct proc_chan	 chan;
 	int			 busy;
 	int			 killed;	/* by mezctl kill session */
+	int			 evicted;	/* to make room, before login */
 	Mezite__ConnMeta	*meta;		/* while busy */
 	char			 address[64];	/* the client's */
 	char			 user[SSH_USER_MAX + 1];  /* logged in */
@@ -97,6 +102,7 @@ static int	 ssh_kill(struct proc_chan *, struct imsg *, void *);
 static void	 spares_fill(void);
 static struct sess *sess_fork(void);
 static void	 sess_free(struct sess *);
+static void	 sess_evict(int64_t);
 static void	 sess_closed(struct proc_chan *);
 static void	 sess_audit(struct sess *, const char *, int, const char *);
 static void	 asks_drop(struct sess *);
@@ -127,6 +133,9 @@ static const struct worker_cb ssh_wcb = {
 static struct ssh_hostkeys	 hostkeys;
 static struct sesss		 sesss = TAILQ_HEAD_INITIALIZER(sesss);
 static unsigned int		 nspare, nbusy;
+static unsigned int		 nevicted;	/* of nbusy, on their way out */
+static int64_t			 evict_logged;
+static unsigned int		 evict_count;
 static unsigned int		 max_sessions;
 static struct asks		 asks = TAILQ_HEAD_INITIALIZER(asks);
 static unsigned int		 nasks;
@@ -356,8 +365,12 @@ ssh_handoff(int fd, Mezite__ConnMeta *meta)
 		handoff_refuse(fd, meta);
 		return;
 	}
-	if ((s = sess_idle()) == NULL && nbusy < max_sessions)
-		s = sess_fork();
+	if ((s = sess_idle()) == NULL) {
+		if (nbusy - nevicted >= max_sessions)
+			sess_evict(now);
+		if (nbusy - nevicted < max_sessions)
+			s = sess_fork();
+	}
 	if (s == NULL) {
 		/* One line a minute, however many are refused. */
 		full_refused++;
@@ -393,6 +406,35 @@ ssh_handoff(int fd, Mezite__ConnMeta *meta)
 	spares_fill();
 }
 
+/*
+ * Room for one more session: the oldest one that has not logged in is
+ * ended.  Logged-in sessions are not touched.
+ */
+static void
+sess_evict(int64_t now)
+{
+	struct sess	*s, *oldest = NULL;
+
+	TAILQ_FOREACH(s, &sesss, entry)
+		if (s->busy && !s->evicted && s->user[0] == '\0' &&
+		    (oldest == NULL || s->started < oldest->started))
+			oldest = s;
+	if (oldest == NULL)
+		return;
+	(void)kill(oldest->pid, SIGKILL);
+	oldest->evicted = 1;
+	nevicted++;
+	/* One line a minute, however many. */
+	evict_count++;
+	if (now - evict_logged >= 60) {
+		log_warnx("at max sessions (%u): %u sessions that had not "
+		    "logged in were closed to make room", max_sessions,
+		    evict_count);
+		evict_logged = now;
+		evict_count = 0;
+	}
+}
+
 static void
 sess_closed(struct proc_chan *ch)
 {
@@ -413,6 +455,8 @@ sess_free(struct sess *s)
 	TAILQ_REMOVE(&sesss, s, entry);
 	if (s->busy) {
 		nbusy--;
+		if (s->evicted)
+			nevicted--;
 		if (s->meta->mode == MEZITE__HANDOFF_MODE__KTLS)
 			worker_conn_done(s->meta->id);
 		mezite__conn_meta__free_unpacked(s->meta, NULL);
@@ -435,11 +479,18 @@ ssh_sigchld(int sig, short event, void *arg)
 				break;
 		if (s == NULL)
 			continue;
-		if (s->busy && (WIFSIGNALED(status) ||
+		if (s->busy && s->evicted)
+			log_debug("conn %llu: closed before login, to make "
+			    "room", (unsigned long long)s->meta->id);
+		else if (s->busy && (WIFSIGNALED(status) ||
 		    WEXITSTATUS(status) != 0)) {
 			if (s->killed)
 				(void)strlcpy(why, "ended by mezctl kill "
 				    "session", sizeof(why));
+			else if (WIFEXITED(status) &&
+			    WEXITSTATUS(status) == SSH_EXIT_GRACE)
+				(void)snprintf(why, sizeof(why), "no login "
+				    "within %d s", SSH_LOGIN_GRACE);
 			else if (WIFSIGNALED(status))
 				(void)snprintf(why, sizeof(why), "the session "
 				    "process was killed by signal %d",

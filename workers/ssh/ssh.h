@@ -20,6 +20,8 @@
 #define SSH_SPARES		4	/* idle session processes, at most */
 #define SSH_SESSION_FD		5	/* a session's channel to its worker */
 #define SSH_LOGIN_GRACE		30	/* seconds to log in */
+#define SSH_EXIT_GRACE		3	/* a session's status: it did not */
+#define SSH_REFUSED_MAX		16	/* refused channels, then goodbye */
 #define SSH_AUTH_TRIES		6	/* refused credentials, then goodbye */
 #define SSH_CHANNELS_MAX	64	/* open at once, per session */
 #define SSH_CHANNEL_BUF		(64 * 1024)	/* toward a node, per channel */
