@@ -16,6 +16,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "auth.h"
 #include "log.h"
 #include "sshkey.h"
@@ -163,9 +165,57 @@ START_TEST(key_refused)
 	n = strlcpy(line, ED25519 " ", sizeof(line));
 	memset(line + n, 'c', SSHKEY_COMMENT_MAX + 1);
 	ck_assert_ptr_nonnull(strstr(refused(line), "comment"));
-	memset(line + n, 'c', SSHKEY_LINE_MAX);
+	memset(line + n, 'c', sizeof(line) - n - 1);
 	line[SSHKEY_LINE_MAX + 1] = '\0';
 	ck_assert_ptr_nonnull(strstr(refused(line), "longer than"));
+}
+END_TEST
+
+/* An ssh-rsa line, its modulus of n bytes: lead, then 0x01s. */
+static const char *
+rsa_line(size_t n, const uint8_t *lead, size_t nlead)
+{
+	static char	 line[SSHKEY_LINE_MAX];
+	uint8_t		 blob[SSHKEY_BLOB_MAX];
+	size_t		 len = 0;
+
+	ck_assert_uint_lt(n + 32, sizeof(blob));
+	memcpy(blob, "\0\0\0\7ssh-rsa\0\0\0\3\1\0\1", 18);
+	len = 18;
+	blob[len++] = n >> 24;
+	blob[len++] = (n >> 16) & 0xff;
+	blob[len++] = (n >> 8) & 0xff;
+	blob[len++] = n & 0xff;
+	memset(blob + len, 0x01, n);
+	memcpy(blob + len, lead, nlead);
+	len += n;
+	memcpy(line, "ssh-rsa ", 8);
+	ck_assert_int_gt(EVP_EncodeBlock((unsigned char *)line + 8, blob,
+	    (int)len), 0);
+	return (line);
+}
+
+START_TEST(key_rsa_sizes)
+{
+	struct sshkey	 k;
+	char		 err[256];
+
+	/* 16384 bits: a zero, then a byte with its high bit set. */
+	ck_assert_int_eq(sshkey_parse(rsa_line(2049,
+	    (const uint8_t *)"\0\x80", 2), &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.bits, 16384);
+	ck_assert_int_eq(sshkey_parse(rsa_line(257,
+	    (const uint8_t *)"\0\x80", 2), &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.bits, 2048);
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(2049,
+	    (const uint8_t *)"\x01", 1)), "longer than 16384"));
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(256,
+	    (const uint8_t *)"\x7f", 1)), "2047 bits is too short"));
+	/* A zero it does not need, and a negative modulus. */
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(257,
+	    (const uint8_t *)"\0\x7f", 2)), "malformed"));
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(256,
+	    (const uint8_t *)"\x80", 1)), "malformed"));
 }
 END_TEST
 
@@ -495,6 +545,7 @@ sshauth_suite(void)
 	tcase_add_test(tc, key_types);
 	tcase_add_test(tc, key_comment_and_blanks);
 	tcase_add_test(tc, key_refused);
+	tcase_add_test(tc, key_rsa_sizes);
 	tcase_add_test(tc, fingerprint_valid);
 	tcase_add_test(tc, audit_events);
 	suite_add_tcase(s, tc);
