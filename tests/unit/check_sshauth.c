@@ -16,6 +16,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "auth.h"
 #include "log.h"
 #include "sshkey.h"
@@ -24,36 +26,36 @@
 #define A28	"aaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 /* Made by ssh-keygen -t TYPE; fingerprints by ssh-keygen -l. */
-#define ED25519	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ67CeY8Hy0OQzyj4xAhzuYzz" \
-		"7yrI8LKVL0DzphDlzyZ"
+#define ED25519	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ67CeY8Hy0OQzyj4xAhzuYz" \
+		"z7yrI8LKVL0DzphDlzyZ"
 #define ED25519_FP "SHA256:42/eZmDly61fJwU7FQEX0iJNT9Jd4sDLtV6lzkPjU30"
-#define P256	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzd" \
-		"HAyNTYAAABBBCSbOgg20hHOk84+yfGkJ1Kp1gEfHMOdsDlOSAm7wkayiO18hH" \
-		"ZdpdfG0pZkbF3h/OKnog/VqBM0YtC+R/DhSwU="
+#define P256	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlz" \
+		"dHAyNTYAAABBBCSbOgg20hHOk84+yfGkJ1Kp1gEfHMOdsDlOSAm7wkayiO18" \
+		"hHZdpdfG0pZkbF3h/OKnog/VqBM0YtC+R/DhSwU="
 #define P256_FP	"SHA256:t2/078gSNiSiH3yu3KW1OBNSNDyll0Oc7GZDT5ePCus"
-#define P384	"ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzd" \
-		"HAzODQAAABhBIZ/6rd8+Aeg/DTzKY8j6qLm0CwbHhYLfN6C+gKf9/yvS41Nca" \
-		"7SGZse8zjOajXMTPWhXTR4WWAmJjuO2TD0lWTrRAUCHz2A18aAztIBB4vJuPs" \
-		"OKorX3JsLPVPjjXmHRw=="
+#define P384	"ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlz" \
+		"dHAzODQAAABhBIZ/6rd8+Aeg/DTzKY8j6qLm0CwbHhYLfN6C+gKf9/yvS41N" \
+		"ca7SGZse8zjOajXMTPWhXTR4WWAmJjuO2TD0lWTrRAUCHz2A18aAztIBB4vJ" \
+		"uPsOKorX3JsLPVPjjXmHRw=="
 #define P384_FP	"SHA256:FcND4/LpqR7wfnEAPKR7Q7IvmiHtgClbsQb7EQ9m7CI"
-#define P521	"ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzd" \
-		"HA1MjEAAACFBAHSO/X5+Zfl/545Ez7QFvxyXng+mwbTzUxGzvlpeduGXLh50+" \
-		"venXpqdME9dl4xdDlOmTEH0H9cEFk6fRrS8C6l5wFZEd18V80IkWaU9EdBB7H" \
-		"alCnalxBcKyNfZ5xje1k1r7GJwQBuxUHDKVTIlk3YSfeVKKOnhMsUPMQU1qgA" \
-		"y9cVrQ=="
+#define P521	"ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlz" \
+		"dHA1MjEAAACFBAHSO/X5+Zfl/545Ez7QFvxyXng+mwbTzUxGzvlpeduGXLh5" \
+		"0+venXpqdME9dl4xdDlOmTEH0H9cEFk6fRrS8C6l5wFZEd18V80IkWaU9EdB" \
+		"B7HalCnalxBcKyNfZ5xje1k1r7GJwQBuxUHDKVTIlk3YSfeVKKOnhMsUPMQU" \
+		"1qgAy9cVrQ=="
 #define P521_FP	"SHA256:4yFIAmH8WLSuFlw4R2cguGZucnp/UKdR3B4Bc+TADcA"
-#define RSA2048	"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDRkfnIf/ELUQQFkQlPQ+nDh" \
-		"VG1s26bfcLeQ7RgrdeB0IncacAwM7Vw2pqvEKQNpGVteiKYF4qn9ED22K6Bdi" \
-		"ZrPnSVgzCPTAZOYWYbOpyPFHFtA0wWRAYYmDMMvOYNQBUeTc3itdZ59bF0lma" \
-		"0PE5CH/blT7o4ZjYmF5vYl+kI+Atq/AjcU+O6LL0uwhDrfAAaLmyWJ8NN4+qX" \
-		"0sGMvxKJCqONhmucshLXhZM1/7/qzEumcFAkbI5d6fN43MHeBR2qb21rsoLlL" \
-		"kdf2npXWVYkF65Rie9Ern9u5thBAaR+8RSaTZ1Wf06uPqn+ItLZelOXpk5SCw" \
-		"5RvuMDLg8F/UvX"
+#define RSA2048	"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDRkfnIf/ELUQQFkQlPQ+nD" \
+		"hVG1s26bfcLeQ7RgrdeB0IncacAwM7Vw2pqvEKQNpGVteiKYF4qn9ED22K6B" \
+		"diZrPnSVgzCPTAZOYWYbOpyPFHFtA0wWRAYYmDMMvOYNQBUeTc3itdZ59bF0" \
+		"lma0PE5CH/blT7o4ZjYmF5vYl+kI+Atq/AjcU+O6LL0uwhDrfAAaLmyWJ8NN" \
+		"4+qX0sGMvxKJCqONhmucshLXhZM1/7/qzEumcFAkbI5d6fN43MHeBR2qb21r" \
+		"soLlLkdf2npXWVYkF65Rie9Ern9u5thBAaR+8RSaTZ1Wf06uPqn+ItLZelOX" \
+		"pk5SCw5RvuMDLg8F/UvX"
 #define RSA2048_FP "SHA256:azqUsCRCInypLh7LhS7149LxOXNqOVvkFqetLv7yHSE"
-#define RSA1024	"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDhNJCha9wsnRTOkXj8+QRoo" \
-		"Yc4YseKO4eZDVnAoZbccoXgOzHdMlIXgpL1inap59yZvH0s9q7uX62QmVzIIq" \
-		"WqqYit3QLeoY5K2wdMolFKW6rqTMVWgUPsqjIr1dcjGIwN+0JoyFhxU338vYe" \
-		"cKITMaz9Rd7EtiV+xxHmdEgwHQQ=="
+#define RSA1024	"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDhNJCha9wsnRTOkXj8+QRo" \
+		"oYc4YseKO4eZDVnAoZbccoXgOzHdMlIXgpL1inap59yZvH0s9q7uX62QmVzI" \
+		"IqWqqYit3QLeoY5K2wdMolFKW6rqTMVWgUPsqjIr1dcjGIwN+0JoyFhxU338" \
+		"vYecKITMaz9Rd7EtiV+xxHmdEgwHQQ=="
 /* The ed25519 key's base64 alone. */
 #define ED25519_B64 "AAAAC3NzaC1lZDI1NTE5AAAAIJ67CeY8Hy0OQzyj4xAhzuYzz7yrI8L" \
 		"KVL0DzphDlzyZ"
@@ -163,9 +165,57 @@ START_TEST(key_refused)
 	n = strlcpy(line, ED25519 " ", sizeof(line));
 	memset(line + n, 'c', SSHKEY_COMMENT_MAX + 1);
 	ck_assert_ptr_nonnull(strstr(refused(line), "comment"));
-	memset(line + n, 'c', SSHKEY_LINE_MAX);
+	memset(line + n, 'c', sizeof(line) - n - 1);
 	line[SSHKEY_LINE_MAX + 1] = '\0';
 	ck_assert_ptr_nonnull(strstr(refused(line), "longer than"));
+}
+END_TEST
+
+/* An ssh-rsa line, its modulus of n bytes: lead, then 0x01s. */
+static const char *
+rsa_line(size_t n, const uint8_t *lead, size_t nlead)
+{
+	static char	 line[SSHKEY_LINE_MAX];
+	uint8_t		 blob[SSHKEY_BLOB_MAX];
+	size_t		 len = 0;
+
+	ck_assert_uint_lt(n + 32, sizeof(blob));
+	memcpy(blob, "\0\0\0\7ssh-rsa\0\0\0\3\1\0\1", 18);
+	len = 18;
+	blob[len++] = n >> 24;
+	blob[len++] = (n >> 16) & 0xff;
+	blob[len++] = (n >> 8) & 0xff;
+	blob[len++] = n & 0xff;
+	memset(blob + len, 0x01, n);
+	memcpy(blob + len, lead, nlead);
+	len += n;
+	memcpy(line, "ssh-rsa ", 8);
+	ck_assert_int_gt(EVP_EncodeBlock((unsigned char *)line + 8, blob,
+	    (int)len), 0);
+	return (line);
+}
+
+START_TEST(key_rsa_sizes)
+{
+	struct sshkey	 k;
+	char		 err[256];
+
+	/* 16384 bits: a zero, then a byte with its high bit set. */
+	ck_assert_int_eq(sshkey_parse(rsa_line(2049,
+	    (const uint8_t *)"\0\x80", 2), &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.bits, 16384);
+	ck_assert_int_eq(sshkey_parse(rsa_line(257,
+	    (const uint8_t *)"\0\x80", 2), &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.bits, 2048);
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(2049,
+	    (const uint8_t *)"\x01", 1)), "longer than 16384"));
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(256,
+	    (const uint8_t *)"\x7f", 1)), "2047 bits is too short"));
+	/* A zero it does not need, and a negative modulus. */
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(257,
+	    (const uint8_t *)"\0\x7f", 2)), "malformed"));
+	ck_assert_ptr_nonnull(strstr(refused(rsa_line(256,
+	    (const uint8_t *)"\x80", 1)), "malformed"));
 }
 END_TEST
 
@@ -495,6 +545,7 @@ sshauth_suite(void)
 	tcase_add_test(tc, key_types);
 	tcase_add_test(tc, key_comment_and_blanks);
 	tcase_add_test(tc, key_refused);
+	tcase_add_test(tc, key_rsa_sizes);
 	tcase_add_test(tc, fingerprint_valid);
 	tcase_add_test(tc, audit_events);
 	suite_add_tcase(s, tc);

@@ -1,7 +1,8 @@
 /*
  * mezctl's requests about the store: users and their SSH keys, roles,
- * join tokens, certificates and audit events.  The supervisor has already checked
- * that the client may make the request (only root changes anything).
+ * join tokens, certificates and audit events.  The supervisor has
+ * already checked that the client may make the request (only root
+ * changes anything).
  * Every change is audited, naming the uid that asked.
  */
 

@@ -336,6 +336,9 @@ auth_ssh_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	Mezite__SshAccessRequest	*req;
 	struct sshauth_result		 r;
 	char				 addr[ADDRSTRLEN];
+	char				 user[AUTH_NAME_MAX + 1];
+	char				 node[AUTH_NAME_MAX + 1];
+	char				 service[AUTH_NAME_MAX + 1];
 
 	memset(&r, 0, sizeof(r));
 	if ((req = pb_unpack(&mezite__ssh_access_request__descriptor,
@@ -350,10 +353,13 @@ auth_ssh_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
 			(void)strlcpy(r.reason, "the auth store failed",
 			    sizeof(r.reason));
 		if (!r.allowed) {
+			/* The names are the client's, as it sent them. */
 			ssh_client(req->client, addr, sizeof(addr));
-			auth_audit("ssh.denied", req->user, addr, 0,
-			    "node %.64s service %.64s: %s", req->node,
-			    req->service, r.reason);
+			sshauth_quote(req->user, user, sizeof(user));
+			sshauth_quote(req->node, node, sizeof(node));
+			sshauth_quote(req->service, service, sizeof(service));
+			auth_audit("ssh.denied", user, addr, 0,
+			    "node %s service %s: %s", node, service, r.reason);
 		}
 	}
 	ssh_reply(ch, IMSG_SSH_ACCESS_REPLY, imsg_get_id(imsg), &r);

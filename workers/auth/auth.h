@@ -87,6 +87,7 @@ int	 sshauth_access(struct store *, const Mezite__SshAccessRequest *,
 int	 sshauth_event(const Mezite__AuditEvent *, time_t, struct store_event *,
 	    const char **);
 void	 sshauth_result_clear(struct sshauth_result *);
+void	 sshauth_quote(const char *, char *, size_t);
 
 /* rbac.c */
 int	 auth_name_valid(const char *);

@@ -42,9 +42,13 @@ deny(struct sshauth_result *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A name from the request as the reason may quote it: printable, short. */
-static void
-quote(const char *s, char *buf, size_t size)
+/*
+ * A name from a request as a reason or the audit may quote it: at most
+ * AUTH_NAME_MAX bytes, blanks and bytes other than printable ASCII as
+ * '?'.
+ */
+void
+sshauth_quote(const char *s, char *buf, size_t size)
 {
 	size_t	 i;
 
@@ -171,11 +175,11 @@ sshauth_access(struct store *st, const Mezite__SshAccessRequest *req,
 
 	memset(r, 0, sizeof(*r));
 	if (strcmp(req->service, "ssh") != 0) {
-		quote(req->service, q, sizeof(q));
+		sshauth_quote(req->service, q, sizeof(q));
 		deny(r, "service %s is not allowed", q);
 		return (0);
 	}
-	quote(req->node, q, sizeof(q));
+	sshauth_quote(req->node, q, sizeof(q));
 	deny(r, "access to node %s denied", q);
 	if (!auth_name_valid(req->user) || !auth_name_valid(req->node))
 		return (0);

@@ -160,7 +160,7 @@ blob_mpint_bits(struct blob *b, unsigned int *bits)
 		p++;
 		n--;
 	}
-	if (n > SSHKEY_RSA_MAX / 8 + 1)
+	if (n > SSHKEY_RSA_MAX / 8)
 		return (-1);
 	for (top = 8; top > 0 && (p[0] & (1U << (top - 1))) == 0; top--)
 		;
