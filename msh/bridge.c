@@ -75,7 +75,7 @@ bridge_nonblock(int fd, int *saved)
 
 /*
  * Bridge in and out with the session until the session ends.  0 when it
- * has ended and all it sent is written out; -1 and err on failure.
+ * has ended and all it sent is written out; -1 and errbuf on failure.
  */
 int
 bridge(struct conn *c, int in, int out, char *errbuf, size_t errlen)
@@ -93,9 +93,9 @@ bridge(struct conn *c, int in, int out, char *errbuf, size_t errlen)
 		/* Standard input into up, when it is empty. */
 		if (!up.eof && up.len == 0 && in_ready) {
 			if ((n = read(in, up.buf, sizeof(up.buf))) == -1) {
-				if (errno == EAGAIN || errno == EINTR)
-					in_ready = errno == EINTR;
-				else
+				if (errno == EAGAIN)
+					in_ready = 0;
+				else if (errno != EINTR)
 					return (bridge_fail(errbuf, errlen,
 					    "standard input", strerror(errno)));
 			} else if (n == 0)
@@ -152,9 +152,9 @@ bridge(struct conn *c, int in, int out, char *errbuf, size_t errlen)
 		if (down.len > down.off && out_ready) {
 			if ((n = write(out, down.buf + down.off,
 			    down.len - down.off)) == -1) {
-				if (errno == EAGAIN || errno == EINTR)
-					out_ready = errno == EINTR;
-				else
+				if (errno == EAGAIN)
+					out_ready = 0;
+				else if (errno != EINTR)
 					return (bridge_fail(errbuf, errlen,
 					    "standard output",
 					    strerror(errno)));

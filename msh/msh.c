@@ -767,7 +767,8 @@ cmd_ls(int argc, char *argv[])
 	const char				*proxyarg = NULL;
 	const char				*cafile = NULL;
 	char					**kv;
-	char					 name[HOSTLEN + 1], online[64];
+	char					 name[HOSTLEN + 1];
+	char					 online[64];
 	char					 labels[1024], logins[1024];
 	char					 services[1024], when[64];
 	size_t					 i, k, width = 4;

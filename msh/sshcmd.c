@@ -36,8 +36,8 @@
 #include "sshcmd.h"
 
 /* What the shell takes as it is, unquoted. */
-#define SH_SAFE		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
-			"0123456789@%+=:,./_-"
+#define SH_SAFE		"abcdefghijklmnopqrstuvwxyz" \
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-"
 /* ssh(1)'s options that take an argument (OpenSSH 9). */
 #define SSH_ARGOPTS	"BbcDEeFIiJLlmOoPpQRSWw"
 

@@ -25,7 +25,7 @@ struct jump {
 	const char	*host;		/* the proxy */
 	const char	*port;
 	const char	*user;		/* the Mezite user */
-	const char	*alias;		/* the bastion's name for ssh */
+	const char	*alias;		/* the bastion, to ssh */
 	const char	*known;		/* its known_hosts file */
 };
 
