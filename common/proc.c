@@ -129,6 +129,7 @@ static const char *const imsg_names[IMSG_MAX] = {
 	[IMSG_CTL_SHOW_SESSIONS] =	"CTL_SHOW_SESSIONS",
 	[IMSG_CTL_SESSIONS] =		"CTL_SESSIONS",
 	[IMSG_CTL_KILL_SESSION] =	"CTL_KILL_SESSION",
+	[IMSG_SSH_SESSION] =		"SSH_SESSION",
 };
 
 const char *

@@ -102,6 +102,8 @@ enum imsg_type {
 	IMSG_CTL_SHOW_SESSIONS,
 	IMSG_CTL_SESSIONS,	/* SessionList, in parts */
 	IMSG_CTL_KILL_SESSION,	/* uint64_t: the session's id */
+	/* ssh session process -> its worker */
+	IMSG_SSH_SESSION,	/* SshSession: what it is doing now */
 	IMSG_MAX
 };
 

@@ -62,20 +62,26 @@ int
 config_proc_available(enum proc_type t)
 {
 	return (t == PROC_MASTER || t == PROC_HTTPS || t == PROC_AUTH ||
-	    t == PROC_TUNNEL);
+	    t == PROC_SSH || t == PROC_TUNNEL);
 }
 
 /*
  * The auth worker's files (its database and CA keys) are in its own
- * directory of the state directory, which is also its chroot.
+ * directory of the state directory, which is also its chroot; so are
+ * the ssh worker's (its host keys).
  */
 void
-config_auth_dir(struct mezited_conf *conf)
+config_state_dirs(struct mezited_conf *conf)
 {
-	struct proc_conf	*pc = &conf->procs[PROC_AUTH];
+	struct proc_conf	*pc;
 
+	pc = &conf->procs[PROC_AUTH];
 	free(pc->chroot);
 	if (asprintf(&pc->chroot, "%s/%s", conf->state_dir, AUTH_DIR) == -1)
+		fatal("%s", __func__);
+	pc = &conf->procs[PROC_SSH];
+	free(pc->chroot);
+	if (asprintf(&pc->chroot, "%s/%s", conf->state_dir, SSH_DIR) == -1)
 		fatal("%s", __func__);
 }
 
@@ -107,6 +113,9 @@ config_new(void)
 	/* Several would each keep their own count of failed logins. */
 	conf->procs[PROC_AUTH].prefork = AUTH_PREFORK;
 	conf->procs[PROC_TUNNEL].prefork = TUNNEL_PREFORK;
+	/* One worker; its sessions are processes of their own. */
+	conf->procs[PROC_SSH].prefork = SSH_PREFORK;
+	conf->procs[PROC_SSH].max_sessions = SSH_SESSIONS;
 	conf->procs[PROC_AUTH].cert_ttl = CERT_TTL;
 	conf->procs[PROC_TUNNEL].keepalive = KEEPALIVE_INTERVAL;
 	conf->procs[PROC_TUNNEL].keepalive_timeout = KEEPALIVE_TIMEOUT;
@@ -306,11 +315,13 @@ config_worker_pb(struct mezited_conf *conf, enum proc_type type,
 	mezite__worker_config__init(wc);
 	wc->root = pc->root ? pc->root : "";
 	wc->idle_timeout = conf->idle_timeout;
-	if (type == PROC_AUTH) {
+	if (type == PROC_AUTH || type == PROC_SSH) {
 		wc->cert_ttl = pc->cert_ttl;
 		/* Chrooted there when we are root. */
 		wc->state = geteuid() == 0 ? "/" : pc->chroot;
 	}
+	if (type == PROC_SSH)
+		wc->max_sessions = pc->max_sessions;
 	if (type == PROC_TUNNEL) {
 		wc->keepalive = pc->keepalive;
 		wc->keepalive_timeout = pc->keepalive_timeout;
@@ -464,7 +475,7 @@ config_check(struct mezited_conf *conf)
 	char			 err[256];
 	int			 type, ok = 1;
 
-	config_auth_dir(conf);
+	config_state_dirs(conf);
 
 	/* Ask the kernel itself; a module may have come or gone. */
 	conf->ktls_on = 0;
@@ -524,8 +535,8 @@ config_check(struct mezited_conf *conf)
 			    conf->path, proc_name(type), pc->user);
 			ok = 0;
 		}
-		/* The supervisor makes the auth worker's directory. */
-		if (type == PROC_AUTH)
+		/* The supervisor makes these workers' directories. */
+		if (type == PROC_AUTH || type == PROC_SSH)
 			continue;
 		if (stat(pc->chroot, &st) == -1 || !S_ISDIR(st.st_mode)) {
 			log_warnx("%s: %s: chroot %s is not a directory",
@@ -561,7 +572,8 @@ config_worker_changed(enum proc_type type, struct mezited_conf *a,
 
 	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout ||
 	    pa->cert_ttl != pb->cert_ttl || pa->keepalive != pb->keepalive ||
-	    pa->keepalive_timeout != pb->keepalive_timeout)
+	    pa->keepalive_timeout != pb->keepalive_timeout ||
+	    pa->max_sessions != pb->max_sessions)
 		return (1);
 	if (type == PROC_TUNNEL) {
 		if (a->nclusters != b->nclusters)

@@ -219,8 +219,9 @@ control_accept(int fd, short event, void *arg)
 		close(s);
 		return;
 	}
+	/* The high bit is the supervisor's, for the workers' requests. */
 	do {
-		c->id = ++ctl_nextid;
+		c->id = ++ctl_nextid & ~CTL_ID_WORKER;
 	} while (c->id == 0);
 	c->uid = uid;
 	c->readonly = uid != 0 && uid != geteuid();
@@ -293,6 +294,7 @@ admin_readonly(Mezite__AdminOp op)
 	case MEZITE__ADMIN_OP__TOKEN_LIST:
 	case MEZITE__ADMIN_OP__CERT_LIST:
 	case MEZITE__ADMIN_OP__AUDIT_LIST:
+	case MEZITE__ADMIN_OP__USER_KEY_LIST:
 		return (1);
 	default:
 		return (0);
@@ -401,6 +403,35 @@ control_connect(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* The live SSH sessions; any client may see them. */
+static int
+control_sessions(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_conn	*c = ch->arg;
+
+	ch->hold = 1;
+	c->waiting = ctl_cb->sessions(c->id);
+	return (0);
+}
+
+/* End an SSH session: only for clients that may write. */
+static int
+control_kill_session(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_conn	*c = ch->arg;
+	uint64_t	 id;
+
+	if (c->readonly) {
+		control_fail(c, "permission denied: only root may end "
+		    "sessions");
+		return (0);
+	}
+	memcpy(&id, imsg->data, sizeof(id));
+	ch->hold = 1;
+	c->waiting = ctl_cb->kill(c->id, id);
+	return (0);
+}
+
 static const struct proc_msg control_msgs[] = {
 	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, control_forward },
 	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE, control_forward },
@@ -413,6 +444,9 @@ static const struct proc_msg control_msgs[] = {
 	{ IMSG_CTL_SHOW_NODES, 0, NULL, PROC_FD_NONE, control_nodes },
 	{ IMSG_CTL_CONNECT, PROC_LEN_PB, &mezite__dial_request__descriptor,
 	    PROC_FD_NONE, control_connect },
+	{ IMSG_CTL_SHOW_SESSIONS, 0, NULL, PROC_FD_NONE, control_sessions },
+	{ IMSG_CTL_KILL_SESSION, sizeof(uint64_t), NULL, PROC_FD_NONE,
+	    control_kill_session },
 };
 
 /*

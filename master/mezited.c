@@ -47,6 +47,8 @@
 #define NODES_WAIT		5	/* seconds: tunnel workers' nodes */
 #define CTL_PENDING_MAX		64	/* show nodes, connect on their way */
 #define TUNNEL_DIAL_WAIT	15	/* seconds: connect (the worker: 10) */
+#define WREQ_MAX		1024	/* workers' requests on their way */
+#define WREQ_WAIT		10	/* seconds for an auth worker's answer */
 
 struct child {
 	TAILQ_ENTRY(child)	 entry;
@@ -67,18 +69,27 @@ struct child {
 TAILQ_HEAD(children, child);
 
 /*
- * A control request that tunnel workers answer: show nodes, asked of
- * every tunnel worker and ended when all have answered or NODES_WAIT
- * has passed; or connect, asked of one tunnel worker after another
- * while they say they have no such node.
+ * A control request that other workers answer: show nodes (or show
+ * sessions), asked of every tunnel (ssh) worker and ended when all have
+ * answered or NODES_WAIT has passed; connect, asked of one tunnel
+ * worker after another while they say they have no such node; kill
+ * session, asked of every ssh worker until one has it.
+ *
+ * Or a request of an ssh worker (asker set): a login or access decision
+ * that an auth worker makes (IMSG_SSH_AUTH, IMSG_SSH_ACCESS), or a
+ * stream from a tunnel worker (IMSG_TUNNEL_DIAL).  Its peerid is ours,
+ * with CTL_ID_WORKER set so that it is no control client's; the answer
+ * goes back to the asker with its own cookie.
  */
 struct ctl_pending {
 	TAILQ_ENTRY(ctl_pending) entry;
 	uint32_t		 type;		/* IMSG_CTL_SHOW_NODES, ... */
-	uint32_t		 peerid;	/* the control client */
+	uint32_t		 peerid;	/* the control client, or ours */
 	unsigned int		 waiting;	/* show nodes: workers owing */
 	pid_t			 asked;		/* connect: the worker asked */
 	Mezite__DialRequest	*req;		/* connect */
+	struct child		*asker;		/* an ssh worker's request */
+	uint32_t		 cookie;	/* the asker's */
 	struct event		 timer;
 };
 TAILQ_HEAD(ctl_pendings, ctl_pending);
@@ -93,6 +104,7 @@ static const struct proc_peer	 supervisor_from_master;
 static const struct proc_peer	 supervisor_from_worker;
 static const struct proc_peer	 supervisor_from_auth;
 static const struct proc_peer	 supervisor_from_tunnel;
+static const struct proc_peer	 supervisor_from_ssh;
 static void		 supervisor_log(int, short, void *);
 static void		 supervisor_restart(int, short, void *);
 static void		 supervisor_shutdown(void);
@@ -113,7 +125,7 @@ static int		 listeners_bind(struct mezited_conf *);
 static void		 fd_limit_raise(struct mezited_conf *);
 static pid_t		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
 static pid_t		 ctl_admin(uint32_t, Mezite__AdminRequest *);
-static int		 auth_dir_prepare(void);
+static int		 state_dir_prepare(enum proc_type);
 static void		 master_send_revoked(struct child *);
 static void		 ctl_workers(uint32_t);
 static int		 ctl_reload(void);
@@ -124,8 +136,12 @@ static pid_t		 ctl_nodes(uint32_t);
 static pid_t		 ctl_connect(uint32_t, Mezite__DialRequest *);
 static void		 ctl_fail(uint32_t, const char *);
 static void		 ctl_pending_free(struct ctl_pending *);
-static void		 ctl_pending_gone(pid_t);
+static void		 ctl_pending_gone(struct child *);
 static int		 tunnel_dial_next(struct ctl_pending *, pid_t);
+static pid_t		 ctl_sessions(uint32_t);
+static pid_t		 ctl_kill(uint32_t, uint64_t);
+static void		 wreq_answer(struct ctl_pending *, const char *);
+static void		 ctl_pending_timeout(int, short, void *);
 
 static struct mezited_conf	*env;
 static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
@@ -148,6 +164,8 @@ static Mezite__AuthCA		*auth_ca;	/* as the auth worker sent it */
 static Mezite__Revoked		*auth_revoked;
 static struct ctl_pendings	 pendings = TAILQ_HEAD_INITIALIZER(pendings);
 static unsigned int		 npendings;
+static unsigned int		 nwreqs;	/* of them, workers' */
+static uint32_t			 wreq_nextid;
 
 static const struct control_cb ctl_cb = {
 	.forward = ctl_forward,
@@ -157,6 +175,8 @@ static const struct control_cb ctl_cb = {
 	.verbose = ctl_verbose,
 	.nodes = ctl_nodes,
 	.connect = ctl_connect,
+	.sessions = ctl_sessions,
+	.kill = ctl_kill,
 };
 
 __dead static void
@@ -251,6 +271,8 @@ main(int argc, char *argv[])
 			https(instance, user, root);
 		case PROC_AUTH:
 			auth(instance, user, root);
+		case PROC_SSH:
+			ssh(instance, user, root);
 		case PROC_TUNNEL:
 			tunnel(instance, user, root);
 		default:
@@ -443,7 +465,8 @@ child_start(struct child *c)
 
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
 	    c->instance);
-	if (c->type == PROC_AUTH && auth_dir_prepare() == -1) {
+	if ((c->type == PROC_AUTH || c->type == PROC_SSH) &&
+	    state_dir_prepare(c->type) == -1) {
 		child_backoff(c, "has no directory");
 		return;
 	}
@@ -489,7 +512,8 @@ child_start(struct child *c)
 	if (proc_chan_event(&c->chan, chan[0], c->type == PROC_MASTER ?
 	    &supervisor_from_master : c->type == PROC_AUTH ?
 	    &supervisor_from_auth : c->type == PROC_TUNNEL ?
-	    &supervisor_from_tunnel : &supervisor_from_worker, name, c,
+	    &supervisor_from_tunnel : c->type == PROC_SSH ?
+	    &supervisor_from_ssh : &supervisor_from_worker, name, c,
 	    child_closed) == -1)
 		fatal("%s: channel", name);
 	c->logfd = logs[0];
@@ -901,10 +925,13 @@ supervisor_dial_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	struct ctl_pending	*p;
 	int			 fd = imsg_get_fd(imsg);
 
+	p = ctl_pending_find(imsg_get_id(imsg) & CTL_ID_WORKER ?
+	    IMSG_TUNNEL_DIAL : IMSG_CTL_CONNECT, imsg_get_id(imsg));
 	/* The stream came, and we had no descriptor left to take it. */
 	if (imsg_get_fd_lost(imsg)) {
-		if ((p = ctl_pending_find(IMSG_CTL_CONNECT,
-		    imsg_get_id(imsg))) != NULL) {
+		if (p != NULL && p->asker != NULL)
+			wreq_answer(p, "the supervisor is out of descriptors");
+		else if (p != NULL) {
 			ctl_fail(p->peerid, "the supervisor is out of "
 			    "descriptors");
 			ctl_pending_free(p);
@@ -916,8 +943,7 @@ supervisor_dial_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 			close(fd);
 		return (-1);
 	}
-	if ((p = ctl_pending_find(IMSG_CTL_CONNECT,
-	    imsg_get_id(imsg))) == NULL) {
+	if (p == NULL) {
 		if (fd != -1)
 			close(fd);
 		return (0);
@@ -925,9 +951,208 @@ supervisor_dial_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (r->error == MEZITE__DIAL_ERROR__DIAL_NO_NODE &&
 	    tunnel_dial_next(p, c->pid) == 0)
 		return (0);
-	control_reply_fd(IMSG_CTL_CONNECT_REPLY, p->peerid, imsg->data,
-	    imsg_get_len(imsg), fd);
+	if (p->asker != NULL) {
+		if (proc_compose(&p->asker->chan, IMSG_TUNNEL_DIAL_REPLY,
+		    p->cookie, fd, imsg->data, imsg_get_len(imsg)) == -1) {
+			log_warn("%s: compose", __func__);
+			if (fd != -1)
+				close(fd);
+		}
+	} else
+		control_reply_fd(IMSG_CTL_CONNECT_REPLY, p->peerid, imsg->data,
+		    imsg_get_len(imsg), fd);
 	ctl_pending_free(p);
+	return (0);
+}
+
+/*
+ * An auth worker's decision for an ssh worker: back to the one that
+ * asked, with its cookie.
+ */
+static int
+supervisor_ssh_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_pending	*p;
+	uint32_t		 type = imsg_get_type(imsg);
+
+	if ((p = ctl_pending_find(type == IMSG_SSH_AUTH_REPLY ?
+	    IMSG_SSH_AUTH : IMSG_SSH_ACCESS, imsg_get_id(imsg))) == NULL)
+		return (0);		/* too late, or the asker is gone */
+	if (proc_compose(&p->asker->chan, type, p->cookie, -1, imsg->data,
+	    imsg_get_len(imsg)) == -1)
+		log_warn("%s: compose", __func__);
+	ctl_pending_free(p);
+	return (0);
+}
+
+/* A part of an ssh worker's sessions; its last ends its answer. */
+static int
+supervisor_sessions(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__SessionList	*sl = msg;
+	struct ctl_pending	*p;
+
+	if ((p = ctl_pending_find(IMSG_CTL_SHOW_SESSIONS,
+	    imsg_get_id(imsg))) == NULL)
+		return (0);
+	control_reply(IMSG_CTL_SESSIONS, p->peerid, imsg->data,
+	    imsg_get_len(imsg));
+	if (!sl->more && --p->waiting == 0) {
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+		ctl_pending_free(p);
+	}
+	return (0);
+}
+
+/* An ssh worker ended the session (OK), or has no such one (FAIL). */
+static int
+supervisor_killed(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ctl_pending	*p;
+
+	if ((p = ctl_pending_find(IMSG_CTL_KILL_SESSION,
+	    imsg_get_id(imsg))) == NULL)
+		return (0);
+	if (imsg_get_type(imsg) == IMSG_CTL_OK) {
+		control_reply(IMSG_CTL_OK, p->peerid, NULL, 0);
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+		ctl_pending_free(p);
+	} else if (--p->waiting == 0) {
+		ctl_fail(p->peerid, "no such session");
+		ctl_pending_free(p);
+	}
+	return (0);
+}
+
+static struct child *
+auth_running(void)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->type == PROC_AUTH && c->pid != 0 && !c->retired &&
+		    !c->chan.dead)
+			return (c);
+	return (NULL);
+}
+
+/*
+ * A request of an ssh worker's that another worker answers.  The
+ * supervisor only routes it: the ssh worker has put in what its
+ * session proved, and the answer is the other worker's.
+ */
+static struct ctl_pending *
+wreq_new(struct child *asker, uint32_t type, uint32_t cookie)
+{
+	struct ctl_pending	*p;
+
+	if (nwreqs >= WREQ_MAX || (p = calloc(1, sizeof(*p))) == NULL) {
+		log_warnx("%s: %s's request dropped: %u on their way",
+		    __func__, asker->chan.name, nwreqs);
+		return (NULL);
+	}
+	p->type = type;
+	p->asker = asker;
+	p->cookie = cookie;
+	do {
+		p->peerid = ++wreq_nextid | CTL_ID_WORKER;
+	} while (ctl_pending_find(type, p->peerid) != NULL);
+	evtimer_set(&p->timer, ctl_pending_timeout, p);
+	TAILQ_INSERT_TAIL(&pendings, p, entry);
+	npendings++;
+	nwreqs++;
+	return (p);
+}
+
+/* The request will not be answered: say no, and why, to its asker. */
+static void
+wreq_answer(struct ctl_pending *p, const char *why)
+{
+	Mezite__SshReply	 sr = MEZITE__SSH_REPLY__INIT;
+	Mezite__DialReply	 dr = MEZITE__DIAL_REPLY__INIT;
+	int			 rv;
+
+	if (p->type == IMSG_TUNNEL_DIAL) {
+		dr.error = MEZITE__DIAL_ERROR__DIAL_UNAVAILABLE;
+		dr.message = (char *)why;
+		rv = proc_compose_pb(&p->asker->chan, IMSG_TUNNEL_DIAL_REPLY,
+		    p->cookie, -1, &dr.base);
+	} else {
+		sr.reason = (char *)why;
+		rv = proc_compose_pb(&p->asker->chan, p->type == IMSG_SSH_AUTH ?
+		    IMSG_SSH_AUTH_REPLY : IMSG_SSH_ACCESS_REPLY, p->cookie, -1,
+		    &sr.base);
+	}
+	if (rv == -1)
+		log_warn("%s: compose", __func__);
+	ctl_pending_free(p);
+}
+
+/* A login or an access decision: an auth worker's to make. */
+static int
+supervisor_ssh_ask(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct timeval		 tv = { WREQ_WAIT, 0 };
+	struct ctl_pending	*p;
+	struct child		*a;
+
+	if ((p = wreq_new(ch->arg, imsg_get_type(imsg),
+	    imsg_get_id(imsg))) == NULL)
+		return (0);	/* the session's own timeout ends it */
+	if ((a = auth_running()) == NULL) {
+		wreq_answer(p, "no auth worker is running");
+		return (0);
+	}
+	if (proc_compose(&a->chan, p->type, p->peerid, -1, imsg->data,
+	    imsg_get_len(imsg)) == -1) {
+		log_warn("%s: compose", __func__);
+		wreq_answer(p, "the auth worker cannot be asked");
+		return (0);
+	}
+	p->asked = a->pid;
+	evtimer_add(&p->timer, &tv);
+	return (0);
+}
+
+/* A stream to a node: a tunnel worker's, as for mezctl connect. */
+static int
+supervisor_ssh_dial(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct timeval		 tv = { TUNNEL_DIAL_WAIT, 0 };
+	struct ctl_pending	*p;
+
+	if ((p = wreq_new(ch->arg, IMSG_TUNNEL_DIAL,
+	    imsg_get_id(imsg))) == NULL)
+		return (0);
+	if ((p->req = mezite__dial_request__unpack(NULL, imsg_get_len(imsg),
+	    imsg->data)) == NULL) {
+		wreq_answer(p, "out of memory");
+		return (0);
+	}
+	if (tunnel_dial_next(p, 0) == -1) {
+		wreq_answer(p, "no tunnel worker is running");
+		return (0);
+	}
+	evtimer_add(&p->timer, &tv);
+	return (0);
+}
+
+/*
+ * An ssh worker's audit event, for an auth worker to store.  With none
+ * running, the log keeps it.
+ */
+static int
+supervisor_audit(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__AuditEvent	*ev = msg;
+	struct child		*a;
+
+	if ((a = auth_running()) != NULL && proc_compose(&a->chan,
+	    IMSG_AUDIT, 0, -1, imsg->data, imsg_get_len(imsg)) == 0)
+		return (0);
+	log_info("audit (no auth worker to store it): %s %s %s %s%s%s",
+	    ev->type, ev->success ? "ok" : "failed", ev->name, ev->address,
+	    ev->detail[0] != '\0' ? ": " : "", ev->detail);
 	return (0);
 }
 
@@ -967,6 +1192,27 @@ static const struct proc_msg supervisor_auth_msgs[] = {
 	    PROC_FD_NONE, supervisor_auth_revoked },
 	{ IMSG_ADMIN_REPLY, PROC_LEN_PB, &mezite__admin_reply__descriptor,
 	    PROC_FD_NONE, supervisor_admin_reply },
+	{ IMSG_SSH_AUTH_REPLY, PROC_LEN_PB, &mezite__ssh_reply__descriptor,
+	    PROC_FD_NONE, supervisor_ssh_reply },
+	{ IMSG_SSH_ACCESS_REPLY, PROC_LEN_PB, &mezite__ssh_reply__descriptor,
+	    PROC_FD_NONE, supervisor_ssh_reply },
+};
+
+static const struct proc_msg supervisor_ssh_msgs[] = {
+	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
+	{ IMSG_SSH_AUTH, PROC_LEN_PB, &mezite__ssh_auth_request__descriptor,
+	    PROC_FD_NONE, supervisor_ssh_ask },
+	{ IMSG_SSH_ACCESS, PROC_LEN_PB,
+	    &mezite__ssh_access_request__descriptor, PROC_FD_NONE,
+	    supervisor_ssh_ask },
+	{ IMSG_TUNNEL_DIAL, PROC_LEN_PB, &mezite__dial_request__descriptor,
+	    PROC_FD_NONE, supervisor_ssh_dial },
+	{ IMSG_AUDIT, PROC_LEN_PB, &mezite__audit_event__descriptor,
+	    PROC_FD_NONE, supervisor_audit },
+	{ IMSG_CTL_SESSIONS, PROC_LEN_PB, &mezite__session_list__descriptor,
+	    PROC_FD_NONE, supervisor_sessions },
+	{ IMSG_CTL_OK, 0, NULL, PROC_FD_NONE, supervisor_killed },
+	{ IMSG_CTL_FAIL, 0, NULL, PROC_FD_NONE, supervisor_killed },
 };
 
 static const struct proc_msg supervisor_tunnel_msgs[] = {
@@ -993,6 +1239,11 @@ static const struct proc_peer supervisor_from_worker = {
 static const struct proc_peer supervisor_from_auth = {
 	"an auth worker", 0, supervisor_auth_msgs,
 	nitems(supervisor_auth_msgs), 0, SUPERVISOR_MAXSIZE, 0
+};
+
+static const struct proc_peer supervisor_from_ssh = {
+	"an ssh worker", 0, supervisor_ssh_msgs,
+	nitems(supervisor_ssh_msgs), 0, 0, 0
 };
 
 /* Streams come from tunnel workers as descriptors. */
@@ -1081,7 +1332,7 @@ child_exited(struct child *c, int status)
 	int64_t		 lived = time_now() - c->started;
 
 	control_gone(c->pid);
-	ctl_pending_gone(c->pid);
+	ctl_pending_gone(c);
 	child_close(c);
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
 	    c->instance);
@@ -1402,15 +1653,21 @@ ctl_admin(uint32_t peerid, Mezite__AdminRequest *req)
  * its user's alone (mode 0700).  The state directory above it is made
  * too, owned by root.
  */
+/*
+ * The directory of the state directory that is a worker's own and its
+ * chroot (the auth worker's store, the ssh worker's host keys): made,
+ * and its owner and mode set, before the worker starts.
+ */
 static int
-auth_dir_prepare(void)
+state_dir_prepare(enum proc_type type)
 {
-	struct proc_conf	*pc = &env->procs[PROC_AUTH];
+	struct proc_conf	*pc = &env->procs[type];
 	struct passwd		*pw = NULL;
 	struct stat		 st;
+	const char		*name = proc_name(type);
 
 	if (geteuid() == 0 && (pw = getpwnam(pc->user)) == NULL) {
-		log_warnx("auth: user %s does not exist", pc->user);
+		log_warnx("%s: user %s does not exist", name, pc->user);
 		return (-1);
 	}
 	if (mkdir(env->state_dir, 0755) == -1 && errno != EEXIST) {
@@ -1418,22 +1675,22 @@ auth_dir_prepare(void)
 		return (-1);
 	}
 	if (mkdir(pc->chroot, 0700) == -1 && errno != EEXIST) {
-		log_warn("auth: %s", pc->chroot);
+		log_warn("%s: %s", name, pc->chroot);
 		return (-1);
 	}
 	if (lstat(pc->chroot, &st) == -1) {
-		log_warn("auth: %s", pc->chroot);
+		log_warn("%s: %s", name, pc->chroot);
 		return (-1);
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		log_warnx("auth: %s is not a directory", pc->chroot);
+		log_warnx("%s: %s is not a directory", name, pc->chroot);
 		return (-1);
 	}
 	if ((pw != NULL && (st.st_uid != pw->pw_uid ||
 	    st.st_gid != pw->pw_gid) &&
 	    chown(pc->chroot, pw->pw_uid, pw->pw_gid) == -1) ||
 	    ((st.st_mode & 07777) != 0700 && chmod(pc->chroot, 0700) == -1)) {
-		log_warn("auth: %s", pc->chroot);
+		log_warn("%s: %s", name, pc->chroot);
 		return (-1);
 	}
 	return (0);
@@ -1480,30 +1737,51 @@ ctl_pending_free(struct ctl_pending *p)
 		evtimer_del(&p->timer);
 	TAILQ_REMOVE(&pendings, p, entry);
 	npendings--;
+	if (p->asker != NULL)
+		nwreqs--;
 	if (p->req != NULL)
 		mezite__dial_request__free_unpacked(p->req, NULL);
 	free(p);
 }
 
-/* A tunnel worker went away: what it was asked will not be answered. */
+/*
+ * A child went away: what it was asked will not be answered, and what
+ * it asked needs no answer.
+ */
 static void
-ctl_pending_gone(pid_t pid)
+ctl_pending_gone(struct child *c)
 {
 	struct ctl_pending	*p, *tp;
 
-	TAILQ_FOREACH_SAFE(p, &pendings, entry, tp)
-		if (p->type == IMSG_CTL_CONNECT && p->asked == pid)
+	TAILQ_FOREACH_SAFE(p, &pendings, entry, tp) {
+		if (p->asker == c)
 			ctl_pending_free(p);
+		else if (p->asker != NULL && p->asked == c->pid)
+			wreq_answer(p, c->type == PROC_AUTH ?
+			    "the auth worker went away" :
+			    "the tunnel worker went away");
+		else if (p->type == IMSG_CTL_CONNECT && p->asked == c->pid)
+			ctl_pending_free(p);
+	}
 }
 
-/* Not every tunnel worker answered show nodes in time: end it. */
+/* Not every worker answered in time: end it. */
 static void
 ctl_pending_timeout(int fd, short event, void *arg)
 {
 	struct ctl_pending	*p = arg;
 
-	if (p->type == IMSG_CTL_SHOW_NODES)
+	if (p->asker != NULL) {
+		wreq_answer(p, p->type == IMSG_TUNNEL_DIAL ?
+		    "the tunnel worker did not answer" :
+		    "the auth worker did not answer");
+		return;
+	}
+	if (p->type == IMSG_CTL_SHOW_NODES ||
+	    p->type == IMSG_CTL_SHOW_SESSIONS)
 		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+	else if (p->type == IMSG_CTL_KILL_SESSION)
+		ctl_fail(p->peerid, "the ssh worker did not answer");
 	else
 		ctl_fail(p->peerid, "the tunnel worker did not answer");
 	ctl_pending_free(p);
@@ -1593,7 +1871,8 @@ tunnel_dial_next(struct ctl_pending *p, pid_t after)
 			continue;
 		}
 		p->asked = c->pid;
-		control_waiting(p->peerid, c->pid);
+		if (p->asker == NULL)
+			control_waiting(p->peerid, c->pid);
 		return (0);
 	}
 	return (-1);
@@ -1632,4 +1911,61 @@ ctl_connect(uint32_t peerid, Mezite__DialRequest *req)
 	}
 	evtimer_add(&p->timer, &tv);
 	return (p->asked);
+}
+
+static int
+ssh_running(struct child *c)
+{
+	return (c->type == PROC_SSH && c->pid != 0 && !c->retired &&
+	    !c->chan.dead);
+}
+
+/*
+ * show sessions, kill session: asked of every ssh worker; the answers
+ * are counted in waiting.
+ */
+static pid_t
+ctl_ssh_ask(uint32_t type, uint32_t peerid, const void *data, size_t len)
+{
+	struct timeval		 tv = { NODES_WAIT, 0 };
+	struct ctl_pending	*p;
+	struct child		*c;
+	pid_t			 first = 0;
+
+	if ((p = ctl_pending_new(type, peerid)) == NULL)
+		return (0);
+	TAILQ_FOREACH(c, &children, entry) {
+		if (!ssh_running(c))
+			continue;
+		if (proc_compose(&c->chan, type, peerid, -1, data, len) ==
+		    -1) {
+			log_warn("%s: compose", __func__);
+			continue;
+		}
+		p->waiting++;
+		if (first == 0)
+			first = c->pid;
+	}
+	if (p->waiting == 0) {
+		if (type == IMSG_CTL_SHOW_SESSIONS)
+			control_reply(IMSG_CTL_END, peerid, NULL, 0);
+		else
+			ctl_fail(peerid, "no such session");
+		ctl_pending_free(p);
+		return (0);
+	}
+	evtimer_add(&p->timer, &tv);
+	return (first);
+}
+
+static pid_t
+ctl_sessions(uint32_t peerid)
+{
+	return (ctl_ssh_ask(IMSG_CTL_SHOW_SESSIONS, peerid, NULL, 0));
+}
+
+static pid_t
+ctl_kill(uint32_t peerid, uint64_t id)
+{
+	return (ctl_ssh_ask(IMSG_CTL_KILL_SESSION, peerid, &id, sizeof(id)));
 }

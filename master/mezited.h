@@ -58,6 +58,11 @@
 #define KEEPALIVE_MAX		3600
 #define KEEPALIVE_TIMEOUT_MAX	(3 * KEEPALIVE_MAX)
 #define REVOKED_MAX		4096		/* unexpired revoked serials */
+/* The ssh worker: see mezited.conf(5). */
+#define SSH_PREFORK		1
+#define SSH_DIR			"ssh"		/* in the state directory */
+#define SSH_SESSIONS		256		/* session processes, per worker */
+#define SSH_SESSIONS_LIMIT	16384
 
 /*
  * The tunnel worker: one, since the registry of nodes lives in one
@@ -120,6 +125,7 @@ struct proc_conf {
 	unsigned int		 cert_ttl;	/* auth: seconds */
 	unsigned int		 keepalive;	/* tunnel: seconds */
 	unsigned int		 keepalive_timeout; /* tunnel: seconds */
+	unsigned int		 max_sessions;	/* ssh */
 };
 
 enum ktls_mode {
@@ -191,7 +197,7 @@ void			 config_free(struct mezited_conf *);
 int			 config_load_pem(const char *, int, uint8_t **,
 			    size_t *, char *, size_t);
 void			 config_builtin_routes(struct mezited_conf *);
-void			 config_auth_dir(struct mezited_conf *);
+void			 config_state_dirs(struct mezited_conf *);
 int			 config_proc_available(enum proc_type);
 int			 config_check(struct mezited_conf *);
 void			 config_master_pb(struct mezited_conf *, int64_t,
@@ -221,6 +227,7 @@ size_t			 route_alpn_list(const struct route_rule *, size_t,
 __dead void		 master(const char *, const char *);
 __dead void		 https(unsigned int, const char *, const char *);
 __dead void		 auth(unsigned int, const char *, const char *);
+__dead void		 ssh(unsigned int, const char *, const char *);
 __dead void		 tunnel(unsigned int, const char *, const char *);
 
 
@@ -229,6 +236,9 @@ struct tls		*master_tls_build(const Mezite__MasterConfig *,
 			    Mezite__Keypair **, size_t, char *, size_t);
 
 /* control.c: the control socket, served by the supervisor */
+/* Control clients' ids never have it; workers' requests always do. */
+#define CTL_ID_WORKER		0x80000000U
+
 struct control_cb {
 	/* Pass a request on; the pid of the process to answer, or 0. */
 	pid_t	(*forward)(uint32_t, uint32_t, const void *, size_t);
@@ -239,6 +249,9 @@ struct control_cb {
 	/* Tunnel workers' requests: the pid of one asked, or 0. */
 	pid_t	(*nodes)(uint32_t);
 	pid_t	(*connect)(uint32_t, Mezite__DialRequest *);
+	/* ssh workers' requests: the pid of one asked, or 0. */
+	pid_t	(*sessions)(uint32_t);
+	pid_t	(*kill)(uint32_t, uint64_t);
 };
 int			 control_init(const char *, const char *);
 void			 control_listen(const struct control_cb *);

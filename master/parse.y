@@ -131,6 +131,7 @@ static int64_t		 duration_value(const char *, const char *, int64_t,
 			    int64_t);
 static int		 auth_only(const char *);
 static int		 tunnel_only(const char *);
+static int		 ssh_only(const char *);
 static const char	*size_text(int64_t, char *, size_t);
 static void		 status_allow(const char *);
 static void		 set_path(char **, const char *, const char *);
@@ -170,7 +171,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %token	KEEPALIVE KEYPAIR
 %token	AUTO KTLS NO YES
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
-%token	SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TRUSTED TTL USER
+%token	SESSIONS SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TRUSTED TTL USER
 %token	VERBOSE WORKER
 %token	ERROR
 %token	<v.string>	STRING
@@ -334,6 +335,11 @@ procopt		: USER STRING			{ proc_user($2); }
 			    BODY_MEMORY_MAX)) != -1)
 				conf->procs[cur_type].body_memory = n;
 		}
+		| MAX SESSIONS NUMBER		{
+			if (ssh_only("max sessions") &&
+			    in_range("max sessions", $3, 1, SSH_SESSIONS_LIMIT))
+				conf->procs[cur_type].max_sessions = $3;
+		}
 		| MAX STREAMS NUMBER		{
 			if (https_only("max streams") &&
 			    in_range("max streams", $3, 1, MAX_STREAMS_LIMIT))
@@ -440,6 +446,7 @@ static const struct keyword {
 	{ "protocols",		PROTOCOLS },
 	{ "root",		ROOT },
 	{ "route",		ROUTE },
+	{ "sessions",		SESSIONS },
 	{ "sni",		SNI },
 	{ "socket",		SOCKET },
 	{ "state",		STATE },
@@ -1485,9 +1492,9 @@ proc_chroot(const char *path)
 {
 	if (cur_type == -1)
 		return;
-	if (cur_type == PROC_AUTH) {
-		parse_error("chroot: the auth worker's is its directory in "
-		    "the state directory");
+	if (cur_type == PROC_AUTH || cur_type == PROC_SSH) {
+		parse_error("chroot: the %s worker's is its directory in "
+		    "the state directory", proc_name(cur_type));
 		return;
 	}
 	set_path(&conf->procs[cur_type].chroot, "chroot", path);
@@ -1532,6 +1539,19 @@ auth_only(const char *what)
 		return (0);
 	if (cur_type != PROC_AUTH) {
 		parse_error("%s: only for the auth worker", what);
+		return (0);
+	}
+	return (1);
+}
+
+/* Whether the block is the ssh worker's; if not, say so. */
+static int
+ssh_only(const char *what)
+{
+	if (cur_type == -1)
+		return (0);
+	if (cur_type != PROC_SSH) {
+		parse_error("%s: only for the ssh worker", what);
 		return (0);
 	}
 	return (1);

@@ -122,8 +122,8 @@ print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 		fprintf(f, "\tprefork %d\n", pc->prefork);
 	fprintf(f, "\tuser ");
 	print_string(f, pc->user);
-	/* The auth worker's is its directory in the state directory. */
-	if (type != PROC_AUTH) {
+	/* The auth and ssh workers' are their directories of the state. */
+	if (type != PROC_AUTH && type != PROC_SSH) {
 		fprintf(f, "\n\tchroot ");
 		print_string(f, pc->chroot);
 	}
@@ -136,6 +136,8 @@ print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 		print_https(f, pc);
 	if (type == PROC_AUTH)
 		print_duration(f, "\tcertificate ttl", pc->cert_ttl);
+	if (type == PROC_SSH)
+		fprintf(f, "\tmax sessions %u\n", pc->max_sessions);
 	if (type == PROC_TUNNEL) {
 		print_duration(f, "\tkeepalive", pc->keepalive);
 		print_duration(f, "\tkeepalive timeout", pc->keepalive_timeout);

@@ -1,6 +1,6 @@
 /*
- * mezctl's commands for the auth worker's store: users, roles, join
- * tokens, issued certificates and audit events.
+ * mezctl's commands for the auth worker's store: users and their SSH
+ * keys, roles, join tokens, issued certificates and audit events.
  *
  * Each command is one AdminRequest on the control socket.  The
  * supervisor checks who asks (only root and the daemon's user change
@@ -14,6 +14,7 @@
 #include <err.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <readpassphrase.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@
 #define SERIAL_MAX	40	/* hex digits: 20 octets (RFC 5280) */
 #define TIME_LEN	20	/* "YYYY-MM-DD HH:MM:SS" */
 #define COLUMNS_MAX	8
+#define KEY_LINE_MAX	8192	/* bytes: the most the auth worker takes */
+#define KEYS_MAX	32	/* in a file: the most a user may have */
 
 /* Rows of text, printed in aligned columns. */
 struct table {
@@ -58,6 +61,9 @@ static const struct {
 	{ SHOW_CERTS,	MEZITE__ADMIN_OP__CERT_LIST },
 	{ CERT_REVOKE,	MEZITE__ADMIN_OP__CERT_REVOKE },
 	{ SHOW_AUDIT,	MEZITE__ADMIN_OP__AUDIT_LIST },
+	{ USER_KEY_ADD,	MEZITE__ADMIN_OP__USER_KEY_ADD },
+	{ USER_KEY_DEL,	MEZITE__ADMIN_OP__USER_KEY_DEL },
+	{ USER_KEY_LIST, MEZITE__ADMIN_OP__USER_KEY_LIST },
 };
 
 static void	 password_get(const char *, int, char *, size_t);
@@ -70,6 +76,8 @@ static void	 show_tokens(const Mezite__AdminReply *, int);
 static void	 show_token_created(const Mezite__AdminReply *, int);
 static void	 show_certs(const Mezite__AdminReply *, int);
 static void	 show_events(const Mezite__AdminReply *, int);
+static void	 show_keys(const Mezite__AdminReply *, int);
+static void	 json_key(struct sbuf *, const Mezite__AdminKey *);
 static void	 json_strv(struct sbuf *, char **, size_t);
 static void	 json_token(struct sbuf *, const Mezite__AdminToken *, int);
 static void	 json_print(struct sbuf *);
@@ -125,6 +133,7 @@ admin_send(struct imsgbuf *ibuf, const struct parse_result *res, int pwfd)
 	req.ttl = res->ttl;
 	req.node = res->node != NULL ? res->node : "";
 	req.limit = res->limit;
+	req.key = res->key != NULL ? res->key : "";
 	if (res->action == CERT_REVOKE) {
 		serial_norm(req.name, serial, sizeof(serial));
 		req.serial = serial;
@@ -337,6 +346,9 @@ admin_show(struct imsg *imsg, const struct parse_result *res, int json)
 		case SHOW_AUDIT:
 			show_events(r, json);
 			break;
+		case USER_KEY_LIST:
+			show_keys(r, json);
+			break;
 		default:
 			show_done(res);
 			break;
@@ -375,6 +387,9 @@ show_done(const struct parse_result *res)
 		break;
 	case TOKEN_REVOKE:
 		printf("token %s revoked\n", res->name);
+		break;
+	case USER_KEY_DEL:
+		printf("key of user %s deleted\n", res->name);
 		break;
 	case CERT_REVOKE:
 		serial_norm(res->name, serial, sizeof(serial));
@@ -647,6 +662,245 @@ show_events(const Mezite__AdminReply *r, int json)
 		table_row(&t, row);
 	}
 	table_print(&t);
+}
+
+static void
+show_keys(const Mezite__AdminReply *r, int json)
+{
+	const Mezite__AdminKey	*k;
+	struct table		 t;
+	struct sbuf		 sb = { 0 };
+	char			 added[TIME_LEN];
+	const char		*row[5];
+	size_t			 i;
+
+	if (json) {
+		sbuf_puts(&sb, "[");
+		for (i = 0; i < r->n_keys; i++) {
+			if (i > 0)
+				sbuf_puts(&sb, ",");
+			json_key(&sb, r->keys[i]);
+		}
+		sbuf_puts(&sb, "]");
+		json_print(&sb);
+		return;
+	}
+	table_init(&t, 5);
+	row[0] = "USER";
+	row[1] = "TYPE";
+	row[2] = "FINGERPRINT";
+	row[3] = "ADDED";
+	row[4] = "COMMENT";
+	table_row(&t, row);
+	for (i = 0; i < r->n_keys; i++) {
+		k = r->keys[i];
+		row[0] = k->user;
+		row[1] = k->type;
+		row[2] = k->fingerprint;
+		row[3] = fmt_time(k->added, added, sizeof(added));
+		row[4] = k->comment[0] != '\0' ? k->comment : "-";
+		table_row(&t, row);
+	}
+	table_print(&t);
+}
+
+static void
+json_key(struct sbuf *sb, const Mezite__AdminKey *k)
+{
+	sbuf_puts(sb, "{\"user\":");
+	sbuf_json(sb, k->user);
+	sbuf_puts(sb, ",\"type\":");
+	sbuf_json(sb, k->type);
+	sbuf_puts(sb, ",\"fingerprint\":");
+	sbuf_json(sb, k->fingerprint);
+	sbuf_puts(sb, ",\"comment\":");
+	sbuf_json(sb, k->comment);
+	sbuf_printf(sb, ",\"added\":%" PRId64 "}", k->added);
+}
+
+/*
+ * The next message on the control socket, waiting at most
+ * REPLY_TIMEOUT for it.
+ */
+static void
+reply_next(struct imsgbuf *ibuf, struct imsg *imsg)
+{
+	struct pollfd	 pfd;
+	ssize_t		 n;
+
+	for (;;) {
+		if ((n = imsg_get(ibuf, imsg)) == -1)
+			errx(1, "malformed reply");
+		if (n > 0)
+			return;
+		pfd.fd = ibuf->fd;
+		pfd.events = POLLIN;
+		switch (poll(&pfd, 1, REPLY_TIMEOUT)) {
+		case -1:
+			if (errno == EINTR)
+				continue;
+			err(1, "poll");
+		case 0:
+			errx(1, "no reply from mezited");
+		}
+		if ((n = imsgbuf_read(ibuf)) == -1)
+			err(1, "read");
+		if (n == 0)
+			errx(1, "mezited closed the connection");
+	}
+}
+
+/*
+ * Add one key, the line'th of file: 0 if it was, 1 if the auth worker
+ * refused it, -1 if the request failed (permission denied, no auth
+ * worker): no other key would fare better.
+ */
+static int
+key_add(struct imsgbuf *ibuf, const struct parse_result *res, char *line,
+    const char *file, unsigned long lineno, struct sbuf *js)
+{
+	Mezite__AdminRequest	 req = MEZITE__ADMIN_REQUEST__INIT;
+	Mezite__AdminReply	*r = NULL;
+	Mezite__CtlError	*e;
+	struct imsg		 imsg;
+	char			*msg;
+	int			 rv = 0, done = 0;
+
+	req.op = MEZITE__ADMIN_OP__USER_KEY_ADD;
+	req.name = res->name;
+	req.key = line;
+	if (pb_compose(ibuf, IMSG_CTL_ADMIN, 0, -1, &req.base) == -1)
+		err(1, "compose");
+	if (imsgbuf_flush(ibuf) == -1)
+		err(1, "write");
+	while (!done) {
+		reply_next(ibuf, &imsg);
+		switch (imsg_get_type(&imsg)) {
+		case IMSG_CTL_ADMIN_REPLY:
+			pb_free(r);
+			if ((r = pb_unpack(&mezite__admin_reply__descriptor,
+			    &imsg)) == NULL)
+				errx(1, "malformed reply");
+			break;
+		case IMSG_CTL_END:
+			done = 1;
+			break;
+		case IMSG_CTL_FAIL:
+			if ((e = pb_unpack(&mezite__ctl_error__descriptor,
+			    &imsg)) == NULL)
+				errx(1, "malformed reply");
+			msg = vis_dup(e->message);
+			warnx("%s", msg);
+			free(msg);
+			pb_free(e);
+			rv = -1;
+			done = 1;
+			break;
+		default:
+			errx(1, "unexpected reply %u", imsg_get_type(&imsg));
+		}
+		imsg_free(&imsg);
+	}
+	if (rv == 0 && r == NULL)
+		errx(1, "malformed reply");
+	if (rv == 0 && r->error[0] != '\0') {
+		msg = vis_dup(r->error);
+		warnx("%s:%lu: %s", file, lineno, msg);
+		free(msg);
+		rv = 1;
+	} else if (rv == 0) {
+		if (r->n_keys != 1)
+			errx(1, "malformed reply");
+		if (js != NULL) {
+			sbuf_puts(js, js->len > 1 ? "," : "");
+			json_key(js, r->keys[0]);
+		} else {
+			msg = vis_dup(r->keys[0]->fingerprint);
+			printf("user %s: key %s added\n", res->name, msg);
+			free(msg);
+		}
+	}
+	pb_free(r);
+	return (rv);
+}
+
+/*
+ * user key add USER FILE: each line of the file that is neither empty
+ * nor a comment is a key, added in turn.  A key refused is reported
+ * with its file and line, and the others are still added; the exit
+ * status says whether any was refused.
+ */
+int
+admin_keys_add(struct imsgbuf *ibuf, const struct parse_result *res,
+    int json)
+{
+	struct sbuf	 js = { 0 };
+	FILE		*f;
+	const char	*file;
+	char		*line = NULL, *p;
+	size_t		 cap = 0;
+	ssize_t		 len;
+	unsigned long	 lineno = 0;
+	int		 nkeys = 0, failed = 0, rv;
+
+	if (strcmp(res->key, "-") == 0) {
+		f = stdin;
+		file = "(stdin)";
+	} else {
+		if ((f = fopen(res->key, "r")) == NULL)
+			err(1, "%s", res->key);
+		file = res->key;
+	}
+	if (json)
+		sbuf_puts(&js, "[");
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' ||
+		    line[len - 1] == '\r'))
+			line[--len] = '\0';
+		p = line + strspn(line, " \t");
+		if (*p == '\0' || *p == '#')
+			continue;
+		if ((size_t)len != strlen(line)) {
+			warnx("%s:%lu: the line holds a NUL byte", file,
+			    lineno);
+			failed = 1;
+			continue;
+		}
+		if (len > KEY_LINE_MAX) {
+			warnx("%s:%lu: the line is longer than %d bytes", file,
+			    lineno, KEY_LINE_MAX);
+			failed = 1;
+			continue;
+		}
+		if (++nkeys > KEYS_MAX) {
+			warnx("%s:%lu: more than %d keys, the most a user "
+			    "may have", file, lineno, KEYS_MAX);
+			failed = 1;
+			break;
+		}
+		if ((rv = key_add(ibuf, res, p, file, lineno,
+		    json ? &js : NULL)) == -1) {
+			failed = 1;
+			break;
+		}
+		if (rv == 1)
+			failed = 1;
+	}
+	if (ferror(f))
+		err(1, "%s", file);
+	free(line);
+	if (f != stdin)
+		(void)fclose(f);
+	if (nkeys == 0 && !failed) {
+		warnx("%s: no key in it", file);
+		failed = 1;
+	}
+	if (json) {
+		sbuf_puts(&js, "]");
+		json_print(&js);
+	}
+	return (failed);
 }
 
 static void

@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define CONTROL_SOCKET	"/var/run/mezited.sock"
-#define REPLY_TIMEOUT	10000		/* ms */
 #define CONNECT_TIMEOUT	20000		/* ms: the tunnel worker waits 10 s */
 
 __dead static void	 usage(void);
@@ -106,11 +105,20 @@ main(int argc, char *argv[])
 	if (res->action == CONNECT)
 		imsgbuf_allow_fdpass(&ibuf);
 
+	/* A file of keys: a request per key, each answered in turn. */
+	if (res->action == USER_KEY_ADD) {
+		rc = admin_keys_add(&ibuf, res, json);
+		imsgbuf_clear(&ibuf);
+		close(fd);
+		return (rc);
+	}
 	if (admin_op(res->action) != MEZITE__ADMIN_OP__ADMIN_NONE)
 		admin_send(&ibuf, res, pwfd);
 	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS ||
 	    res->action == CONNECT)
 		nodes_send(&ibuf, res);
+	else if (res->action == SHOW_SESSIONS || res->action == KILL_SESSION)
+		sessions_send(&ibuf, res);
 	else
 		ctl_send(&ibuf, res->action);
 	if (imsgbuf_flush(&ibuf) == -1) {
@@ -122,10 +130,12 @@ main(int argc, char *argv[])
 
 	if (json && (res->action == SHOW_WORKERS ||
 	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
-	    res->action == SHOW_CLUSTERS))
+	    res->action == SHOW_CLUSTERS || res->action == SHOW_SESSIONS))
 		printf("[");
 	else if (res->action == SHOW_NODES || res->action == SHOW_CLUSTERS)
 		nodes_header();
+	else if (res->action == SHOW_SESSIONS)
+		sessions_header();
 	else if (res->action == SHOW_WORKERS)
 		printf("%-12s %7s %8s %8s %-6s  %s\n", "PROCESS", "PID", "UP",
 		    "RESTARTS", "PAIRED", "STATE");
@@ -173,7 +183,7 @@ main(int argc, char *argv[])
 	}
 	if (json && rc == 0 && (res->action == SHOW_WORKERS ||
 	    res->action == SHOW_CONNECTIONS || res->action == SHOW_NODES ||
-	    res->action == SHOW_CLUSTERS))
+	    res->action == SHOW_CLUSTERS || res->action == SHOW_SESSIONS))
 		printf("]\n");
 	imsgbuf_clear(&ibuf);
 	close(fd);
@@ -235,6 +245,10 @@ show(struct imsg *imsg, const struct parse_result *res)
 		else if (action == LOG_VERBOSE || action == LOG_BRIEF)
 			printf("logging changed to %s\n",
 			    action == LOG_VERBOSE ? "verbose" : "brief");
+		else if (action == KILL_SESSION) {
+			printf("session %" PRIu64 " ended\n", res->session);
+			return (0);	/* the end follows */
+		}
 		return (1);
 	case IMSG_CTL_FAIL:
 		if ((e = pb_unpack(&mezite__ctl_error__descriptor,
@@ -250,6 +264,10 @@ show(struct imsg *imsg, const struct parse_result *res)
 			errx(1, "unexpected reply");
 		return (nodes_show(imsg, action == SHOW_NODES ? "node" :
 		    "cluster", json, &nitems));
+	case IMSG_CTL_SESSIONS:
+		if (action != SHOW_SESSIONS)
+			errx(1, "unexpected reply");
+		return (sessions_show(imsg, json, &nitems));
 	case IMSG_CTL_CONNECT_REPLY:
 		if (action != CONNECT)
 			errx(1, "unexpected reply");

@@ -9,6 +9,7 @@
  * ambiguous.
  */
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,10 @@ enum token_type {
 	LABEL,		/* "key=pattern", added to the list */
 	NODE,		/* a node's name */
 	SERVICE,	/* a node's service */
+	KEYARG,		/* user key: a file, or a key, or a fingerprint */
 	DURATION,	/* seconds, or a number and a unit */
 	LIMIT,		/* a number of entries */
+	SESSION,	/* a session's id */
 };
 
 struct token {
@@ -50,6 +53,12 @@ static const struct token t_user_add[];
 static const struct token t_user_add_opt[];
 static const struct token t_user_roles[];
 static const struct token t_username[];
+static const struct token t_user_key[];
+static const struct token t_key_add[];
+static const struct token t_key_file[];
+static const struct token t_key_del[];
+static const struct token t_key_del_key[];
+static const struct token t_key_list[];
 static const struct token t_role_first[];
 static const struct token t_roles[];
 static const struct token t_role[];
@@ -69,10 +78,13 @@ static const struct token t_token_ttl[];
 static const struct token t_token_id[];
 static const struct token t_connect[];
 static const struct token t_connect_service[];
+static const struct token t_kill[];
+static const struct token t_session_id[];
 
 static const struct token t_main[] = {
 	{ KEYWORD,	"cert",		NONE,		t_cert },
 	{ KEYWORD,	"connect",	CONNECT,	t_connect },
+	{ KEYWORD,	"kill",		NONE,		t_kill },
 	{ KEYWORD,	"log",		NONE,		t_log },
 	{ KEYWORD,	"reload",	RELOAD,		NULL },
 	{ KEYWORD,	"role",		NONE,		t_role },
@@ -89,8 +101,19 @@ static const struct token t_show[] = {
 	{ KEYWORD,	"clusters",	SHOW_CLUSTERS,	NULL },
 	{ KEYWORD,	"connections",	SHOW_CONNECTIONS, NULL },
 	{ KEYWORD,	"nodes",	SHOW_NODES,	NULL },
+	{ KEYWORD,	"sessions",	SHOW_SESSIONS,	NULL },
 	{ KEYWORD,	"status",	SHOW_STATUS,	NULL },
 	{ KEYWORD,	"workers",	SHOW_WORKERS,	NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_kill[] = {
+	{ KEYWORD,	"session",	KILL_SESSION,	t_session_id },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_session_id[] = {
+	{ SESSION,	"<id>",		NONE,		NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
@@ -124,6 +147,7 @@ static const struct token t_serial[] = {
 static const struct token t_user[] = {
 	{ KEYWORD,	"add",		USER_ADD,	t_user_add },
 	{ KEYWORD,	"del",		USER_DEL,	t_username },
+	{ KEYWORD,	"key",		NONE,		t_user_key },
 	{ KEYWORD,	"list",		USER_LIST,	NULL },
 	{ KEYWORD,	"passwd",	USER_PASSWD,	t_username },
 	{ KEYWORD,	"roles",	USER_ROLES,	t_user_roles },
@@ -148,6 +172,40 @@ static const struct token t_user_roles[] = {
 };
 
 static const struct token t_username[] = {
+	{ NAME,		"<user>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_user_key[] = {
+	{ KEYWORD,	"add",		USER_KEY_ADD,	t_key_add },
+	{ KEYWORD,	"del",		USER_KEY_DEL,	t_key_del },
+	{ KEYWORD,	"list",		USER_KEY_LIST,	t_key_list },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_add[] = {
+	{ NAME,		"<user>",	NONE,		t_key_file },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_file[] = {
+	{ KEYARG,	"<file>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_del[] = {
+	{ NAME,		"<user>",	NONE,		t_key_del_key },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_key_del_key[] = {
+	{ KEYARG,	"<key>",	NONE,		NULL },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+/* user key list [USER]: no user, every user's keys. */
+static const struct token t_key_list[] = {
+	{ NOTOKEN,	"",		NONE,		NULL },
 	{ NAME,		"<user>",	NONE,		NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
@@ -445,6 +503,9 @@ set_value(const struct token *t, char *word)
 	case SERVICE:
 		res.service = word;
 		break;
+	case KEYARG:
+		res.key = word;
+		break;
 	case DURATION:
 		if (res.ttl != 0) {
 			fprintf(stderr, "ttl given twice\n");
@@ -453,6 +514,14 @@ set_value(const struct token *t, char *word)
 		if (parse_duration(word, &res.ttl) == -1) {
 			fprintf(stderr, "invalid duration: %s: seconds, or a "
 			    "number followed by s, m, h or d\n", word);
+			return (-1);
+		}
+		break;
+	case SESSION:
+		res.session = strtonum(word, 1, LLONG_MAX, &errstr);
+		if (errstr != NULL) {
+			fprintf(stderr, "invalid session: %s: %s\n", word,
+			    errstr);
 			return (-1);
 		}
 		break;

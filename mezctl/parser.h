@@ -26,6 +26,9 @@ enum actions {
 	USER_LIST,
 	USER_PASSWD,
 	USER_ROLES,
+	USER_KEY_ADD,
+	USER_KEY_DEL,
+	USER_KEY_LIST,
 	ROLE_ADD,
 	ROLE_DEL,
 	ROLE_LIST,
@@ -39,6 +42,9 @@ enum actions {
 	SHOW_NODES,
 	SHOW_CLUSTERS,
 	CONNECT,
+	/* The ssh workers' sessions. */
+	SHOW_SESSIONS,
+	KILL_SESSION,
 };
 
 /* Values of a list, pointing into the command line. */
@@ -52,12 +58,15 @@ struct parse_result {
 	char		*name;		/* user, role, token id or serial */
 	char		*node;		/* token create, connect: a node */
 	char		*service;	/* connect: the node's service */
+	char		*key;		/* user key: a file, "-", a key, or a
+					   fingerprint */
 	struct parse_list roles;
 	struct parse_list logins;
 	struct parse_list nodes;	/* node name patterns */
 	struct parse_list labels;	/* "key=pattern" */
 	uint32_t	 ttl;		/* seconds; 0: not given */
 	uint32_t	 limit;		/* 0: not given */
+	uint64_t	 session;	/* kill session: its id */
 };
 
 struct parse_result	*parse(int, char *[]);

@@ -4,12 +4,17 @@
  *	msh login [-C cafile] [-F fd] [-p proxy] [user]
  *	msh logout
  *	msh status [-C cafile] [-p proxy]
+ *	msh ls [-j] [-C cafile] [-p proxy]
+ *	msh proxy [-C cafile] [-p proxy] [host port]
+ *	msh ssh [-p proxy] [ssh options] [login@]node [command]
+ *	msh config [-C cafile] [-n pattern] [-p proxy]
  */
 
 #include <sys/types.h>
 
 #include <err.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <readpassphrase.h>
@@ -18,18 +23,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <tls.h>
 #include <unistd.h>
 
 #include <protobuf-c/protobuf-c.h>
 
 #include "msh.h"
+#include "bridge.h"
 #include "rpc.h"
+#include "sshcmd.h"
 #include "auth.pb-c.h"
+
+#define EXIT_SSH	255	/* ssh(1)'s own failures, and msh proxy's */
+#define MAXPATTERNS	64	/* msh config -n */
 
 struct cmd {
 	const char	*name;
 	int		(*fn)(int, char *[]);
 };
+
+/* The user's login, as kept in the Mezite directory. */
+struct login {
+	char		*certpem;
+	size_t		 certlen;
+	char		*keypem;	/* NULL unless asked for */
+	size_t		 keylen;
+	struct certinfo	 ci;
+};
+
+/*
+ * What msh exits with when it fails: 1, or 255 for proxy and ssh, as
+ * ssh(1) does and its ProxyCommand should.  msh's own code (dialing,
+ * the checks of ~/.mezite) says errx(1, ...); exit_hook() turns that
+ * into fail_status unless the command has succeeded (done).  And the
+ * flags of standard input and output, for msh proxy to put back.
+ */
+static int	 fail_status = 1;
+static int	 done;
+static int	 stdin_flags = -1, stdout_flags = -1;
 
 __dead static void	 usage(void);
 static int		 cmd_login(int, char *[]);
@@ -43,11 +74,35 @@ static void		 password_tty(const char *, const struct proxy *,
 static void		 password_fd(const char *, char *, size_t);
 static void		 print_roles(FILE *, char **, size_t);
 static void		 login_failed(const struct rpc_status *);
+static int		 cmd_ls(int, char *[]);
+static int		 cmd_proxy(int, char *[]);
+static int		 cmd_ssh(int, char *[]);
+static int		 cmd_config(int, char *[]);
+static void		 exit_hook(void);
+static void		 fail_with(int, const char *);
+static void		 login_load(struct home *, struct login *, int);
+static void		 login_free(struct login *);
+static void		 dial_login(struct conn *, struct dial *,
+			    struct home *, const struct proxy *,
+			    const char *, const char *, const struct login *);
+static Mezite__Auth__V1__ListNodesResponse
+			*list_nodes(struct home *, const struct proxy *,
+			    const char *, const struct login *);
+static void		 print_json(const char *);
+static void		 print_list(char **, size_t, char *, size_t);
+static char		*self_path(const char *);
+static void		 jump_fill(struct jump *, struct home *,
+			    const struct proxy *, const struct login *,
+			    const char *, char *, size_t);
 
 static const struct cmd	 cmds[] = {
 	{ "login",	cmd_login },
 	{ "logout",	cmd_logout },
 	{ "status",	cmd_status },
+	{ "ls",		cmd_ls },
+	{ "proxy",	cmd_proxy },
+	{ "ssh",	cmd_ssh },
+	{ "config",	cmd_config },
 };
 
 __dead static void
@@ -56,7 +111,13 @@ usage(void)
 	fprintf(stderr,
 	    "usage: %s login [-C cafile] [-F fd] [-p host[:port]] [user]\n"
 	    "       %s logout\n"
-	    "       %s status [-C cafile] [-p host[:port]]\n",
+	    "       %s status [-C cafile] [-p host[:port]]\n"
+	    "       %s ls [-j] [-C cafile] [-p host[:port]]\n"
+	    "       %s proxy [-C cafile] [-p host[:port]] [host port]\n"
+	    "       %s ssh [-p host[:port]] [ssh-options] [login@]node "
+	    "[command ...]\n"
+	    "       %s config [-C cafile] [-n pattern] [-p host[:port]]\n",
+	    getprogname(), getprogname(), getprogname(), getprogname(),
 	    getprogname(), getprogname(), getprogname());
 	exit(1);
 }
@@ -522,4 +583,509 @@ cmd_status(int argc, char *argv[])
 	protobuf_c_message_free_unpacked(&res->base, NULL);
 	home_close(&home);
 	return (rv);
+}
+
+/* See fail_status. */
+static void
+exit_hook(void)
+{
+	if (stdin_flags != -1)
+		(void)fcntl(STDIN_FILENO, F_SETFL, stdin_flags);
+	if (stdout_flags != -1)
+		(void)fcntl(STDOUT_FILENO, F_SETFL, stdout_flags);
+	if (!done && fail_status != 1)
+		_exit(fail_status);
+}
+
+/*
+ * From now on msh fails with status, its messages named prog ("msh
+ * proxy"): err(3) says the name glibc keeps, getprogname(3) libbsd's.
+ */
+static void
+fail_with(int status, const char *prog)
+{
+	fail_status = status;
+	if (atexit(exit_hook) != 0)
+		errx(1, "atexit failed");
+#ifdef __GLIBC__
+	program_invocation_short_name = (char *)prog;
+#endif
+	setprogname(prog);
+}
+
+/*
+ * The login kept in the Mezite directory, its key too if with_key: exit
+ * if there is none, it is broken or has expired.
+ */
+static void
+login_load(struct home *h, struct login *l, int with_key)
+{
+	X509		*cert;
+	EVP_PKEY	*key;
+	char		 when[64];
+	int		 rv;
+
+	memset(l, 0, sizeof(*l));
+	if ((rv = home_open(h, 0)) == -1)
+		exit(1);
+	if (rv == 1 || (rv = home_read(h, FILE_CERT, MODE_FILE, &l->certpem,
+	    &l->certlen)) == 1)
+		errx(1, "not logged in: run msh login");
+	if (rv == -1)
+		exit(1);
+	if ((cert = cert_load(l->certpem, l->certlen)) == NULL ||
+	    cert_info(cert, &l->ci) == -1)
+		errx(1, "%s/%s is not a Mezite certificate: run msh login",
+		    h->path, FILE_CERT);
+	if (l->ci.not_after <= time(NULL))
+		errx(1, "the certificate expired at %s: run msh login",
+		    fmt_time(l->ci.not_after, when, sizeof(when)));
+	if (with_key) {
+		if ((rv = home_read(h, FILE_KEY, MODE_SECRET, &l->keypem,
+		    &l->keylen)) == 1)
+			errx(1, "%s/%s is missing: run msh login", h->path,
+			    FILE_KEY);
+		if (rv == -1)
+			exit(1);
+		if ((key = key_load(l->keypem, l->keylen)) == NULL)
+			errx(1, "%s/%s is not a private key", h->path,
+			    FILE_KEY);
+		if (!cert_matches_key(cert, key))
+			errx(1, "%s/%s is not the key of %s: run msh login",
+			    h->path, FILE_KEY, FILE_CERT);
+		EVP_PKEY_free(key);
+	}
+	X509_free(cert);
+}
+
+static void
+login_free(struct login *l)
+{
+	if (l->keypem != NULL) {
+		explicit_bzero(l->keypem, l->keylen);
+		free(l->keypem);
+	}
+	free(l->certpem);
+	certinfo_free(&l->ci);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Dial the proxy for alpn with the login's certificate. */
+static void
+dial_login(struct conn *c, struct dial *d, struct home *h,
+    const struct proxy *p, const char *alpn, const char *cafile,
+    const struct login *l)
+{
+	memset(d, 0, sizeof(*d));
+	d->proxy = p;
+	d->alpn = alpn;
+	d->cafile = cafile;
+	d->home = h;
+	d->cert = l->certpem;
+	d->certlen = l->certlen;
+	d->key = l->keypem;
+	d->keylen = l->keylen;
+	conn_dial(c, d);
+}
+
+/* The nodes the user may log in to, as the proxy says. */
+static Mezite__Auth__V1__ListNodesResponse *
+list_nodes(struct home *h, const struct proxy *p, const char *cafile,
+    const struct login *l)
+{
+	Mezite__Auth__V1__ListNodesRequest	 req;
+	Mezite__Auth__V1__ListNodesResponse	*res;
+	struct dial				 d;
+	struct conn				 conn;
+	struct rpc_status			 st;
+	struct rpc				*r;
+
+	dial_login(&conn, &d, h, p, ALPN_AUTH, cafile, l);
+	mezite__auth__v1__list_nodes_request__init(&req);
+	r = rpc_open(&conn);
+	res = (Mezite__Auth__V1__ListNodesResponse *)rpc_call(r,
+	    &mezite__auth__v1__auth__descriptor, "ListNodes", &req.base, &st);
+	rpc_close(r);
+	conn_close(&conn);
+	if (res == NULL) {
+		if (st.code == GRPC_UNAUTHENTICATED ||
+		    st.code == GRPC_PERMISSION_DENIED)
+			errx(1, "%s: %s: run msh login", p->name,
+			    st.message[0] != '\0' ? st.message :
+			    grpc_code_name(st.code));
+		errx(1, "%s: ListNodes: %s%s%s", p->name,
+		    grpc_code_name(st.code), st.message[0] != '\0' ? ": " : "",
+		    st.message);
+	}
+	return (res);
+}
+
+/* A JSON string. */
+static void
+print_json(const char *s)
+{
+	const unsigned char	*p;
+
+	putchar('"');
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* "a,b,c" of printable strings into buf, or "-". */
+static void
+print_list(char **v, size_t n, char *buf, size_t len)
+{
+	char	 one[256];
+	size_t	 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		printable(v[i], strlen(v[i]), one, sizeof(one));
+		if (i > 0)
+			(void)strlcat(buf, ",", len);
+		(void)strlcat(buf, one, len);
+	}
+	if (buf[0] == '\0')
+		(void)strlcpy(buf, "-", len);
+}
+
+static int
+cmd_ls(int argc, char *argv[])
+{
+	Mezite__Auth__V1__ListNodesResponse	*res;
+	const Mezite__Auth__V1__Node		*n;
+	struct home				 home;
+	struct proxy				 proxy;
+	struct login				 l;
+	const char				*proxyarg = NULL;
+	const char				*cafile = NULL;
+	char					**kv;
+	char					 name[HOSTLEN + 1];
+	char					 online[64];
+	char					 labels[1024], logins[1024];
+	char					 services[1024], when[64];
+	size_t					 i, k, width = 4;
+	int					 ch, json = 0;
+
+	while ((ch = getopt(argc, argv, "C:jp:")) != -1) {
+		switch (ch) {
+		case 'C':
+			cafile = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'p':
+			proxyarg = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc != optind)
+		usage();
+	cafile = ca_find(cafile);
+	login_load(&home, &l, 1);
+	proxy_find(&home, proxyarg, &proxy);
+	res = list_nodes(&home, &proxy, cafile, &l);
+	login_free(&l);
+	home_close(&home);
+
+	if (json) {
+		printf("[");
+		for (i = 0; i < res->n_nodes; i++) {
+			n = res->nodes[i];
+			printf("%s{\"name\":", i > 0 ? "," : "");
+			print_json(n->name);
+			printf(",\"online\":%s,\"since\":%lld,\"joined\":%lld,"
+			    "\"labels\":{", n->online ? "true" : "false",
+			    (long long)n->since, (long long)n->joined);
+			for (k = 0; k < n->n_labels; k++) {
+				printf("%s", k > 0 ? "," : "");
+				print_json(n->labels[k]->key);
+				printf(":");
+				print_json(n->labels[k]->value);
+			}
+			printf("},\"logins\":[");
+			for (k = 0; k < n->n_logins; k++) {
+				printf("%s", k > 0 ? "," : "");
+				print_json(n->logins[k]);
+			}
+			printf("],\"services\":[");
+			for (k = 0; k < n->n_services; k++) {
+				printf("%s", k > 0 ? "," : "");
+				print_json(n->services[k]);
+			}
+			printf("]}");
+		}
+		printf("]\n");
+	} else {
+		for (i = 0; i < res->n_nodes; i++)
+			if (strlen(res->nodes[i]->name) > width)
+				width = strlen(res->nodes[i]->name);
+		if (width > 32)
+			width = 32;
+		printf("%-*s %-26s %-20s %-16s %s\n", (int)width, "NODE",
+		    "ONLINE", "LABELS", "LOGINS", "SERVICES");
+		for (i = 0; i < res->n_nodes; i++) {
+			n = res->nodes[i];
+			printable(n->name, strlen(n->name), name,
+			    sizeof(name));
+			if (n->online)
+				(void)strlcpy(online, "yes", sizeof(online));
+			else if (n->since > 0)
+				(void)snprintf(online, sizeof(online),
+				    "since %s", fmt_time(n->since, when,
+				    sizeof(when)));
+			else
+				(void)strlcpy(online, "no", sizeof(online));
+			if ((kv = calloc(n->n_labels + 1, sizeof(*kv))) ==
+			    NULL)
+				err(1, NULL);
+			for (k = 0; k < n->n_labels; k++)
+				if (asprintf(&kv[k], "%s=%s",
+				    n->labels[k]->key,
+				    n->labels[k]->value) == -1)
+					err(1, NULL);
+			print_list(kv, n->n_labels, labels, sizeof(labels));
+			for (k = 0; k < n->n_labels; k++)
+				free(kv[k]);
+			free(kv);
+			print_list(n->logins, n->n_logins, logins,
+			    sizeof(logins));
+			print_list(n->services, n->n_services, services,
+			    sizeof(services));
+			printf("%-*s %-26s %-20s %-16s %s\n", (int)width, name,
+			    online, labels, logins, services);
+		}
+	}
+	protobuf_c_message_free_unpacked(&res->base, NULL);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		err(1, "stdout");
+	return (0);
+}
+
+static int
+cmd_proxy(int argc, char *argv[])
+{
+	struct home	 home;
+	struct proxy	 proxy;
+	struct login	 l;
+	struct dial	 d;
+	struct conn	 conn;
+	const char	*proxyarg = NULL, *cafile = NULL, *why;
+	char		 arg[PROXYLEN + 8], errbuf[512];
+	int		 ch;
+
+	fail_with(EXIT_SSH, "msh proxy");
+	while ((ch = getopt(argc, argv, "C:p:")) != -1) {
+		switch (ch) {
+		case 'C':
+			cafile = optarg;
+			break;
+		case 'p':
+			proxyarg = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 0 && argc != 2)
+		usage();
+	cafile = ca_find(cafile);
+	login_load(&home, &l, 1);
+	if (argc == 2) {
+		/* OpenSSH's %h %p: a bare host, v6 addresses unbracketed. */
+		if ((size_t)snprintf(arg, sizeof(arg), strchr(argv[0], ':') !=
+		    NULL ? "[%s]:%s" : "%s:%s", argv[0], argv[1]) >=
+		    sizeof(arg))
+			errx(1, "host name too long");
+		if ((why = proxy_parse(arg, &proxy)) != NULL)
+			errx(1, "proxy %s: %s", arg, why);
+	} else
+		proxy_find(&home, proxyarg, &proxy);
+
+	dial_login(&conn, &d, &home, &proxy, ALPN_SSH, cafile, &l);
+	login_free(&l);
+	home_close(&home);
+
+	if (bridge_nonblock(STDIN_FILENO, &stdin_flags) == -1)
+		err(1, "standard input");
+	if (bridge_nonblock(STDOUT_FILENO, &stdout_flags) == -1)
+		err(1, "standard output");
+	if (bridge(&conn, STDIN_FILENO, STDOUT_FILENO, errbuf,
+	    sizeof(errbuf)) == -1)
+		errx(1, "%s: %s", proxy.name, errbuf);
+	/* What is left of the session goes unheard: it has ended. */
+	if (conn.tls != NULL) {
+		tls_free(conn.tls);
+		conn.tls = NULL;
+	}
+	conn_close(&conn);
+	done = 1;
+	return (0);
+}
+
+/* msh's own absolute path, to run it again as a ProxyCommand. */
+static char *
+self_path(const char *argv0)
+{
+	char	 buf[PATH_MAX];
+	char	*p;
+	ssize_t	 n;
+
+	if ((n = readlink("/proc/self/exe", buf, sizeof(buf) - 1)) > 0 &&
+	    (size_t)n < sizeof(buf) - 1 && buf[0] == '/') {
+		buf[n] = '\0';
+		if ((p = strdup(buf)) == NULL)
+			err(1, NULL);
+		return (p);
+	}
+	if (strchr(argv0, '/') != NULL && (p = realpath(argv0, NULL)) !=
+	    NULL)
+		return (p);
+	errx(1, "cannot tell where msh is: run it by its path");
+}
+
+/*
+ * The bastion's jump: msh's path, the proxy, the user, the alias and
+ * the known hosts file in the Mezite directory (absolute: ssh may run
+ * elsewhere).
+ */
+static void
+jump_fill(struct jump *j, struct home *h, const struct proxy *p,
+    const struct login *l, const char *argv0, char *alias, size_t aliaslen)
+{
+	char		*dir, *known;
+	const char	*why;
+
+	memset(j, 0, sizeof(*j));
+	if ((j->ssh = getenv("MSH_SSH")) == NULL || *j->ssh == '\0')
+		j->ssh = "ssh";
+	j->msh = self_path(argv0);
+	j->host = p->host;
+	j->port = p->port;
+	j->user = l->ci.name;
+	jump_alias(p, alias, aliaslen);
+	j->alias = alias;
+	if ((dir = realpath(h->path, NULL)) == NULL)
+		err(1, "%s", h->path);
+	if (asprintf(&known, "%s/%s", dir, FILE_SSH_KNOWN) == -1)
+		err(1, NULL);
+	free(dir);
+	j->known = known;
+	if (!host_pattern_valid(j->user, 0))
+		errx(1, "user name %s: not one for ssh", j->user);
+	if ((why = jump_check(j)) != NULL)
+		errx(1, "cannot run ssh with %s", why);
+}
+
+static int
+cmd_ssh(int argc, char *argv[])
+{
+	struct home	 home;
+	struct proxy	 proxy;
+	struct login	 l;
+	struct jump	 j;
+	const char	*proxyarg, *why;
+	char		 alias[HOSTLEN + 16];
+	char		**opts, **v;
+	int		 dest, nopts;
+
+	fail_with(EXIT_SSH, "msh ssh");
+	if ((opts = calloc(argc + 1, sizeof(*opts))) == NULL)
+		err(1, NULL);
+	if ((dest = ssh_split(argc - 1, argv + 1, &proxyarg, opts, &nopts,
+	    &why)) == -1) {
+		warnx("%s", why);
+		usage();
+	}
+	login_load(&home, &l, 0);
+	proxy_find(&home, proxyarg, &proxy);
+	jump_fill(&j, &home, &proxy, &l, argv[0], alias, sizeof(alias));
+	home_close(&home);
+
+	v = ssh_argv(&j, opts, nopts, argc - 1, argv + 1, dest);
+	(void)fflush(stdout);
+	execvp(j.ssh, v);
+	err(1, "%s", j.ssh);
+}
+
+static int
+cmd_config(int argc, char *argv[])
+{
+	Mezite__Auth__V1__ListNodesResponse	*res = NULL;
+	struct home				 home;
+	struct proxy				 proxy;
+	struct login				 l;
+	struct jump				 j;
+	const char				*proxyarg = NULL;
+	const char				*cafile = NULL, *ca;
+	char					*hosts[MAXPATTERNS], **hv;
+	char					 alias[HOSTLEN + 16];
+	size_t					 nhosts = 0, i;
+	int					 ch;
+
+	while ((ch = getopt(argc, argv, "C:n:p:")) != -1) {
+		switch (ch) {
+		case 'C':
+			cafile = optarg;
+			break;
+		case 'n':
+			if (nhosts == MAXPATTERNS)
+				errx(1, "too many patterns");
+			if (!host_pattern_valid(optarg, 1))
+				errx(1, "%s: not a pattern of node names",
+				    optarg);
+			hosts[nhosts++] = optarg;
+			break;
+		case 'p':
+			proxyarg = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc != optind)
+		usage();
+	/* The ProxyCommand may run anywhere: the CA file's whole path. */
+	if ((ca = ca_find(cafile)) != NULL &&
+	    (cafile = realpath(ca, NULL)) == NULL)
+		err(1, "%s", ca);
+	login_load(&home, &l, nhosts == 0);
+	proxy_find(&home, proxyarg, &proxy);
+	jump_fill(&j, &home, &proxy, &l, argv[0], alias, sizeof(alias));
+	j.cafile = cafile;
+
+	hv = hosts;
+	if (nhosts == 0) {
+		res = list_nodes(&home, &proxy, cafile, &l);
+		if ((hv = calloc(res->n_nodes + 1, sizeof(*hv))) == NULL)
+			err(1, NULL);
+		for (i = 0; i < res->n_nodes; i++) {
+			if (host_pattern_valid(res->nodes[i]->name, 0))
+				hv[nhosts++] = res->nodes[i]->name;
+			else
+				warnx("node %zu: a name ssh_config cannot "
+				    "hold; left out", i + 1);
+		}
+	}
+	home_close(&home);
+	if (config_write(stdout, &j, hv, nhosts) == -1)
+		err(1, "stdout");
+	login_free(&l);
+	if (res != NULL) {
+		free(hv);
+		protobuf_c_message_free_unpacked(&res->base, NULL);
+	}
+	return (0);
 }

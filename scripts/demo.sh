@@ -36,6 +36,9 @@ worker auth {
 worker tunnel {
 	user \"nobody\"
 	chroot \"$demo/empty\"
+}
+worker ssh {
+	user \"nobody\"
 }"
 else
 	procs="worker https {

@@ -15,7 +15,7 @@ set -eu
 
 BUILD="build-essential pkg-config byacc libbsd-dev libtls-dev libssl-dev
 libevent-dev libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler
-libnghttp2-dev libsqlite3-dev libcrypt-dev openssl netbase curl"
+libnghttp2-dev libsqlite3-dev libcrypt-dev libssh-dev openssl netbase curl"
 
 # scripts/vm-run.sh: Debian's kernel (it has the tls module) under qemu,
 # with a busybox initramfs; the guest's network is configured with ip.
@@ -34,7 +34,7 @@ BENCH="haproxy h2o nghttp2-client python3 procps $VM"
 CHECK="check mandoc clang libclang-rt-14-dev python3-pytest psmisc
 valgrind util-linux mmdebstrap git gdb python3-grpcio python3-protobuf
 python3-h2 python3-cryptography protobuf-compiler sqlite3 openssh-server
-openssh-client tinyproxy $BENCH"
+openssh-client tinyproxy ssh-audit $BENCH"
 
 # Packages that come with a service, as package=service where the names
 # differ: the tests start their own instances, never the system's.

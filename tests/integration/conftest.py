@@ -99,6 +99,9 @@ worker tunnel {{
 	user "nobody"
 	chroot "{empty}"
 }}
+worker ssh {{
+	user "nobody"
+}}
 """
 
 
@@ -518,8 +521,15 @@ class Daemon:
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
                      self.params["prefork"] + 1 + self.auth_prefork() +
-                     self.tunnel_prefork(),
+                     self.tunnel_prefork() + self.ssh_prefork(),
                      timeout, interval=0.1, what="all workers running")
+            # and the master verifies client certificates against the
+            # auth worker's CAs, which it sends once its store is open
+            if self.auth_prefork() > 0:
+                wait_for(lambda: re.search(
+                    r"auth\.\d+: client certificates of its CAs are "
+                    r"accepted", self.log()), timeout, interval=0.1,
+                    what="the auth worker's CAs")
         except BaseException:
             print(self.log_tail())
             self.stop(check=False)
@@ -536,6 +546,12 @@ class Daemon:
         """Tunnel workers the configuration asks for: 1 unless it says."""
         with open(self.conf) as f:
             m = re.search(r"worker tunnel \{[^}]*prefork (\d+)", f.read())
+        return int(m.group(1)) if m else 1
+
+    def ssh_prefork(self):
+        """ssh workers the configuration asks for: 1 unless it says."""
+        with open(self.conf) as f:
+            m = re.search(r"worker ssh \{[^}]*prefork (\d+)", f.read())
         return int(m.group(1)) if m else 1
 
     def _alive(self):

@@ -126,8 +126,11 @@ def test_reload(fresh_daemon):
     assert d.healthz()
 
 
-def test_log_brief_and_verbose(fresh_daemon):
-    d = fresh_daemon
+def test_log_brief_and_verbose(make_daemon):
+    # Without an ssh worker, whose refused sessions mark the log.
+    d = make_daemon(edit=lambda t: t.replace(
+        'worker ssh {\n\tuser "nobody"\n}',
+        'worker ssh {\n\tprefork 0\n}'))
     debug_line = r"conn \d+: 127\.0\.0\.1:%d: alpn http/1\.1 sni localhost -> "
 
     def ssh_marker(start):

@@ -78,14 +78,17 @@ def test_s_client_without_known_alpn_lands_on_default_route(daemon, extra):
     assert me["sni"] == ""
 
 
-# The auth worker runs (test_auth.py), and the tunnel worker
-# (test_tunnel_worker.py); the ssh worker is to come.
+# Each worker type can be left out (prefork 0): its sessions are closed.
 MEZITE_IDS = [("mezite-ssh", "ssh")]
 
 
 @pytest.mark.parametrize("alpn,worker", MEZITE_IDS,
                          ids=[a for a, _ in MEZITE_IDS])
-def test_mezite_alpn_without_worker_closes_cleanly(daemon, alpn, worker):
+def test_mezite_alpn_without_worker_closes_cleanly(make_daemon, alpn,
+                                                   worker):
+    daemon = make_daemon(edit=lambda t: t.replace(
+        'worker ssh {\n\tuser "nobody"\n}',
+        'worker ssh {\n\tprefork 0\n}'))
     before = daemon.status()["connections"]["route_failures"]
     mark = daemon.log_size()
     s = tls_connect(daemon.port, alpn=[alpn, "h2"])

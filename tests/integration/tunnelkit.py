@@ -252,7 +252,9 @@ class Sshd:
                     "PermitRootLogin prohibit-password\n"
                     "PasswordAuthentication no\n"
                     "KbdInteractiveAuthentication no\nUsePAM no\n"
-                    "StrictModes no\nLogLevel ERROR\n" % (
+                    "StrictModes no\nLogLevel ERROR\n"
+                    "Subsystem sftp internal-sftp\n"
+                    "MaxStartups 200\n" % (
                         self.port, self.hostkey, self.dir, auth))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", conf],

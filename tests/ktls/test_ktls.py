@@ -205,3 +205,46 @@ def test_tunnel_worker_serves_agents_in_the_kernel(pki, htdocs, tmp_path):
         m.cleanup()
         echo.close()
         _finish(d, None)
+
+
+def test_ssh_bastion_in_the_kernel(pki, htdocs, tmp_path):
+    """The ssh worker with its session in the kernel: libssh reads and
+    writes the kTLS socket; ssh's exit status comes back and scp keeps
+    4 MiB intact both ways, with the master out of the data path."""
+    sys.path.insert(0, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "integration"))
+    from mezite_fixtures import _start, _finish
+    from test_ssh import Bastion
+
+    d = _start(pki, htdocs, extra="ktls yes\nworker tunnel {\n"
+               "\tkeepalive 1\n\tkeepalive timeout 5\n}\n")
+    b = None
+    try:
+        b = Bastion(d, pki, tmp_path)
+        r = b.ssh("alice", "db-1", "echo in the kernel; exit 5",
+                  timeout=120)
+        assert r.returncode == 5, r.stderr
+        assert r.stdout == b"in the kernel\n"
+        data = os.urandom(4 * 1024 * 1024)
+        up = tmp_path / "up.bin"
+        up.write_bytes(data)
+        argv = b.ssh_argv("alice", "db-1", "x")[1:-2]
+        remote = "/tmp/mezite-ktls-scp-%d" % os.getpid()
+        r = subprocess.run(["scp", "-q"] + argv + [str(up),
+                                                   "root@db-1:" + remote],
+                           capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        down = tmp_path / "down.bin"
+        r = subprocess.run(["scp", "-q"] + argv + ["root@db-1:" + remote,
+                                                   str(down)],
+                           capture_output=True, timeout=300)
+        os.unlink(remote)
+        assert r.returncode == 0, r.stderr
+        assert sha256_file(str(down)) == sha256_file(str(up))
+        st = d.status()
+        assert st["bytes"] == {"in": 0, "out": 0}, st
+        assert "-> ssh.0" in d.log()
+    finally:
+        if b is not None:
+            b.close()
+        _finish(d, None)

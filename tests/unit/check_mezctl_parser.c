@@ -356,6 +356,34 @@ START_TEST(durations)
 }
 END_TEST
 
+START_TEST(user_key_commands)
+{
+	struct parse_result	*res;
+
+	res = accepted("user key add alice /home/alice/.ssh/id.pub",
+	    USER_KEY_ADD);
+	ck_assert_str_eq(res->name, "alice");
+	ck_assert_str_eq(res->key, "/home/alice/.ssh/id.pub");
+	res = accepted("user key add alice -", USER_KEY_ADD);
+	ck_assert_str_eq(res->key, "-");
+	res = accepted("u k d bob SHA256:42/eZmDly61fJwU7FQEX0iJNT9Jd4sDLtV6lz"
+	    "kPjU30", USER_KEY_DEL);
+	ck_assert_str_eq(res->name, "bob");
+	ck_assert_str_eq(res->key, "SHA256:42/eZmDly61fJwU7FQEX0iJNT9Jd4sDLt"
+	    "V6lzkPjU30");
+	res = accepted("user key list", USER_KEY_LIST);
+	ck_assert_ptr_null(res->name);
+	res = accepted("user key list carol", USER_KEY_LIST);
+	ck_assert_str_eq(res->name, "carol");
+	refused("user key add alice", "missing argument");
+	refused("user key add", "missing argument");
+	refused("user key del alice", "missing argument");
+	refused("user key list a b", "superfluous argument: b");
+	refused("user key add alice f g", "superfluous argument: g");
+	refused("user key", "missing argument");
+}
+END_TEST
+
 static Suite *
 mezctl_parser_suite(void)
 {
@@ -367,6 +395,7 @@ mezctl_parser_suite(void)
 	tcase_add_test(tc, node_commands);
 	tcase_add_test(tc, user_commands);
 	tcase_add_test(tc, user_refused);
+	tcase_add_test(tc, user_key_commands);
 	tcase_add_test(tc, too_many_values);
 	tcase_add_test(tc, role_commands);
 	tcase_add_test(tc, role_refused);

@@ -1,7 +1,8 @@
 /*
  * msh's pieces without a proxy: known_proxies, the proxy's name, gRPC
  * reply framing and grpc-message, the checks on ~/.mezite and its
- * files, and what msh reads from a user certificate.
+ * files, what msh reads from a user certificate, and the ssh command
+ * lines and configuration of msh ssh and msh config.
  */
 
 #include <sys/types.h>
@@ -21,6 +22,7 @@
 
 #include "msh/msh.h"
 #include "msh/rpc.h"
+#include "msh/sshcmd.h"
 
 #define H1	"SHA256:00112233445566778899aabbccddeeff" \
 		"00112233445566778899aabbccddeeff"
@@ -541,6 +543,230 @@ START_TEST(times)
 }
 END_TEST
 
+/* What /bin/sh makes of a word: printf '%s' WORD. */
+static char *
+sh_eval(const char *word)
+{
+	char	 cmd[4096], *out;
+	FILE	*fp;
+	size_t	 n;
+
+	ck_assert_int_lt(snprintf(cmd, sizeof(cmd), "printf '%%s' %s", word),
+	    (int)sizeof(cmd));
+	ck_assert_ptr_nonnull(fp = popen(cmd, "r"));
+	ck_assert_ptr_nonnull(out = calloc(1, 4096));
+	n = fread(out, 1, 4095, fp);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(fp), 0);
+	return (out);
+}
+
+START_TEST(shell_quoting)
+{
+	const char	*words[] = { "plain", "/usr/local/bin/msh", "a b",
+			    "it's", "'", "''", "a'b'c", "\"x\"", "$HOME",
+			    "`id`", "a\\b", "100%", "*", "~", "x;y", "\t",
+			    "new\nline", "" };
+	char		*q, *back;
+	size_t		 i;
+
+	q = sh_quote("plain");
+	ck_assert_str_eq(q, "plain");
+	free(q);
+	q = sh_quote("");
+	ck_assert_str_eq(q, "''");
+	free(q);
+	q = sh_quote("it's");
+	ck_assert_str_eq(q, "'it'\\''s'");
+	free(q);
+	q = sh_quote("a b");
+	ck_assert_str_eq(q, "'a b'");
+	free(q);
+	/* Whatever the word, the shell gives it back as it was. */
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		q = sh_quote(words[i]);
+		back = sh_eval(q);
+		ck_assert_str_eq(back, words[i]);
+		free(back);
+		free(q);
+	}
+}
+END_TEST
+
+START_TEST(percent_and_config_quoting)
+{
+	char	*q;
+
+	q = pct_escape("a%b%%c");
+	ck_assert_str_eq(q, "a%%b%%%%c");
+	free(q);
+	q = pct_escape("none");
+	ck_assert_str_eq(q, "none");
+	free(q);
+	q = cfg_quote("/home/a/.mezite/ssh_known_hosts");
+	ck_assert_str_eq(q, "/home/a/.mezite/ssh_known_hosts");
+	free(q);
+	q = cfg_quote("/a b/\"c\"\\d");
+	ck_assert_str_eq(q, "\"/a b/\\\"c\\\"\\\\d\"");
+	free(q);
+}
+END_TEST
+
+START_TEST(alias_and_patterns)
+{
+	struct proxy	 p;
+	char		 a[HOSTLEN + 16];
+
+	ck_assert_ptr_null(proxy_parse("Proxy.example.com", &p));
+	jump_alias(&p, a, sizeof(a));
+	ck_assert_str_eq(a, "mezite-proxy.example.com");
+	ck_assert_ptr_null(proxy_parse("[::1]:8443", &p));
+	jump_alias(&p, a, sizeof(a));
+	ck_assert_str_eq(a, "mezite-__1-8443");
+	ck_assert(host_pattern_valid("web-1.internal", 0));
+	ck_assert(host_pattern_valid("alice@corp", 0));
+	ck_assert(!host_pattern_valid("*.internal", 0));
+	ck_assert(host_pattern_valid("*.internal", 1));
+	ck_assert(host_pattern_valid("!db?", 1));
+	ck_assert(!host_pattern_valid("a b", 1));
+	ck_assert(!host_pattern_valid("a,b", 1));
+	ck_assert(!host_pattern_valid("", 1));
+	ck_assert(!host_pattern_valid("\"x\"", 1));
+}
+END_TEST
+
+/* ssh_split() on a NULL-ended list: the destination's index. */
+static int
+split(char **argv, const char **proxy, char **opts, int *nopts,
+    const char **why)
+{
+	int	 argc;
+
+	for (argc = 0; argv[argc] != NULL; argc++)
+		;
+	return (ssh_split(argc, argv, proxy, opts, nopts, why));
+}
+
+START_TEST(ssh_options)
+{
+	char		*a1[] = { "-p", "px:8443", "-v", "-o", "Port=2222",
+			    "-i", "k", "-lroot", "web", "ls", "-l", NULL };
+	char		*a2[] = { "-vAp", "px", "-C", "web", NULL };
+	char		*a3[] = { "-ppx", "--", "-web", "cmd", NULL };
+	char		*a4[] = { "-J", "other", "web", NULL };
+	char		*a5[] = { "-v", NULL };
+	char		*a6[] = { "-v", "-o", NULL };
+	char		*a7[] = { "-vJx", "web", NULL };
+	char		*opts[16];
+	const char	*proxy, *why;
+	int		 n, d;
+
+	ck_assert_int_eq(d = split(a1, &proxy, opts, &n, &why), 8);
+	ck_assert_str_eq(proxy, "px:8443");
+	ck_assert_int_eq(n, 6);
+	ck_assert_str_eq(opts[0], "-v");
+	ck_assert_str_eq(opts[1], "-o");
+	ck_assert_str_eq(opts[2], "Port=2222");
+	ck_assert_str_eq(opts[3], "-i");
+	ck_assert_str_eq(opts[4], "k");
+	ck_assert_str_eq(opts[5], "-lroot");
+
+	/* -p in a cluster: the flags before it go on. */
+	ck_assert_int_eq(d = split(a2, &proxy, opts, &n, &why), 3);
+	ck_assert_str_eq(proxy, "px");
+	ck_assert_int_eq(n, 2);
+	ck_assert_str_eq(opts[0], "-vA");
+	ck_assert_str_eq(opts[1], "-C");
+	free(opts[0]);
+
+	/* "--" ends the options and goes on to ssh. */
+	ck_assert_int_eq(d = split(a3, &proxy, opts, &n, &why), 2);
+	ck_assert_str_eq(proxy, "px");
+	ck_assert_int_eq(n, 0);
+
+	ck_assert_int_eq(split(a4, &proxy, opts, &n, &why), -1);
+	ck_assert_ptr_nonnull(strstr(why, "-J"));
+	ck_assert_int_eq(split(a7, &proxy, opts, &n, &why), -1);
+	ck_assert_int_eq(split(a5, &proxy, opts, &n, &why), -1);
+	ck_assert_str_eq(why, "no destination");
+	ck_assert_int_eq(split(a6, &proxy, opts, &n, &why), -1);
+}
+END_TEST
+
+static const struct jump jump_test = {
+	.ssh = "ssh",
+	.msh = "/opt/my msh/msh",
+	.host = "proxy.example.com",
+	.port = "443",
+	.user = "alice",
+	.alias = "mezite-proxy.example.com",
+	.known = "/home/al's/100%/ssh_known_hosts",
+};
+
+START_TEST(ssh_command_line)
+{
+	char	*argv[] = { "-v", "root@web", "uptime", NULL };
+	char	*opts[] = { "-v" };
+	char	**v, *m;
+
+	ck_assert_ptr_null(jump_check(&jump_test));
+	m = jump_proxycmd(&jump_test);
+	ck_assert_str_eq(m, "'/opt/my msh/msh' proxy proxy.example.com 443");
+	free(m);
+
+	v = ssh_argv(&jump_test, opts, 1, 3, argv, 1);
+	ck_assert_str_eq(v[0], "ssh");
+	ck_assert_str_eq(v[1], "-o");
+	ck_assert_str_eq(v[2], "ProxyCommand=ssh"
+	    " -o 'ProxyCommand='\\''/opt/my msh/msh'\\'' proxy "
+	    "proxy.example.com 443'"
+	    " -o User=alice"
+	    " -o HostKeyAlias=mezite-proxy.example.com"
+	    " -o 'UserKnownHostsFile=\"/home/al'\\''s/100%%%%/"
+	    "ssh_known_hosts\"'"
+	    " -o StrictHostKeyChecking=accept-new"
+	    " -W %h:%p mezite-proxy.example.com");
+	ck_assert_str_eq(v[3], "-v");
+	ck_assert_str_eq(v[4], "root@web");
+	ck_assert_str_eq(v[5], "uptime");
+	ck_assert_ptr_null(v[6]);
+}
+END_TEST
+
+START_TEST(ssh_config_block)
+{
+	struct jump	 j = jump_test;
+	char		*hosts[] = { "web-1", "*.internal" };
+	char		 buf[4096];
+	FILE		*fp;
+	size_t		 n;
+
+	j.cafile = "/etc/ca.pem";
+	ck_assert_ptr_nonnull(fp = fmemopen(buf, sizeof(buf), "w"));
+	ck_assert_int_eq(config_write(fp, &j, hosts, 2), 0);
+	n = ftell(fp);
+	fclose(fp);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf,
+	    "# Mezite proxy proxy.example.com:443 as user alice, "
+	    "from msh config\n"
+	    "Host mezite-proxy.example.com\n"
+	    "\tHostName proxy.example.com\n"
+	    "\tPort 443\n"
+	    "\tUser alice\n"
+	    "\tProxyCommand '/opt/my msh/msh' proxy -C /etc/ca.pem %h %p\n"
+	    "\tHostKeyAlias mezite-proxy.example.com\n"
+	    "\tUserKnownHostsFile \"/home/al's/100%%/ssh_known_hosts\"\n"
+	    "\tStrictHostKeyChecking accept-new\n"
+	    "\n"
+	    "Host web-1 *.internal\n"
+	    "\tProxyJump mezite-proxy.example.com\n");
+
+	j.known = "/a\nb";
+	ck_assert_ptr_nonnull(jump_check(&j));
+}
+END_TEST
+
 static Suite *
 msh_suite(void)
 {
@@ -561,6 +787,12 @@ msh_suite(void)
 	tcase_add_test(tc, modes);
 	tcase_add_test(tc, cert_fields);
 	tcase_add_test(tc, times);
+	tcase_add_test(tc, shell_quoting);
+	tcase_add_test(tc, percent_and_config_quoting);
+	tcase_add_test(tc, alias_and_patterns);
+	tcase_add_test(tc, ssh_options);
+	tcase_add_test(tc, ssh_command_line);
+	tcase_add_test(tc, ssh_config_block);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(th, home_setup, home_teardown);

@@ -221,7 +221,7 @@ START_TEST(test_everything)
 	ck_assert_str_eq(conf->procs[PROC_AUTH].user, "_auth");
 	ck_assert_uint_eq(conf->procs[PROC_AUTH].cert_ttl, 86400);
 	/* Its chroot is its directory in the state directory. */
-	config_auth_dir(conf);
+	config_state_dirs(conf);
 	ck_assert_str_eq(conf->procs[PROC_AUTH].chroot,
 	    "/var/db/mezite/" AUTH_DIR);
 	ck_assert_str_eq(conf->procs[PROC_TUNNEL].chroot, "/var/empty/tunnel");

@@ -186,7 +186,7 @@ START_TEST(open_creates)
 
 	ck_assert_int_eq(stat(db, &sb), 0);
 	ck_assert(S_ISREG(sb.st_mode));
-	ck_assert_int_eq(store_schema_version(st), 1);
+	ck_assert_int_eq(store_schema_version(st), 2);
 }
 END_TEST
 
@@ -202,7 +202,7 @@ START_TEST(reopen_keeps_data)
 	ck_assert_uint_eq(u.roles.n, 1);
 	ck_assert_str_eq(u.roles.v[0], "dev");
 	store_user_clear(&u);
-	ck_assert_int_eq(store_schema_version(st), 1);
+	ck_assert_int_eq(store_schema_version(st), 2);
 }
 END_TEST
 
@@ -296,15 +296,15 @@ START_TEST(migrate_empty_file)
 	ck_assert_int_ne(fd = open(db, O_WRONLY | O_CREAT | O_EXCL, 0600), -1);
 	ck_assert_int_eq(close(fd), 0);
 	ck_assert_ptr_nonnull(st = store_open(db));
-	ck_assert_int_eq(store_schema_version(st), 1);
+	ck_assert_int_eq(store_schema_version(st), 2);
 	h = raw_open();
 	raw_text(h, "PRAGMA user_version", v, sizeof(v));
-	ck_assert_str_eq(v, "1");
+	ck_assert_str_eq(v, "2");
 	raw_text(h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
 	    " AND name IN ('users', 'user_roles', 'roles', 'role_rules',"
-	    " 'tokens', 'certs', 'nodes', 'node_labels', 'events')",
-	    v, sizeof(v));
-	ck_assert_str_eq(v, "9");
+	    " 'tokens', 'certs', 'nodes', 'node_labels', 'events',"
+	    " 'user_keys')", v, sizeof(v));
+	ck_assert_str_eq(v, "10");
 	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
 	user_add("alice", NULL);
 }
@@ -1097,6 +1097,179 @@ START_TEST(event_empty_and_long)
 }
 END_TEST
 
+/* Users' SSH keys. */
+
+/* A key of user's, its fingerprint made of seed: the store checks none. */
+static int
+key_add(const char *user, int seed, time_t added)
+{
+	struct store_key	 k;
+
+	memset(&k, 0, sizeof(k));
+	k.user = (char *)user;
+	strlcpy(k.type, "ssh-ed25519", sizeof(k.type));
+	k.blob = "AAAAC3NzaC1lZDI1NTE5AAAAIJ67CeY8Hy0OQzyj4xAhzuYzz7yrI8LKVL0"
+	    "DzphDlzyZ";
+	(void)snprintf(k.fingerprint, sizeof(k.fingerprint),
+	    "SHA256:%043d", seed);
+	k.comment = seed == 1 ? "alice@laptop" : "";
+	k.added = added;
+	return (store_key_add(st, &k));
+}
+
+static void
+fp_of(int seed, char *buf, size_t size)
+{
+	ck_assert_int_lt(snprintf(buf, size, "SHA256:%043d", seed),
+	    (int)size);
+}
+
+START_TEST(key_add_get)
+{
+	struct store_key	 k;
+	char			 fp[51];
+
+	user_add("alice", NULL);
+	ck_assert_int_eq(key_add("alice", 1, T0), 0);
+	fp_of(1, fp, sizeof(fp));
+	ck_assert_int_eq(store_key_get(st, "alice", fp, &k), 0);
+	ck_assert_str_eq(k.user, "alice");
+	ck_assert_str_eq(k.type, "ssh-ed25519");
+	ck_assert_str_eq(k.fingerprint, fp);
+	ck_assert_str_eq(k.comment, "alice@laptop");
+	ck_assert_int_eq(k.added, T0);
+	ck_assert_ptr_nonnull(strstr(k.blob, "AAAAC3"));
+	store_key_clear(&k);
+	fp_of(2, fp, sizeof(fp));
+	ck_assert_int_eq(store_key_get(st, "alice", fp, &k), STORE_NOTFOUND);
+	ck_assert_ptr_null(k.user);
+}
+END_TEST
+
+START_TEST(key_exists_notfound)
+{
+	user_add("alice", NULL);
+	user_add("bob", NULL);
+	ck_assert_int_eq(key_add("carol", 1, T0), STORE_NOTFOUND);
+	ck_assert_int_eq(key_add("alice", 1, T0), 0);
+	ck_assert_int_eq(key_add("alice", 1, T0 + 1), STORE_EXISTS);
+	/* Another user may have the same key. */
+	ck_assert_int_eq(key_add("bob", 1, T0), 0);
+	ck_assert_int_eq(key_add("", 2, T0), -1);
+}
+END_TEST
+
+START_TEST(key_limit)
+{
+	int	 i;
+
+	user_add("alice", NULL);
+	user_add("bob", NULL);
+	for (i = 0; i < STORE_KEYS_MAX; i++)
+		ck_assert_int_eq(key_add("alice", 100 + i, T0 + i), 0);
+	ck_assert_int_eq(key_add("alice", 1, T0), STORE_CONFLICT);
+	/* A duplicate is that first. */
+	ck_assert_int_eq(key_add("alice", 100, T0), STORE_EXISTS);
+	ck_assert_int_eq(key_add("bob", 1, T0), 0);
+}
+END_TEST
+
+START_TEST(key_del)
+{
+	struct store_key	*k;
+	size_t			 n;
+	char			 fp[51];
+
+	user_add("alice", NULL);
+	ck_assert_int_eq(key_add("alice", 1, T0), 0);
+	ck_assert_int_eq(key_add("alice", 2, T0), 0);
+	fp_of(1, fp, sizeof(fp));
+	ck_assert_int_eq(store_key_del(st, "bob", fp), STORE_NOTFOUND);
+	ck_assert_int_eq(store_key_del(st, "alice", fp), 0);
+	ck_assert_int_eq(store_key_del(st, "alice", fp), STORE_NOTFOUND);
+	ck_assert_int_eq(store_key_list(st, "alice", &k, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	fp_of(2, fp, sizeof(fp));
+	ck_assert_str_eq(k[0].fingerprint, fp);
+	store_key_free(k, n);
+}
+END_TEST
+
+START_TEST(key_gone_with_user)
+{
+	struct store_key	*k;
+	size_t			 n;
+
+	user_add("alice", NULL);
+	ck_assert_int_eq(key_add("alice", 1, T0), 0);
+	ck_assert_int_eq(store_user_del(st, "alice", T0), 0);
+	ck_assert_int_eq(store_key_list(st, NULL, &k, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_key_free(k, n);
+	/* A new alice does not find the old one's keys. */
+	user_add("alice", NULL);
+	ck_assert_int_eq(store_key_list(st, "alice", &k, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_key_free(k, n);
+	ck_assert_int_eq(key_add("alice", 1, T0), 0);
+}
+END_TEST
+
+START_TEST(key_list_order)
+{
+	struct store_key	*k;
+	size_t			 n;
+
+	user_add("bob", NULL);
+	user_add("alice", NULL);
+	ck_assert_int_eq(key_add("bob", 1, T0), 0);
+	ck_assert_int_eq(key_add("alice", 3, T0 + 5), 0);
+	ck_assert_int_eq(key_add("alice", 2, T0 + 1), 0);
+	ck_assert_int_eq(store_key_list(st, NULL, &k, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(k[0].user, "alice");
+	ck_assert_int_eq(k[0].added, T0 + 1);
+	ck_assert_str_eq(k[1].user, "alice");
+	ck_assert_int_eq(k[1].added, T0 + 5);
+	ck_assert_str_eq(k[2].user, "bob");
+	store_key_free(k, n);
+	ck_assert_int_eq(store_key_list(st, "bob", &k, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(k[0].user, "bob");
+	store_key_free(k, n);
+	ck_assert_int_eq(store_key_list(st, "carol", &k, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	store_key_free(k, n);
+}
+END_TEST
+
+/* A store of version 1, from before keys: migrated, its users kept. */
+START_TEST(key_migration)
+{
+	struct store_user	 u;
+	sqlite3			*h;
+	char			 v[16];
+
+	user_add("alice", "dev");
+	store_close(st);
+	st = NULL;
+	h = raw_open();
+	raw_exec(h, "DROP TABLE user_keys; PRAGMA user_version = 1");
+	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+
+	ck_assert_ptr_nonnull(st = store_open(db));
+	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_user_get(st, "alice", &u), 0);
+	ck_assert_uint_eq(u.roles.n, 1);
+	store_user_clear(&u);
+	ck_assert_int_eq(key_add("alice", 1, T0), 0);
+	h = raw_open();
+	raw_text(h, "SELECT count(*) FROM user_keys", v, sizeof(v));
+	ck_assert_str_eq(v, "1");
+	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -1135,6 +1308,17 @@ store_suite(void)
 	tcase_add_test(tc, user_del);
 	tcase_add_test(tc, user_del_revokes_certs);
 	tcase_add_test(tc, user_list_sorted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("keys");
+	tcase_add_checked_fixture(tc, store_setup, dir_teardown);
+	tcase_add_test(tc, key_add_get);
+	tcase_add_test(tc, key_exists_notfound);
+	tcase_add_test(tc, key_limit);
+	tcase_add_test(tc, key_del);
+	tcase_add_test(tc, key_gone_with_user);
+	tcase_add_test(tc, key_list_order);
+	tcase_add_test(tc, key_migration);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roles");

@@ -1,7 +1,8 @@
 /*
- * mezctl's requests about the store: users, roles, join tokens,
- * certificates and audit events.  The supervisor has already checked
- * that the client may make the request (only root changes anything).
+ * mezctl's requests about the store: users and their SSH keys, roles,
+ * join tokens, certificates and audit events.  The supervisor has
+ * already checked that the client may make the request (only root
+ * changes anything).
  * Every change is audited, naming the uid that asked.
  */
 
@@ -18,6 +19,7 @@
 #include "auth.h"
 #include "log.h"
 #include "passwd.h"
+#include "sshkey.h"
 
 #define AUDIT_DEFAULT	50	/* events listed unless told */
 #define CERTS_DEFAULT	100
@@ -31,7 +33,9 @@ static struct {
 	struct store_token	*tokens;
 	struct store_cert	*certs;
 	struct store_event	*events;
+	struct store_key	*keys;
 	size_t			 nusers, nroles, ntokens, ncerts, nevents;
+	size_t			 nkeys;
 	void			*pb;		/* the reply's messages */
 	void			*pbp;		/* and the array of pointers */
 	char			 secret[2 * AUTH_TOKEN_BYTES + 1];
@@ -216,6 +220,140 @@ user_list(Mezite__AdminReply *reply)
 	}
 	reply->users = up;
 	reply->n_users = mem.nusers;
+}
+
+/*
+ * A key for a user: an authorized_keys line, without options.  The reply
+ * holds the key as the store keeps it, for mezctl to show.
+ */
+static void
+user_key_add(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
+{
+	static Mezite__AdminKey		 ak;
+	static Mezite__AdminKey		*akp;
+	static struct sshkey		 k;
+	struct store_key		 sk;
+	char				 err[192];
+	int				 rv;
+
+	if (!auth_name_valid(req->name)) {
+		admin_error(reply, "invalid user name");
+		return;
+	}
+	if (sshkey_parse(req->key, &k, err, sizeof(err)) == -1) {
+		admin_error(reply, "%s", err);
+		return;
+	}
+	memset(&sk, 0, sizeof(sk));
+	sk.user = req->name;
+	(void)strlcpy(sk.type, k.type, sizeof(sk.type));
+	sk.blob = k.b64;
+	(void)strlcpy(sk.fingerprint, k.fingerprint, sizeof(sk.fingerprint));
+	sk.comment = k.comment;
+	sk.added = time(NULL);
+	switch ((rv = store_key_add(aenv.store, &sk))) {
+	case 0:
+		break;
+	case STORE_EXISTS:
+		admin_error(reply, "user %s has key %s already", req->name,
+		    k.fingerprint);
+		return;
+	case STORE_CONFLICT:
+		admin_error(reply, "user %s has %d keys already, the most "
+		    "a user may have", req->name, STORE_KEYS_MAX);
+		return;
+	default:
+		store_error(reply, rv, "user", req->name);
+		return;
+	}
+	mezite__admin_key__init(&ak);
+	ak.user = req->name;
+	ak.type = k.type;
+	ak.fingerprint = k.fingerprint;
+	ak.comment = k.comment;
+	ak.added = sk.added;
+	akp = &ak;
+	reply->keys = &akp;
+	reply->n_keys = 1;
+	auth_audit("user.key.add", req->name, "", 1, "%s %s, by uid %u",
+	    k.type, k.fingerprint, req->uid);
+}
+
+/* A user's key, named by its fingerprint or given whole. */
+static void
+user_key_del(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
+{
+	struct sshkey	 k;
+	const char	*fp;
+	char		 err[192];
+	int		 rv;
+
+	if (!auth_name_valid(req->name)) {
+		admin_error(reply, "invalid user name");
+		return;
+	}
+	if (sshkey_fingerprint_valid(req->key))
+		fp = req->key;
+	else if (strncmp(req->key, "SHA256:", 7) == 0) {
+		admin_error(reply, "invalid fingerprint: \"SHA256:\" and 43 "
+		    "base64 digits, as ssh-keygen -l prints it");
+		return;
+	} else if (sshkey_parse(req->key, &k, err, sizeof(err)) == -1) {
+		admin_error(reply, "%s", err);
+		return;
+	} else
+		fp = k.fingerprint;
+	if ((rv = store_key_del(aenv.store, req->name, fp)) != 0) {
+		if (rv == STORE_NOTFOUND)
+			admin_error(reply, "user %s has no key %s", req->name,
+			    fp);
+		else
+			store_error(reply, rv, "user", req->name);
+		return;
+	}
+	auth_audit("user.key.del", req->name, "", 1, "%s, by uid %u", fp,
+	    req->uid);
+}
+
+/* The keys of a user, or of every user. */
+static void
+user_key_list(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
+{
+	Mezite__AdminKey	*k, **kp;
+	struct store_user	 u;
+	const char		*name = NULL;
+	size_t			 i;
+	int			 rv;
+
+	if (req->name[0] != '\0') {
+		if (!auth_name_valid(req->name)) {
+			admin_error(reply, "invalid user name");
+			return;
+		}
+		if ((rv = store_user_get(aenv.store, req->name, &u)) != 0) {
+			store_error(reply, rv, "user", req->name);
+			return;
+		}
+		store_user_clear(&u);
+		name = req->name;
+	}
+	if (store_key_list(aenv.store, name, &mem.keys, &mem.nkeys) == -1 ||
+	    (k = mem.pb = calloc(mem.nkeys + 1, sizeof(*k))) == NULL ||
+	    (kp = mem.pbp = calloc(mem.nkeys + 1, sizeof(*kp))) == NULL) {
+		admin_error(reply, "the store failed (see the log)");
+		return;
+	}
+	for (i = 0; i < mem.nkeys; i++) {
+		mezite__admin_key__init(&k[i]);
+		k[i].user = mem.keys[i].user;
+		k[i].type = mem.keys[i].type;
+		k[i].fingerprint = mem.keys[i].fingerprint;
+		k[i].comment = mem.keys[i].comment;
+		k[i].added = mem.keys[i].added;
+		kp[i] = &k[i];
+	}
+	reply->keys = kp;
+	reply->n_keys = mem.nkeys;
 }
 
 static void
@@ -516,6 +654,15 @@ admin_request(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
 	case MEZITE__ADMIN_OP__AUDIT_LIST:
 		audit_list(req, reply);
 		break;
+	case MEZITE__ADMIN_OP__USER_KEY_ADD:
+		user_key_add(req, reply);
+		break;
+	case MEZITE__ADMIN_OP__USER_KEY_DEL:
+		user_key_del(req, reply);
+		break;
+	case MEZITE__ADMIN_OP__USER_KEY_LIST:
+		user_key_list(req, reply);
+		break;
 	default:
 		admin_error(reply, "unknown request %d", (int)req->op);
 		break;
@@ -530,6 +677,7 @@ admin_reply_free(Mezite__AdminReply *reply)
 	store_token_free(mem.tokens, mem.ntokens);
 	store_cert_free(mem.certs, mem.ncerts);
 	store_event_free(mem.events, mem.nevents);
+	store_key_free(mem.keys, mem.nkeys);
 	free(mem.pb);
 	free(mem.pbp);
 	explicit_bzero(mem.secret, sizeof(mem.secret));

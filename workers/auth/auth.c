@@ -7,7 +7,8 @@
  * state directory, which is also its chroot.  Sessions come from the
  * master (ALPN mezite-auth, or h2 on a name routed to the auth worker)
  * and speak gRPC (grpc.c, rpc.c); mezctl's requests come through the
- * supervisor (admin.c).
+ * supervisor (admin.c), and so do the ssh workers' questions and audit
+ * events (sshauth.c).
  *
  * It tells the supervisor its CA certificates when it starts, and the
  * serials of revoked certificates whenever they change: the master
@@ -55,6 +56,9 @@ static void	 auth_closed(const Mezite__ConnMeta *);
 static void	 auth_tick(int, short, void *);
 static int	 auth_admin(struct proc_chan *, struct imsg *, void *);
 static int	 auth_node_state(struct proc_chan *, struct imsg *, void *);
+static int	 auth_ssh_login(struct proc_chan *, struct imsg *, void *);
+static int	 auth_ssh_access(struct proc_chan *, struct imsg *, void *);
+static int	 auth_ssh_audit(struct proc_chan *, struct imsg *, void *);
 static void	 admin_send(struct proc_chan *, uint32_t,
 		    Mezite__AdminReply *);
 
@@ -63,6 +67,14 @@ static const struct proc_msg auth_parent_msgs[] = {
 	{ IMSG_ADMIN, PROC_LEN_ANY, NULL, PROC_FD_NONE, auth_admin },
 	{ IMSG_NODE_STATE, PROC_LEN_PB, &mezite__node_state__descriptor,
 	    PROC_FD_NONE, auth_node_state },
+	/*
+	 * An ssh worker's, forwarded as they came: unpacked by the
+	 * handlers, which drop what does not decode rather than the
+	 * supervisor's channel.
+	 */
+	{ IMSG_SSH_AUTH, PROC_LEN_ANY, NULL, PROC_FD_NONE, auth_ssh_login },
+	{ IMSG_SSH_ACCESS, PROC_LEN_ANY, NULL, PROC_FD_NONE, auth_ssh_access },
+	{ IMSG_AUDIT, PROC_LEN_ANY, NULL, PROC_FD_NONE, auth_ssh_audit },
 };
 
 static const struct worker_cb auth_cb = {
@@ -258,6 +270,133 @@ static int
 auth_node_state(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	nodes_update(msg);
+	return (0);
+}
+
+/* The client's address, as the audit shows it. */
+static void
+ssh_client(const Mezite__Address *a, char *buf, size_t size)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+
+	if (a == NULL || addr_from_pb(a, &ss, &len) == -1)
+		(void)strlcpy(buf, "unknown", size);
+	else
+		(void)addr_str((struct sockaddr *)&ss, buf, size);
+}
+
+static void
+ssh_reply(struct proc_chan *ch, uint32_t type, uint32_t id,
+    const struct sshauth_result *r)
+{
+	Mezite__SshReply	 reply = MEZITE__SSH_REPLY__INIT;
+
+	reply.allowed = r->allowed;
+	reply.reason = (char *)r->reason;
+	if (r->allowed) {
+		reply.roles = r->roles.v;
+		reply.n_roles = r->roles.n;
+	}
+	if (proc_compose_pb(ch, type, id, -1, &reply.base) == -1)
+		log_warn("%s: compose", __func__);
+}
+
+/*
+ * May a user log in?  Not audited here: the ssh worker asks of each key
+ * the client offers, and audits the login's outcome itself.
+ */
+static int
+auth_ssh_login(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__SshAuthRequest	*req;
+	struct sshauth_result	 r;
+
+	memset(&r, 0, sizeof(r));
+	if ((req = pb_unpack(&mezite__ssh_auth_request__descriptor,
+	    imsg)) == NULL) {
+		log_warnx("ssh: a malformed login request");
+		(void)strlcpy(r.reason, "malformed request", sizeof(r.reason));
+	} else if (aenv.store == NULL)
+		(void)strlcpy(r.reason, "the auth worker is not configured "
+		    "yet", sizeof(r.reason));
+	else if (sshauth_login(aenv.store, req, time(NULL), &r) == -1)
+		(void)strlcpy(r.reason, "the auth store failed",
+		    sizeof(r.reason));
+	ssh_reply(ch, IMSG_SSH_AUTH_REPLY, imsg_get_id(imsg), &r);
+	sshauth_result_clear(&r);
+	pb_free(req);
+	return (0);
+}
+
+/* May a user reach a node's service?  Every denial is audited. */
+static int
+auth_ssh_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__SshAccessRequest	*req;
+	struct sshauth_result		 r;
+	char				 addr[ADDRSTRLEN];
+	char				 user[AUTH_NAME_MAX + 1];
+	char				 node[AUTH_NAME_MAX + 1];
+	char				 service[AUTH_NAME_MAX + 1];
+
+	memset(&r, 0, sizeof(r));
+	if ((req = pb_unpack(&mezite__ssh_access_request__descriptor,
+	    imsg)) == NULL) {
+		log_warnx("ssh: a malformed access request");
+		(void)strlcpy(r.reason, "malformed request", sizeof(r.reason));
+	} else if (aenv.store == NULL)
+		(void)strlcpy(r.reason, "the auth worker is not configured "
+		    "yet", sizeof(r.reason));
+	else {
+		if (sshauth_access(aenv.store, req, &r) == -1)
+			(void)strlcpy(r.reason, "the auth store failed",
+			    sizeof(r.reason));
+		if (!r.allowed) {
+			/* The names are the client's, as it sent them. */
+			ssh_client(req->client, addr, sizeof(addr));
+			sshauth_quote(req->user, user, sizeof(user));
+			sshauth_quote(req->node, node, sizeof(node));
+			sshauth_quote(req->service, service, sizeof(service));
+			auth_audit("ssh.denied", user, addr, 0,
+			    "node %s service %s: %s", node, service, r.reason);
+		}
+	}
+	ssh_reply(ch, IMSG_SSH_ACCESS_REPLY, imsg_get_id(imsg), &r);
+	sshauth_result_clear(&r);
+	pb_free(req);
+	return (0);
+}
+
+/*
+ * An ssh worker's audit event: stored if it is one (sshauth_event()),
+ * logged and dropped if not.  Only the ssh workers' come this way.
+ */
+static int
+auth_ssh_audit(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__AuditEvent	*e;
+	struct store_event	 ev;
+	const char		*why;
+
+	if ((e = pb_unpack(&mezite__audit_event__descriptor, imsg)) == NULL) {
+		log_warnx("ssh: a malformed audit event, dropped");
+		return (0);
+	}
+	if (sshauth_event(e, time(NULL), &ev, &why) == -1)
+		log_warnx("ssh: an audit event dropped: %s", why);
+	else if (aenv.store == NULL)
+		log_warnx("ssh: audit: %s %s: not stored, no store yet",
+		    ev.type, ev.name);
+	else {
+		log_info("audit: %s %s%s%s%s%s", ev.type, ev.name,
+		    *ev.address ? " from " : "", ev.address,
+		    *ev.detail ? ": " : "", ev.detail);
+		if (store_event_add(aenv.store, &ev) == -1)
+			log_warnx("audit: %s %s: not stored", ev.type,
+			    ev.name);
+	}
+	pb_free(e);
 	return (0);
 }
 

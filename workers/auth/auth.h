@@ -66,6 +66,29 @@ extern const size_t		 auth_nmethods;
 void	 admin_request(const Mezite__AdminRequest *, Mezite__AdminReply *);
 void	 admin_reply_free(Mezite__AdminReply *);
 
+/* sshauth.c: the ssh worker's questions */
+#define SSHAUTH_REASON_MAX	256
+#define SSHAUTH_TYPE_MAX	32	/* bytes of an audit event's fields */
+#define SSHAUTH_NAME_MAX	64
+#define SSHAUTH_ADDRESS_MAX	128
+#define SSHAUTH_DETAIL_MAX	1024
+#define SSHAUTH_SKEW		60	/* seconds an event's time may be off */
+
+struct sshauth_result {
+	int			 allowed;
+	char			 reason[SSHAUTH_REASON_MAX];
+	struct store_strv	 roles;		/* hers, when allowed */
+};
+
+int	 sshauth_login(struct store *, const Mezite__SshAuthRequest *, time_t,
+	    struct sshauth_result *);
+int	 sshauth_access(struct store *, const Mezite__SshAccessRequest *,
+	    struct sshauth_result *);
+int	 sshauth_event(const Mezite__AuditEvent *, time_t, struct store_event *,
+	    const char **);
+void	 sshauth_result_clear(struct sshauth_result *);
+void	 sshauth_quote(const char *, char *, size_t);
+
 /* rbac.c */
 int	 auth_name_valid(const char *);
 int	 rbac_role_allows(const struct store_role *, const struct store_node *);

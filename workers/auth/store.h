@@ -1,6 +1,6 @@
 /*
- * The auth worker's store: users, roles, join tokens, issued
- * certificates, nodes and audit events.
+ * The auth worker's store: users, their SSH public keys, roles, join
+ * tokens, issued certificates, nodes and audit events.
  *
  * One interface, one implementation per backend: SQLite (store_sqlite.c)
  * is the embedded default; a PostgreSQL backend would implement the same
@@ -30,6 +30,7 @@
 #define STORE_CONFLICT	3	/* used, expired, or bound to another name */
 
 #define STORE_NAME_MAX	64	/* user, role, node names */
+#define STORE_KEYS_MAX	32	/* SSH public keys of one user */
 
 struct store;
 
@@ -44,6 +45,15 @@ struct store_user {
 	struct store_strv roles;
 	time_t		  created;
 	time_t		  password_changed;
+};
+
+struct store_key {
+	char		 *user;
+	char		  type[33];	/* "ssh-ed25519", ... */
+	char		 *blob;		/* base64, as authorized_keys has it */
+	char		  fingerprint[51];	/* "SHA256:" and 43 digits */
+	char		 *comment;	/* may be "" */
+	time_t		  added;
 };
 
 struct store_role {
@@ -111,6 +121,24 @@ int	 store_user_roles(struct store *, const char *,
 int	 store_user_list(struct store *, struct store_user **, size_t *);
 void	 store_user_clear(struct store_user *);
 void	 store_user_free(struct store_user *, size_t);
+
+/*
+ * Users' SSH public keys, checked by the caller (sshkey.c): the store
+ * keeps them and finds them by user and fingerprint.  key_add:
+ * STORE_NOTFOUND (no such user), STORE_EXISTS (she has that key),
+ * STORE_CONFLICT (she has STORE_KEYS_MAX keys already).  key_del,
+ * key_get: STORE_NOTFOUND.  key_list: the keys of one user, or of all
+ * if user is NULL, by user and then as added.  A user's keys go with
+ * her.
+ */
+int	 store_key_add(struct store *, const struct store_key *);
+int	 store_key_get(struct store *, const char *, const char *,
+	    struct store_key *);
+int	 store_key_del(struct store *, const char *, const char *);
+int	 store_key_list(struct store *, const char *, struct store_key **,
+	    size_t *);
+void	 store_key_clear(struct store_key *);
+void	 store_key_free(struct store_key *, size_t);
 
 /*
  * Roles.  role_put adds or replaces; role_del: STORE_NOTFOUND, and takes

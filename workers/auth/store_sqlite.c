@@ -106,6 +106,16 @@ static const char *const store_migrations[] = {
 	"  success INTEGER NOT NULL,"
 	"  detail TEXT NOT NULL DEFAULT ''"
 	") STRICT;",
+	/* 2: users' SSH public keys. */
+	"CREATE TABLE user_keys ("
+	"  user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,"
+	"  type TEXT NOT NULL,"
+	"  blob TEXT NOT NULL,"
+	"  fingerprint TEXT NOT NULL,"
+	"  comment TEXT NOT NULL DEFAULT '',"
+	"  added INTEGER NOT NULL,"
+	"  UNIQUE (user, fingerprint)"
+	") STRICT;",
 };
 #define STORE_VERSION	((int)(sizeof(store_migrations) / \
 			    sizeof(store_migrations[0])))
@@ -122,6 +132,12 @@ enum store_q {
 	Q_USER_ROLES_DEL,
 	Q_USER_ROLE_ADD,
 	Q_USER_ROLE_DROP,
+	Q_KEY_COUNT,
+	Q_KEY_FIND,
+	Q_KEY_ADD,
+	Q_KEY_GET,
+	Q_KEY_DEL,
+	Q_KEY_LIST,
 	Q_ROLE_ADD,
 	Q_ROLE_GET,
 	Q_ROLE_LIST,
@@ -171,6 +187,18 @@ static const char *const store_sql[Q_MAX] = {
 	[Q_USER_ROLE_ADD] = "INSERT OR IGNORE INTO user_roles (user, role)"
 	    " VALUES (?1, ?2)",
 	[Q_USER_ROLE_DROP] = "DELETE FROM user_roles WHERE role = ?1",
+	[Q_KEY_COUNT] = "SELECT count(*) FROM user_keys WHERE user = ?1",
+	[Q_KEY_FIND] = "SELECT 1 FROM user_keys WHERE user = ?1"
+	    " AND fingerprint = ?2",
+	[Q_KEY_ADD] = "INSERT INTO user_keys (user, type, blob, fingerprint,"
+	    " comment, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[Q_KEY_GET] = "SELECT user, type, blob, fingerprint, comment, added"
+	    " FROM user_keys WHERE user = ?1 AND fingerprint = ?2",
+	[Q_KEY_DEL] = "DELETE FROM user_keys WHERE user = ?1"
+	    " AND fingerprint = ?2",
+	[Q_KEY_LIST] = "SELECT user, type, blob, fingerprint, comment, added"
+	    " FROM user_keys WHERE ?1 IS NULL OR user = ?1"
+	    " ORDER BY user, added, rowid",
 	[Q_ROLE_ADD] = "INSERT OR IGNORE INTO roles (name) VALUES (?1)",
 	[Q_ROLE_GET] = "SELECT name FROM roles WHERE name = ?1",
 	[Q_ROLE_LIST] = "SELECT name FROM roles ORDER BY name",
@@ -678,6 +706,11 @@ row_get(struct store *s, enum store_q q, const char *key,
 	return (rv);
 }
 
+static int	 list_run(struct store *, enum store_q, const unsigned int *,
+		    const char *const *, size_t,
+		    int (*)(struct store *, sqlite3_stmt *, void *),
+		    void (*)(void *), void **, size_t *);
+
 /*
  * In a read transaction, every row of q, each read by row into an entry
  * of size bytes of a new array: *v, *n entries.  limit, unless NULL, is
@@ -687,6 +720,16 @@ row_get(struct store *s, enum store_q q, const char *key,
 static int
 list_get(struct store *s, enum store_q q, const unsigned int *limit,
     size_t size, int (*row)(struct store *, sqlite3_stmt *, void *),
+    void (*clear)(void *), void **v, size_t *n)
+{
+	return (list_run(s, q, limit, NULL, size, row, clear, v, n));
+}
+
+/* list_get, with *key (which may be NULL) bound to ?1 if key is not NULL. */
+static int
+list_run(struct store *s, enum store_q q, const unsigned int *limit,
+    const char *const *key, size_t size,
+    int (*row)(struct store *, sqlite3_stmt *, void *),
     void (*clear)(void *), void **v, size_t *n)
 {
 	sqlite3_stmt	*st;
@@ -699,7 +742,8 @@ list_get(struct store *s, enum store_q q, const unsigned int *limit,
 	if (tx_begin(s, 0) == -1)
 		return (-1);
 	if ((st = q_get(s, q)) == NULL ||
-	    (limit != NULL && b_limit(s, st, 1, *limit) == -1))
+	    (limit != NULL && b_limit(s, st, 1, *limit) == -1) ||
+	    (key != NULL && b_text(s, st, 1, *key) == -1))
 		rc = -1;
 	else
 		while ((rc = q_step(s, st)) == SQLITE_ROW) {
@@ -859,13 +903,15 @@ static int
 store_migrate(struct store *s)
 {
 	char	 bump[64];
-	int	 v, rv;
+	int	 v, rv, from = -1;
 
 	for (;;) {
 		if (tx_begin(s, 1) == -1)
 			return (-1);
 		if ((v = store_version(s)) == -1 || v == STORE_VERSION)
 			return (tx_end(s, v == -1 ? -1 : 0));
+		if (from == -1)
+			from = v;
 		/* The version is ours, not a value from outside. */
 		(void)snprintf(bump, sizeof(bump), "PRAGMA user_version = %d",
 		    v + 1);
@@ -878,7 +924,8 @@ store_migrate(struct store *s)
 			    s->path, v + 1);
 			return (-1);
 		}
-		if (v == 0)
+		/* A new file is made at the current version, not migrated. */
+		if (from == 0)
 			log_debug("%s: schema version %d", s->path, v + 1);
 		else
 			log_info("%s: schema migrated from version %d to %d",
@@ -1069,7 +1116,10 @@ store_user_del(struct store *s, const char *name, time_t now)
 	if (name_ok(s, name, "name") == -1 || time_ok(s, now) == -1 ||
 	    tx_begin(s, 1) == -1)
 		return (-1);
-	/* Her roles go with her (ON DELETE CASCADE); her certificates too. */
+	/*
+	 * Her roles and keys go with her (ON DELETE CASCADE); her
+	 * certificates too.
+	 */
 	if ((st = q_get(s, Q_USER_DEL)) == NULL ||
 	    b_text(s, st, 1, name) == -1 || q_run(s, st) == -1)
 		rv = -1;
@@ -1148,6 +1198,164 @@ void
 store_user_free(struct store_user *u, size_t n)
 {
 	entries_free(u, n, sizeof(*u), user_clear);
+}
+
+/* Users' SSH public keys. */
+
+static int
+key_ok(struct store *s, const struct store_key *k)
+{
+	if (name_ok(s, k->user, "user") == -1 ||
+	    text_ok(s, k->type, 1, sizeof(k->type) - 1, "type") == -1 ||
+	    text_ok(s, k->blob, 1, STORE_TEXT_MAX * 2, "key") == -1 ||
+	    text_ok(s, k->fingerprint, sizeof(k->fingerprint) - 1,
+	    sizeof(k->fingerprint) - 1, "fingerprint") == -1 ||
+	    text_ok(s, k->comment, 0, STORE_TEXT_MAX, "comment") == -1)
+		return (-1);
+	return (0);
+}
+
+int
+store_key_add(struct store *s, const struct store_key *k)
+{
+	sqlite3_stmt	*st;
+	int		 rv;
+
+	s->op = __func__;
+	if (key_ok(s, k) == -1 || tx_begin(s, 1) == -1)
+		return (-1);
+	if ((rv = q_exists(s, Q_USER_FIND, k->user)) == 0)
+		rv = STORE_NOTFOUND;
+	else if (rv == 1) {
+		rv = 0;
+		if ((st = q_get(s, Q_KEY_FIND)) == NULL ||
+		    b_text(s, st, 1, k->user) == -1 ||
+		    b_text(s, st, 2, k->fingerprint) == -1 ||
+		    (rv = q_step(s, st)) == -1)
+			rv = -1;
+		else if (rv == SQLITE_ROW)
+			rv = STORE_EXISTS;
+		else if ((st = q_get(s, Q_KEY_COUNT)) == NULL ||
+		    b_text(s, st, 1, k->user) == -1 ||
+		    q_step(s, st) != SQLITE_ROW)
+			rv = -1;
+		else if (sqlite3_column_int64(st, 0) >= STORE_KEYS_MAX)
+			rv = STORE_CONFLICT;
+		else if ((st = q_get(s, Q_KEY_ADD)) == NULL ||
+		    b_text(s, st, 1, k->user) == -1 ||
+		    b_text(s, st, 2, k->type) == -1 ||
+		    b_text(s, st, 3, k->blob) == -1 ||
+		    b_text(s, st, 4, k->fingerprint) == -1 ||
+		    b_text(s, st, 5, k->comment) == -1 ||
+		    b_int(s, st, 6, k->added) == -1 || q_run(s, st) == -1)
+			rv = -1;
+		else
+			rv = 0;
+	}
+	return (tx_end(s, rv));
+}
+
+/* The key of st's row. */
+static int
+key_row(struct store *s, sqlite3_stmt *st, void *p)
+{
+	struct store_key	*k = p;
+
+	if (c_str(s, st, 0, STORE_NAME_MAX, &k->user) == -1 ||
+	    c_buf(s, st, 1, k->type, sizeof(k->type)) == -1 ||
+	    c_str(s, st, 2, STORE_TEXT_MAX * 2, &k->blob) == -1 ||
+	    c_buf(s, st, 3, k->fingerprint, sizeof(k->fingerprint)) == -1 ||
+	    c_str(s, st, 4, STORE_TEXT_MAX, &k->comment) == -1)
+		return (-1);
+	k->added = c_time(st, 5);
+	return (0);
+}
+
+/* store_key_clear, in the type the row helpers call. */
+static void
+key_clear(void *k)
+{
+	store_key_clear(k);
+}
+
+int
+store_key_get(struct store *s, const char *user, const char *fingerprint,
+    struct store_key *k)
+{
+	sqlite3_stmt	*st;
+	int		 rv;
+
+	memset(k, 0, sizeof(*k));
+	s->op = __func__;
+	if (name_ok(s, user, "user") == -1 ||
+	    text_ok(s, fingerprint, 1, sizeof(k->fingerprint) - 1,
+	    "fingerprint") == -1 || tx_begin(s, 0) == -1)
+		return (-1);
+	if ((st = q_get(s, Q_KEY_GET)) == NULL ||
+	    b_text(s, st, 1, user) == -1 ||
+	    b_text(s, st, 2, fingerprint) == -1 || (rv = q_step(s, st)) == -1)
+		rv = -1;
+	else if (rv == SQLITE_DONE)
+		rv = STORE_NOTFOUND;
+	else
+		rv = key_row(s, st, k);
+	if ((rv = tx_end(s, rv)) != 0)
+		store_key_clear(k);
+	return (rv);
+}
+
+int
+store_key_del(struct store *s, const char *user, const char *fingerprint)
+{
+	sqlite3_stmt	*st;
+	int		 rv = 0;
+
+	s->op = __func__;
+	if (name_ok(s, user, "user") == -1 ||
+	    text_ok(s, fingerprint, 1, STORE_TEXT_MAX, "fingerprint") == -1 ||
+	    tx_begin(s, 1) == -1)
+		return (-1);
+	if ((st = q_get(s, Q_KEY_DEL)) == NULL ||
+	    b_text(s, st, 1, user) == -1 ||
+	    b_text(s, st, 2, fingerprint) == -1 || q_run(s, st) == -1)
+		rv = -1;
+	else if (sqlite3_changes(s->db) == 0)
+		rv = STORE_NOTFOUND;
+	return (tx_end(s, rv));
+}
+
+int
+store_key_list(struct store *s, const char *user, struct store_key **keys,
+    size_t *n)
+{
+	void	*v;
+	int	 rv;
+
+	s->op = __func__;
+	if (user != NULL && name_ok(s, user, "user") == -1) {
+		*keys = NULL;
+		*n = 0;
+		return (-1);
+	}
+	rv = list_run(s, Q_KEY_LIST, NULL, &user, sizeof(**keys), key_row,
+	    key_clear, &v, n);
+	*keys = v;
+	return (rv);
+}
+
+void
+store_key_clear(struct store_key *k)
+{
+	free(k->user);
+	free(k->blob);
+	free(k->comment);
+	memset(k, 0, sizeof(*k));
+}
+
+void
+store_key_free(struct store_key *k, size_t n)
+{
+	entries_free(k, n, sizeof(*k), key_clear);
 }
 
 /* Roles. */
