@@ -394,6 +394,9 @@ worker auth {{
 worker tunnel {{
 	prefork 0
 }}
+worker ssh {{
+	prefork 0
+}}
 """
     args = dict(port=port, cert=CERT, key=KEY, empty=empty, www=www,
                 sock=os.path.join(d, "ctl.sock"))

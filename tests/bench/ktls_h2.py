@@ -183,6 +183,9 @@ worker auth {
 worker tunnel {
 	prefork 0
 }
+worker ssh {
+	prefork 0
+}
 """ % (port, cert, key, "yes" if ktls else "no",
             os.path.join(d, name, "ctl.sock"), empty, www))
     r = subprocess.run([MEZITED, "-n", "-f", conf], capture_output=True,
