@@ -58,26 +58,32 @@ LOGS = os.path.join(W, "logs")
 log = B.log
 
 
+class Failed(Exception):
+    pass
+
+
 def sh(cmd, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     r = subprocess.run(cmd, timeout=kw.pop("timeout", 60), **kw)
     if r.returncode != 0:
-        raise SystemExit("sshbench: %s exited %d: %s%s" % (
+        raise Failed("%s exited %d: %s%s" % (
             " ".join(cmd), r.returncode, r.stdout, r.stderr))
     return r
 
 
 def wait_until(pred, secs, what):
     deadline = time.monotonic() + secs
+    last = None
     while time.monotonic() < deadline:
         try:
             if pred():
                 return
-        except Exception:   # noqa: BLE001 - not yet
-            pass
+        except Exception as e:   # noqa: BLE001 - not yet
+            last = e
         time.sleep(0.1)
-    raise SystemExit("sshbench: timed out waiting for " + what)
+    raise SystemExit("sshbench: timed out waiting for %s%s" % (
+        what, "" if last is None else " (%s)" % last))
 
 
 def listening(port):
@@ -598,7 +604,7 @@ def main():
         for i in range(RUNS):
             # Bounded: a slow path costs runs, not the bench's time.
             took = time.monotonic() - t_start
-            if i > 0 and took * (i + 1) / i > MAX_SECS - 30:
+            if i > 0 and took * (i + 1) / i > MAX_SECS - 45:
                 log("ssh: scp stopped after %d runs (%.0f s)" % (i, took))
                 break
             for n in order[i % 2:] + order[:i % 2]:
@@ -640,4 +646,7 @@ def sshd_version():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Failed as e:
+        raise SystemExit("sshbench: %s" % e)
