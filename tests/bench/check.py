@@ -5,8 +5,8 @@ measurement of every server in every run, numbers where numbers belong,
 every target judged, and no server left running.  The figures of a quick
 run mean little and are not judged here.
 
-usage: check.py OUT        (the BENCH_OUT of the run: OUT, OUT.json and,
-                           from the VM, OUT.ktls.json)
+usage: check.py OUT        (the BENCH_OUT of the run: OUT, OUT.json,
+                           OUT.ssh.json and, from the VM, OUT.ktls.json)
 """
 
 import json
@@ -30,9 +30,56 @@ KTLS_SERVERS = ["mezited-ktls", "mezited-relay", "h2o"]
 
 errors = []
 
+SSH_PATHS = ["mezited", "ssh -J"]
+SSH_TARGETS = 2
+
 
 def fail(msg):
     errors.append(msg)
+
+
+def check_ssh(out, text):
+    """The bastion against an OpenSSH jump host (sshbench.py): every
+    scp each way on each path, intact, at a sane rate; the sessions
+    timed; both targets judged."""
+    try:
+        with open(out + ".ssh.json") as f:
+            js = json.load(f)
+    except (OSError, ValueError) as e:
+        fail("ssh figures: %s" % e)
+        return
+    runs, size = js.get("runs", {}), js.get("size", 0)
+    if size < 32 << 20:
+        fail("ssh: scp of %r bytes, want at least 32 MiB" % size)
+    for meas in ("up", "down"):
+        for p in SSH_PATHS:
+            rs = runs.get(meas, {}).get(p, [])
+            if len(rs) < RUNS:
+                fail("ssh %s %s: %d runs, want %d" % (meas, p, len(rs),
+                                                      RUNS))
+            for i, r in enumerate(rs):
+                if r.get("sha256") is not True:
+                    fail("ssh %s %s run %d: not intact" % (meas, p, i))
+                # Loopback: above 0.1 MB/s, below 100 GB/s, and some CPU.
+                if not 0.1 < r.get("rate", 0) < 1e5 or \
+                        not r.get("cpu", 0) > 0:
+                    fail("ssh %s %s run %d: %r" % (meas, p, i, r))
+    for p in SSH_PATHS:
+        rs = runs.get("setup", {}).get(p, [])
+        if not rs or len(rs[0].get("times", [])) < 5:
+            fail("ssh setup %s: too few sessions timed" % p)
+            continue
+        for r in rs:
+            if not 1 < r.get("ms", 0) < 30000 or not r.get("cpu", 0) > 0:
+                fail("ssh setup %s: %r" % (p, r))
+    for d in ("upload", "download"):
+        if not re.search(r"^  scp MB/s, %s, >= OpenSSH jump host: "
+                         r"mezited [\d.]+, ssh -J [\d.]+, [\d.]+x  "
+                         r"(met|MISSED)$" % d, text, re.M):
+            fail("the ssh %s target is not judged" % d)
+    if not re.search(r"^  \d+ of %d ssh targets met$" % SSH_TARGETS, text,
+                     re.M):
+        fail("no summary of the ssh targets")
 
 
 def main():
@@ -76,8 +123,11 @@ def main():
                 if r.get("status") != status:
                     fail("%s %s: HTTP status %r" % (meas, s, r.get("status")))
 
+    # The main table's targets alone: the sections after it judge their
+    # own, below.
+    main_targets = text.split("== targets", 1)[-1].split("\n\n", 1)[0]
     verdicts = re.findall(r"^  (\S.*?)\s{2,}.*\s(met|MISSED|not measured)$",
-                          text.split("== targets", 1)[-1], re.M)
+                          main_targets, re.M)
     if len(verdicts) != TARGETS:
         fail("%d targets judged, want %d" % (len(verdicts), TARGETS))
     for what, v in verdicts:
@@ -104,6 +154,8 @@ def main():
                      r"\d+, h2o \d+, [\d.]+x  (met|MISSED)$", text, re.M):
         fail("the kTLS target is not judged")
 
+    check_ssh(out, text)
+
     # run.sh stops every server it started: no process may still run
     # from, in, or chrooted to a bench work directory (mezited's children
     # rename themselves, hence the links).
@@ -129,6 +181,8 @@ def main():
     print("bench check: %d measurements x %d runs, %d targets judged; "
           "HTTP/2 with kTLS in the VM, %d servers x %d runs" % (
               len(FIGURES), RUNS, TARGETS, len(KTLS_SERVERS), RUNS))
+    print("bench check: ssh: scp each way and new sessions, %d paths, "
+          "%d targets judged" % (len(SSH_PATHS), SSH_TARGETS))
 
 
 if __name__ == "__main__":

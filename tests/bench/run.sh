@@ -110,6 +110,18 @@ timeout -k 10 840 /usr/bin/python3 "$here/bench.py" "$work" "$top" &
 pypid=$!
 wait "$pypid"
 
+# The SSH bastion against an OpenSSH jump host (BENCH_SSH=0 skips it).
+if [ "${BENCH_SSH:-1}" = 1 ]; then
+	echo
+	s="$work/ssh.txt"
+	timeout -k 10 300 /usr/bin/python3 "$here/sshbench.py" "$work" \
+	    "$top" > "$s" &
+	pypid=$!
+	wait "$pypid" || { cat "$s"; exit 1; }
+	cat "$s"
+	[ -z "${BENCH_OUT:-}" ] || cat "$s" >> "$BENCH_OUT"
+fi
+
 # HTTP/2 with the session in the kernel, in a VM whose kernel has TLS
 # support (BENCH_KTLS=0 skips it).
 if [ "${BENCH_KTLS:-1}" = 1 ]; then

@@ -1,0 +1,652 @@
+#!/usr/bin/python3
+"""
+The SSH bastion side by side with an OpenSSH jump host, on loopback.
+Started by tests/bench/run.sh after bench.py, with the same arguments
+(the work directory, the source tree); see tests/bench/README.md.
+
+Two paths to one node, an OpenSSH sshd on a loopback port:
+
+  mezited  ssh (or scp) -> ProxyJump to the bastion, whose ProxyCommand
+           is msh proxy (TLS, ALPN mezite-ssh, the login's certificate)
+           -> master -> ssh session process -> tunnel worker -> mezd ->
+           the node's sshd
+  ssh -J   ssh (or scp) -> ProxyJump to a second sshd, the jump host ->
+           the node's sshd
+
+Measured: scp of one file each way (MB/s, CPU per MB of the proxy side,
+the bytes checked with SHA-256), and the time from starting a client
+that runs "true" on the node to its exit (msh ssh against ssh -J).  The
+proxy side is mezited's processes and mezd against the jump sshd's; the
+clients, msh proxy among them, and the node's sshd are counted apart or
+not at all.  Python only orchestrates, as in bench.py, whose server
+plumbing this borrows.
+"""
+
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as B  # noqa: E402 - argv and environment as bench.py's
+
+W, TOP = B.W, B.TOP
+QUICK = B.QUICK
+MEZITED = B.MEZITED
+MEZCTL = os.environ.get("MEZCTL", os.path.join(TOP, "mezctl", "mezctl"))
+MEZD = os.environ.get("MEZD", os.path.join(TOP, "mezd", "mezd"))
+MSH = os.environ.get("MSH", os.path.join(TOP, "msh", "msh"))
+SSHD = "/usr/sbin/sshd"
+
+SIZE = B.env_int("BENCH_SSH_MB", 256, lo=1, quick=32) << 20
+RUNS = B.env_int("BENCH_SSH_RUNS", 3, lo=3)
+SETUPS = B.env_int("BENCH_SSH_SESSIONS", 20, lo=3, quick=5)
+MAX_SECS = B.env_int("BENCH_SSH_MAX_SECS", 170)
+NODE = "db-1"
+USER = "alice"
+PASSWORD = "bench bastion password"
+MEZ, JUMP = "mezited", "ssh -J"
+
+D = os.path.join(W, "ssh")
+LOGS = os.path.join(W, "logs")
+log = B.log
+
+
+class Failed(Exception):
+    pass
+
+
+def sh(cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    r = subprocess.run(cmd, timeout=kw.pop("timeout", 60), **kw)
+    if r.returncode != 0:
+        raise Failed("%s exited %d: %s%s" % (
+            " ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def wait_until(pred, secs, what):
+    deadline = time.monotonic() + secs
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except Exception as e:   # noqa: BLE001 - not yet
+            last = e
+        time.sleep(0.1)
+    raise SystemExit("sshbench: timed out waiting for %s%s" % (
+        what, "" if last is None else " (%s)" % last))
+
+
+def listening(port):
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+# --------------------------------------------------------------------------
+# The servers
+
+
+def make_pki():
+    pki = os.path.join(D, "pki")
+    os.makedirs(pki)
+    ca, cakey = os.path.join(pki, "ca.pem"), os.path.join(pki, "ca.key")
+    cert, key = os.path.join(pki, "cert.pem"), os.path.join(pki, "key.pem")
+    sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-days", "3", "-subj",
+        "/CN=Mezite bench CA", "-keyout", cakey, "-out", ca,
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    csr = os.path.join(pki, "cert.csr")
+    sh(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", key, "-out", csr])
+    ext = os.path.join(pki, "cert.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth\n")
+    sh(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
+        "-CAcreateserial", "-days", "3", "-extfile", ext, "-out", cert])
+    for k in (cakey, key):
+        os.chmod(k, 0o600)
+    os.chmod(ca, 0o644)
+    return ca, cert, key
+
+
+def sshd_comp(name, port, key_pub):
+    """OpenSSH's sshd on port, letting root in with one key."""
+    d = os.path.join(D, name)
+    os.makedirs(d)
+    os.chmod(d, 0o700)
+    hostkey = os.path.join(d, "host_ed25519")
+    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey])
+    auth = os.path.join(d, "authorized_keys")
+    shutil.copyfile(key_pub, auth)
+    os.chmod(auth, 0o600)
+    conf = os.path.join(d, "sshd_config")
+    with open(conf, "w") as f:
+        f.write("# Generated by tests/bench/sshbench.py.\n"
+                "Port %d\nListenAddress 127.0.0.1\nHostKey %s\n"
+                "PidFile none\nAuthorizedKeysFile %s\n"
+                "PermitRootLogin prohibit-password\n"
+                "PasswordAuthentication no\n"
+                "KbdInteractiveAuthentication no\nUsePAM no\n"
+                "StrictModes no\nLogLevel ERROR\nUseDNS no\n"
+                "Subsystem sftp internal-sftp\nMaxStartups 200\n"
+                % (port, hostkey, auth))
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    sh([SSHD, "-t", "-f", conf])
+    return B.Comp(name, [SSHD, "-D", "-e", "-f", conf])
+
+
+def mezited_comp(port, cert, key):
+    d = os.path.join(D, "mezited")
+    empty = os.path.join(d, "empty")
+    for x in (d, empty):
+        os.makedirs(x, exist_ok=True)
+        os.chmod(x, 0o755)
+    conf = os.path.join(d, "mezited.conf")
+    with open(conf, "w") as f:
+        f.write("""\
+# Generated by tests/bench/sshbench.py: the bastion, its agent tunnels
+# and the auth worker; no https worker.
+listen on 127.0.0.1 port {port}
+tls keypair "bench" {{
+	certificate "{cert}"
+	key "{key}"
+}}
+tls protocols "tlsv1.3"
+ktls no
+timeout handshake 10
+timeout idle 300
+timeout drain 2
+control socket "{d}/ctl.sock"
+state directory "{d}/state"
+master {{
+	user "nobody"
+	chroot "{empty}"
+}}
+worker https {{
+	prefork 0
+}}
+worker auth {{
+	user "nobody"
+}}
+worker tunnel {{
+	user "nobody"
+	chroot "{empty}"
+}}
+worker ssh {{
+	user "nobody"
+}}
+""".format(port=port, cert=cert, key=key, d=d, empty=empty))
+    sh([MEZITED, "-n", "-f", conf])
+    c = B.Comp("mezited", [MEZITED, "-d", "-f", conf], role_of=mez_role)
+    c.sock = os.path.join(d, "ctl.sock")
+    return c
+
+
+def mez_role(pid, root):
+    """mezited's processes by role; an ssh session process is the child
+    of the ssh worker."""
+    if pid == root:
+        return "supervisor"
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cl = f.read().replace(b"\0", b" ").decode("ascii", "replace")
+        ppid = int(B.proc_stat(pid)[1])
+    except (OSError, ValueError):
+        return "other"
+    if ppid != root:
+        return "ssh session"
+    for r in ("master", "ssh", "tunnel", "auth", "https"):
+        if re.search(r"\b%s\b" % r, cl):
+            return r
+    return "other"
+
+
+def mezctl(c, *args, fd=None):
+    cmd = [MEZCTL, "-s", c.sock] + (["-p", str(fd)] if fd else []) + \
+        list(args)
+    return sh(cmd, pass_fds=(fd,) if fd else ())
+
+
+def mezctl_json(c, *args):
+    return json.loads(sh([MEZCTL, "-j", "-s", c.sock] + list(args)).stdout)
+
+
+def with_password(fn):
+    r, w = os.pipe()
+    os.write(w, PASSWORD.encode() + b"\n")
+    os.close(w)
+    try:
+        return fn(r)
+    finally:
+        os.close(r)
+
+
+def mezited_ready(c):
+    ws = mezctl_json(c, "show", "workers")
+    up = {w["type"] for w in ws if w.get("pid")}
+    # The master's CAs from the auth worker: the node's coming online
+    # shows that it has them.
+    return {"master", "auth", "tunnel", "ssh"} <= up
+
+
+def mezd_comp(c, ca, port, node_port):
+    d = os.path.join(D, "mezd")
+    state = os.path.join(d, "state")
+    os.makedirs(state)
+    os.chmod(d, 0o755)
+    os.chmod(state, 0o700)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    t = mezctl_json(c, "token", "create", "node", NODE)
+    secret = (t[0] if isinstance(t, list) else t)["secret"]
+    conf = os.path.join(d, "mezd.conf")
+    with open(conf, "w") as f:
+        f.write("# Generated by tests/bench/sshbench.py.\n"
+                'proxy "127.0.0.1:%d"\nca "%s"\nname "%s"\n'
+                'state directory "%s"\nuser "nobody"\ntoken "%s"\n'
+                "service ssh 127.0.0.1:%d\n" % (port, ca, NODE, state,
+                                                 secret, node_port))
+    os.chmod(conf, 0o600)
+    return B.Comp("mezd", [MEZD, "-d", "-f", conf])
+
+
+def node_online(c):
+    return any(n["name"] == NODE and n.get("online")
+               for n in mezctl_json(c, "show", "nodes"))
+
+
+# --------------------------------------------------------------------------
+# The clients
+
+
+class Client:
+    """The client programs of one path, in a cgroup of their own when
+    the server programs have one, so that their CPU is seen too."""
+
+    def __init__(self, name, env, argv_ssh, argv_scp):
+        self.name, self.env = name, env
+        self.argv_ssh, self.argv_scp = argv_ssh, argv_scp
+        self.cg = None
+        if B.CG_ROOT:
+            self.cg = os.path.join(B.CG_ROOT, "client-" +
+                                   name.replace(" ", "").replace("-", ""))
+            os.mkdir(self.cg)
+
+    def cpu_ns(self):
+        if not self.cg:
+            return None
+        with open(os.path.join(self.cg, "cpu.stat")) as f:
+            for line in f:
+                k, v = line.split()
+                if k == "usage_usec":
+                    return int(v) * 1000
+        return None
+
+    def run(self, argv, timeout=300):
+        procs = os.path.join(self.cg, "cgroup.procs") if self.cg else None
+
+        def pre():
+            if procs:
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+
+        t0 = time.monotonic()
+        r = subprocess.run(argv, env=self.env, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=timeout,
+                           preexec_fn=pre, cwd=D)
+        secs = time.monotonic() - t0
+        if r.returncode != 0:
+            raise SystemExit("sshbench: %s: %s exited %d: %s" % (
+                self.name, " ".join(argv), r.returncode,
+                r.stderr.decode(errors="replace")[-2000:]))
+        return secs, r.stdout
+
+    def close(self):
+        if self.cg:
+            for _ in range(20):
+                try:
+                    os.rmdir(self.cg)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+class Path:
+    """One way to the node: the programs on the proxy side and its
+    client."""
+
+    def __init__(self, name, comps, client, host):
+        self.name, self.comps, self.client = name, comps, client
+        self.host = host            # the node's name on this path
+
+    def cpu_ns(self):
+        return sum(c.cpu_ns() for c in self.comps)
+
+    def persistent(self):
+        """CPU of the long-lived processes, by role; what the processes
+        that come and go with a session cost is the rest."""
+        out = {}
+        for c in self.comps:
+            for p in c.pids():
+                r = c.role_of(p, c.proc.pid)
+                if r == "ssh session":
+                    continue
+                out[r] = out.get(r, 0) + B.task_cpu_ns(p)
+        return out
+
+    def alive(self):
+        return all(c.alive() for c in self.comps)
+
+
+def measured(path, fn):
+    """fn() under the meters: (its result, proxy CPU us, client CPU us or
+    None, proxy CPU by role in us)."""
+    c0, k0, r0 = path.cpu_ns(), path.client.cpu_ns(), path.persistent()
+    res = fn()
+    B.settle()
+    c1, k1, r1 = path.cpu_ns(), path.client.cpu_ns(), path.persistent()
+    cpu = (c1 - c0) / 1000.0
+    roles = {k: (v - r0.get(k, 0)) / 1000.0 for k, v in r1.items()}
+    roles["per session"] = cpu - sum(roles.values())
+    return res, cpu, None if k0 is None else (k1 - k0) / 1000.0, roles
+
+
+def m_scp(path, up, src, want):
+    remote = os.path.join(D, "node-files", "up.bin")
+    local = os.path.join(D, "client-files", "down.bin")
+    if up:
+        argv = path.client.argv_scp + [src, "%s:%s" % (path.host, remote)]
+        got = remote
+    else:
+        argv = path.client.argv_scp + ["%s:%s" % (path.host, src), local]
+        got = local
+    (secs, _), cpu, ccpu, roles = measured(
+        path, lambda: path.client.run(argv))
+    ok = os.path.getsize(got) == SIZE and sha256(got) == want
+    os.unlink(got)
+    if not ok:
+        raise SystemExit("sshbench: %s: scp %s: the bytes did not arrive "
+                         "intact" % (path.name, "up" if up else "down"))
+    mb = SIZE / 1e6
+    out = {"rate": mb / secs, "secs": secs, "cpu": cpu / mb, "sha256": ok,
+           "client_cpu": None if ccpu is None else ccpu / mb}
+    out.update({"role:" + k: v / mb for k, v in roles.items()})
+    return out
+
+
+def m_setup(path):
+    argv = path.client.argv_ssh + [path.host, "echo", "bench-ok"]
+    times = []
+
+    def run():
+        for _ in range(SETUPS):
+            secs, out = path.client.run(argv, timeout=60)
+            if out != b"bench-ok\n":
+                raise SystemExit("sshbench: %s: the node said %r" % (
+                    path.name, out))
+            times.append(secs * 1000)
+            # The spare session processes refill between sessions, as
+            # they do between a person's logins.
+            time.sleep(0.1)
+
+    _, cpu, ccpu, roles = measured(path, run)
+    out = {"ms": statistics.median(times), "times": times,
+           "cpu": cpu / 1000 / SETUPS,
+           "client_cpu": None if ccpu is None else ccpu / 1000 / SETUPS}
+    out.update({"role:" + k: v / 1000 / SETUPS for k, v in roles.items()})
+    return out
+
+
+# --------------------------------------------------------------------------
+# The table
+
+
+def med(runs, key):
+    v = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(v) if v else None
+
+
+def report(R, elapsed, names):
+    fmt, fr, ratio = B.fmt, B.fr, B.ratio
+    out = []
+    w = out.append
+    w("")
+    w("Mezite benchmark: the SSH bastion against an OpenSSH jump host, on "
+      "loopback")
+    w("  %d cores shared with the clients; %.0f s in all; scp figures are "
+      "medians of %d runs, the paths" % (os.cpu_count(), elapsed,
+                                         len(R["up"][MEZ])))
+    w("  taking turns; proxy CPU = user+sys of the proxy side's processes "
+      "(%s);" % ("a cgroup v2 each" if B.CG_ROOT else "/proc schedstat"))
+    w("  client CPU = scp or ssh with its ProxyCommands (msh proxy, the "
+      "ssh to the jump); the node's sshd is not counted.")
+    w("  mezited/this: below 1 means the bastion uses less CPU or time; "
+      "for MB/s above 1 means it is faster.")
+    w("paths:")
+    w("  %-9s %s" % (MEZ, names[MEZ]))
+    w("  %-9s %s" % (JUMP, names[JUMP]))
+    w("")
+    for meas, title in (("up", "upload: scp of %d MiB to the node" %
+                         (SIZE >> 20)),
+                        ("down", "download: scp of %d MiB from the node" %
+                         (SIZE >> 20))):
+        w("== ssh %s (MB = 10^6 bytes; a new ssh session each, its setup "
+          "included; SHA-256 checked)" % title)
+        w("  %-9s %13s %12s %13s   %s" % ("path", "proxy CPU", "rate",
+                                           "client CPU",
+                                           "mezited/this: CPU   rate"))
+        mc, mr = med(R[meas][MEZ], "cpu"), med(R[meas][MEZ], "rate")
+        for p in (MEZ, JUMP):
+            c, r = med(R[meas][p], "cpu"), med(R[meas][p], "rate")
+            k = med(R[meas][p], "client_cpu")
+            rat = "" if p == MEZ else "%17s %6s" % (fr(ratio(mc, c)),
+                                                     fr(ratio(mr, r)))
+            w("  %-9s %7s us/MB %6s MB/s %7s us/MB   %s" % (
+                p, fmt(c), fmt(r), fmt(k), rat))
+        w("")
+    s = R["setup"]
+    w("== new ssh session: \"msh ssh %s echo\" against \"ssh -J jump node "
+      "echo\", to the client's exit;" % NODE)
+    w("   %d sessions a run, one at a time, 0.1 s apart; median time, "
+      "CPU per session" % SETUPS)
+    w("  %-9s %9s %9s %14s %14s   %s" % (
+        "path", "p50 ms", "max ms", "proxy CPU", "client CPU",
+        "mezited/this: time   CPU"))
+    mt, mc = med(s[MEZ], "ms"), med(s[MEZ], "cpu")
+    for p in (MEZ, JUMP):
+        t, c, k = med(s[p], "ms"), med(s[p], "cpu"), med(s[p], "client_cpu")
+        mx = max(x for r in s[p] for x in r["times"])
+        rat = "" if p == MEZ else "%18s %5s" % (fr(ratio(mt, t)),
+                                                 fr(ratio(mc, c)))
+        w("  %-9s %9s %9s %11s ms %11s ms   %s" % (
+            p, fmt(t), fmt(mx), fmt(c, 2), fmt(k, 2), rat))
+    w("")
+    w("== where the proxy side's CPU goes, by process (medians)")
+    for meas, unit in (("up", "us/MB"), ("down", "us/MB"),
+                       ("setup", "ms/session")):
+        for p in (MEZ, JUMP):
+            roles = sorted({k for r in R[meas][p] for k in r
+                            if k.startswith("role:")})
+            parts = ["%s %s" % (k[5:], fmt(med(R[meas][p], k),
+                                           2 if meas == "setup" else 1))
+                     for k in roles]
+            w("  %-5s %-9s %s  (%s)" % (meas, p, ", ".join(parts), unit))
+    w("")
+    w("== ssh targets (reported, not enforced)")
+    met = n = 0
+    for meas, d in (("up", "upload"), ("down", "download")):
+        a, b = med(R[meas][MEZ], "rate"), med(R[meas][JUMP], "rate")
+        ok = a >= b
+        met += ok
+        n += 1
+        w("  scp MB/s, %s, >= OpenSSH jump host: mezited %s, ssh -J %s, "
+          "%s  %s" % (d, fmt(a), fmt(b), fr(ratio(a, b)),
+                      "met" if ok else "MISSED"))
+    w("  %d of %d ssh targets met" % (met, n))
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    t_start = time.monotonic()
+    B.signal.signal(B.signal.SIGTERM, lambda *a: sys.exit(143))
+    for x in (D, LOGS):
+        os.makedirs(x, exist_ok=True)
+        os.chmod(x, 0o755)
+    for x in ("node-files", "client-files", "home", "data"):
+        os.makedirs(os.path.join(D, x))
+    B.CG_ROOT = B.cgroup2_root()
+    ca, cert, key = make_pki()
+    ukey = os.path.join(D, "pki", "id_ed25519")
+    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ukey])
+
+    src = os.path.join(D, "data", "src.bin")
+    h = hashlib.sha256()
+    with open(src, "wb") as f:
+        for _ in range(SIZE >> 20):
+            b = os.urandom(1 << 20)
+            h.update(b)
+            f.write(b)
+    want = h.hexdigest()
+
+    p = {k: B.free_port() for k in ("mez", "node", "jump")}
+    comps = {
+        "node": sshd_comp("node-sshd", p["node"], ukey + ".pub"),
+        "jump": sshd_comp("jump-sshd", p["jump"], ukey + ".pub"),
+        "mezited": mezited_comp(p["mez"], cert, key),
+    }
+    clients = []
+    try:
+        for c in comps.values():
+            c.start()
+        wait_until(lambda: listening(p["node"]) and listening(p["jump"]),
+                   10, "the sshds")
+        mz = comps["mezited"]
+        wait_until(lambda: mz.alive() and mezited_ready(mz), 20,
+                   "mezited's workers")
+        comps["mezd"] = mezd_comp(mz, ca, p["mez"], p["node"])
+        comps["mezd"].start()
+        wait_until(lambda: node_online(mz), 20, "the node online")
+        mezctl(mz, "role", "add", "ops", "login", "root", "node", NODE)
+        with_password(lambda fd: mezctl(mz, "user", "add", USER, "role",
+                                        "ops", fd=fd))
+        env = dict(os.environ, MEZITE_HOME=os.path.join(D, "home"),
+                   MEZITE_CA=ca, MEZITE_PROXY="127.0.0.1:%d" % p["mez"])
+        env.pop("MSH_SSH", None)
+        with_password(lambda fd: sh(
+            [MSH, "login", "-F", str(fd), USER], env=env, pass_fds=(fd,)))
+        block = sh([MSH, "config", "-n", NODE], env=env).stdout
+
+        # One ssh_config per path: the client's options, then the jump.
+        common = ("Host *\n\tBatchMode yes\n\tStrictHostKeyChecking no\n"
+                  "\tUserKnownHostsFile /dev/null\n\tLogLevel ERROR\n"
+                  "\tIdentitiesOnly yes\n\tIdentityFile %s\n"
+                  "\tUser root\n" % ukey)
+        mcfg = os.path.join(D, "ssh_config.mezited")
+        with open(mcfg, "w") as f:
+            f.write(block + "\n" + common)
+        ccfg = os.path.join(D, "ssh_config")
+        with open(ccfg, "w") as f:
+            f.write(common)
+        jcfg = os.path.join(D, "ssh_config.jump")
+        with open(jcfg, "w") as f:
+            f.write("Host jump\n\tHostName 127.0.0.1\n\tPort %d\n"
+                    "Host node\n\tHostName 127.0.0.1\n\tPort %d\n"
+                    "\tProxyJump jump\n" % (p["jump"], p["node"]) + common)
+        mclient = Client(MEZ, env, [MSH, "ssh", "-F", ccfg],
+                         ["scp", "-q", "-F", mcfg])
+        jclient = Client(JUMP, env, ["ssh", "-F", jcfg],
+                         ["scp", "-q", "-F", jcfg])
+        clients += [mclient, jclient]
+        paths = {
+            MEZ: Path(MEZ, [mz, comps["mezd"]], mclient, NODE),
+            JUMP: Path(JUMP, [comps["jump"]], jclient, "node"),
+        }
+        names = {
+            MEZ: "ssh -> msh proxy (TLS 1.3, ALPN mezite-ssh) -> mezited: "
+                 "master -> ssh session process (libssh)",
+            JUMP: "ssh -> OpenSSH %s sshd as the jump host (ssh -J, "
+                  "direct-tcpip) -> the node's sshd" % sshd_version(),
+        }
+        names[MEZ] += " -> tunnel worker -> mezd (agent) -> the node's sshd"
+        log("ssh: all up; sessions through both paths")
+        # Warm up: the page cache, the spare processes, the host keys.
+        for pt in paths.values():
+            m_setup_once(pt)
+        R = {"up": {MEZ: [], JUMP: []}, "down": {MEZ: [], JUMP: []},
+             "setup": {MEZ: [], JUMP: []}}
+        order = [MEZ, JUMP]
+        for i in range(RUNS):
+            # Bounded: a slow path costs runs, not the bench's time.
+            took = time.monotonic() - t_start
+            if i > 0 and took * (i + 1) / i > MAX_SECS - 45:
+                log("ssh: scp stopped after %d runs (%.0f s)" % (i, took))
+                break
+            for n in order[i % 2:] + order[:i % 2]:
+                R["up"][n].append(m_scp(paths[n], True, src, want))
+                R["down"][n].append(m_scp(paths[n], False, src, want))
+                if not paths[n].alive():
+                    raise SystemExit("sshbench: %s died" % n)
+        log("ssh: scp done (%.0f s)" % (time.monotonic() - t_start))
+        for n in order:
+            R["setup"][n].append(m_setup(paths[n]))
+        log("ssh: sessions done (%.0f s)" % (time.monotonic() - t_start))
+        text = report(R, time.monotonic() - t_start, names)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        dest = os.environ.get("BENCH_OUT")
+        if dest:
+            with open(dest + ".ssh.json", "w") as f:
+                json.dump({"size": SIZE, "runs": R}, f, indent=1)
+    finally:
+        for c in reversed(list(comps.values())):
+            c.stop()
+        for cl in clients:
+            cl.close()
+        if B.CG_ROOT:
+            try:
+                os.rmdir(B.CG_ROOT)
+            except OSError:
+                pass
+
+
+def m_setup_once(path):
+    path.client.run(path.client.argv_ssh + [path.host, "true"], timeout=60)
+
+
+def sshd_version():
+    r = subprocess.run(["ssh", "-V"], capture_output=True, text=True)
+    m = re.search(r"OpenSSH_([\w.]+)", r.stderr)
+    return m.group(1) if m else "?"
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failed as e:
+        raise SystemExit("sshbench: %s" % e)
