@@ -714,12 +714,6 @@ def fr(x):
     return "-" if x is None else "%.2fx" % x
 
 
-def role_line(kb, order):
-    return ", ".join("%s %.1f" % (r, kb[r]) for r in order if r in kb) + \
-        "".join(", %s %.1f" % (r, v) for r, v in sorted(kb.items())
-                if r not in order)
-
-
 MEZ_ROLES = ["supervisor", "master", "https", "auth", "tunnel"]
 
 
