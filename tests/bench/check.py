@@ -6,7 +6,8 @@ every target judged, and no server left running.  The figures of a quick
 run mean little and are not judged here.
 
 usage: check.py OUT        (the BENCH_OUT of the run: OUT, OUT.json,
-                           OUT.ssh.json and, from the VM, OUT.ktls.json)
+                           OUT.ssh.json, OUT.tunnels.json and, from the
+                           VM, OUT.ktls.json and OUT.tunnels-vm.json)
 """
 
 import json
@@ -82,6 +83,95 @@ def check_ssh(out, text):
         fail("no summary of the ssh targets")
 
 
+def check_idle(what, r, n, mode=None, agents=True):
+    """Idle tunnels (tunnels.py hold): every one open, routed and, for
+    mezited, online and handed off in mode; figures present."""
+    bs = r.get("batches", [])
+    if len(bs) != 2:
+        fail("%s: %d batches, want 2" % (what, len(bs)))
+        return
+    for i, b in enumerate(bs):
+        want = n // 2 * (i + 1)
+        if b.get("open") != want or b.get("routed") != want or \
+                b.get("failed") != 0:
+            fail("%s batch %d: open %s, routed %s, failed %s; want %d" % (
+                what, i + 1, b.get("open"), b.get("routed"),
+                b.get("failed"), want))
+        if agents and b.get("hello") != want:
+            fail("%s batch %d: %s hellos, want %d" % (
+                what, i + 1, b.get("hello"), want))
+    for k in ("per", "per_rss", "pss", "goal_pss"):
+        v = r.get(k)
+        if not isinstance(v, (int, float)) or v <= 0:
+            fail("%s: %s = %r" % (what, k, v))
+    if not sum(r.get("cpu_us", {}).values()) > 0:
+        fail("%s: no CPU per set-up" % what)
+    if not r.get("alive"):
+        fail("%s: the server died" % what)
+    if not agents:
+        return
+    if r.get("online") != n or r.get("nodes") != n:
+        fail("%s: %s of %s nodes online, want %d" % (
+            what, r.get("online"), r.get("nodes"), n))
+    if r.get("modes") != {mode: n}:
+        fail("%s: hand-off modes %r, want %d %s" % (what, r.get("modes"),
+                                                     n, mode))
+    tcp = n if mode == "ktls" else 0
+    if r.get("tunnel_tcp") != tcp:
+        fail("%s: the tunnel worker holds %s TCP sockets, want %d" % (
+            what, r.get("tunnel_tcp"), tcp))
+    for role in ("master", "tunnel"):
+        if not r.get("kb", {}).get(role, 0) > 0:
+            fail("%s: no memory for the %s" % (what, role))
+
+
+def check_tunnels(out, text):
+    try:
+        with open(out + ".tunnels.json") as f:
+            t = json.load(f)
+    except (OSError, ValueError) as e:
+        fail("tunnel figures: %s" % e)
+        return
+    n = t.get("n", 0)
+    if n < 2:
+        fail("tunnels: n = %r" % n)
+    idle = t.get("idle", {})
+    check_idle("idle mezited", idle.get("mezited", {}), n, "relay")
+    check_idle("idle haproxy", idle.get("haproxy", {}), n, agents=False)
+    st = t.get("stream", {})
+    for who, parts in (("mez", ("mezited", "mezd")), ("hap", ("haproxy",))):
+        for d in ("down", "up"):
+            runs = st.get(who, {}).get(d, [])
+            if len(runs) < RUNS:
+                fail("stream %s %s: %d runs, want %d" % (who, d, len(runs),
+                                                         RUNS))
+            for i, r in enumerate(runs):
+                if r.get("bytes") != st.get("bytes") or \
+                        not r.get("rate", 0) > 0:
+                    fail("stream %s %s run %d: %r" % (who, d, i, r))
+                for p in parts:
+                    if not sum(v for k, v in r.items()
+                               if k.startswith("cpu:%s:" % p)) > 0:
+                        fail("stream %s %s run %d: no CPU for %s" % (
+                            who, d, i, p))
+    if not re.search(r"^  10,000 idle tunnels in <= 100 MB of mezited PSS, "
+                     r"relay: \d+ MB.*  (met|MISSED)$", text, re.M):
+        fail("the relay tunnel target is not judged")
+
+    try:
+        with open(out + ".tunnels-vm.json") as f:
+            v = json.load(f)
+    except (OSError, ValueError) as e:
+        fail("tunnel figures from the VM: %s" % e)
+        return
+    for mode in ("ktls", "relay"):
+        check_idle("idle mezited-%s (VM)" % mode, v.get(mode, {}),
+                   v.get("n", 0), mode)
+    if not re.search(r"^  10,000 idle tunnels in <= 100 MB of mezited PSS, "
+                     r"kTLS: \d+ MB.*  (met|MISSED)$", text, re.M):
+        fail("the kTLS tunnel target is not judged")
+
+
 def main():
     out = sys.argv[1]
     with open(out + ".json") as f:
@@ -155,6 +245,7 @@ def main():
         fail("the kTLS target is not judged")
 
     check_ssh(out, text)
+    check_tunnels(out, text)
 
     # run.sh stops every server it started: no process may still run
     # from, in, or chrooted to a bench work directory (mezited's children
@@ -179,7 +270,8 @@ def main():
             print("bench check: " + e)
         sys.exit(1)
     print("bench check: %d measurements x %d runs, %d targets judged; "
-          "HTTP/2 with kTLS in the VM, %d servers x %d runs" % (
+          "HTTP/2 with kTLS in the VM, %d servers x %d runs; idle tunnels "
+          "and streams, and idle tunnels in the VM" % (
               len(FIGURES), RUNS, TARGETS, len(KTLS_SERVERS), RUNS))
     print("bench check: ssh: scp each way and new sessions, %d paths, "
           "%d targets judged" % (len(SSH_PATHS), SSH_TARGETS))

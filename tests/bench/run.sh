@@ -3,7 +3,9 @@
 # in-process TLS sink, on loopback.  Installs the peers if missing, builds
 # the helpers into a temporary directory, makes one certificate, and
 # hands over to bench.py, which starts the servers, measures, stops them
-# and prints the table.  See tests/bench/README.md.
+# and prints the table; then tunnels.py measures agent tunnels against
+# HAProxy, and run-ktls.sh what kTLS changes, in a VM.  See
+# tests/bench/README.md.
 #
 # Environment: MEZITED (another build), BENCH_RUNS (>= 3), BENCH_OUT
 # (also write the table and the raw figures there), BENCH_PROFILE=1,
@@ -110,6 +112,21 @@ timeout -k 10 840 /usr/bin/python3 "$here/bench.py" "$work" "$top" &
 pypid=$!
 wait "$pypid"
 
+# Agent tunnels: idle tunnels' memory beside HAProxy's idle mTLS
+# connections, and one stream through a tunnel beside HAProxy in TCP
+# mode (BENCH_TUNNEL=0 skips them, here and in the VM).
+tunnel=${BENCH_TUNNEL:-1}
+if [ "$tunnel" = 1 ]; then
+	timeout -k 10 420 /usr/bin/python3 "$here/tunnels.py" host "$work" \
+	    "$top" "$work/tunnels" &
+	pypid=$!
+	wait "$pypid"
+	[ -z "${BENCH_OUT:-}" ] || {
+		cat "$work/tunnels.txt" >> "$BENCH_OUT"
+		cp "$work/tunnels.json" "$BENCH_OUT.tunnels.json"
+	}
+fi
+
 # The SSH bastion against an OpenSSH jump host (BENCH_SSH=0 skips it).
 if [ "${BENCH_SSH:-1}" = 1 ]; then
 	echo
@@ -123,12 +140,13 @@ if [ "${BENCH_SSH:-1}" = 1 ]; then
 fi
 
 # HTTP/2 with the session in the kernel, in a VM whose kernel has TLS
-# support (BENCH_KTLS=0 skips it).
+# support, and idle tunnels with kTLS (BENCH_KTLS=0 skips it).
 if [ "${BENCH_KTLS:-1}" = 1 ]; then
 	echo
 	k="$work/ktls.txt"
-	sh "$here/run-ktls.sh" ${BENCH_OUT:+"$BENCH_OUT.ktls.json"} > "$k" ||
-	    { cat "$k"; exit 1; }
+	[ "$tunnel" != 1 ] || export TUNNELGEN="$work/bin/tunnelgen"
+	sh "$here/run-ktls.sh" ${BENCH_OUT:+"$BENCH_OUT.ktls.json" \
+	    "$BENCH_OUT.tunnels-vm.json"} > "$k" || { cat "$k"; exit 1; }
 	cat "$k"
 	[ -z "${BENCH_OUT:-}" ] || cat "$k" >> "$BENCH_OUT"
 fi

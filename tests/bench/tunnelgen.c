@@ -5,6 +5,7 @@
  *
  *	tunnelgen hold -a ADDR:PORT -c host-ca.crt -k host-ca.key
  *	    -n per-batch [-p conc] [-N name-prefix] [-b batches] [-t secs]
+ *	    [-S sni] [-T]
  *		Opens per-batch tunnels as agents would, prints
  *		"ready open=N hello=H failed=F ..." once each of them is
  *		open and has answered its hello (or after secs, 120 by
@@ -13,6 +14,12 @@
  *		line or EOF, closes everything and exits.  EOF at any wait
  *		ends it too.  At most conc tunnels (64) are being set up at
  *		once: TCP connect, TLS handshake, hello.
+ *	-T	TLS only, for a server that does not speak the tunnel
+ *		protocol (HAProxy in TCP mode, as the peer of the memory
+ *		figure): the same agent credentials and handshake, ALPN
+ *		mezite-tunnel offered and required, then nothing is sent;
+ *		whatever comes is read and dropped.  A tunnel is set up
+ *		when its handshake is done, and hello stays 0.
  *
  * Each tunnel is an agent of its own: a fresh ECDSA P-256 key and a node
  * certificate signed by the given host CA, made in memory (CN prefix and
@@ -38,11 +45,12 @@
  *	ready open=N hello=H failed=F batch=B secs=S connect=C refused=R
  *	    closed=X
  * open: tunnels whose TLS handshake is done and which are still open;
- * hello: those of them whose hello has gone out; failed: all that
- * failed so far, which the last three split: the TCP connection
- * failed; the handshake failed, or the tunnel ended before its hello
- * went out (a refused certificate shows here, after the handshake in
- * TLS 1.3); the tunnel ended after its hello.
+ * hello: those of them whose hello has gone out (none with -T);
+ * failed: all that failed so far, which the last three split: the TCP
+ * connection failed; the handshake failed, or the tunnel ended before it
+ * was set up (a refused certificate shows here, after the handshake in
+ * TLS 1.3); the tunnel ended after it was set up (its hello sent, or
+ * with -T its handshake done).
  */
 
 #define _GNU_SOURCE
@@ -117,6 +125,7 @@ struct tun {
 	uint32_t		 events;
 	int			 wantw;		/* SSL_write wants EPOLLOUT */
 	int			 hello;		/* 1 queued, 2 sent */
+	int			 ready;		/* set up: no longer in setup */
 	int32_t			 hello_sid;	/* 0 until the first stream */
 	char			 name[PREFIXMAX + 16];
 
@@ -146,6 +155,7 @@ static long			 failed[F_NFAIL];
 static uint8_t			 iobuf[IOBUF];
 static char			 stdin_tag;	/* epoll's data for stdin */
 static long			 lines;		/* read, not yet waited for */
+static int			 tlsonly;	/* -T: no tunnel protocol */
 
 static void	die(const char *, ...)
 		    __attribute__((__format__ (printf, 1, 2), __noreturn__));
@@ -356,7 +366,7 @@ tun_end(struct tun *t, enum fail why)
 		nopen--;
 	if (t->hello == 2)
 		nhello--;
-	else
+	if (!t->ready)
 		setup--;
 	if (why != F_NFAIL)
 		failed[why]++;
@@ -562,6 +572,7 @@ tun_flush(struct tun *t)
 	}
 	if (t->outlen == 0 && t->hello == 1) {
 		t->hello = 2;
+		t->ready = 1;
 		nhello++;
 		setup--;
 	}
@@ -577,9 +588,9 @@ tun_io(struct tun *t)
 
 	for (;;) {
 		if ((r = SSL_read(t->ssl, iobuf, sizeof(iobuf))) > 0) {
-			if (tun_input(t, iobuf, (size_t)r) == -1) {
-				tun_end(t, t->hello == 2 ? F_CLOSED :
-				    F_REFUSED);
+			if (!tlsonly &&
+			    tun_input(t, iobuf, (size_t)r) == -1) {
+				tun_end(t, t->ready ? F_CLOSED : F_REFUSED);
 				return;
 			}
 			continue;
@@ -593,13 +604,13 @@ tun_io(struct tun *t)
 		default:
 			/* Closed, or refused after the handshake. */
 			ERR_clear_error();
-			tun_end(t, t->hello == 2 ? F_CLOSED : F_REFUSED);
+			tun_end(t, t->ready ? F_CLOSED : F_REFUSED);
 			return;
 		}
 		break;
 	}
 	if (tun_flush(t) == -1) {
-		tun_end(t, t->hello == 2 ? F_CLOSED : F_REFUSED);
+		tun_end(t, t->ready ? F_CLOSED : F_REFUSED);
 		return;
 	}
 	if (rw)
@@ -646,7 +657,10 @@ tun_drive(struct tun *t)
 		}
 		t->st = T_UP;
 		nopen++;
-		if (tun_preface(t) == -1) {
+		if (tlsonly) {
+			t->ready = 1;
+			setup--;
+		} else if (tun_preface(t) == -1) {
 			tun_end(t, F_REFUSED);
 			return;
 		}
@@ -842,7 +856,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: tunnelgen hold -a addr:port -c host-ca.crt "
 	    "-k host-ca.key -n per-batch\n"
-	    "\t[-p conc] [-N name-prefix] [-b batches] [-t secs] [-S sni]\n");
+	    "\t[-p conc] [-N name-prefix] [-b batches] [-t secs] [-S sni] "
+	    "[-T]\n");
 	exit(2);
 }
 
@@ -858,7 +873,7 @@ main(int argc, char *argv[])
 	if (argc < 2 || strcmp(argv[1], "hold") != 0)
 		usage();
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:b:c:k:N:n:p:S:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:b:c:k:N:n:p:S:Tt:")) != -1) {
 		switch (ch) {
 		case 'a':
 			a = optarg;
@@ -883,6 +898,9 @@ main(int argc, char *argv[])
 			break;
 		case 'S':
 			sni = optarg;
+			break;
+		case 'T':
+			tlsonly = 1;
 			break;
 		case 't':
 			secs = (double)number(optarg, 1, 86400, "timeout");
