@@ -159,7 +159,8 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(conf->procs[PROC_HTTPS].prefork, DEFAULT_PREFORK);
 	ck_assert_int_eq(conf->procs[PROC_AUTH].prefork, AUTH_PREFORK);
 	ck_assert_uint_eq(conf->procs[PROC_AUTH].cert_ttl, CERT_TTL);
-	ck_assert_int_eq(conf->procs[PROC_SSH].prefork, 0);
+	ck_assert_int_eq(conf->procs[PROC_SSH].prefork, SSH_PREFORK);
+	ck_assert_uint_eq(conf->procs[PROC_SSH].max_sessions, SSH_SESSIONS);
 	ck_assert_int_eq(conf->procs[PROC_TUNNEL].prefork, TUNNEL_PREFORK);
 	ck_assert_str_eq(conf->state_dir, STATE_DIR);
 	ck_assert_str_eq(conf->control_socket, CONTROL_SOCKET);
@@ -548,7 +549,7 @@ START_TEST(test_config_new_free)
 	ck_assert_int_eq(config_proc_available(PROC_MASTER), 1);
 	ck_assert_int_eq(config_proc_available(PROC_HTTPS), 1);
 	ck_assert_int_eq(config_proc_available(PROC_AUTH), 1);
-	ck_assert_int_eq(config_proc_available(PROC_SSH), 0);
+	ck_assert_int_eq(config_proc_available(PROC_SSH), 1);
 	ck_assert_int_eq(config_proc_available(PROC_TUNNEL), 1);
 	ck_assert_int_eq(config_proc_available(PROC_SUPERVISOR), 0);
 }
