@@ -87,7 +87,7 @@ START_TEST(existing_commands)
 	accepted("show workers", SHOW_WORKERS);
 	accepted("show connections", SHOW_CONNECTIONS);
 	accepted("sh co", SHOW_CONNECTIONS);
-	accepted("sh s", SHOW_STATUS);
+	accepted("sh st", SHOW_STATUS);
 	accepted("sh w", SHOW_WORKERS);
 	accepted("reload", RELOAD);
 	accepted("re", RELOAD);
