@@ -315,12 +315,15 @@ sess_fork(void)
 	}
 	close(sp[1]);
 	s->pid = pid;
+	s->chan.ibuf.fd = -1;
 	(void)snprintf(name, sizeof(name), "session process %d", (int)pid);
 	if (fd_nonblock(sp[0]) == -1 || proc_chan_event(&s->chan, sp[0],
 	    &ssh_from_session, name, s, sess_closed) == -1) {
 		log_warn("%s: channel", __func__);
 		close(sp[0]);
 		(void)kill(pid, SIGKILL);
+		memset(&s->chan, 0, sizeof(s->chan));
+		s->chan.ibuf.fd = -1;
 		s->chan.dead = 1;	/* reaped by ssh_sigchld */
 	}
 	TAILQ_INSERT_TAIL(&sesss, s, entry);
@@ -446,12 +449,16 @@ sess_closed(struct proc_chan *ch)
 	proc_chan_clear(ch);
 }
 
+/*
+ * The channel is cleared whether or not it died first: one that died
+ * has its closed() still to come from the loop, which must not find
+ * it freed.
+ */
 static void
 sess_free(struct sess *s)
 {
 	asks_drop(s);
-	if (!s->chan.dead)
-		proc_chan_clear(&s->chan);
+	proc_chan_clear(&s->chan);
 	TAILQ_REMOVE(&sesss, s, entry);
 	if (s->busy) {
 		nbusy--;

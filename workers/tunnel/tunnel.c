@@ -24,6 +24,12 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+/* libbsd's sys/tree.h marks what RB_GENERATE_STATIC makes __unused. */
+#ifndef __unused
+#define __unused	__attribute__((__unused__))
+#endif
+#include <sys/tree.h>
+
 #include <errno.h>
 #include <event.h>
 #include <stdio.h>
@@ -46,11 +52,36 @@
 
 /* A node the registry knows: online with its session, or offline. */
 struct node {
-	TAILQ_ENTRY(node)	 entry;
+	TAILQ_ENTRY(node)	 entry;		/* in the order they came */
+	RB_ENTRY(node)		 byname;	/* by kind, then name */
 	struct tsession		*session;	/* NULL: offline */
 	Mezite__NodeState	*state;		/* unpacked: owns its strings */
 };
 TAILQ_HEAD(nodes, node);
+RB_HEAD(node_tree, node);
+
+/*
+ * The nodes online, or those offline: in the order they came there (the
+ * oldest offline one is forgotten first), and by name, so that a
+ * registration or a dial among tens of thousands of nodes costs a
+ * lookup, not a walk.
+ */
+struct registry {
+	struct nodes		 list;
+	struct node_tree	 tree;
+};
+
+static int
+node_cmp(struct node *a, struct node *b)
+{
+	int	 c;
+
+	if ((c = strcmp(a->state->kind, b->state->kind)) != 0)
+		return (c);
+	return (strcmp(a->state->name, b->state->name));
+}
+
+RB_GENERATE_STATIC(node_tree, node, byname, node_cmp)
 
 static void	 tunnel_configure(const Mezite__WorkerConfig *);
 static void	 tunnel_watch(struct proc_chan *);
@@ -98,8 +129,12 @@ static const struct tunnel_cb tunnel_scb = {
 };
 
 static struct tunnel_limits	 limits;
-static struct nodes		 online = TAILQ_HEAD_INITIALIZER(online);
-static struct nodes		 offline = TAILQ_HEAD_INITIALIZER(offline);
+static struct registry		 online = {
+	TAILQ_HEAD_INITIALIZER(online.list), RB_INITIALIZER(&online.tree)
+};
+static struct registry		 offline = {
+	TAILQ_HEAD_INITIALIZER(offline.list), RB_INITIALIZER(&offline.tree)
+};
 static unsigned int		 noffline;
 static TAILQ_HEAD(, tdial)	 dials = TAILQ_HEAD_INITIALIZER(dials);
 static unsigned int		 ndials;
@@ -273,15 +308,30 @@ tunnel_tick(int fd, short event, void *arg)
 /* Registry */
 
 static struct node *
-node_find(struct nodes *list, const char *kind, const char *name)
+node_find(struct registry *r, const char *kind, const char *name)
 {
-	struct node	*n;
+	Mezite__NodeState	 ns = MEZITE__NODE_STATE__INIT;
+	struct node		 key;
 
-	TAILQ_FOREACH(n, list, entry)
-		if (strcmp(n->state->name, name) == 0 &&
-		    strcmp(n->state->kind, kind) == 0)
-			return (n);
-	return (NULL);
+	ns.kind = (char *)kind;
+	ns.name = (char *)name;
+	key.state = &ns;
+	return (RB_FIND(node_tree, &r->tree, &key));
+}
+
+static void
+node_insert(struct registry *r, struct node *n)
+{
+	TAILQ_INSERT_TAIL(&r->list, n, entry);
+	if (RB_INSERT(node_tree, &r->tree, n) != NULL)
+		fatalx("%s: node %s twice", __func__, n->state->name);
+}
+
+static void
+node_remove(struct registry *r, struct node *n)
+{
+	TAILQ_REMOVE(&r->list, n, entry);
+	RB_REMOVE(node_tree, &r->tree, n);
 }
 
 /* A node's tunnel and a cluster's may have the same name. */
@@ -409,11 +459,11 @@ node_online(struct tsession *s)
 		}
 		n->state = ns;
 		n->session = s;
-		TAILQ_INSERT_TAIL(&online, n, entry);
+		node_insert(&online, n);
 		/* Online again: it is no longer remembered offline. */
 		if ((o = node_find(&offline, session_kind(s), name)) !=
 		    NULL) {
-			TAILQ_REMOVE(&offline, o, entry);
+			node_remove(&offline, o);
 			noffline--;
 			node_free(o);
 		}
@@ -437,7 +487,7 @@ node_offline(struct tsession *s)
 	    n->session != s)
 		return;		/* replaced */
 	node_refresh(n);
-	TAILQ_REMOVE(&online, n, entry);
+	node_remove(&online, n);
 	n->session = NULL;
 	n->state->online = 0;
 	n->state->since = time_now();
@@ -446,12 +496,12 @@ node_offline(struct tsession *s)
 	    (unsigned long long)session_id(s), n->state->name);
 	node_send(n);
 	if (noffline >= TUNNEL_OFFLINE_MAX &&
-	    (o = TAILQ_FIRST(&offline)) != NULL) {
-		TAILQ_REMOVE(&offline, o, entry);
+	    (o = TAILQ_FIRST(&offline.list)) != NULL) {
+		node_remove(&offline, o);
 		noffline--;
 		node_free(o);
 	}
-	TAILQ_INSERT_TAIL(&offline, n, entry);
+	node_insert(&offline, n);
 	noffline++;
 }
 
@@ -468,7 +518,7 @@ tunnel_resync(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	struct node	*n;
 
-	TAILQ_FOREACH(n, &online, entry)
+	TAILQ_FOREACH(n, &online.list, entry)
 		node_send(n);
 	return (0);
 }
@@ -574,7 +624,7 @@ tunnel_show_nodes(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__NodeList	 list = MEZITE__NODE_LIST__INIT;
 	Mezite__NodeState	*part[256];
-	struct nodes		*lists[2] = { &online, &offline };
+	struct nodes		*lists[2] = { &online.list, &offline.list };
 	struct node		*n;
 	size_t			 size = 0;
 	uint32_t		 peerid = imsg_get_id(imsg);
