@@ -486,9 +486,10 @@ fuzz: $(FUZZ_TARGETS)
 # The unit suites in one process each, under valgrind.
 check-valgrind: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do \
-		CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
-		    --errors-for-leak-kinds=definite ./$$t > /dev/null 2>&1 || \
-		{ CK_FORK=no valgrind -q --leak-check=full ./$$t; exit 1; }; \
+		CK_FORK=no MEZITE_VALGRIND=1 valgrind -q --error-exitcode=1 \
+		    --leak-check=full --errors-for-leak-kinds=definite \
+		    ./$$t > /dev/null 2>&1 || { CK_FORK=no MEZITE_VALGRIND=1 \
+		    valgrind -q --leak-check=full ./$$t; exit 1; }; \
 		echo "valgrind: $$t clean"; \
 	done
 

@@ -1283,8 +1283,15 @@ imsg_suite(void)
 	tcase_add_test(tc, test_fd_many);
 	tcase_add_test(tc, test_unexpected_cmsg);
 	tcase_add_test(tc, test_fd_queue_full);
-	tcase_add_test(tc, test_fd_lost);
-	tcase_add_test(tc, test_fd_lost_refused);
+	/*
+	 * valgrind keeps descriptors of its own above the limit it shows
+	 * the program, where the kernel still puts a passed one: no
+	 * descriptor is lost under it (make check-valgrind says so).
+	 */
+	if (getenv("MEZITE_VALGRIND") == NULL) {
+		tcase_add_test(tc, test_fd_lost);
+		tcase_add_test(tc, test_fd_lost_refused);
+	}
 	tcase_add_test(tc, test_forward);
 	tcase_add_test(tc, test_clear);
 	suite_add_tcase(s, tc);

@@ -730,6 +730,11 @@ START_TEST(ssh_command_line)
 	ck_assert_str_eq(v[4], "root@web");
 	ck_assert_str_eq(v[5], "uptime");
 	ck_assert_ptr_null(v[6]);
+	/* What ssh_argv() made; the rest is argv's. */
+	free(v[0]);
+	free(v[1]);
+	free(v[2]);
+	free(v);
 }
 END_TEST
 

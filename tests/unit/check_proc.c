@@ -1151,8 +1151,15 @@ proc_suite(void)
 	tcase_add_test(tc, test_fd_unwanted);
 	tcase_add_test(tc, test_fd_no_fdpass);
 	tcase_add_test(tc, test_fd_missing);
-	tcase_add_test(tc, test_fd_lost);
-	tcase_add_test(tc, test_fd_lost_refused);
+	/*
+	 * valgrind keeps descriptors of its own above the limit it shows
+	 * the program, where the kernel still puts a passed one: no
+	 * descriptor is lost under it (make check-valgrind says so).
+	 */
+	if (getenv("MEZITE_VALGRIND") == NULL) {
+		tcase_add_test(tc, test_fd_lost);
+		tcase_add_test(tc, test_fd_lost_refused);
+	}
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("handler");
