@@ -302,18 +302,18 @@ def test_killed_session_process_ends_only_its_session(bastion):
     audited so), the other one goes on; mezctl kill session ends a
     session too."""
     b = bastion
-    long_ = [subprocess.Popen(b.ssh_argv("alice", "db-1",
-                                         "echo up; sleep %d; echo done" % t),
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
-             for t in (30, 4)]
-    for p in long_:
+    long_ = []
+    # one after the other, so that the first has the lower id
+    for t in (30, 4):
+        p = subprocess.Popen(b.ssh_argv("alice", "db-1",
+                                        "echo up; sleep %d; echo done" % t),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert p.stdout.readline() == b"up\n"
+        long_.append(p)
     ss = sessions(b.d)
     assert len(ss) == 2 and all(s["user"] == "alice" for s in ss), ss
     assert all(s["channels"] == 1 and "db-1:ssh" in s["targets"]
                for s in ss), ss
-    # the longer one was handed over first
     victim = min(ss, key=lambda s: s["id"])
     os.kill(victim["pid"], signal.SIGKILL)
     _, err = long_[0].communicate(timeout=20)
