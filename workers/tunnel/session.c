@@ -127,6 +127,12 @@ struct tsession {
 	int			 blocked;	/* the socket took no more */
 	int			 eof;
 	int			 failed;
+	/*
+	 * GOAWAY, once nghttp2 has returned: terminating a session inside
+	 * its callbacks leaves it to parse the rest of the read as if it
+	 * had not been, which it asserts against.
+	 */
+	int			 goaway_now;
 };
 
 static void	 session_io(int, short, void *);
@@ -696,7 +702,7 @@ stream_hello(struct tstream *st)
 	s->since = time_now();
 	/* Inside nghttp2: the GOAWAY goes out when it has returned. */
 	if (cb->online(s) == -1)
-		goaway_submit(s, 1);
+		s->goaway_now = 1;
 	else
 		s->registered = 1;
 }
@@ -966,6 +972,10 @@ session_read(struct tsession *s)
 	rv = nghttp2_session_mem_recv(s->h2, readbuf, n);
 	if (rv < 0)
 		session_fatal(s, rv);
+	else if (s->goaway_now) {
+		s->goaway_now = 0;
+		goaway_submit(s, 1);
+	}
 }
 
 static void
