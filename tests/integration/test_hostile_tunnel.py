@@ -449,12 +449,16 @@ def test_agent_killed_with_100_streams_open(tdaemon, good, echo_svc):
         ends = [None] * len(streams)
 
         def end(i):
+            # Its input stays open: a mezctl whose input has ended cannot
+            # tell a cut stream from an ended one (mezctl(8)).
+            p = streams[i]
             try:
-                ends[i] = streams[i].communicate(timeout=20)
+                p.wait(timeout=20)
+                ends[i] = (p.stdout.read(), p.stderr.read())
             except subprocess.TimeoutExpired:
-                streams[i].kill()
-                ends[i] = streams[i].communicate()
-                ends[i] = ("hung", ends[i][1])
+                p.kill()
+                ends[i] = ("hung", p.communicate()[1])
+            p.stdin.close()
         threads = [threading.Thread(target=end, args=(i,))
                    for i in range(len(streams))]
         for t in threads:
