@@ -894,22 +894,32 @@ ctl_pending_find(uint32_t type, uint32_t peerid)
 	return (NULL);
 }
 
-/* A part of a tunnel worker's nodes; its last ends its answer. */
+/*
+ * A part of one worker's answer to a list asked of every worker of a
+ * kind (show nodes, show sessions): passed on; the last part of the
+ * last worker ends the client's answer.
+ */
+static void
+ctl_list_part(uint32_t asked, struct imsg *imsg, int more)
+{
+	struct ctl_pending	*p;
+
+	if ((p = ctl_pending_find(asked, imsg_get_id(imsg))) == NULL)
+		return;		/* too late */
+	control_reply(imsg_get_type(imsg), p->peerid, imsg->data,
+	    imsg_get_len(imsg));
+	if (!more && --p->waiting == 0) {
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+		ctl_pending_free(p);
+	}
+}
+
 static int
 supervisor_nodes(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__NodeList	*nl = msg;
-	struct ctl_pending	*p;
 
-	if ((p = ctl_pending_find(IMSG_CTL_SHOW_NODES,
-	    imsg_get_id(imsg))) == NULL)
-		return (0);		/* too late */
-	control_reply(IMSG_CTL_NODES, p->peerid, imsg->data,
-	    imsg_get_len(imsg));
-	if (!nl->more && --p->waiting == 0) {
-		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
-		ctl_pending_free(p);
-	}
+	ctl_list_part(IMSG_CTL_SHOW_NODES, imsg, nl->more);
 	return (0);
 }
 
@@ -985,22 +995,12 @@ supervisor_ssh_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
-/* A part of an ssh worker's sessions; its last ends its answer. */
 static int
 supervisor_sessions(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__SessionList	*sl = msg;
-	struct ctl_pending	*p;
 
-	if ((p = ctl_pending_find(IMSG_CTL_SHOW_SESSIONS,
-	    imsg_get_id(imsg))) == NULL)
-		return (0);
-	control_reply(IMSG_CTL_SESSIONS, p->peerid, imsg->data,
-	    imsg_get_len(imsg));
-	if (!sl->more && --p->waiting == 0) {
-		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
-		ctl_pending_free(p);
-	}
+	ctl_list_part(IMSG_CTL_SHOW_SESSIONS, imsg, sl->more);
 	return (0);
 }
 
