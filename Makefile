@@ -72,6 +72,18 @@ HEAVY ?=	yes
 ifeq ($(HEAVY),no)
 INTEGRATION_MARK =	-m "not heavy"
 endif
+# INTEGRATION_TESTS: the files of tests/integration to run; default all.
+INTEGRATION_TESTS ?=
+# The libtls build differs from the default one in the master's TLS
+# engine alone, which then relays every session.  Its run takes the
+# suites that go through that engine in every way a client can (routing,
+# client certificates, transfers, floods, limits, reloads, agents and
+# the bastion), and leaves out those of the workers' own protocols and
+# of the control socket, which the default build has just run.
+LIBTLS_TESTS =	$(addprefix tests/integration/, test_routing.py \
+		test_clientcert.py test_transfer.py test_hostile_tls.py \
+		test_limits.py test_drain.py test_faults.py test_concurrency.py \
+		test_hostile_https.py test_tunnel.py test_ssh.py)
 
 PROTO_C =	proto/mezite.pb-c.c
 PROTO_H =	proto/mezite.pb-c.h
@@ -501,16 +513,18 @@ check-ktls: tests/ktls/ktls_echo $(PROGS)
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider'
 
 # The integration suite against an ASan+UBSan build, and against a build
-# of the master on libtls.  VARIANT_TESTS=files runs only those.
+# of the master on libtls (LIBTLS_TESTS).  VARIANT_TESTS=files runs only
+# those.
 check-sanitize:
 	@VARIANT_TESTS="$(VARIANT_TESTS)" sh scripts/check-variant.sh sanitize
 
 check-libtls:
-	@VARIANT_TESTS="$(VARIANT_TESTS)" sh scripts/check-variant.sh libtls
+	@VARIANT_TESTS="$(or $(VARIANT_TESTS),$(LIBTLS_TESTS))" \
+	    sh scripts/check-variant.sh libtls
 
 check-integration: $(PROGS)
 	cd tests/integration && /usr/bin/python3 -m pytest -q -x \
-	    $(INTEGRATION_MARK)
+	    $(INTEGRATION_MARK) $(INTEGRATION_TESTS)
 
 demo: deps
 	$(MAKE) all

@@ -11,12 +11,15 @@
 #	demo	make demo, once, in the background on a free port; it must
 #		serve /healthz, and is stopped
 #	check	make check, the whole of it, except that the integration
-#		suite's runs against the sanitizer and libtls builds take
-#		a few files each (VARIANT_TESTS): those builds, their
-#		packages and a sample are what a first run can get wrong,
-#		and the machine's own make check runs all of them; the
-#		tests marked heavy are left out (HEAVY=no), for the same
-#		reason; and each fuzz target runs 2 s, not 5
+#		suite takes the files that use a program from a package
+#		(curl, nghttp, h2load, grpcio, OpenSSH, tinyproxy,
+#		ssh-audit) and its runs against the sanitizer and libtls
+#		builds a few files each (INTEGRATION_TESTS, VARIANT_TESTS):
+#		packages, builds and paths are what a first run can get
+#		wrong, and the machine's own make check runs every test
+#		against the same tree; the tests marked heavy are left
+#		out (HEAVY=no), for the same reason; and each fuzz target
+#		runs 2 s, not 5
 #
 # Neither phase may leave a process running in its root, nor the
 # service of HAProxy, h2o, tinyproxy or OpenSSH's sshd enabled there.  The roots are unmounted and removed
@@ -253,6 +256,10 @@ phase_demo() {
 v=tests/integration
 variant_tests="$v/test_routing.py $v/test_clientcert.py $v/test_transfer.py"
 variant_tests="$variant_tests $v/test_auth.py"
+integration_tests="test_setup.py test_routing.py test_clientcert.py"
+integration_tests="$integration_tests test_transfer.py test_auth.py"
+integration_tests="$integration_tests test_hostile_https.py test_tunnel.py"
+integration_tests="$integration_tests test_ssh.py test_msh_ssh.py"
 
 phase_check() {
 	r="$work/check"
@@ -261,6 +268,7 @@ phase_check() {
 	# shellcheck disable=SC2086
 	if ! chroot "$r" /usr/bin/env -i $root_env /bin/sh -c \
 	    "cd /root/mezite && make check FUZZ_TIME=2 HEAVY=no \
+	    INTEGRATION_TESTS='$integration_tests' \
 	    VARIANT_TESTS='$variant_tests'" \
 	    < /dev/null; then
 		echo "check-fresh: make check failed on its first run" \
