@@ -118,9 +118,13 @@ proxy_read(struct conn *c)
 		return (-1);
 	}
 	if (n == 0) {
-		log_warnx("conn %llu: %s: closed %s PROXY header",
-		    (unsigned long long)c->id, addr,
-		    c->pplen > 0 ? "within its" : "before a");
+		/* Closed at once, it is the balancer's check of the port. */
+		if (c->pplen == 0)
+			log_debug("conn %llu: %s: closed before a PROXY "
+			    "header", (unsigned long long)c->id, addr);
+		else
+			log_warnx("conn %llu: %s: closed within its PROXY "
+			    "header", (unsigned long long)c->id, addr);
 		return (-1);
 	}
 	len = pp_parse(c->pp, c->pplen + n, &h);

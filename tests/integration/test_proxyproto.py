@@ -120,17 +120,17 @@ def test_ipv4_header_names_the_client(daemon, header):
     lport = s.getsockname()[1]
     make = v1 if header == "v1" else v2_inet
     s.sendall(make("203.0.113.7", 40001, d.port))
-    tls, me = whoami(s)
+    c, me = whoami(s)
     try:
         assert me["client"] == {"address": "203.0.113.7", "port": 40001}
         assert me["local"] == {"address": "127.0.0.1", "port": d.port}
-        c, line = listed(d, me["id"])
-        assert c["client"] == {"address": "203.0.113.7", "port": 40001}
-        assert c["balancer"] == {"address": BALANCER, "port": lport}
+        info, line = listed(d, me["id"])
+        assert info["client"] == {"address": "203.0.113.7", "port": 40001}
+        assert info["balancer"] == {"address": BALANCER, "port": lport}
         assert "203.0.113.7:40001" in line
         assert "via %s:%d" % (BALANCER, lport) in line
     finally:
-        tls.close()
+        c.close()
 
 
 @pytest.mark.parametrize("header", ["v1", "v2"])
@@ -144,15 +144,15 @@ def test_ipv6_header_names_the_client(daemon, header):
         s.sendall(v2_inet("2001:db8::7", 40002, d.port, dst="2001:db8::1",
                           tlvs=tlv(0x01, b"h2") +
                           tlv(0x02, b"example.com") + tlv(0x04, b"\0" * 7)))
-    tls, me = whoami(s)
+    c, me = whoami(s)
     try:
         assert me["client"] == {"address": "2001:db8::7", "port": 40002}
         assert me["local"] == {"address": "2001:db8::1", "port": d.port}
-        c, line = listed(d, me["id"])
-        assert c["client"] == {"address": "2001:db8::7", "port": 40002}
+        info, line = listed(d, me["id"])
+        assert info["client"] == {"address": "2001:db8::7", "port": 40002}
         assert "[2001:db8::7]:40002" in line
     finally:
-        tls.close()
+        c.close()
 
 
 @pytest.mark.parametrize("header", [
@@ -166,8 +166,8 @@ def test_header_without_client_keeps_the_tcp_peer(daemon, header):
     s = connect(daemon.port)
     lport = s.getsockname()[1]
     s.sendall(header)
-    tls, me = whoami(s)
-    tls.close()
+    c, me = whoami(s)
+    c.close()
     assert me["client"] == {"address": BALANCER, "port": lport}
 
 
@@ -177,15 +177,15 @@ def test_header_a_byte_at_a_time(daemon):
     for b in v2_inet("198.51.100.9", 40003, d.port, tlvs=tlv(0x04, b"xy")):
         s.send(bytes([b]))
         time.sleep(0.005)
-    tls, me = whoami(s)
-    tls.close()
+    c, me = whoami(s)
+    c.close()
     assert me["client"] == {"address": "198.51.100.9", "port": 40003}
     s = connect(d.port)
     for b in v1("198.51.100.10", 40004, d.port):
         s.send(bytes([b]))
         time.sleep(0.005)
-    tls, me = whoami(s)
-    tls.close()
+    c, me = whoami(s)
+    c.close()
     assert me["client"] == {"address": "198.51.100.10", "port": 40004}
 
 
@@ -237,8 +237,8 @@ def test_v2_tlvs_up_to_the_bound_are_taken(daemon):
     s = connect(d.port)
     s.sendall(v2_inet("203.0.113.8", 40005, d.port,
                       tlvs=tlv(0x04, b"\0" * (512 - 3))))
-    tls, me = whoami(s)
-    tls.close()
+    c, me = whoami(s)
+    c.close()
     assert me["client"] == {"address": "203.0.113.8", "port": 40005}
 
 
@@ -275,3 +275,32 @@ def test_stalled_header_is_closed_by_the_handshake_timeout(make_daemon):
                                                 lport), timeout=20,
                start=start)
     assert healthz(d.port)
+
+
+def test_ipv6_balancer_by_prefix(make_daemon):
+    """A balancer on IPv6, trusted by a prefix (::/127 holds ::1); the
+    IPv4 balancer of the other tests is nobody special here."""
+    def edit(text):
+        return re.sub(r"(listen on 127\.0\.0\.1 port (\d+)\n)",
+                      r"\1listen on ::1 port \2\n", text) + \
+            "proxy protocol from ::/127\n"
+    d = make_daemon(edit=edit)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(("::1", d.port))
+    lport = s.getsockname()[1]
+    s.sendall(v2_inet("203.0.113.9", 40008, d.port))
+    c, me = whoami(s)
+    try:
+        assert me["client"] == {"address": "203.0.113.9", "port": 40008}
+        info, line = listed(d, me["id"])
+        assert info["balancer"] == {"address": "::1", "port": lport}
+        assert "via [::1]:%d" % lport in line
+    finally:
+        c.close()
+    # Plain TLS from 127.0.0.2, which this daemon does not trust.
+    s = connect(d.port)
+    lport = s.getsockname()[1]
+    c, me = whoami(s)
+    c.close()
+    assert me["client"] == {"address": BALANCER, "port": lport}
