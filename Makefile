@@ -106,7 +106,7 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c \
-		master/certid.c
+		master/certid.c master/proxyproto.c master/proxy.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
@@ -173,7 +173,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
-		tests/fuzz/fuzz_sshkey
+		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -329,6 +329,13 @@ tests/unit/check_ca: tests/unit/check_ca.o workers/auth/ca.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_ca
 
+# The PROXY protocol header reader, alone.
+tests/unit/check_proxyproto.o: master/proxyproto.h
+tests/unit/check_proxyproto: tests/unit/check_proxyproto.o \
+	master/proxyproto.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_proxyproto
+
 # kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
 tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) -lssl
@@ -474,6 +481,12 @@ check-grpc: tests/grpc/grpc_testd
 # The same lint on every machine, whatever manual pages it has.
 check-man:
 	@sh scripts/check-man.sh $(MANS)
+
+# The PROXY protocol header a balancer sends before the client's bytes.
+tests/fuzz/fuzz_proxyproto: tests/fuzz/fuzz_proxyproto.c \
+	master/proxyproto.c master/proxyproto.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -fsanitize=unsigned-integer-overflow \
+		-o $@ $(filter %.c,$^)
 
 # A short smoke run of each target (FUZZ_TIME seconds); the whole log
 # only when one fails.

@@ -201,6 +201,8 @@ json_conn(struct sbuf *sb, const Mezite__ConnInfo *ci)
 	    ",\"bytes_out\":%" PRIu64 ",\"started\":%" PRId64 ",\"state\":",
 	    ci->worker_pid, ci->bytes_in, ci->bytes_out, ci->started);
 	sbuf_json(sb, ci->state);
-	sbuf_printf(sb, ",\"mode\":\"%s\"}",
+	sbuf_printf(sb, ",\"mode\":\"%s\",\"balancer\":",
 	    ci->mode == MEZITE__HANDOFF_MODE__KTLS ? "ktls" : "relay");
+	json_address(sb, ci->balancer);
+	sbuf_puts(sb, "}");
 }

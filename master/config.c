@@ -176,6 +176,7 @@ config_free(struct mezited_conf *conf)
 	free(conf->path);
 	free(conf->client_ca_file);
 	free(conf->client_ca);
+	free(conf->proxy_from);
 	for (i = 0; i < conf->nclusters; i++) {
 		free(conf->clusters[i].name);
 		free(conf->clusters[i].ca_file);
@@ -414,6 +415,24 @@ config_master_pb(struct mezited_conf *conf, int64_t started,
 	cp->mc.started = started;
 	cp->mc.ktls = conf->ktls_on;
 
+	if (conf->nproxy_from > 0) {
+		if ((cp->pf = calloc(conf->nproxy_from,
+		    sizeof(*cp->pf))) == NULL ||
+		    (cp->pfp = calloc(conf->nproxy_from,
+		    sizeof(*cp->pfp))) == NULL)
+			fatal(__func__);
+		for (i = 0; i < conf->nproxy_from; i++) {
+			mezite__network__init(&cp->pf[i]);
+			cp->pf[i].addr.data = conf->proxy_from[i].addr;
+			cp->pf[i].addr.len =
+			    conf->proxy_from[i].family == AF_INET ? 4 : 16;
+			cp->pf[i].prefix = conf->proxy_from[i].prefix;
+			cp->pfp[i] = &cp->pf[i];
+		}
+		cp->mc.n_proxy_from = conf->nproxy_from;
+		cp->mc.proxy_from = cp->pfp;
+	}
+
 	/* Trusted clusters' CAs verify their proxies' certificates too. */
 	if (conf->nclusters == 0)
 		return;
@@ -450,6 +469,8 @@ void
 config_master_pb_free(struct conf_pb *cp)
 {
 	free(cp->cas);
+	free(cp->pf);
+	free(cp->pfp);
 	free(cp->tc);
 	free(cp->tcp);
 	free(cp->alpn);

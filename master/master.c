@@ -255,6 +255,7 @@ master_configure(void)
 	mconf = pending;
 	pending = NULL;
 	pending_free();
+	proxy_configure(mconf->proxy_from, mconf->n_proxy_from);
 
 	/* Common timeouts make re-arming a per-connection timer O(1). */
 	htv.tv_sec = mconf->handshake_timeout;
@@ -775,6 +776,10 @@ master_accept(int fd, short event, void *arg)
 		/* The handshake starts when the client's first bytes come. */
 		c->srv = srv;
 		srv->refs++;
+		if (proxy_accept(c) == -1) {
+			conn_free(c);
+			continue;
+		}
 		evtimer_add(&c->timer, handshake_tv);
 		conn_set_events(c, EV_READ, 0);
 	}
@@ -800,11 +805,45 @@ conn_engine(struct conn *c)
 	return (0);
 }
 
+/*
+ * The client's address is known: the TCP peer's (src NULL), or the one
+ * a trusted balancer's PROXY header names, with the address the client
+ * called (dst).  This is the one place it is set, once per connection,
+ * before the TLS handshake: the logs, the handoff's metadata and show
+ * connections see it from here on, and what is counted per client must
+ * count it here.  -1: close the connection.
+ */
+int
+conn_set_peer(struct conn *c, const struct sockaddr_storage *src,
+    const struct sockaddr_storage *dst)
+{
+	char	 addr[ADDRSTRLEN], lb[ADDRSTRLEN];
+
+	if (src != NULL) {
+		c->peer = *src;
+		c->local = *dst;
+		log_debug("conn %llu: %s: via %s", (unsigned long long)c->id,
+		    addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr)),
+		    addr_str((struct sockaddr *)&c->balancer, lb, sizeof(lb)));
+	}
+	return (0);
+}
+
 void
 conn_handshake(struct conn *c)
 {
 	char	 addr[ADDRSTRLEN];
 
+	if (c->pp != NULL) {
+		switch (proxy_read(c)) {
+		case 0:
+			return;
+		case -1:
+			mstats.handshake_failures++;
+			conn_free(c);
+			return;
+		}
+	}
 	if (c->ssl == NULL && c->tls == NULL && conn_engine(c) == -1) {
 		conn_free(c);
 		return;
@@ -882,6 +921,7 @@ conn_free(struct conn *c)
 		close(c->fd);
 	free(c->up);
 	free(c->down);
+	free(c->pp);
 	free(c->alpn);
 	free(c->sni);
 	TAILQ_REMOVE(&conns, c, entry);
@@ -1026,7 +1066,7 @@ static void
 ctl_show_connections(uint32_t peerid)
 {
 	Mezite__ConnInfo	 ci;
-	struct pb_addr		 client;
+	struct pb_addr		 client, balancer;
 	struct conn		*c;
 
 	TAILQ_FOREACH(c, &conns, entry) {
@@ -1034,6 +1074,10 @@ ctl_show_connections(uint32_t peerid)
 		ci.id = c->id;
 		addr_to_pb((struct sockaddr *)&c->peer, &client);
 		ci.client = &client.pb;
+		if (c->balancer.ss_family != AF_UNSPEC) {
+			addr_to_pb((struct sockaddr *)&c->balancer, &balancer);
+			ci.balancer = &balancer.pb;
+		}
 		ci.alpn = c->alpn ? c->alpn : "";
 		ci.sni = c->sni ? c->sni : "";
 		ci.worker = c->state == CONN_HANDSHAKE ? "" :

@@ -87,8 +87,11 @@ struct conn {
 	struct event		 fdev;
 	struct event		 pfdev;
 	struct event		 timer;
-	struct sockaddr_storage	 peer;
+	struct sockaddr_storage	 peer;		/* client: conn_set_peer() */
 	struct sockaddr_storage	 local;
+	struct sockaddr_storage	 balancer;	/* PROXY protocol: TCP peer */
+	uint8_t			*pp;		/* its header, while read */
+	size_t			 pplen;
 	char			*alpn;
 	char			*sni;
 	enum proc_type		 wtype;
@@ -133,6 +136,8 @@ extern enum proc_type		 default_worker;
 extern const struct timeval	*handshake_tv;
 extern const struct timeval	*idle_tv;
 void		 conn_handshake(struct conn *);
+int		 conn_set_peer(struct conn *, const struct sockaddr_storage *,
+		    const struct sockaddr_storage *);
 void		 conn_free(struct conn *);
 struct conn	*conn_find(uint64_t);
 void		 worker_acked(struct worker *, uint32_t);
@@ -160,6 +165,11 @@ X509		*eng_peer(struct conn *);
 
 /* handoff.c */
 void		 conn_route(struct conn *);
+
+/* proxy.c */
+void		 proxy_configure(Mezite__Network **, size_t);
+int		 proxy_accept(struct conn *);
+int		 proxy_read(struct conn *);
 
 /* relay.c */
 void		 conn_relay(struct conn *);

@@ -169,6 +169,8 @@ struct mezited_conf {
 	char			*control_group;
 	enum ktls_mode		 ktls;
 	int			 ktls_on;	/* wanted, and the kernel can */
+	struct status_net	*proxy_from;	/* PROXY protocol balancers */
+	size_t			 nproxy_from;
 	int			 verbose;
 };
 
@@ -189,6 +191,8 @@ struct conf_pb {
 	Mezite__TrustedCluster	*tc;
 	Mezite__TrustedCluster	**tcp;
 	uint8_t			*cas;		/* client_ca and clusters' */
+	Mezite__Network		*pf;		/* proxy_from */
+	Mezite__Network		**pfp;
 };
 
 /* config.c */

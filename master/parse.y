@@ -134,6 +134,11 @@ static int		 tunnel_only(const char *);
 static int		 ssh_only(const char *);
 static const char	*size_text(int64_t, char *, size_t);
 static void		 status_allow(const char *);
+static int		 net_parse(const char *, const char *,
+			    struct status_net *);
+static void		 net_add(const char *, struct status_net **, size_t *,
+			    const struct status_net *);
+static void		 proxy_from(const char *);
 static void		 set_path(char **, const char *, const char *);
 static void		 set_control_socket(const char *);
 
@@ -173,6 +178,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
 %token	SESSIONS SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TRUSTED TTL USER
 %token	VERBOSE WORKER
+%token	FROM PROTOCOL PROXY
 %token	ERROR
 %token	<v.string>	STRING
 %token	<v.number>	NUMBER
@@ -273,6 +279,8 @@ main		: LISTEN ON STRING port		{
 		| KTLS AUTO			{ conf->ktls = KTLS_AUTO; }
 		| KTLS YES			{ conf->ktls = KTLS_YES; }
 		| KTLS NO			{ conf->ktls = KTLS_NO; }
+		| PROXY PROTOCOL FROM STRING	{ proxy_from($4); }
+		| PROXY PROTOCOL FROM '{' proxylist '}'
 		| LOG VERBOSE			{ conf->verbose = 1; }
 		| LOG BRIEF			{ conf->verbose = 0; }
 		;
@@ -379,6 +387,11 @@ allowlist	: /* empty */
 		| allowlist STRING		{ status_allow($2); }
 		;
 
+proxylist	: /* empty */
+		| proxylist '\n'
+		| proxylist STRING		{ proxy_from($2); }
+		;
+
 /* A number of bytes, with an optional K, M or G: "64M". */
 size		: NUMBER			{
 			char	 buf[32];
@@ -424,6 +437,7 @@ static const struct keyword {
 	{ "default",		DEFAULT },
 	{ "directory",		DIRECTORY },
 	{ "drain",		DRAIN },
+	{ "from",		FROM },
 	{ "group",		GROUP },
 	{ "groups",		GROUPS },
 	{ "handshake",		HANDSHAKE },
@@ -443,7 +457,9 @@ static const struct keyword {
 	{ "on",			ON },
 	{ "port",		PORT },
 	{ "prefork",		PREFORK },
+	{ "protocol",		PROTOCOL },
 	{ "protocols",		PROTOCOLS },
+	{ "proxy",		PROXY },
 	{ "root",		ROOT },
 	{ "route",		ROUTE },
 	{ "sessions",		SESSIONS },
@@ -1676,84 +1692,116 @@ duration_value(const char *what, const char *s, int64_t min, int64_t max)
 }
 
 /*
- * One network of "status allow": an IPv4 or IPv6 address, optionally
- * followed by "/" and a prefix length; without one, the address alone.
- * Bits set past the prefix are an error: they suggest a typing mistake.
+ * One network of "status allow" or "proxy protocol from" (what): an IPv4
+ * or IPv6 address, optionally followed by "/" and a prefix length;
+ * without one, the address alone.  Bits set past the prefix are an
+ * error: they suggest a typing mistake.
  */
-static void
-status_allow(const char *s)
+static int
+net_parse(const char *what, const char *s, struct status_net *net)
 {
-	struct proc_conf	*pc;
-	struct status_net	 net, *nets;
 	char			 addr[INET6_ADDRSTRLEN];
 	const char		*slash, *errstr;
 	size_t			 len, i, nbytes;
 	unsigned int		 max, bits;
 	int			 prefix;
 
-	if (!https_only("status allow"))
-		return;
-	pc = &conf->procs[cur_type];
-	memset(&net, 0, sizeof(net));
+	memset(net, 0, sizeof(*net));
 	slash = strchr(s, '/');
 	len = slash != NULL ? (size_t)(slash - s) : strlen(s);
 	if (len == 0 || len >= sizeof(addr)) {
-		parse_error("status allow %s: not an IPv4 or IPv6 address", s);
-		return;
+		parse_error("%s %s: not an IPv4 or IPv6 address", what, s);
+		return (-1);
 	}
 	memcpy(addr, s, len);
 	addr[len] = '\0';
-	if (inet_pton(AF_INET, addr, net.addr) == 1) {
-		net.family = AF_INET;
+	if (inet_pton(AF_INET, addr, net->addr) == 1) {
+		net->family = AF_INET;
 		max = 32;
-	} else if (inet_pton(AF_INET6, addr, net.addr) == 1) {
-		net.family = AF_INET6;
+	} else if (inet_pton(AF_INET6, addr, net->addr) == 1) {
+		net->family = AF_INET6;
 		max = 128;
 	} else {
-		parse_error("status allow %s: not an IPv4 or IPv6 address", s);
-		return;
+		parse_error("%s %s: not an IPv4 or IPv6 address", what, s);
+		return (-1);
 	}
-	net.prefix = max;
+	net->prefix = max;
 	if (slash != NULL) {
 		if (!is_number(slash + 1) || slash[1] == '-') {
-			parse_error("status allow %s: the prefix length must "
-			    "be a number from 0 to %u", s, max);
-			return;
+			parse_error("%s %s: the prefix length must be a number "
+			    "from 0 to %u", what, s, max);
+			return (-1);
 		}
 		prefix = strtonum(slash + 1, 0, max, &errstr);
 		if (errstr != NULL) {
-			parse_error("status allow %s: the prefix length must "
-			    "be a number from 0 to %u", s, max);
-			return;
+			parse_error("%s %s: the prefix length must be a number "
+			    "from 0 to %u", what, s, max);
+			return (-1);
 		}
-		net.prefix = prefix;
+		net->prefix = prefix;
 	}
 	nbytes = max / 8;
 	for (i = 0; i < nbytes; i++) {
-		bits = net.prefix > i * 8 ? net.prefix - i * 8 : 0;
+		bits = net->prefix > i * 8 ? net->prefix - i * 8 : 0;
 		if (bits >= 8)
 			continue;
-		if ((net.addr[i] & (0xff >> bits)) != 0) {
-			parse_error("status allow %s: address bits set past "
-			    "the prefix length", s);
-			return;
+		if ((net->addr[i] & (0xff >> bits)) != 0) {
+			parse_error("%s %s: address bits set past the prefix "
+			    "length", what, s);
+			return (-1);
 		}
 	}
-	for (i = 0; i < pc->nstatus_allow; i++)
-		if (pc->status_allow[i].family == net.family &&
-		    pc->status_allow[i].prefix == net.prefix &&
-		    memcmp(pc->status_allow[i].addr, net.addr, nbytes) == 0)
+	return (0);
+}
+
+/* Add net to a list of them, unless it is there already. */
+static void
+net_add(const char *what, struct status_net **list, size_t *n,
+    const struct status_net *net)
+{
+	struct status_net	*nets;
+	size_t			 i;
+
+	for (i = 0; i < *n; i++)
+		if ((*list)[i].family == net->family &&
+		    (*list)[i].prefix == net->prefix &&
+		    memcmp((*list)[i].addr, net->addr,
+		    net->family == AF_INET ? 4 : 16) == 0)
 			return;		/* said twice: once is enough */
-	if (pc->nstatus_allow >= STATUS_ALLOW_MAX) {
-		parse_error("status allow: more than %d networks",
+	if (*n >= STATUS_ALLOW_MAX) {
+		parse_error("%s: more than %d networks", what,
 		    STATUS_ALLOW_MAX);
 		return;
 	}
-	if ((nets = reallocarray(pc->status_allow, pc->nstatus_allow + 1,
-	    sizeof(*nets))) == NULL)
+	if ((nets = reallocarray(*list, *n + 1, sizeof(*nets))) == NULL)
 		fatal("%s", __func__);
-	nets[pc->nstatus_allow++] = net;
-	pc->status_allow = nets;
+	nets[(*n)++] = *net;
+	*list = nets;
+}
+
+static void
+status_allow(const char *s)
+{
+	struct proc_conf	*pc;
+	struct status_net	 net;
+
+	if (!https_only("status allow"))
+		return;
+	pc = &conf->procs[cur_type];
+	if (net_parse("status allow", s, &net) == 0)
+		net_add("status allow", &pc->status_allow, &pc->nstatus_allow,
+		    &net);
+}
+
+/* A balancer's network: its connections begin with a PROXY header. */
+static void
+proxy_from(const char *s)
+{
+	struct status_net	 net;
+
+	if (net_parse("proxy protocol from", s, &net) == 0)
+		net_add("proxy protocol from", &conf->proxy_from,
+		    &conf->nproxy_from, &net);
 }
 
 static void

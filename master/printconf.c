@@ -92,12 +92,26 @@ print_duration(FILE *f, const char *what, unsigned int n)
 	fprintf(f, "%s %us\n", what, n);
 }
 
+/* " { 10.0.0.0/8 ::1/128 }" */
 static void
-print_https(FILE *f, const struct proc_conf *pc)
+print_nets(FILE *f, const struct status_net *nets, size_t n)
 {
 	char	 addr[INET6_ADDRSTRLEN];
 	size_t	 i;
 
+	fprintf(f, " {");
+	for (i = 0; i < n; i++) {
+		if (inet_ntop(nets[i].family, nets[i].addr, addr,
+		    sizeof(addr)) == NULL)
+			(void)strlcpy(addr, "?", sizeof(addr));
+		fprintf(f, " %s/%u", addr, nets[i].prefix);
+	}
+	fprintf(f, " }\n");
+}
+
+static void
+print_https(FILE *f, const struct proc_conf *pc)
+{
 	fprintf(f, "\tbody limit ");
 	print_size(f, pc->body_limit);
 	fprintf(f, "\n\tbody memory ");
@@ -105,14 +119,8 @@ print_https(FILE *f, const struct proc_conf *pc)
 	fprintf(f, "\n\tmax streams %u\n", pc->max_streams);
 	if (pc->nstatus_allow == 0)
 		return;
-	fprintf(f, "\tstatus allow {");
-	for (i = 0; i < pc->nstatus_allow; i++) {
-		if (inet_ntop(pc->status_allow[i].family,
-		    pc->status_allow[i].addr, addr, sizeof(addr)) == NULL)
-			(void)strlcpy(addr, "?", sizeof(addr));
-		fprintf(f, " %s/%u", addr, pc->status_allow[i].prefix);
-	}
-	fprintf(f, " }\n");
+	fprintf(f, "\tstatus allow");
+	print_nets(f, pc->status_allow, pc->nstatus_allow);
 }
 
 static void
@@ -156,6 +164,10 @@ print_config(FILE *f, struct mezited_conf *conf)
 
 	TAILQ_FOREACH(la, &conf->listeners, entry)
 		print_listen(f, la);
+	if (conf->nproxy_from > 0) {
+		fprintf(f, "proxy protocol from");
+		print_nets(f, conf->proxy_from, conf->nproxy_from);
+	}
 
 	TAILQ_FOREACH(kp, &conf->keypairs, entry) {
 		fprintf(f, "tls keypair ");

@@ -390,22 +390,29 @@ show_conn(const Mezite__ConnInfo *ci, int64_t now)
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
 	char			 client[ADDRSTRLEN], worker[32];
-	char			 bin[16], bout[16], age[16];
+	char			 bin[16], bout[16], age[16], lb[ADDRSTRLEN + 5];
 
 	if (addr_from_pb(ci->client, &ss, &sslen) == -1)
 		strlcpy(client, "?", sizeof(client));
 	else
 		addr_str((struct sockaddr *)&ss, client, sizeof(client));
+	/* Through a balancer (PROXY protocol): its address last. */
+	lb[0] = '\0';
+	if (ci->balancer != NULL &&
+	    addr_from_pb(ci->balancer, &ss, &sslen) == 0) {
+		(void)strlcpy(lb, " via ", sizeof(lb));
+		addr_str((struct sockaddr *)&ss, lb + 5, sizeof(lb) - 5);
+	}
 	if (ci->worker[0] == '\0')
 		strlcpy(worker, "-", sizeof(worker));
 	else
 		(void)snprintf(worker, sizeof(worker), "%.8s(%d)", ci->worker,
 		    ci->worker_pid);
-	printf("%-8" PRIu64 " %-22s %-12s %-16s %-14s %7s %7s %6s %-9s %s\n",
+	printf("%-8" PRIu64 " %-22s %-12s %-16s %-14s %7s %7s %6s %-9s %s%s\n",
 	    ci->id, client, ci->alpn[0] ? ci->alpn : "-",
 	    ci->sni[0] ? ci->sni : "-", worker,
 	    fmt_bytes(ci->bytes_in, bin, sizeof(bin)),
 	    fmt_bytes(ci->bytes_out, bout, sizeof(bout)),
 	    fmt_duration(now - ci->started, age, sizeof(age)), ci->state,
-	    ci->mode == MEZITE__HANDOFF_MODE__KTLS ? "ktls" : "relay");
+	    ci->mode == MEZITE__HANDOFF_MODE__KTLS ? "ktls" : "relay", lb);
 }
