@@ -94,7 +94,7 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c \
-		master/certid.c
+		master/certid.c master/source.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
