@@ -592,7 +592,7 @@ master_tick(int fd, short event, void *arg)
 	source_tick(now);
 	/* Paused when full: a handshake has become old enough to shed. */
 	if (accept_paused && !accept_backoff && !draining && mconf != NULL &&
-	    source_sheddable(now))
+	    source_sheddable(now, mconf->max_connections))
 		listeners_pause(0);
 	evtimer_add(&tickev, &tv);
 }
@@ -750,6 +750,21 @@ accept_full(void)
 	return (-1);
 }
 
+/* Close a connection in its handshake to make room for another. */
+static void
+conn_shed(struct conn *c, int64_t now)
+{
+	char		 addr[ADDRSTRLEN];
+	struct linger	 l = { 1, 0 };
+
+	log_debug("conn %llu: %s: shed, in its handshake for %lld ms",
+	    (unsigned long long)c->id, addr_str((struct sockaddr *)&c->peer,
+	    addr, sizeof(addr)), (long long)(now - c->hs_since));
+	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) == -1)
+		log_warn("SO_LINGER");
+	conn_free(c);
+}
+
 static void
 master_accept(int fd, short event, void *arg)
 {
@@ -833,15 +848,10 @@ master_accept(int fd, short event, void *arg)
 
 		if (!full)
 			continue;
-		if ((v = source_victim(c, now)) != NULL) {
-			char	 addr[ADDRSTRLEN];
-
+		if ((v = source_victim(c, now, mconf->max_connections)) !=
+		    NULL) {
 			sstats.shed++;
-			log_debug("conn %llu: %s: shed, in its handshake for "
-			    "%lld ms", (unsigned long long)v->id,
-			    addr_str((struct sockaddr *)&v->peer, addr,
-			    sizeof(addr)), (long long)(now - v->hs_since));
-			conn_free(v);
+			conn_shed(v, now);
 			continue;
 		}
 		listeners_pause(1);

@@ -188,8 +188,8 @@ void		 source_limits(unsigned int, unsigned int);
 int		 source_add(struct conn *, int64_t);
 void		 source_del(struct conn *);
 void		 source_handshake_done(struct conn *);
-struct conn	*source_victim(struct conn *, int64_t);
-int		 source_sheddable(int64_t);
+struct conn	*source_victim(struct conn *, int64_t, unsigned int);
+int		 source_sheddable(int64_t, unsigned int);
 void		 source_tick(int64_t);
 
 /* relay.c */

@@ -301,29 +301,37 @@ source_del(struct conn *c)
 
 /*
  * With every slot taken, which connection should give way to c, just
- * accepted: NULL for none, and then c waits with the listeners paused.
+ * accepted: another, c itself, or NULL for none, and then c waits with
+ * the listeners paused.  In order:
  *
- * The oldest handshake of the source with the most handshakes, if that
- * source holds more of them than c's source even counting c: so a
- * source holding many never keeps one with few out.  Otherwise the
- * oldest handshake of all, if it has lasted SHED_AGE_MS: a client's
- * handshake takes milliseconds, and one that has waited this long for
- * its client is more likely an attack's than a slow client's.  A new
- * connection never gives way to a handshake just begun, so clients
- * from a single source wait in the listen queue as before.
+ * 1. The oldest handshake of the source with the most handshakes, if
+ *    that source holds more of them than c's source even counting c:
+ *    a source holding many never keeps one with few out.
+ * 2. c, if its source holds more than half of max connections in their
+ *    handshake: with any other client about, that is more than its
+ *    share, and refusing the newcomer costs least.
+ * 3. The oldest handshake of all, if it has lasted SHED_AGE_MS: a
+ *    client's handshake takes milliseconds, and one that has waited
+ *    this long for its client is more likely an attack's than a slow
+ *    client's.
+ *
+ * A new connection never gives way to a handshake just begun of its
+ * own source, so the clients of a single busy address wait in the
+ * listen queue, as they did before.
  */
 struct conn *
-source_victim(struct conn *c, int64_t now)
+source_victim(struct conn *c, int64_t now, unsigned int max)
 {
 	struct source	*top;
 	struct conn	*v;
 
-	if (hsmax > 0) {
+	if (c->src != NULL && hsmax > 0) {
 		top = TAILQ_FIRST(&hscount[hsmax]);
-		if (c->src != NULL && top != c->src &&
-		    top->nhs > c->src->nhs &&
+		if (top != c->src && top->nhs > c->src->nhs &&
 		    (v = TAILQ_FIRST(&top->hs)) != NULL)
 			return (v);
+		if (c->src->nhs > max / 2)
+			return (c);
 	}
 	if ((v = TAILQ_FIRST(&handshakes)) != NULL && v != c &&
 	    now - v->hs_since >= SHED_AGE_MS)
@@ -331,14 +339,15 @@ source_victim(struct conn *c, int64_t now)
 	return (NULL);
 }
 
-/* Whether source_victim() would find a handshake old enough to shed. */
+/* Whether a connection accepted now would find one to give way to it. */
 int
-source_sheddable(int64_t now)
+source_sheddable(int64_t now, unsigned int max)
 {
 	struct conn	*v;
 
-	return ((v = TAILQ_FIRST(&handshakes)) != NULL &&
-	    now - v->hs_since >= SHED_AGE_MS);
+	return (hsmax > max / 2 ||
+	    ((v = TAILQ_FIRST(&handshakes)) != NULL &&
+	    now - v->hs_since >= SHED_AGE_MS));
 }
 
 /*
