@@ -317,6 +317,13 @@ tests/unit/check_ca: tests/unit/check_ca.o workers/auth/ca.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_ca
 
+# The master's per-source accounting.
+tests/unit/check_source.o: master/master.h
+tests/unit/check_source: tests/unit/check_source.o master/source.o \
+	$(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_source
+
 # kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
 tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) -lssl
