@@ -10,6 +10,7 @@ sources.
 """
 
 import errno
+import os
 import resource
 import socket
 import time
@@ -101,6 +102,8 @@ def test_silent_flood_from_one_source_is_held_to_its_limit(make_daemon):
     raise_nofile(n + 1000)
     d = make_daemon(handshake=HANDSHAKE,
                     extra="max connections per source %d\n" % limit)
+    master = d.worker_pid("master")
+    fds_before = len(os.listdir("/proc/%d/fd" % master))
     before = conn_status(d)
     socks = flood(d.port, n)
     try:
@@ -112,6 +115,10 @@ def test_silent_flood_from_one_source_is_held_to_its_limit(make_daemon):
         # The client's connection has gone by now, or is going.
         held = st["active"] - before["active"]
         assert limit <= held <= limit + 1, st
+        # Seen from outside too: a descriptor for each, and a few more.
+        fds = len(os.listdir("/proc/%d/fd" % master)) - fds_before
+        assert limit <= fds <= limit + 8, "master holds %d more " \
+            "descriptors" % fds
         assert st["source_refused"] - before["source_refused"] == \
             n - limit, st
         assert took < SERVED_WITHIN, \
