@@ -39,8 +39,8 @@ def raise_nofile(n):
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
 
 
-def flood(port, n, first=b""):
-    """n connections from FLOOD_SRC, each sending first and no more.
+def flood(port, n, first=b"", src=FLOOD_SRC):
+    """n connections from src, each sending first and no more.
     Connections the master resets at once are among them: it does so
     only after the kernel completed them; those reset before connect(2)
     returned are None."""
@@ -52,7 +52,7 @@ def flood(port, n, first=b""):
             # The port is chosen at connect, per destination: more than
             # the ephemeral range's worth of sources would fit.
             s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-            s.bind((FLOOD_SRC, 0))
+            s.bind((src, 0))
             s.settimeout(10)
             try:
                 s.connect(("127.0.0.1", port))
@@ -160,6 +160,45 @@ def test_stalled_handshakes_are_shed_when_full(make_daemon):
         close_all(socks)
     print("2,000 stalled: %d shed, served in %.3f s" % (
         after["shed"] - before["shed"], took))
+
+
+def held_by_source(d):
+    """The master's connections in their handshake, by client address."""
+    out = {}
+    for c in d.mezctl_json("show", "connections"):
+        if c["state"] == "handshake":
+            a = c["client"]["address"]
+            out[a] = out.get(a, 0) + 1
+    return out
+
+
+def test_the_source_holding_most_gives_way(make_daemon):
+    """With max connections 400 full of one address's stalled
+    handshakes, a second address flooding too takes the first one's
+    places until both hold about half; past that each one's newcomers
+    are refused, and a third address is still served."""
+    n, maxconn = 300, 400
+    raise_nofile(2 * n + 1000)
+    d = make_daemon(handshake=HANDSHAKE,
+                    extra="max connections %d\n" % maxconn)
+    hello = client_hello(("http/1.1",))
+    socks = []
+    try:
+        socks += flood(d.port, n, first=hello[:20], src="127.0.0.2")
+        socks += flood(d.port, n, first=hello[:20], src="127.0.0.3")
+        wait_for(lambda: sum(held_by_source(d).values()) >= maxconn, 30,
+                 interval=0.2, what="the master to be full")
+        held = held_by_source(d)
+        # 400 slots, 600 asking: each ends with its half, give or take
+        # the newcomer that tipped the balance.
+        assert abs(held.get("127.0.0.2", 0) - maxconn // 2) <= 1, held
+        assert abs(held.get("127.0.0.3", 0) - maxconn // 2) <= 1, held
+        took = timed_get(d.port)
+        assert took < SERVED_WITHIN, \
+            "served in %.2f s beside two floods" % took
+    finally:
+        close_all(socks)
+    print("two floods: held %s, served in %.3f s" % (held, took))
 
 
 def test_connection_rate_per_source(make_daemon):
