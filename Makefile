@@ -107,7 +107,8 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c \
-		master/certid.c master/proxyproto.c master/proxy.c
+		master/certid.c master/proxyproto.c master/proxy.c \
+		master/source.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
@@ -336,6 +337,12 @@ tests/unit/check_proxyproto: tests/unit/check_proxyproto.o \
 	master/proxyproto.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_proxyproto
+# The master's per-source accounting.
+tests/unit/check_source.o: master/master.h
+tests/unit/check_source: tests/unit/check_source.o master/source.o \
+	$(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_source
 
 # kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
 tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)

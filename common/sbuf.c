@@ -161,10 +161,11 @@ json_status(struct sbuf *sb, const Mezite__Status *st)
 	    st->now - st->started, st->draining ? "true" : "false");
 	sbuf_printf(sb, ",\"connections\":{\"total\":%" PRIu64
 	    ",\"active\":%u,\"handshakes\":%u,\"handshake_failures\":%"
-	    PRIu64 ",\"route_failures\":%" PRIu64 "}",
+	    PRIu64 ",\"route_failures\":%" PRIu64 ",\"source_refused\":%"
+	    PRIu64 ",\"shed\":%" PRIu64 ",\"sources\":%u}",
 	    st->connections_total, st->connections_active,
 	    st->handshakes_active, st->handshake_failures,
-	    st->route_failures);
+	    st->route_failures, st->source_refused, st->shed, st->sources);
 	sbuf_printf(sb, ",\"bytes\":{\"in\":%" PRIu64 ",\"out\":%" PRIu64 "}",
 	    st->bytes_in, st->bytes_out);
 	sbuf_printf(sb, ",\"ktls\":%s,\"handoffs\":{\"ktls\":%" PRIu64

@@ -104,6 +104,8 @@ config_new(void)
 	conf->idle_timeout = TIMEOUT_IDLE;
 	conf->drain_timeout = TIMEOUT_DRAIN;
 	conf->max_connections = MAX_CONNECTIONS;
+	conf->max_conn_per_source = MAX_CONN_PER_SOURCE;
+	conf->conn_rate_per_source = CONN_RATE_PER_SOURCE;
 	for (t = PROC_MASTER; t < PROC_MAX; t++) {
 		conf->procs[t].user = xstrdup(default_users[t]);
 		conf->procs[t].chroot = xstrdup(DEFAULT_CHROOT);
@@ -407,6 +409,8 @@ config_master_pb(struct mezited_conf *conf, int64_t started,
 	cp->mc.idle_timeout = conf->idle_timeout;
 	cp->mc.drain_timeout = conf->drain_timeout;
 	cp->mc.max_connections = conf->max_connections;
+	cp->mc.max_conn_per_source = conf->max_conn_per_source;
+	cp->mc.conn_rate_per_source = conf->conn_rate_per_source;
 	cp->mc.tls_protocols = conf->tls_protocols;
 	cp->mc.tls_ciphers = conf->tls_ciphers;
 	cp->mc.tls_groups = conf->tls_groups;

@@ -40,7 +40,7 @@
 #define TRIM_MIN	256		/* connections at the peak, to trim */
 #define FD_SCAN		256		/* at start, descriptors below this */
 #define FD_SPARE	4		/* kept free for the unforeseen */
-#define FD_WARN_EVERY	10		/* seconds between "not accepting" */
+#define FD_WARN_EVERY	10		/* seconds between "full" lines */
 #define MASTER_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
 
 struct listener {
@@ -277,6 +277,10 @@ master_configure(void)
 		    "no cluster is recognised");
 		(void)certid_set_clusters(NULL, 0);
 	}
+
+	source_limits(mconf->max_conn_per_source ? mconf->max_conn_per_source :
+	    MAX_CONN_PER_SOURCE, mconf->conn_rate_per_source ?
+	    mconf->conn_rate_per_source : CONN_RATE_PER_SOURCE);
 
 	log_debug("configured: %zu routes, default %s, alpn \"%s\", %s",
 	    nrules, proc_name(default_worker),
@@ -586,6 +590,11 @@ master_tick(int fd, short event, void *arg)
 		    (unsigned long long)(mstats.route_failures - refused));
 		refused = mstats.route_failures;
 	}
+	source_tick(now);
+	/* Paused when full: a handshake has become old enough to shed. */
+	if (accept_paused && !accept_backoff && !draining && mconf != NULL &&
+	    source_sheddable(now, mconf->max_connections))
+		listeners_pause(0);
 	evtimer_add(&tickev, &tv);
 }
 
@@ -687,34 +696,87 @@ fd_room(void)
 	return (n + 3 + FD_SPARE <= fd_limit);
 }
 
+/*
+ * Close a connection refused at accept: with a reset, so that no state
+ * of it lingers here.
+ */
+static void
+accept_refuse(int s)
+{
+	struct linger	 l = { 1, 0 };
+
+	if (setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) == -1)
+		log_warn("SO_LINGER");
+	close(s);
+}
+
+/*
+ * Full, with max connections or as many descriptors as there is room
+ * for: stop accepting, or, while some connections are in their
+ * handshake, take one more to see whose it is.  A handshake then gives
+ * way to it if source_victim() finds one (load shedding: the source
+ * with the most half-open connections loses its oldest, so that one
+ * source cannot keep the others out); if none does, it waits with the
+ * others, one over the limit, and accepting stops until a connection
+ * ends or a handshake becomes old enough to shed.
+ */
+static int
+accept_full(void)
+{
+	static int64_t	 max_warned, fd_warned;
+	int		 fd_short = 0;
+
+	if (nconns >= mconf->max_connections) {
+		if (time_now() - max_warned >= FD_WARN_EVERY) {
+			log_warnx("max connections (%u) reached, %u in their "
+			    "handshake", mconf->max_connections, nhandshakes);
+			max_warned = time_now();
+		}
+	} else if (!fd_room()) {
+		if (time_now() - fd_warned >= FD_WARN_EVERY) {
+			log_warnx("open file limit (%u) reached with %u "
+			    "connections, %u in their handshake", fd_limit,
+			    nconns, nhandshakes);
+			fd_warned = time_now();
+		}
+		fd_short = 1;
+	} else
+		return (0);
+	if (nhandshakes > 0)
+		return (1);
+	listeners_pause(1);
+	/* Resumed as connections end, or hand-offs leave. */
+	if (fd_short && !evtimer_pending(&acceptev, NULL))
+		evtimer_add(&acceptev, &accept_tv);
+	return (-1);
+}
+
+/* Close a connection in its handshake to make room for another. */
+static void
+conn_shed(struct conn *c, int64_t now)
+{
+	char		 addr[ADDRSTRLEN];
+	struct linger	 l = { 1, 0 };
+
+	log_debug("conn %llu: %s: shed, in its handshake for %lld ms",
+	    (unsigned long long)c->id, addr_str((struct sockaddr *)&c->peer,
+	    addr, sizeof(addr)), (long long)(now - c->hs_since));
+	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) == -1)
+		log_warn("SO_LINGER");
+	conn_free(c);
+}
+
 static void
 master_accept(int fd, short event, void *arg)
 {
-	static int64_t	 fd_warned;
-	struct conn	*c;
+	struct conn	*c, *v;
 	socklen_t	 len;
-	int		 s, i, on = 1;
+	int64_t		 now;
+	int		 s, i, on = 1, full;
 
 	for (i = 0; i < ACCEPT_BATCH; i++) {
-		if (nconns >= mconf->max_connections) {
-			log_warnx("max connections (%u) reached, not "
-			    "accepting", mconf->max_connections);
-			listeners_pause(1);
+		if ((full = accept_full()) == -1)
 			return;
-		}
-		/* Resumed as connections end, or hand-offs leave. */
-		if (!fd_room()) {
-			if (time_now() - fd_warned >= FD_WARN_EVERY) {
-				log_warnx("open file limit (%u) reached with "
-				    "%u connections, not accepting", fd_limit,
-				    nconns);
-				fd_warned = time_now();
-			}
-			listeners_pause(1);
-			if (!evtimer_pending(&acceptev, NULL))
-				evtimer_add(&acceptev, &accept_tv);
-			return;
-		}
 		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC)) == -1) {
 			switch (errno) {
@@ -742,6 +804,18 @@ master_accept(int fd, short event, void *arg)
 			close(s);
 			return;
 		}
+		c->fd = s;
+		c->state = CONN_HANDSHAKE;
+		len = sizeof(c->peer);
+		if (getpeername(s, (struct sockaddr *)&c->peer, &len) == -1)
+			c->peer.ss_family = AF_UNSPEC;
+		now = master_now_ms();
+		/* A balancer's client is counted once its header names it. */
+		if (!proxy_trusted(&c->peer) && source_add(c, now) != 0) {
+			accept_refuse(s);
+			free(c);
+			continue;
+		}
 		/*
 		 * Ids stay unique across master restarts: a worker may
 		 * still report the end of a kernel session an earlier
@@ -749,15 +823,10 @@ master_accept(int fd, short event, void *arg)
 		 */
 		c->id = (uint64_t)(self_info ? self_info->restarts : 0) << 32 |
 		    next_id++;
-		c->fd = s;
 		c->pfd = -1;
 		c->started = time_now();
-		c->state = CONN_HANDSHAKE;
 		c->wtype = PROC_MAX;		/* not routed yet */
 		c->fd_rd = c->pfd_rd = 1;
-		len = sizeof(c->peer);
-		if (getpeername(s, (struct sockaddr *)&c->peer, &len) == -1)
-			c->peer.ss_family = AF_UNSPEC;
 		len = sizeof(c->local);
 		if (getsockname(s, (struct sockaddr *)&c->local, &len) == -1)
 			c->local.ss_family = AF_UNSPEC;
@@ -782,6 +851,19 @@ master_accept(int fd, short event, void *arg)
 		}
 		evtimer_add(&c->timer, handshake_tv);
 		conn_set_events(c, EV_READ, 0);
+
+		if (!full)
+			continue;
+		if ((v = source_victim(c, now, mconf->max_connections)) !=
+		    NULL) {
+			sstats.shed++;
+			conn_shed(v, now);
+			continue;
+		}
+		listeners_pause(1);
+		if (fd_room() == 0 && !evtimer_pending(&acceptev, NULL))
+			evtimer_add(&acceptev, &accept_tv);
+		return;
 	}
 }
 
@@ -810,8 +892,9 @@ conn_engine(struct conn *c)
  * a trusted balancer's PROXY header names, with the address the client
  * called (dst).  This is the one place it is set, once per connection,
  * before the TLS handshake: the logs, the handoff's metadata and show
- * connections see it from here on, and what is counted per client must
- * count it here.  -1: close the connection.
+ * connections see it from here on, and the per-source limits count a
+ * balancer's client from here (others from accept).  -1: close the
+ * connection.
  */
 int
 conn_set_peer(struct conn *c, const struct sockaddr_storage *src,
@@ -826,6 +909,9 @@ conn_set_peer(struct conn *c, const struct sockaddr_storage *src,
 		    addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr)),
 		    addr_str((struct sockaddr *)&c->balancer, lb, sizeof(lb)));
 	}
+	if (c->balancer.ss_family != AF_UNSPEC &&
+	    source_add(c, master_now_ms()) != 0)
+		return (-1);
 	return (0);
 }
 
@@ -857,6 +943,7 @@ conn_handshake(struct conn *c)
 		return;
 	case 0:
 		nhandshakes--;
+		source_handshake_done(c);
 		c->state = CONN_RELAY;
 		evtimer_del(&c->timer);
 		conn_route(c);
@@ -897,6 +984,7 @@ conn_free(struct conn *c)
 		nhandshakes--;
 	else if (c->state == CONN_KTLS)
 		ktls_ended++;
+	source_del(c);
 	if (c->wtype != PROC_MAX) {
 		mstats.route_active[c->wtype]--;
 		if (c->worker_pid != 0)
@@ -1007,6 +1095,9 @@ status_fill(Mezite__Status *st)
 	st->ktls_total = mstats.ktls_total;
 	st->relay_total = mstats.relay_total;
 	st->ktls = mconf != NULL && mconf->ktls;
+	st->source_refused = sstats.refused_conns + sstats.refused_rate;
+	st->shed = sstats.shed;
+	st->sources = sstats.sources;
 
 	if ((routes = calloc(PROC_MAX, sizeof(*routes))) == NULL ||
 	    (rs = calloc(PROC_MAX, sizeof(*rs))) == NULL)

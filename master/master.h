@@ -8,6 +8,8 @@
  *	handoff.c	routing a session to a worker, its metadata, and the
  *			hand-off itself, in the kernel or relayed
  *	relay.c		the relay between a TLS session and a worker
+ *	source.c	connections by their source address: per-source
+ *			limits, and which handshake to shed when full
  */
 
 #ifndef MEZITE_MASTER_H
@@ -69,6 +71,8 @@ struct srvctx {
 	unsigned int		 refs;
 };
 
+struct source;
+
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
 	RB_ENTRY(conn)		 node;		/* by id */
@@ -109,8 +113,15 @@ struct conn {
 	uint64_t		 bytes_in;
 	uint64_t		 bytes_out;
 	int64_t			 started;
+	/* source.c */
+	struct source		*src;
+	TAILQ_ENTRY(conn)	 hs_all;	/* handshakes, oldest first */
+	TAILQ_ENTRY(conn)	 hs_src;	/* ...of its source */
+	int			 hs_queued;	/* on those two */
+	int64_t			 hs_since;	/* ms */
 };
 TAILQ_HEAD(conns, conn);
+TAILQ_HEAD(conns_hs, conn);
 RB_HEAD(conn_tree, conn);
 
 /* Counters for status. */
@@ -124,6 +135,14 @@ struct master_stats {
 	uint64_t		 relay_total;
 	uint64_t		 route_total[PROC_MAX];
 	unsigned int		 route_active[PROC_MAX];
+};
+
+/* Counters of source.c, for status. */
+struct source_stats {
+	uint64_t		 refused_conns;	/* max connections per source */
+	uint64_t		 refused_rate;	/* max connection rate */
+	uint64_t		 shed;		/* handshakes closed when full */
+	unsigned int		 sources;	/* in the table */
 };
 
 /* master.c */
@@ -168,8 +187,20 @@ void		 conn_route(struct conn *);
 
 /* proxy.c */
 void		 proxy_configure(Mezite__Network **, size_t);
+int		 proxy_trusted(const struct sockaddr_storage *);
 int		 proxy_accept(struct conn *);
 int		 proxy_read(struct conn *);
+/* source.c */
+#define SOURCE_OVER_CONNS	1
+#define SOURCE_OVER_RATE	2
+extern struct source_stats	 sstats;
+void		 source_limits(unsigned int, unsigned int);
+int		 source_add(struct conn *, int64_t);
+void		 source_del(struct conn *);
+void		 source_handshake_done(struct conn *);
+struct conn	*source_victim(struct conn *, int64_t, unsigned int);
+int		 source_sheddable(int64_t, unsigned int);
+void		 source_tick(int64_t);
 
 /* relay.c */
 void		 conn_relay(struct conn *);

@@ -31,6 +31,8 @@
 #define TIMEOUT_MAX		86400
 #define MAX_CONNECTIONS		10000
 #define MAX_CONNECTIONS_LIMIT	1000000
+#define MAX_CONN_PER_SOURCE	1000	/* a NAT'd office stays below */
+#define CONN_RATE_PER_SOURCE	200	/* new connections a second */
 #define TLS_FILE_MAX		(64 * 1024)	/* a PEM file we read */
 #define TLS_GROUPS_DEFAULT	"X25519:P-256:P-384"	/* no finite field */
 
@@ -163,6 +165,8 @@ struct mezited_conf {
 	unsigned int		 idle_timeout;
 	unsigned int		 drain_timeout;
 	unsigned int		 max_connections;
+	unsigned int		 max_conn_per_source;
+	unsigned int		 conn_rate_per_source;
 	struct proc_conf	 procs[PROC_MAX];
 	char			*state_dir;
 	char			*control_socket;

@@ -171,7 +171,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %}
 
 %token	ALLOW ALPN BODY BRIEF CA CERTIFICATE CHROOT CIPHERS CLIENT CLUSTER
-%token	CONNECTIONS
+%token	CONNECTION CONNECTIONS PER RATE SOURCE
 %token	CONTROL DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY
 %token	KEEPALIVE KEYPAIR
 %token	AUTO KTLS NO YES
@@ -259,6 +259,16 @@ main		: LISTEN ON STRING port		{
 			if (in_range("max connections", $3, 1,
 			    MAX_CONNECTIONS_LIMIT))
 				conf->max_connections = $3;
+		}
+		| MAX CONNECTIONS PER SOURCE NUMBER {
+			if (in_range("max connections per source", $5, 1,
+			    MAX_CONNECTIONS_LIMIT))
+				conf->max_conn_per_source = $5;
+		}
+		| MAX CONNECTION RATE NUMBER PER SOURCE {
+			if (in_range("max connection rate", $4, 1,
+			    MAX_CONNECTIONS_LIMIT))
+				conf->conn_rate_per_source = $4;
 		}
 		| MASTER			{ proc_begin(PROC_MASTER); }
 		    optnl procblock
@@ -432,6 +442,7 @@ static const struct keyword {
 	{ "ciphers",		CIPHERS },
 	{ "client",		CLIENT },
 	{ "cluster",		CLUSTER },
+	{ "connection",		CONNECTION },
 	{ "connections",	CONNECTIONS },
 	{ "control",		CONTROL },
 	{ "default",		DEFAULT },
@@ -455,16 +466,19 @@ static const struct keyword {
 	{ "memory",		MEMORY },
 	{ "no",			NO },
 	{ "on",			ON },
+	{ "per",		PER },
 	{ "port",		PORT },
 	{ "prefork",		PREFORK },
 	{ "protocol",		PROTOCOL },
 	{ "protocols",		PROTOCOLS },
 	{ "proxy",		PROXY },
+	{ "rate",		RATE },
 	{ "root",		ROOT },
 	{ "route",		ROUTE },
 	{ "sessions",		SESSIONS },
 	{ "sni",		SNI },
 	{ "socket",		SOCKET },
+	{ "source",		SOURCE },
 	{ "state",		STATE },
 	{ "status",		STATUS },
 	{ "streams",		STREAMS },

@@ -213,6 +213,10 @@ print_config(FILE *f, struct mezited_conf *conf)
 	fprintf(f, "timeout idle %u\n", conf->idle_timeout);
 	fprintf(f, "timeout drain %u\n", conf->drain_timeout);
 	fprintf(f, "max connections %u\n", conf->max_connections);
+	fprintf(f, "max connections per source %u\n",
+	    conf->max_conn_per_source);
+	fprintf(f, "max connection rate %u per source\n",
+	    conf->conn_rate_per_source);
 
 	fprintf(f, "master {\n");
 	print_proc(f, &conf->procs[PROC_MASTER], PROC_MASTER);

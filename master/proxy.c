@@ -24,8 +24,6 @@
 #include "proxyproto.h"
 #include "util.h"
 
-static int	 proxy_trusted(const struct sockaddr_storage *);
-
 /* The balancers' networks: in the running configuration. */
 static Mezite__Network	**proxy_nets;
 static size_t		  nproxy_nets;
@@ -39,7 +37,7 @@ proxy_configure(Mezite__Network **nets, size_t n)
 }
 
 /* Whether the TCP peer is in a network of "proxy protocol from". */
-static int
+int
 proxy_trusted(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;

@@ -330,6 +330,9 @@ show_status(const Mezite__Status *st)
 	    st->connections_total);
 	printf("failed handshakes: %" PRIu64 ", no worker running: %" PRIu64
 	    "\n", st->handshake_failures, st->route_failures);
+	printf("refused over a per-source limit: %" PRIu64 ", handshakes "
+	    "shed: %" PRIu64 ", sources: %u\n", st->source_refused, st->shed,
+	    st->sources);
 	printf("handoffs: %" PRIu64 " kTLS, %" PRIu64 " relayed (kTLS %s)\n",
 	    st->ktls_total, st->relay_total, st->ktls ? "on" : "off");
 	printf("relayed: %s in, %s out\n",

@@ -78,6 +78,9 @@ timeout handshake {handshake}
 timeout idle 60
 timeout drain {drain}
 max connections 1000
+# The suites connect from one address, faster than a client would.
+max connections per source 1000000
+max connection rate 1000000 per source
 control socket "{sock}"
 control group "nogroup"
 state directory "{state}"

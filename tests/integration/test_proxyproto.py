@@ -304,3 +304,44 @@ def test_ipv6_balancer_by_prefix(make_daemon):
     c, me = whoami(s)
     c.close()
     assert me["client"] == {"address": BALANCER, "port": lport}
+
+
+def test_per_source_limits_count_the_client_not_the_balancer(pki, htdocs,
+                                                             request):
+    """With at most 3 connections per source, the balancer holds 8 for
+    8 clients; a fourth from one client is closed once its header names
+    it, and the others stay open."""
+    d = _start(pki, htdocs, handshake=30,
+               edit=lambda t: t.replace("max connections per source "
+                                        "1000000",
+                                        "max connections per source 3") +
+               TRUST)
+    socks = []
+    try:
+        for i in range(8):
+            s = connect(d.port)
+            s.sendall(v1("198.51.100.%d" % (i + 1), 40000 + i, 443))
+            socks.append(s)
+        same = []
+        for i in range(4):
+            s = connect(d.port)
+            s.sendall(v1("198.51.100.77", 41000 + i, 443))
+            same.append(s)
+        # Over the limit: closed by the master, not by the timeout.
+        assert closed_by_server(same[3])
+        d.wait_log(r"198\.51\.100\.77.*max connections per source",
+                   timeout=20)
+        for s in socks + same[:3]:
+            s.setblocking(False)
+            try:
+                assert s.recv(1) != b"", "a connection within the " \
+                    "limits was closed"
+            except BlockingIOError:
+                pass            # open, waiting for its ClientHello
+        st = d.mezctl_json("show", "status")["connections"]
+        assert st["source_refused"] == 1, st
+        assert healthz(d.port)
+    finally:
+        for s in socks + same:
+            s.close()
+        _finish(d, request)
