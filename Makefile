@@ -102,7 +102,8 @@ AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/rbac.c workers/auth/ca.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
 		workers/auth/ratelimit.c workers/auth/nodes.c \
-		workers/auth/sshkey.c workers/auth/sshauth.c
+		workers/auth/sshkey.c workers/auth/sshauth.c \
+		workers/auth/sshcert.c workers/auth/sshlogin.c
 # The tunnel worker: agents' reverse tunnels (nghttp2, as the client).
 TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
 # The ssh worker: a libssh bastion, a process per session.
