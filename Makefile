@@ -112,7 +112,8 @@ SSH_LIBS =	$(shell $(PKG_CONFIG) --libs libssh)
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
-MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
+MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c \
+		msh/sshid.c
 # The ssh commands' pieces: msh alone, and its test, link them.
 MSH_SSH_SRCS =	msh/bridge.c msh/sshcmd.c
 MSH_SRCS =	msh/msh.c $(MSH_SSH_SRCS) $(MSH_LIB_SRCS)
