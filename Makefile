@@ -274,7 +274,7 @@ tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
 # The auth worker's modules, each with what it alone needs.
 AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \
 		tests/unit/check_ratelimit.o tests/unit/check_rbac.o \
-		tests/unit/check_sshauth.o
+		tests/unit/check_sshauth.o tests/unit/check_sshcert.o
 $(AUTH_TESTS_OBJS): workers/auth/*.h
 $(AUTH_TESTS_OBJS): MEZITE_CFLAGS += $(AUTH_CFLAGS) -Iworkers/auth
 tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
@@ -295,6 +295,11 @@ tests/unit/check_sshauth: tests/unit/check_sshauth.o workers/auth/sshauth.o \
 	$(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
 UNIT_TESTS +=	tests/unit/check_sshauth
+# The SSH user CA and its certificates, read back by ssh-keygen.
+tests/unit/check_sshcert: tests/unit/check_sshcert.o workers/auth/sshcert.o \
+	workers/auth/sshkey.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_sshcert
 tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
 tests/unit/check_grpcframe.o: workers/auth/grpcframe.h
 tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \
