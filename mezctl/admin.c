@@ -374,8 +374,8 @@ show_ssh_ca(const Mezite__AdminReply *r, int json)
 	const char	*s = r->ssh_ca;
 
 	if (strncmp(s, "ssh-ed25519 ", 12) != 0 ||
-	    strspn(s + 12, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789+/= -") != strlen(s + 12))
+	    strspn(s + 12, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/= -") != strlen(s + 12))
 		errx(1, "malformed SSH CA key in the reply");
 	if (json) {
 		sbuf_puts(&sb, "{\"public_key\":");
