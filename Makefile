@@ -163,7 +163,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
-		tests/fuzz/fuzz_sshkey
+		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_sshcert
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -423,6 +423,15 @@ tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
 # The auth worker's reader of users' SSH public keys.
 tests/fuzz/fuzz_sshkey: tests/fuzz/fuzz_sshkey.c workers/auth/sshkey.c \
 	workers/auth/sshkey.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lcrypto
+
+# The SSH certificate exchange: the auth worker's reader of the key a
+# login sends, msh's of the certificate line the proxy answers with.
+tests/fuzz/fuzz_sshcert: tests/fuzz/fuzz_sshcert.c workers/auth/sshcert.c \
+	workers/auth/sshkey.c msh/sshid.c common/log.c workers/auth/sshcert.h \
+	workers/auth/sshkey.h msh/msh.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
 		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
 		$(PC_LIBS) -lcrypto
