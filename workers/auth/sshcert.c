@@ -82,8 +82,8 @@ static void	 w_cstring(struct wbuf *, const char *);
 static int	 ed25519_blob(EVP_PKEY *, uint8_t [ED25519_BLOBLEN]);
 static char	*b64_line(const char *, const uint8_t *, size_t,
 		    const char *, size_t *);
-static int	 sshca_read(int, char **, size_t *);
-static int	 sshca_create(int, EVP_PKEY **);
+static int	 sshca_read(const char *, int, char **, size_t *);
+static int	 sshca_create(const char *, int, EVP_PKEY **);
 
 static void
 w_bytes(struct wbuf *w, const void *p, size_t n)
@@ -325,7 +325,7 @@ sshcert_sign(EVP_PKEY *ca, const struct sshcert *c, const char *comment,
  * not be used (logged).
  */
 static int
-sshca_read(int dfd, char **bufp, size_t *lenp)
+sshca_read(const char *dir, int dfd, char **bufp, size_t *lenp)
 {
 	struct stat	 st;
 	char		*buf = NULL;
@@ -338,34 +338,34 @@ sshca_read(int dfd, char **bufp, size_t *lenp)
 	    O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return (1);
-		log_warn("%s", SSHCA_KEY);
+		log_warn("%s/%s", dir, SSHCA_KEY);
 		return (-1);
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("%s", SSHCA_KEY);
+		log_warn("%s/%s", dir, SSHCA_KEY);
 		goto done;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 ||
 	    st.st_size > SSHCA_FILE_MAX) {
-		log_warnx("%s: not a regular file of uid %lu of mode 0600 "
-		    "and at most %d bytes", SSHCA_KEY,
-		    (unsigned long)geteuid(), SSHCA_FILE_MAX);
+		log_warnx("%s/%s: not a regular file of uid %lu that only "
+		    "its owner may access, of at most %d bytes", dir,
+		    SSHCA_KEY, (unsigned long)geteuid(), SSHCA_FILE_MAX);
 		goto done;
 	}
 	if ((buf = malloc(SSHCA_FILE_MAX)) == NULL) {
-		log_warn("%s", SSHCA_KEY);
+		log_warn("%s/%s", dir, SSHCA_KEY);
 		goto done;
 	}
 	for (;;) {
 		if (len == SSHCA_FILE_MAX) {
-			log_warnx("%s: too long", SSHCA_KEY);
+			log_warnx("%s/%s: too long", dir, SSHCA_KEY);
 			goto done;
 		}
 		if ((n = read(fd, buf + len, SSHCA_FILE_MAX - len)) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("%s: read", SSHCA_KEY);
+			log_warn("%s/%s: read", dir, SSHCA_KEY);
 			goto done;
 		}
 		if (n == 0)
@@ -385,7 +385,7 @@ sshca_read(int dfd, char **bufp, size_t *lenp)
 
 /* A new key, saved under its name in dfd. */
 static int
-sshca_create(int dfd, EVP_PKEY **keyp)
+sshca_create(const char *dir, int dfd, EVP_PKEY **keyp)
 {
 	EVP_PKEY	*key = NULL;
 	BIO		*b = NULL;
@@ -399,37 +399,41 @@ sshca_create(int dfd, EVP_PKEY **keyp)
 	    PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL,
 	    NULL) != 1 || (len = BIO_get_mem_data(b, &pem)) <= 0) {
 		ERR_clear_error();
-		log_warnx("%s: key generation failed", SSHCA_KEY);
+		log_warnx("%s/%s: key generation failed", dir, SSHCA_KEY);
 		goto done;
 	}
 	if (unlinkat(dfd, SSHCA_TMP, 0) == -1 && errno != ENOENT) {
-		log_warn("%s: unlink", SSHCA_TMP);
+		log_warn("%s/%s: unlink", dir, SSHCA_TMP);
 		goto done;
 	}
 	if ((fd = openat(dfd, SSHCA_TMP, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1 || fchmod(fd, 0600) == -1) {
-		log_warn("%s", SSHCA_TMP);
+		log_warn("%s/%s", dir, SSHCA_TMP);
 		goto done;
 	}
 	while (len > 0) {
 		if ((n = write(fd, pem, len)) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("%s: write", SSHCA_TMP);
+			log_warn("%s/%s: write", dir, SSHCA_TMP);
 			goto done;
 		}
 		pem += n;
 		len -= n;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
+	if (fsync(fd) == -1) {
+		log_warn("%s/%s: fsync", dir, SSHCA_TMP);
+		goto done;
+	}
+	if (close(fd) == -1) {
 		fd = -1;
-		log_warn("%s: fsync", SSHCA_TMP);
+		log_warn("%s/%s: close", dir, SSHCA_TMP);
 		goto done;
 	}
 	fd = -1;
 	if (renameat(dfd, SSHCA_TMP, dfd, SSHCA_KEY) == -1 ||
 	    fsync(dfd) == -1) {
-		log_warn("%s: rename", SSHCA_TMP);
+		log_warn("%s/%s: rename", dir, SSHCA_TMP);
 		goto done;
 	}
 	*keyp = key;
@@ -474,10 +478,10 @@ sshca_open(const char *dir)
 			goto done;
 		}
 	}
-	if ((r = sshca_read(dfd, &buf, &len)) == -1)
+	if ((r = sshca_read(dir, dfd, &buf, &len)) == -1)
 		goto done;
 	if (r == 1) {
-		if (sshca_create(dfd, &ca->key) == -1)
+		if (sshca_create(dir, dfd, &ca->key) == -1)
 			goto done;
 		log_info("%s: created the SSH user CA", dir);
 	} else {
