@@ -14,8 +14,11 @@ import shutil
 import subprocess
 import tempfile
 
+import grpc
 import pytest
+from cryptography import x509
 
+from authclient import Client, code_of, keypair, pb
 from conftest import MSH, free_port, run, wait_for
 from test_auth import PASSWORD, add_user, ok
 from tunnelkit import SSHD, Mezd, _listening, wait_online
@@ -220,3 +223,45 @@ def test_private_key_is_openssh_format_and_matches(site, pki):
         assert f.read().split()[:2] == pub
     out = run(["ssh-keygen", "-L", "-f", key + "-cert.pub"]).stdout
     assert "Public key: ED25519-CERT" in out
+
+
+def test_login_certifies_only_ed25519_and_for_the_tls_window(
+        daemon, pki, accounts, tmp_path):
+    """Straight through gRPC: an ECDSA key line is refused before the
+    password is looked at; an Ed25519 one is certified for the window
+    of the TLS certificate of the same login, whose serial the key ID
+    names."""
+    d = daemon
+    ok(d.mezctl("role", "add", "lgw", "login", LOGIN_X))
+    add_user(d, "erin", roles=["lgw"])
+    k = str(tmp_path / "k")
+    run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", k])
+    with open(k + ".pub") as f:
+        ecdsa = f.read().strip()
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k + "e"])
+    with open(k + "e.pub") as f:
+        ed = f.read().strip()
+    _, spki = keypair(str(tmp_path), "tls")
+    a = pb()["auth"]
+    with Client(d.port, pki.ca) as c:
+        code, msg = code_of(c.auth, "Login", a.LoginRequest(
+            user="erin", password="wrong", public_key=spki,
+            ssh_public_key=ecdsa))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, msg
+        assert "ssh_public_key" in msg and "ssh-ed25519" in msg, msg
+        res = c.auth("Login", a.LoginRequest(
+            user="erin", password=PASSWORD, public_key=spki,
+            ssh_public_key=ed))
+    assert res.ssh_certificate.startswith(
+        "ssh-ed25519-cert-v01@openssh.com "), res
+    assert res.ssh_certificate_note == ""
+    with open(k + "e-cert.pub", "w") as f:
+        f.write(res.ssh_certificate + "\n")
+    out = run(["ssh-keygen", "-L", "-f", k + "e-cert.pub"],
+              env=dict(os.environ, TZ="UTC")).stdout
+    tls = x509.load_pem_x509_certificate(res.certificate)
+    assert 'Key ID: "mezite user erin tls-serial %s"' % res.serial in out
+    assert "Valid: from %s to %s" % (
+        tls.not_valid_before.strftime("%Y-%m-%dT%H:%M:%S"),
+        tls.not_valid_after.strftime("%Y-%m-%dT%H:%M:%S")) in out, out
+    assert principals(k + "e-cert.pub") == [LOGIN_X]

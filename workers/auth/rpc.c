@@ -168,16 +168,6 @@ rpc_login(struct grpc_call *call, const ProtobufCMessage *msg)
 	int				 found, ok, wantssh;
 
 	client_get(grpc_call_meta(call), &cl);
-	wantssh = req->ssh_public_key[0] != '\0';
-	if (wantssh && (strlen(req->ssh_public_key) > SSHKEY_LINE_MAX ||
-	    sshcert_key_from_line(req->ssh_public_key, sshkey, why,
-	    sizeof(why)) == -1)) {
-		explicit_bzero(req->password, strlen(req->password));
-		grpc_error(call, GRPC_INVALID_ARGUMENT, "ssh_public_key: %s",
-		    strlen(req->ssh_public_key) > SSHKEY_LINE_MAX ?
-		    "too long" : why);
-		return;
-	}
 	if (!auth_name_valid(req->user) ||
 	    strlen(req->password) > AUTH_PASSWORD_MAX ||
 	    req->public_key.len == 0 || req->public_key.len > AUTH_SPKI_MAX) {
@@ -188,6 +178,17 @@ rpc_login(struct grpc_call *call, const ProtobufCMessage *msg)
 		    req->public_key.len > AUTH_SPKI_MAX ?
 		    "public_key: missing or too long" :
 		    "password: too long");
+		return;
+	}
+	/* The SSH key to certify too, if any: only Ed25519. */
+	wantssh = req->ssh_public_key[0] != '\0';
+	if (wantssh && (strlen(req->ssh_public_key) > SSHKEY_LINE_MAX ||
+	    sshcert_key_from_line(req->ssh_public_key, sshkey, why,
+	    sizeof(why)) == -1)) {
+		explicit_bzero(req->password, strlen(req->password));
+		grpc_error(call, GRPC_INVALID_ARGUMENT, "ssh_public_key: %s",
+		    strlen(req->ssh_public_key) > SSHKEY_LINE_MAX ?
+		    "too long" : why);
 		return;
 	}
 	(void)snprintf(userkey, sizeof(userkey), "user:%s", req->user);
