@@ -62,6 +62,8 @@ w_bytes(struct wbuf *w, const void *p, size_t n)
 		w->err = 1;
 		return;
 	}
+	if (n == 0)
+		return;
 	memcpy(w->p + w->len, p, n);
 	w->len += n;
 }
