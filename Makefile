@@ -116,7 +116,8 @@ AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/rbac.c workers/auth/ca.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
 		workers/auth/ratelimit.c workers/auth/nodes.c \
-		workers/auth/sshkey.c workers/auth/sshauth.c
+		workers/auth/sshkey.c workers/auth/sshauth.c \
+		workers/auth/sshcert.c workers/auth/sshlogin.c
 # The tunnel worker: agents' reverse tunnels (nghttp2, as the client).
 TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
 # The ssh worker: a libssh bastion, a process per session.
@@ -125,7 +126,8 @@ SSH_LIBS =	$(shell $(PKG_CONFIG) --libs libssh)
 MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
-MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c
+MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c \
+		msh/sshid.c
 # The ssh commands' pieces: msh alone, and its test, link them.
 MSH_SSH_SRCS =	msh/bridge.c msh/sshcmd.c
 MSH_SRCS =	msh/msh.c $(MSH_SSH_SRCS) $(MSH_LIB_SRCS)
@@ -175,7 +177,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
-		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto
+		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto \
+		tests/fuzz/fuzz_sshcert
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -286,7 +289,7 @@ tests/unit/check_mezctl_parser: tests/unit/check_mezctl_parser.o \
 # The auth worker's modules, each with what it alone needs.
 AUTH_TESTS_OBJS = tests/unit/check_store.o tests/unit/check_passwd.o \
 		tests/unit/check_ratelimit.o tests/unit/check_rbac.o \
-		tests/unit/check_sshauth.o
+		tests/unit/check_sshauth.o tests/unit/check_sshcert.o
 $(AUTH_TESTS_OBJS): workers/auth/*.h
 $(AUTH_TESTS_OBJS): MEZITE_CFLAGS += $(AUTH_CFLAGS) -Iworkers/auth
 tests/unit/check_store: tests/unit/check_store.o workers/auth/store_sqlite.o \
@@ -307,6 +310,11 @@ tests/unit/check_sshauth: tests/unit/check_sshauth.o workers/auth/sshauth.o \
 	$(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS) $(AUTH_LIBS)
 UNIT_TESTS +=	tests/unit/check_sshauth
+# The SSH user CA and its certificates, read back by ssh-keygen.
+tests/unit/check_sshcert: tests/unit/check_sshcert.o workers/auth/sshcert.o \
+	workers/auth/sshkey.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_sshcert
 tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
 tests/unit/check_grpcframe.o: workers/auth/grpcframe.h
 tests/unit/check_grpcframe: tests/unit/check_grpcframe.o \
@@ -443,6 +451,15 @@ tests/fuzz/fuzz_authreq: tests/fuzz/fuzz_authreq.c workers/auth/rbac.c \
 # The auth worker's reader of users' SSH public keys.
 tests/fuzz/fuzz_sshkey: tests/fuzz/fuzz_sshkey.c workers/auth/sshkey.c \
 	workers/auth/sshkey.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lcrypto
+
+# The SSH certificate exchange: the auth worker's reader of the key a
+# login sends, msh's of the certificate line the proxy answers with.
+tests/fuzz/fuzz_sshcert: tests/fuzz/fuzz_sshcert.c workers/auth/sshcert.c \
+	workers/auth/sshkey.c msh/sshid.c common/log.c workers/auth/sshcert.h \
+	workers/auth/sshkey.h msh/msh.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
 		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
 		$(PC_LIBS) -lcrypto

@@ -295,6 +295,7 @@ admin_readonly(Mezite__AdminOp op)
 	case MEZITE__ADMIN_OP__CERT_LIST:
 	case MEZITE__ADMIN_OP__AUDIT_LIST:
 	case MEZITE__ADMIN_OP__USER_KEY_LIST:
+	case MEZITE__ADMIN_OP__SSH_CA:
 		return (1);
 	default:
 		return (0);

@@ -64,6 +64,7 @@ static const struct {
 	{ USER_KEY_ADD,	MEZITE__ADMIN_OP__USER_KEY_ADD },
 	{ USER_KEY_DEL,	MEZITE__ADMIN_OP__USER_KEY_DEL },
 	{ USER_KEY_LIST, MEZITE__ADMIN_OP__USER_KEY_LIST },
+	{ SHOW_SSH_CA,	MEZITE__ADMIN_OP__SSH_CA },
 };
 
 static void	 password_get(const char *, int, char *, size_t);
@@ -77,6 +78,7 @@ static void	 show_token_created(const Mezite__AdminReply *, int);
 static void	 show_certs(const Mezite__AdminReply *, int);
 static void	 show_events(const Mezite__AdminReply *, int);
 static void	 show_keys(const Mezite__AdminReply *, int);
+static void	 show_ssh_ca(const Mezite__AdminReply *, int);
 static void	 json_key(struct sbuf *, const Mezite__AdminKey *);
 static void	 json_strv(struct sbuf *, char **, size_t);
 static void	 json_token(struct sbuf *, const Mezite__AdminToken *, int);
@@ -349,6 +351,9 @@ admin_show(struct imsg *imsg, const struct parse_result *res, int json)
 		case USER_KEY_LIST:
 			show_keys(r, json);
 			break;
+		case SHOW_SSH_CA:
+			show_ssh_ca(r, json);
+			break;
 		default:
 			show_done(res);
 			break;
@@ -356,6 +361,29 @@ admin_show(struct imsg *imsg, const struct parse_result *res, int json)
 	}
 	parts_free(&all);
 	return (rv);
+}
+
+/*
+ * The SSH user CA's public key line, as the nodes' sshd read it in the
+ * file TrustedUserCAKeys names: printed as it came, or refused.
+ */
+static void
+show_ssh_ca(const Mezite__AdminReply *r, int json)
+{
+	struct sbuf	 sb = { 0 };
+	const char	*s = r->ssh_ca;
+
+	if (strncmp(s, "ssh-ed25519 ", 12) != 0 ||
+	    strspn(s + 12, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/= -") != strlen(s + 12))
+		errx(1, "malformed SSH CA key in the reply");
+	if (json) {
+		sbuf_puts(&sb, "{\"public_key\":");
+		sbuf_json(&sb, s);
+		sbuf_puts(&sb, "}");
+		json_print(&sb);
+	} else
+		printf("%s\n", s);
 }
 
 /* What a request that changes the store did. */

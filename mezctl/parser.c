@@ -102,6 +102,7 @@ static const struct token t_show[] = {
 	{ KEYWORD,	"connections",	SHOW_CONNECTIONS, NULL },
 	{ KEYWORD,	"nodes",	SHOW_NODES,	NULL },
 	{ KEYWORD,	"sessions",	SHOW_SESSIONS,	NULL },
+	{ KEYWORD,	"ssh-ca",	SHOW_SSH_CA,	NULL },
 	{ KEYWORD,	"status",	SHOW_STATUS,	NULL },
 	{ KEYWORD,	"workers",	SHOW_WORKERS,	NULL },
 	{ ENDTOKEN,	"",		NONE,		NULL }

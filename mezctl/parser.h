@@ -38,6 +38,7 @@ enum actions {
 	SHOW_CERTS,
 	CERT_REVOKE,
 	SHOW_AUDIT,
+	SHOW_SSH_CA,
 	/* The tunnel workers' nodes, and the trusted clusters connected. */
 	SHOW_NODES,
 	SHOW_CLUSTERS,

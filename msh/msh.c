@@ -287,6 +287,7 @@ cmd_login(int argc, char *argv[])
 	struct rpc_status		 st;
 	struct passwd			*pw;
 	struct rpc			*r;
+	struct sshid			 sid;
 	EVP_PKEY			*key;
 	X509				*cert, *ca;
 	const char			*proxyarg = NULL, *cafile = NULL;
@@ -294,9 +295,10 @@ cmd_login(int argc, char *argv[])
 	char				 pass[PASSLEN + 2];
 	char				 name[USERLEN + 1];
 	char				 when[64], line[PROXYLEN + 1];
+	char				*sshpub, *sshpriv, note[256];
 	uint8_t				*spki;
-	size_t				 spkilen;
-	int				 ch;
+	size_t				 spkilen, sshprivlen;
+	int				 ch, sshcert;
 
 	while ((ch = getopt(argc, argv, "C:F:p:")) != -1) {
 		switch (ch) {
@@ -336,7 +338,10 @@ cmd_login(int argc, char *argv[])
 	if (home_replaceable(&home, FILE_KEY) == -1 ||
 	    home_replaceable(&home, FILE_CERT) == -1 ||
 	    home_replaceable(&home, FILE_CA) == -1 ||
-	    home_replaceable(&home, FILE_PROXY) == -1)
+	    home_replaceable(&home, FILE_PROXY) == -1 ||
+	    home_replaceable(&home, FILE_SSHKEY) == -1 ||
+	    home_replaceable(&home, FILE_SSHPUB) == -1 ||
+	    home_replaceable(&home, FILE_SSHCERT) == -1)
 		exit(1);
 
 	if (fdarg != NULL)
@@ -350,6 +355,10 @@ cmd_login(int argc, char *argv[])
 		errx(1, "cannot make a key pair");
 	if (key_spki(key, &spki, &spkilen) == -1)
 		errx(1, "cannot encode the public key");
+	/* The nodes' key: the proxy certifies it for the role's logins. */
+	if (sshid_new(&sid) == -1 ||
+	    (sshpub = sshid_public(&sid, user)) == NULL)
+		errx(1, "cannot make an SSH key pair");
 
 	memset(&d, 0, sizeof(d));
 	d.proxy = &proxy;
@@ -363,6 +372,7 @@ cmd_login(int argc, char *argv[])
 	req.password = pass;
 	req.public_key.data = spki;
 	req.public_key.len = spkilen;
+	req.ssh_public_key = sshpub;
 	r = rpc_open(&conn);
 	rpc_send(r, &mezite__auth__v1__auth__descriptor, "Login", &req.base);
 	explicit_bzero(pass, sizeof(pass));
@@ -386,6 +396,36 @@ cmd_login(int argc, char *argv[])
 		errx(1, "%s: the proxy's user CA did not sign the certificate",
 		    proxy.name);
 
+	/* A certificate is a line; none is not a failure: say why. */
+	sshcert = res->ssh_certificate[0] != '\0';
+	if (sshcert && !sshid_cert_valid(res->ssh_certificate,
+	    strlen(res->ssh_certificate)))
+		errx(1, "%s: the SSH certificate from the proxy is unusable",
+		    proxy.name);
+	if (sshid_private(&sid, user, &sshpriv, &sshprivlen) == -1)
+		errx(1, "cannot encode the SSH private key");
+	sshid_clear(&sid);
+	if (home_write(&home, FILE_SSHKEY, sshpriv, sshprivlen) == -1)
+		exit(1);
+	freezero(sshpriv, sshprivlen);
+	if ((size_t)snprintf(note, sizeof(note), "%s\n", sshpub) >=
+	    sizeof(note) || home_write(&home, FILE_SSHPUB, note,
+	    strlen(note)) == -1)
+		errx(1, "%s/%s: cannot write it", home.path, FILE_SSHPUB);
+	free(sshpub);
+	if (sshcert) {
+		if ((sshpub = malloc(strlen(res->ssh_certificate) + 2)) ==
+		    NULL)
+			err(1, NULL);
+		(void)snprintf(sshpub, strlen(res->ssh_certificate) + 2,
+		    "%s\n", res->ssh_certificate);
+		if (home_write(&home, FILE_SSHCERT, sshpub,
+		    strlen(sshpub)) == -1)
+			exit(1);
+		free(sshpub);
+	} else if (home_remove(&home, FILE_SSHCERT) == -1)
+		exit(1);
+
 	if (key_save(&home, FILE_KEY, key) == -1 ||
 	    home_write(&home, FILE_CERT, res->certificate.data,
 	    res->certificate.len) == -1 ||
@@ -402,6 +442,12 @@ cmd_login(int argc, char *argv[])
 		printf("roles: ");
 	print_roles(stdout, ci.roles, ci.nroles);
 	printf(") until %s\n", fmt_time(ci.not_after, when, sizeof(when)));
+	if (!sshcert) {
+		printable(res->ssh_certificate_note,
+		    strlen(res->ssh_certificate_note), note, sizeof(note));
+		warnx("%s", note[0] != '\0' ? note :
+		    "no SSH certificate from the proxy");
+	}
 
 	certinfo_free(&ci);
 	X509_free(ca);
@@ -416,7 +462,8 @@ static int
 cmd_logout(int argc, char *argv[])
 {
 	struct home	 home;
-	const char	*files[] = { FILE_KEY, FILE_CERT, FILE_CA };
+	const char	*files[] = { FILE_KEY, FILE_CERT, FILE_CA,
+			    FILE_SSHKEY, FILE_SSHPUB, FILE_SSHCERT };
 	size_t		 i;
 	int		 rv, removed = 0, failed = 0;
 
@@ -965,7 +1012,8 @@ static void
 jump_fill(struct jump *j, struct home *h, const struct proxy *p,
     const struct login *l, const char *argv0, char *alias, size_t aliaslen)
 {
-	char		*dir, *known;
+	struct stat	 sb;
+	char		*dir, *known, *path;
 	const char	*why;
 
 	memset(j, 0, sizeof(*j));
@@ -981,8 +1029,25 @@ jump_fill(struct jump *j, struct home *h, const struct proxy *p,
 		err(1, "%s", h->path);
 	if (asprintf(&known, "%s/%s", dir, FILE_SSH_KNOWN) == -1)
 		err(1, NULL);
-	free(dir);
 	j->known = known;
+	/* The login's SSH key and certificate, for the node's sshd. */
+	if (fstatat(h->fd, FILE_SSHKEY, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if ((why = mode_check(&sb, h->uid, MODE_SECRET)) != NULL)
+			errx(1, "%s/%s %s", h->path, FILE_SSHKEY, why);
+		if (asprintf(&path, "%s/%s", dir, FILE_SSHKEY) == -1)
+			err(1, NULL);
+		j->idfile = path;
+		if (fstatat(h->fd, FILE_SSHCERT, &sb,
+		    AT_SYMLINK_NOFOLLOW) == 0) {
+			if ((why = mode_check(&sb, h->uid, MODE_FILE)) != NULL)
+				errx(1, "%s/%s %s", h->path, FILE_SSHCERT,
+				    why);
+			if (asprintf(&path, "%s/%s", dir, FILE_SSHCERT) == -1)
+				err(1, NULL);
+			j->certfile = path;
+		}
+	}
+	free(dir);
 	if (!host_pattern_valid(j->user, 0))
 		errx(1, "user name %s: not one for ssh", j->user);
 	if ((why = jump_check(j)) != NULL)

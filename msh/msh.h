@@ -35,6 +35,10 @@
 #define FILE_CA		"ca.pem"
 #define FILE_PROXY	"proxy"
 #define FILE_KNOWN	"known_proxies"
+/* The SSH identity for the nodes, as ssh(1) names a key's files. */
+#define FILE_SSHKEY	"id_ed25519"
+#define FILE_SSHPUB	"id_ed25519.pub"
+#define FILE_SSHCERT	"id_ed25519-cert.pub"
 
 /* home.c: the user's Mezite directory, ~/.mezite */
 struct home {
@@ -132,5 +136,21 @@ void		 certinfo_free(struct certinfo *);
 int		 cert_matches_key(X509 *, EVP_PKEY *);
 int		 cert_signed_by(X509 *, X509 *);
 const char	*fmt_time(time_t, char *, size_t);
+
+/* sshid.c: the SSH key pair and certificate for the nodes */
+#define SSHID_KEYLEN	32		/* Ed25519 */
+#define SSHID_CERT_MAX	(64 * 1024)
+
+struct sshid {
+	uint8_t		 pub[SSHID_KEYLEN];
+	uint8_t		 seed[SSHID_KEYLEN];
+};
+
+int		 sshid_new(struct sshid *);
+void		 sshid_clear(struct sshid *);
+char		*sshid_public(const struct sshid *, const char *);
+int		 sshid_private(const struct sshid *, const char *, char **,
+		    size_t *);
+int		 sshid_cert_valid(const char *, size_t);
 
 #endif /* MSH_H */

@@ -169,7 +169,9 @@ jump_check(const struct jump *j)
 		if (strpbrk(v[i], "\n\r") != NULL)
 			return ("a name with a line break");
 	}
-	if (j->cafile != NULL && strpbrk(j->cafile, "\n\r") != NULL)
+	if ((j->cafile != NULL && strpbrk(j->cafile, "\n\r") != NULL) ||
+	    (j->idfile != NULL && strpbrk(j->idfile, "\n\r") != NULL) ||
+	    (j->certfile != NULL && strpbrk(j->certfile, "\n\r") != NULL))
 		return ("a name with a line break");
 	return (NULL);
 }
@@ -361,7 +363,29 @@ ssh_split(int argc, char *argv[], const char **proxyarg, char **opts,
 }
 
 /*
- * ssh's whole command line: ssh, the jump, the options given, and from
+ * "name=value" for a file, as ssh reads an option's argument: '%'
+ * doubled against its %-tokens, quoted against its splitting.
+ */
+static char *
+file_opt(const char *name, const char *path)
+{
+	struct strbuf	 sb = { 0 };
+	char		*e, *q;
+
+	e = pct_escape(path);
+	q = cfg_quote(e);
+	sb_puts(&sb, name);
+	sb_puts(&sb, "=");
+	sb_puts(&sb, q);
+	free(q);
+	free(e);
+	return (sb_end(&sb));
+}
+
+/*
+ * ssh's whole command line: ssh, the jump, the login's SSH key and
+ * certificate for the node (which the node's sshd takes if it trusts
+ * the proxy's SSH user CA), the options given, and from
  * the destination on the rest of the arguments as given, NULL-ended.
  * It is for execvp(3): nothing of it is freed.
  */
@@ -373,7 +397,8 @@ ssh_argv(const struct jump *j, char **opts, int nopts, int argc,
 	char		**v, *jc;
 	int		 n = 0, i;
 
-	if ((v = calloc(3 + nopts + (argc - dest) + 1, sizeof(*v))) == NULL)
+	if ((v = calloc(3 + 4 + nopts + (argc - dest) + 1,
+	    sizeof(*v))) == NULL)
 		err(1, NULL);
 	if ((v[n++] = strdup(j->ssh)) == NULL)
 		err(1, NULL);
@@ -384,6 +409,16 @@ ssh_argv(const struct jump *j, char **opts, int nopts, int argc,
 	sb_puts(&sb, jc);
 	free(jc);
 	v[n++] = sb_end(&sb);
+	if (j->idfile != NULL) {
+		if ((v[n++] = strdup("-o")) == NULL)
+			err(1, NULL);
+		v[n++] = file_opt("IdentityFile", j->idfile);
+	}
+	if (j->certfile != NULL) {
+		if ((v[n++] = strdup("-o")) == NULL)
+			err(1, NULL);
+		v[n++] = file_opt("CertificateFile", j->certfile);
+	}
 	for (i = 0; i < nopts; i++)
 		v[n++] = opts[i];
 	for (i = dest; i < argc; i++)
@@ -400,7 +435,7 @@ int
 config_write(FILE *fp, const struct jump *j, char **hosts, size_t nhosts)
 {
 	struct strbuf	 sb = { 0 };
-	char		*known, *kq, *cmd, *words;
+	char		*known, *kq, *cmd, *words, *q;
 	size_t		 i;
 
 	proxy_words(&sb, j);
@@ -429,6 +464,20 @@ config_write(FILE *fp, const struct jump *j, char **hosts, size_t nhosts)
 		for (i = 0; i < nhosts; i++)
 			fprintf(fp, " %s", hosts[i]);
 		fprintf(fp, "\n\tProxyJump %s\n", j->alias);
+		if (j->idfile != NULL) {
+			q = pct_escape(j->idfile);
+			kq = cfg_quote(q);
+			fprintf(fp, "\tIdentityFile %s\n", kq);
+			free(kq);
+			free(q);
+		}
+		if (j->certfile != NULL) {
+			q = pct_escape(j->certfile);
+			kq = cfg_quote(q);
+			fprintf(fp, "\tCertificateFile %s\n", kq);
+			free(kq);
+			free(q);
+		}
 	}
 	if (fflush(fp) == EOF || ferror(fp))
 		return (-1);

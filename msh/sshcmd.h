@@ -27,6 +27,8 @@ struct jump {
 	const char	*user;		/* the Mezite user */
 	const char	*alias;		/* the bastion, to ssh */
 	const char	*known;		/* its known_hosts file */
+	const char	*idfile;	/* the nodes' key, or NULL */
+	const char	*certfile;	/* and its certificate, or NULL */
 };
 
 char		*sh_quote(const char *);

@@ -479,7 +479,17 @@ def test_ssh_command_line(site, fake_ssh, echo_tls):
             "ls", "-l", "a b", env=dict(env, FAKE_SSH_EXIT="7"))
     assert r.returncode == 7, r.stderr
     argv = calls()[-1]
-    assert argv[3:] == ["-v", "-o", "Port=2222", "-i", "/k ey", "-lfoo",
+    # the login's SSH key and certificate, for the node's sshd, first
+    assert argv[3] == argv[5] == "-o", argv
+    files = {}
+    for o in argv[4], argv[6]:
+        k, v = o.split("=", 1)
+        files[k] = expand(shlex.split(v)[0], {"%": "%"})
+    real = os.path.realpath(home)
+    assert files == {"IdentityFile": os.path.join(real, "id_ed25519"),
+                     "CertificateFile": os.path.join(
+                         real, "id_ed25519-cert.pub")}
+    assert argv[7:] == ["-v", "-o", "Port=2222", "-i", "/k ey", "-lfoo",
                         "deploy@ms-web1", "ls", "-l", "a b"], argv
     words, opts, dest = jump_of(argv, "ms-web1", "2222")
     alias = "mezite-127.0.0.1-%d" % echo_tls.port
@@ -551,6 +561,13 @@ def test_config_for_the_listed_nodes(site, fake_ssh, echo_tls, tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert g.returncode == 0, g.stderr
     assert "proxyjump %s" % alias in g.stdout.splitlines()
+    # the login's SSH key and certificate, for the node's sshd (ssh -G
+    # shows them before its %-expansion, as ssh_config has them)
+    real = os.path.realpath(home).replace("%", "%%")
+    assert "identityfile %s" % os.path.join(real, "id_ed25519") in \
+        g.stdout.splitlines(), g.stdout
+    assert "certificatefile %s" % os.path.join(
+        real, "id_ed25519-cert.pub") in g.stdout.splitlines(), g.stdout
     g = subprocess.run(["ssh", "-F", conf, "-G", alias],
                        capture_output=True, text=True, timeout=30)
     assert g.returncode == 0, g.stderr

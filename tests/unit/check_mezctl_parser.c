@@ -289,6 +289,9 @@ START_TEST(show_lists)
 	ck_assert_uint_eq(accepted("sh a l 5", SHOW_AUDIT)->limit, 5);
 	ck_assert_uint_eq(accepted("show audit limit 10000",
 	    SHOW_AUDIT)->limit, 10000);
+	(void)accepted("show ssh-ca", SHOW_SSH_CA);
+	(void)accepted("sh ssh", SHOW_SSH_CA);
+	refused("show ssh-ca x", "");
 	refused("show audit limit 0", "invalid limit: 0");
 	refused("show audit limit 10001", "invalid limit: 10001");
 	refused("show audit limit x", "invalid limit: x");

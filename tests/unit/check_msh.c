@@ -772,6 +772,105 @@ START_TEST(ssh_config_block)
 }
 END_TEST
 
+/* The login's SSH key and certificate go to the ssh to the node. */
+START_TEST(ssh_identity)
+{
+	struct jump	 j = jump_test;
+	char		*argv[] = { "root@web", NULL };
+	char		*hosts[] = { "web-1" };
+	char		**v, buf[4096];
+	FILE		*fp;
+	size_t		 n;
+
+	j.idfile = "/home/al's/100%/id_ed25519";
+	j.certfile = "/home/al's/100%/id_ed25519-cert.pub";
+	ck_assert_ptr_null(jump_check(&j));
+	v = ssh_argv(&j, NULL, 0, 1, argv, 0);
+	ck_assert_str_eq(v[3], "-o");
+	ck_assert_str_eq(v[4], "IdentityFile=\"/home/al's/100%%/id_ed25519\"");
+	ck_assert_str_eq(v[5], "-o");
+	ck_assert_str_eq(v[6], "CertificateFile=\"/home/al's/100%%/"
+	    "id_ed25519-cert.pub\"");
+	ck_assert_str_eq(v[7], "root@web");
+	ck_assert_ptr_null(v[8]);
+	for (n = 0; n < 7; n++)
+		free(v[n]);
+	free(v);
+
+	ck_assert_ptr_nonnull(fp = fmemopen(buf, sizeof(buf), "w"));
+	ck_assert_int_eq(config_write(fp, &j, hosts, 1), 0);
+	n = ftell(fp);
+	fclose(fp);
+	buf[n] = '\0';
+	ck_assert_ptr_nonnull(strstr(buf, "Host web-1\n"
+	    "\tProxyJump mezite-proxy.example.com\n"
+	    "\tIdentityFile \"/home/al's/100%%/id_ed25519\"\n"
+	    "\tCertificateFile \"/home/al's/100%%/id_ed25519-cert.pub\"\n"));
+
+	/* No certificate: the key alone. */
+	j.certfile = NULL;
+	v = ssh_argv(&j, NULL, 0, 1, argv, 0);
+	ck_assert_str_eq(v[5], "root@web");
+	for (n = 0; n < 5; n++)
+		free(v[n]);
+	free(v);
+	j.certfile = "/a\nb";
+	ck_assert_ptr_nonnull(jump_check(&j));
+}
+END_TEST
+
+/*
+ * The private key as OpenSSH reads it: ssh-keygen -y gives back the
+ * public line, and the certificate lines msh keeps.
+ */
+START_TEST(ssh_key_files)
+{
+	struct sshid	 id;
+	char		 dir[] = "/tmp/check_msh_sshid.XXXXXX";
+	char		 path[256], cmd[512], out[512], *pub, *pem;
+	size_t		 len;
+	FILE		*fp;
+	int		 fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(sshid_new(&id), 0);
+	ck_assert_ptr_nonnull(pub = sshid_public(&id, "alice"));
+	ck_assert_int_eq(strncmp(pub, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI",
+	    37), 0);
+	ck_assert_int_eq(sshid_private(&id, "alice", &pem, &len), 0);
+	ck_assert_uint_eq(strlen(pem), len);
+	ck_assert_int_eq(strncmp(pem, "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+	    36), 0);
+	(void)snprintf(path, sizeof(path), "%s/id_ed25519", dir);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600),
+	    0);
+	ck_assert_int_eq(write(fd, pem, len), (ssize_t)len);
+	ck_assert_int_eq(close(fd), 0);
+	(void)snprintf(cmd, sizeof(cmd), "ssh-keygen -y -f %s", path);
+	ck_assert_ptr_nonnull(fp = popen(cmd, "r"));
+	ck_assert_ptr_nonnull(fgets(out, sizeof(out), fp));
+	ck_assert_int_eq(pclose(fp), 0);
+	out[strcspn(out, "\n")] = '\0';
+	ck_assert_str_eq(out, pub);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+	freezero(pem, len);
+	free(pub);
+	sshid_clear(&id);
+
+	ck_assert_int_eq(sshid_cert_valid("ssh-ed25519-cert-v01@openssh.com "
+	    "AAAA alice", 43), 1);
+	ck_assert_int_eq(sshid_cert_valid("ssh-ed25519-cert-v01@openssh.com "
+	    "AAAA", 37), 1);
+	ck_assert_int_eq(sshid_cert_valid("ssh-ed25519-cert-v01@openssh.com "
+	    "AAA alice", 42), 0);
+	ck_assert_int_eq(sshid_cert_valid("ssh-ed25519-cert-v01@openssh.com "
+	    "AAAA al\nice", 44), 0);
+	ck_assert_int_eq(sshid_cert_valid("ssh-ed25519 AAAA", 16), 0);
+	ck_assert_int_eq(sshid_cert_valid("", 0), 0);
+}
+END_TEST
+
 static Suite *
 msh_suite(void)
 {
@@ -798,6 +897,8 @@ msh_suite(void)
 	tcase_add_test(tc, ssh_options);
 	tcase_add_test(tc, ssh_command_line);
 	tcase_add_test(tc, ssh_config_block);
+	tcase_add_test(tc, ssh_identity);
+	tcase_add_test(tc, ssh_key_files);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(th, home_setup, home_teardown);

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "log.h"
 #include "passwd.h"
+#include "sshcert.h"
 #include "sshkey.h"
 
 #define AUDIT_DEFAULT	50	/* events listed unless told */
@@ -662,6 +663,10 @@ admin_request(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
 		break;
 	case MEZITE__ADMIN_OP__USER_KEY_LIST:
 		user_key_list(req, reply);
+		break;
+	case MEZITE__ADMIN_OP__SSH_CA:
+		/* The CA's public key line, for the nodes' sshd. */
+		reply->ssh_ca = (char *)sshca_pubkey_line(aenv.ssh_ca);
 		break;
 	default:
 		admin_error(reply, "unknown request %d", (int)req->op);

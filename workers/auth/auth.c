@@ -34,6 +34,7 @@
 #include "meta.h"
 #include "mezited.h"
 #include "ratelimit.h"
+#include "sshcert.h"
 #include "util.h"
 #include "worker.h"
 
@@ -127,6 +128,8 @@ auth_configure(const Mezite__WorkerConfig *wc)
 	    (aenv.host_ca = ca_open(wc->state, "host")) == NULL)
 		fatalx("cannot open the certificate authorities in %s",
 		    wc->state);
+	if ((aenv.ssh_ca = sshca_open(wc->state)) == NULL)
+		fatalx("cannot open the SSH user CA in %s", wc->state);
 	if ((aenv.rl_user = ratelimit_new(AUTH_RATE_KEYS, AUTH_USER_FREE,
 	    AUTH_DELAY_MAX)) == NULL ||
 	    (aenv.rl_addr = ratelimit_new(AUTH_RATE_KEYS, AUTH_ADDR_FREE,

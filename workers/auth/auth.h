@@ -36,11 +36,13 @@
 
 struct ca;
 struct ratelimit;
+struct sshca;
 
 struct auth_env {
 	struct store		*store;
 	struct ca		*user_ca;
 	struct ca		*host_ca;
+	struct sshca		*ssh_ca;	/* sshcert.c */
 	struct ratelimit	*rl_user;
 	struct ratelimit	*rl_addr;
 	unsigned int		 cert_ttl;

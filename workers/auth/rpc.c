@@ -31,6 +31,8 @@
 #include "meta.h"
 #include "passwd.h"
 #include "ratelimit.h"
+#include "sshcert.h"
+#include "sshkey.h"
 #include "util.h"
 
 #define SKEW		60	/* certificates are valid from a minute ago */
@@ -156,10 +158,14 @@ rpc_login(struct grpc_call *call, const ProtobufCMessage *msg)
 	struct store_cert		 sc;
 	struct client			 cl;
 	char				 userkey[AUTH_NAME_MAX + 8];
-	char				*pem = NULL;
+	char				*pem = NULL, *sshcert = NULL;
+	char				 sshnote[SSHAUTH_REASON_MAX];
+	char				 why[SSHAUTH_REASON_MAX];
+	uint8_t				 sshkey[SSHCERT_ED25519_LEN];
 	const char			*capem;
+	uint64_t			 sshserial = 0;
 	size_t				 pemlen, calen;
-	int				 found, ok;
+	int				 found, ok, wantssh;
 
 	client_get(grpc_call_meta(call), &cl);
 	if (!auth_name_valid(req->user) ||
@@ -172,6 +178,17 @@ rpc_login(struct grpc_call *call, const ProtobufCMessage *msg)
 		    req->public_key.len > AUTH_SPKI_MAX ?
 		    "public_key: missing or too long" :
 		    "password: too long");
+		return;
+	}
+	/* The SSH key to certify too, if any: only Ed25519. */
+	wantssh = req->ssh_public_key[0] != '\0';
+	if (wantssh && (strlen(req->ssh_public_key) > SSHKEY_LINE_MAX ||
+	    sshcert_key_from_line(req->ssh_public_key, sshkey, why,
+	    sizeof(why)) == -1)) {
+		explicit_bzero(req->password, strlen(req->password));
+		grpc_error(call, GRPC_INVALID_ARGUMENT, "ssh_public_key: %s",
+		    strlen(req->ssh_public_key) > SSHKEY_LINE_MAX ?
+		    "too long" : why);
 		return;
 	}
 	(void)snprintf(userkey, sizeof(userkey), "user:%s", req->user);
@@ -223,10 +240,23 @@ rpc_login(struct grpc_call *call, const ProtobufCMessage *msg)
 	res.n_roles = u.roles.n;
 	res.not_after = sc.not_after;
 	res.serial = sc.serial;
-	auth_audit("login", u.name, cl.addr, 1, "certificate %s until %lld",
-	    sc.serial, (long long)sc.not_after);
+	if (wantssh) {
+		if (sshlogin_certify(aenv.ssh_ca, aenv.store, &u, sshkey, &sc,
+		    &sshcert, &sshserial, sshnote, sizeof(sshnote)) == 0)
+			res.ssh_certificate = sshcert;
+		else
+			res.ssh_certificate_note = sshnote;
+	}
+	auth_audit("login", u.name, cl.addr, 1, "certificate %s until %lld%s%s",
+	    sc.serial, (long long)sc.not_after, wantssh ? "; " : "",
+	    !wantssh ? "" : sshcert != NULL ? "with an SSH certificate" :
+	    sshnote);
+	if (sshcert != NULL)
+		log_info("login %s: SSH certificate serial %llu", u.name,
+		    (unsigned long long)sshserial);
 	grpc_reply(call, &res.base);
 	free(pem);
+	free(sshcert);
  done:
 	if (found)
 		store_user_clear(&u);
