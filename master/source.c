@@ -19,8 +19,10 @@
  * keeps them), so that finding the source with the most handshakes and
  * its oldest is constant work.
  *
- * The accounting reads nothing but c->peer: whoever changes a
- * connection's peer calls source_del(), changes it, then source_add().
+ * The accounting reads nothing but c->peer, once it is the client's:
+ * source_add() is called at accept for a client that connects itself,
+ * and by conn_set_peer() for a balancer's once its PROXY header has
+ * named the client.
  */
 
 #include <sys/types.h>
