@@ -45,7 +45,7 @@ master_tls_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    mc->tls_protocols);
 		goto fail;
 	}
-	if (tls_config_set_ciphers(tc, mc->tls_ciphers) == -1) {
+	if (tls_config_set_ciphers(tc, ossl_ciphers(mc->tls_ciphers)) == -1) {
 		(void)snprintf(err, errlen, "tls ciphers \"%s\": %s",
 		    mc->tls_ciphers, tls_config_error(tc));
 		goto fail;

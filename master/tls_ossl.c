@@ -185,9 +185,13 @@ alpn_wire(const char *list, unsigned char **out, size_t *outlen)
 	return (0);
 }
 
-/* libtls's named cipher sets, as OpenSSL cipher strings for TLS 1.2. */
-static const char *
-ciphers_map(const char *s)
+/*
+ * libtls's named cipher sets, as OpenSSL cipher strings for TLS 1.2.
+ * The libtls engine passes these too: built on OpenSSL (libretls), its
+ * own "secure" also admits AES-CCM with 8-byte tags.
+ */
+const char *
+ossl_ciphers(const char *s)
 {
 	if (strcasecmp(s, "secure") == 0 || strcasecmp(s, "default") == 0)
 		return ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20");
@@ -370,7 +374,7 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
 		    SSL_CTX_set_max_proto_version(ctx, max) != 1 ||
 		    SSL_CTX_set_cipher_list(ctx,
-		    ciphers_map(mc->tls_ciphers)) != 1 ||
+		    ossl_ciphers(mc->tls_ciphers)) != 1 ||
 		    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
 		    (mc->ktls && ktls_ctx_init(ctx) == -1))
 			goto sslfail;

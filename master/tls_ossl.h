@@ -39,6 +39,7 @@ struct ossl_server	*ossl_server_build(const Mezite__MasterConfig *,
 void			 ossl_server_free(struct ossl_server *);
 SSL			*ossl_accept(struct ossl_server *, int);
 int			 ossl_ktls(const struct ossl_server *);
+const char		*ossl_ciphers(const char *);
 int			 ossl_relay(SSL *, int);
 int			 ossl_flush(SSL *);
 int			 ossl_drained(SSL *);

@@ -13,8 +13,8 @@
 #	check	make check, the whole of it, except that the integration
 #		suite takes the files that use a program from a package
 #		(curl, nghttp, h2load, grpcio, OpenSSH, tinyproxy,
-#		ssh-audit) and its runs against the sanitizer and libtls
-#		builds a few files each (INTEGRATION_TESTS, VARIANT_TESTS):
+#		ssh-audit, sslscan) and its runs against the sanitizer
+#		and libtls builds a few files each (INTEGRATION_TESTS, VARIANT_TESTS):
 #		packages, builds and paths are what a first run can get
 #		wrong, and the machine's own make check runs every test
 #		against the same tree; the tests marked heavy are left
@@ -260,6 +260,7 @@ integration_tests="test_setup.py test_routing.py test_clientcert.py"
 integration_tests="$integration_tests test_transfer.py test_auth.py"
 integration_tests="$integration_tests test_hostile_https.py test_tunnel.py"
 integration_tests="$integration_tests test_ssh.py test_msh_ssh.py"
+integration_tests="$integration_tests test_tlsscan.py"
 
 phase_check() {
 	r="$work/check"

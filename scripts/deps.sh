@@ -31,11 +31,12 @@ BENCH="haproxy h2o nghttp2-client python3 procps $VM"
 # not (malformed messages, floods of streams).  The tunnel's tests put a
 # real sshd behind agents, an agent behind tinyproxy, and sign expired
 # certificates with python3-cryptography; the bastion's logins are
-# accounts the tests add with useradd (passwd).
+# accounts the tests add with useradd (passwd); sslscan looks at the
+# port's protocols and ciphers as a scanner would.
 CHECK="check mandoc clang libclang-rt-14-dev python3-pytest psmisc
 valgrind util-linux mmdebstrap git gdb python3-grpcio python3-protobuf
 python3-h2 python3-cryptography protobuf-compiler sqlite3 openssh-server
-openssh-client tinyproxy ssh-audit passwd $BENCH"
+openssh-client tinyproxy ssh-audit passwd sslscan $BENCH"
 
 # Packages that come with a service, as package=service where the names
 # differ: the tests start their own instances, never the system's.
