@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import healthz, run, wait_for
+from conftest import free_port, healthz, run, wait_for
 from test_auth import add_user, ok
 from test_ssh import SSH_OPTS, TUNNEL_CONF, Bastion, audit, served
 from tunnelkit import Mezd, Sshd, TcpService, nodes, wait_online
@@ -21,10 +21,23 @@ from tunnelkit import Mezd, Sshd, TcpService, nodes, wait_online
 PG = 5432	# the echo's service name on db-2, as a port
 
 
+def ssh_w(b, user, target, data, verbose=False):
+    """ssh -W target through the bastion b as user, data on stdin;
+    verbose, the bastion's reasons are shown."""
+    opts = [o if o != "LogLevel=ERROR" or not verbose else "LogLevel=DEBUG1"
+            for o in SSH_OPTS]
+    return subprocess.run(
+        ["ssh"] + opts + ["-o", "IdentitiesOnly=yes",
+                          "-o", "IdentityFile=/dev/null",
+                          "-o", "ProxyCommand=" + b.proxy(user),
+                          "-W", target, user + "@bastion"],
+        input=data, capture_output=True, timeout=60)
+
+
 class Services(Bastion):
     """The Bastion's db-1 (ssh only), and db-2 whose mezd also serves an
-    echo as "5432"; roles: ops (db-*, no services), dba (db-*, 54*),
-    legacy (legacy-* and the label env=prod, any service)."""
+    echo as "5432"; roles: the Bastion's ops (db-*, no services) for
+    alice, and dba (db-*, the services 54*) for carol."""
 
     def __init__(self, d, pki, tmp):
         super().__init__(d, pki, tmp)
@@ -37,16 +50,7 @@ class Services(Bastion):
         add_user(d, "carol", roles=["dba"])
 
     def w(self, user, target, data, verbose=False):
-        """ssh -W target through the bastion as user, data on stdin."""
-        opts = list(SSH_OPTS)
-        if verbose:
-            opts[opts.index("LogLevel=ERROR")] = "LogLevel=DEBUG1"
-        return subprocess.run(
-            ["ssh"] + opts + ["-o", "IdentitiesOnly=yes",
-                              "-o", "IdentityFile=/dev/null",
-                              "-o", "ProxyCommand=" + self.proxy(user),
-                              "-W", target, user + "@bastion"],
-            input=data, capture_output=True, timeout=60)
+        return ssh_w(self, user, target, data, verbose)
 
     def close(self):
         self.agent2.cleanup()
@@ -144,8 +148,11 @@ class Static(Bastion):
 
     def __init__(self, make_daemon, pki, tmp):
         self.target = Sshd()
+        self.dead = free_port()		# nothing listens there
         conf = TUNNEL_CONF + ("worker ssh {\n\ttarget legacy-1 127.0.0.1 "
-                              "port %d\n}\n" % self.target.port)
+                              "port %d\n\ttarget legacy-2 127.0.0.1 "
+                              "port %d\n}\n" % (self.target.port,
+                                                 self.dead))
         super().__init__(make_daemon(extra=conf), pki, tmp)
         ok(self.d.mezctl("role", "add", "legacy", "login", "root", "node",
                          "legacy-*", "service", "*"))
@@ -209,6 +216,21 @@ def test_static_target_refused_to_roles_that_do_not_name_it(static):
     assert r.returncode == 255
     assert b"static target legacy-1 is reached on port %d only" % \
         b.target.port in r.stderr, r.stderr
+    served(b)
+
+
+def test_static_target_that_refuses_is_audited(static):
+    """legacy-2's port has no listener: the worker's connection is
+    refused, the channel with it, and the failed ssh.dial is audited."""
+    b = static
+    r = ssh_w(b, "dave", "legacy-2:%d" % b.dead, b"x", verbose=True)
+    assert r.returncode != 0
+    assert (b"Remote: legacy-2:%d: connect: Connection refused" %
+            b.dead) in r.stderr, r.stderr
+    wait_for(lambda: any(e["type"] == "ssh.dial" and not e["success"] and
+                         "legacy-2:%d" % b.dead in e["detail"]
+                         for e in audit(b.d, "dave")), 10,
+             what="the failed dial in the audit log")
     served(b)
 
 
