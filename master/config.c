@@ -174,6 +174,7 @@ config_free(struct mezited_conf *conf)
 		free(conf->procs[t].chroot);
 		free(conf->procs[t].root);
 		free(conf->procs[t].status_allow);
+		free(conf->procs[t].targets);
 	}
 	free(conf->path);
 	free(conf->client_ca_file);
@@ -304,10 +305,16 @@ config_builtin_routes(struct mezited_conf *conf)
 	}
 }
 
+/* The ssh worker's static targets, as config_worker_pb() last told them. */
+static Mezite__SshTarget	 ssh_targets[SSH_TARGETS_MAX];
+static Mezite__SshTarget	*ssh_ptargets[SSH_TARGETS_MAX];
+
 /*
  * What a worker of the type is told at start.  The message points into
- * conf and into nets, which has room for STATUS_ALLOW_MAX networks.
+ * conf and into nets, which has room for STATUS_ALLOW_MAX networks, and,
+ * for the ssh worker, into ssh_targets until the next call.
  */
+
 void
 config_worker_pb(struct mezited_conf *conf, enum proc_type type,
     Mezite__WorkerConfig *wc, Mezite__Network *nets, Mezite__Network **pnets)
@@ -323,8 +330,18 @@ config_worker_pb(struct mezited_conf *conf, enum proc_type type,
 		/* Chrooted there when we are root. */
 		wc->state = geteuid() == 0 ? "/" : pc->chroot;
 	}
-	if (type == PROC_SSH)
+	if (type == PROC_SSH) {
 		wc->max_sessions = pc->max_sessions;
+		for (i = 0; i < pc->ntargets && i < SSH_TARGETS_MAX; i++) {
+			mezite__ssh_target__init(&ssh_targets[i]);
+			ssh_targets[i].name = pc->targets[i].name;
+			ssh_targets[i].address = pc->targets[i].address;
+			ssh_targets[i].port = pc->targets[i].port;
+			ssh_ptargets[i] = &ssh_targets[i];
+		}
+		wc->ssh_targets = ssh_ptargets;
+		wc->n_ssh_targets = i;
+	}
 	if (type == PROC_TUNNEL) {
 		wc->keepalive = pc->keepalive;
 		wc->keepalive_timeout = pc->keepalive_timeout;
@@ -598,7 +615,10 @@ config_worker_changed(enum proc_type type, struct mezited_conf *a,
 	if (config_proc_changed(pa, pb) || a->idle_timeout != b->idle_timeout ||
 	    pa->cert_ttl != pb->cert_ttl || pa->keepalive != pb->keepalive ||
 	    pa->keepalive_timeout != pb->keepalive_timeout ||
-	    pa->max_sessions != pb->max_sessions)
+	    pa->max_sessions != pb->max_sessions ||
+	    pa->ntargets != pb->ntargets || (pa->ntargets > 0 &&
+	    memcmp(pa->targets, pb->targets, pa->ntargets *
+	    sizeof(*pa->targets)) != 0))
 		return (1);
 	if (type == PROC_TUNNEL) {
 		if (a->nclusters != b->nclusters)

@@ -114,6 +114,19 @@ struct status_net {
 	unsigned int		 prefix;	/* length in bits */
 };
 
+/*
+ * A static target of the ssh workers: a host reached by address, not
+ * through a node's mezd.  Numeric, as the chrooted worker resolves no
+ * names.
+ */
+#define SSH_TARGETS_MAX		64
+#define SSH_TARGET_NAME_MAX	64
+struct ssh_target {
+	char			 name[SSH_TARGET_NAME_MAX + 1];
+	char			 address[INET6_ADDRSTRLEN];
+	unsigned int		 port;
+};
+
 struct proc_conf {
 	char			*user;
 	char			*chroot;
@@ -128,6 +141,8 @@ struct proc_conf {
 	unsigned int		 keepalive;	/* tunnel: seconds */
 	unsigned int		 keepalive_timeout; /* tunnel: seconds */
 	unsigned int		 max_sessions;	/* ssh */
+	struct ssh_target	*targets;	/* ssh */
+	size_t			 ntargets;
 };
 
 enum ktls_mode {

@@ -139,6 +139,7 @@ static int		 net_parse(const char *, const char *,
 static void		 net_add(const char *, struct status_net **, size_t *,
 			    const struct status_net *);
 static void		 proxy_from(const char *);
+static void		 ssh_target(const char *, const char *, int64_t);
 static void		 set_path(char **, const char *, const char *);
 static void		 set_control_socket(const char *);
 
@@ -176,7 +177,8 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %token	KEEPALIVE KEYPAIR
 %token	AUTO KTLS NO YES
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
-%token	SESSIONS SNI SOCKET STATE STATUS STREAMS TIMEOUT TLS TO TRUSTED TTL USER
+%token	SESSIONS SNI SOCKET STATE STATUS STREAMS TARGET TIMEOUT TLS TO TRUSTED
+%token	TTL USER
 %token	VERBOSE WORKER
 %token	FROM PROTOCOL PROXY
 %token	ERROR
@@ -365,6 +367,9 @@ procopt		: USER STRING			{ proc_user($2); }
 		}
 		| STATUS ALLOW STRING		{ status_allow($3); }
 		| STATUS ALLOW '{' allowlist '}'
+		| TARGET STRING STRING PORT NUMBER {
+			ssh_target($2, $3, $5);
+		}
 		| CERTIFICATE TTL duration	{
 			int64_t	 n;
 
@@ -482,6 +487,7 @@ static const struct keyword {
 	{ "state",		STATE },
 	{ "status",		STATUS },
 	{ "streams",		STREAMS },
+	{ "target",		TARGET },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
 	{ "to",			TO },
@@ -1816,6 +1822,57 @@ proxy_from(const char *s)
 	if (net_parse("proxy protocol from", s, &net) == 0)
 		net_add("proxy protocol from", &conf->proxy_from,
 		    &conf->nproxy_from, &net);
+}
+
+/*
+ * A static target of the ssh worker: a name as a node's, a numeric
+ * address (the chrooted worker resolves none) and a port.
+ */
+static void
+ssh_target(const char *name, const char *address, int64_t port)
+{
+	struct proc_conf	*pc;
+	struct ssh_target	*t;
+	struct in6_addr		 a6;
+	struct in_addr		 a4;
+	size_t			 i, n = strlen(name);
+
+	if (!ssh_only("target"))
+		return;
+	pc = &conf->procs[cur_type];
+	if (n == 0 || n > SSH_TARGET_NAME_MAX || name[0] == '-' ||
+	    name[0] == '.' || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") != n) {
+		parse_error("target %s: a name of 1 to %d letters, digits, "
+		    "'.', '_', '@' and '-'", name, SSH_TARGET_NAME_MAX);
+		return;
+	}
+	if (inet_pton(AF_INET, address, &a4) != 1 &&
+	    inet_pton(AF_INET6, address, &a6) != 1) {
+		parse_error("target %s: %s is not a numeric IPv4 or IPv6 "
+		    "address", name, address);
+		return;
+	}
+	if (!in_range("target port", port, 1, 65535))
+		return;
+	for (i = 0; i < pc->ntargets; i++)
+		if (strcmp(pc->targets[i].name, name) == 0) {
+			parse_error("target %s: given twice", name);
+			return;
+		}
+	if (pc->ntargets >= SSH_TARGETS_MAX) {
+		parse_error("target: more than %d targets", SSH_TARGETS_MAX);
+		return;
+	}
+	if ((t = reallocarray(pc->targets, pc->ntargets + 1,
+	    sizeof(*t))) == NULL)
+		fatal("%s", __func__);
+	pc->targets = t;
+	t = &pc->targets[pc->ntargets++];
+	memset(t, 0, sizeof(*t));
+	(void)strlcpy(t->name, name, sizeof(t->name));
+	(void)strlcpy(t->address, address, sizeof(t->address));
+	t->port = port;
 }
 
 static void

@@ -126,6 +126,8 @@ print_https(FILE *f, const struct proc_conf *pc)
 static void
 print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 {
+	size_t	 i;
+
 	if (PROC_IS_WORKER(type))
 		fprintf(f, "\tprefork %d\n", pc->prefork);
 	fprintf(f, "\tuser ");
@@ -144,8 +146,16 @@ print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 		print_https(f, pc);
 	if (type == PROC_AUTH)
 		print_duration(f, "\tcertificate ttl", pc->cert_ttl);
-	if (type == PROC_SSH)
+	if (type == PROC_SSH) {
 		fprintf(f, "\tmax sessions %u\n", pc->max_sessions);
+		for (i = 0; i < pc->ntargets; i++) {
+			fprintf(f, "\ttarget ");
+			print_string(f, pc->targets[i].name);
+			fputc(' ', f);
+			print_string(f, pc->targets[i].address);
+			fprintf(f, " port %u\n", pc->targets[i].port);
+		}
+	}
 	if (type == PROC_TUNNEL) {
 		print_duration(f, "\tkeepalive", pc->keepalive);
 		print_duration(f, "\tkeepalive timeout", pc->keepalive_timeout);

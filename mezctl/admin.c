@@ -132,6 +132,8 @@ admin_send(struct imsgbuf *ibuf, const struct parse_result *res, int pwfd)
 	req.n_nodes = res->nodes.n;
 	req.labels = (char **)res->labels.v;
 	req.n_labels = res->labels.n;
+	req.services = (char **)res->services.v;
+	req.n_services = res->services.n;
 	req.ttl = res->ttl;
 	req.node = res->node != NULL ? res->node : "";
 	req.limit = res->limit;
@@ -479,7 +481,8 @@ show_roles(const Mezite__AdminReply *r, int json)
 	const Mezite__AdminRole	*ro;
 	struct table		 t;
 	struct sbuf		 sb = { 0 }, sn = { 0 }, sl = { 0 };
-	const char		*row[4];
+	struct sbuf		 ss = { 0 };
+	const char		*row[5];
 	size_t			 i;
 
 	if (json) {
@@ -494,17 +497,20 @@ show_roles(const Mezite__AdminReply *r, int json)
 			json_strv(&sb, ro->nodes, ro->n_nodes);
 			sbuf_puts(&sb, ",\"labels\":");
 			json_strv(&sb, ro->labels, ro->n_labels);
+			sbuf_puts(&sb, ",\"services\":");
+			json_strv(&sb, ro->services, ro->n_services);
 			sbuf_puts(&sb, "}");
 		}
 		sbuf_puts(&sb, "]");
 		json_print(&sb);
 		return;
 	}
-	table_init(&t, 4);
+	table_init(&t, 5);
 	row[0] = "NAME";
 	row[1] = "LOGINS";
 	row[2] = "NODES";
 	row[3] = "LABELS";
+	row[4] = "SERVICES";
 	table_row(&t, row);
 	for (i = 0; i < r->n_roles; i++) {
 		ro = r->roles[i];
@@ -512,10 +518,14 @@ show_roles(const Mezite__AdminReply *r, int json)
 		row[1] = join(&sb, ro->logins, ro->n_logins);
 		row[2] = join(&sn, ro->nodes, ro->n_nodes);
 		row[3] = join(&sl, ro->labels, ro->n_labels);
+		/* None: the bastion's least, ssh alone. */
+		row[4] = ro->n_services > 0 ? join(&ss, ro->services,
+		    ro->n_services) : "(ssh)";
 		table_row(&t, row);
 		sbuf_free(&sb);
 		sbuf_free(&sn);
 		sbuf_free(&sl);
+		sbuf_free(&ss);
 	}
 	table_print(&t);
 }

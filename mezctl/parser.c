@@ -26,6 +26,7 @@ enum token_type {
 	LOGIN,		/* a login, added to the list */
 	NODEPATTERN,	/* a node name pattern, added to the list */
 	LABEL,		/* "key=pattern", added to the list */
+	SVCPATTERN,	/* a service name pattern, added to the list */
 	NODE,		/* a node's name */
 	SERVICE,	/* a node's service */
 	KEYARG,		/* user key: a file, or a key, or a fingerprint */
@@ -70,6 +71,8 @@ static const struct token t_node_first[];
 static const struct token t_nodes[];
 static const struct token t_label_first[];
 static const struct token t_labels[];
+static const struct token t_service_first[];
+static const struct token t_services[];
 static const struct token t_rolename[];
 static const struct token t_token[];
 static const struct token t_token_opt[];
@@ -243,6 +246,7 @@ static const struct token t_role_opt[] = {
 	{ KEYWORD,	"label",	NONE,		t_label_first },
 	{ KEYWORD,	"login",	NONE,		t_login_first },
 	{ KEYWORD,	"node",		NONE,		t_node_first },
+	{ KEYWORD,	"service",	NONE,		t_service_first },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
@@ -256,6 +260,7 @@ static const struct token t_logins[] = {
 	{ KEYWORD,	"label",	NONE,		t_label_first },
 	{ KEYWORD,	"login",	NONE,		t_login_first },
 	{ KEYWORD,	"node",		NONE,		t_node_first },
+	{ KEYWORD,	"service",	NONE,		t_service_first },
 	{ LOGIN,	"<login>",	NONE,		t_logins },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
@@ -270,6 +275,7 @@ static const struct token t_nodes[] = {
 	{ KEYWORD,	"label",	NONE,		t_label_first },
 	{ KEYWORD,	"login",	NONE,		t_login_first },
 	{ KEYWORD,	"node",		NONE,		t_node_first },
+	{ KEYWORD,	"service",	NONE,		t_service_first },
 	{ NODEPATTERN,	"<pattern>",	NONE,		t_nodes },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
@@ -284,7 +290,23 @@ static const struct token t_labels[] = {
 	{ KEYWORD,	"label",	NONE,		t_label_first },
 	{ KEYWORD,	"login",	NONE,		t_login_first },
 	{ KEYWORD,	"node",		NONE,		t_node_first },
+	{ KEYWORD,	"service",	NONE,		t_service_first },
 	{ LABEL,	"<key=pattern>", NONE,		t_labels },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_service_first[] = {
+	{ SVCPATTERN,	"<pattern>",	NONE,		t_services },
+	{ ENDTOKEN,	"",		NONE,		NULL }
+};
+
+static const struct token t_services[] = {
+	{ NOTOKEN,	"",		NONE,		NULL },
+	{ KEYWORD,	"label",	NONE,		t_label_first },
+	{ KEYWORD,	"login",	NONE,		t_login_first },
+	{ KEYWORD,	"node",		NONE,		t_node_first },
+	{ KEYWORD,	"service",	NONE,		t_service_first },
+	{ SVCPATTERN,	"<pattern>",	NONE,		t_services },
 	{ ENDTOKEN,	"",		NONE,		NULL }
 };
 
@@ -494,6 +516,8 @@ set_value(const struct token *t, char *word)
 			return (-1);
 		}
 		return (list_add(&res.labels, "labels", word));
+	case SVCPATTERN:
+		return (list_add(&res.services, "service patterns", word));
 	case NODE:
 		if (res.node != NULL) {
 			fprintf(stderr, "node given twice\n");

@@ -65,6 +65,7 @@ struct parse_result {
 	struct parse_list logins;
 	struct parse_list nodes;	/* node name patterns */
 	struct parse_list labels;	/* "key=pattern" */
+	struct parse_list services;	/* service name patterns */
 	uint32_t	 ttl;		/* seconds; 0: not given */
 	uint32_t	 limit;		/* 0: not given */
 	uint64_t	 session;	/* kill session: its id */

@@ -47,11 +47,14 @@ match(const Mezite__AdminRequest *req)
 	r.nodes.n = req->n_nodes;
 	r.labels.v = req->labels;
 	r.labels.n = req->n_labels;
+	r.services.v = req->services;
+	r.services.n = req->n_services;
 	n.name = req->node;
 	n.labels.v = req->roles;		/* "key=value" */
 	n.labels.n = req->n_roles;
 	if (rbac_node_logins(&r, 1, &n, &logins) == 0)
 		store_strv_clear(&logins);
+	(void)rbac_role_allows_service(&r, req->key);
 	(void)auth_name_valid(req->name);
 }
 

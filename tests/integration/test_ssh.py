@@ -197,9 +197,11 @@ def test_node_the_roles_do_not_allow_is_refused_and_audited(bastion):
     served(b)
 
 
-def test_bastion_opens_no_shell_and_only_port_22(bastion):
+def test_bastion_opens_no_shell_and_only_allowed_services(bastion):
     """A session channel (a shell, a command on the bastion) is refused
-    with why; so is a port other than the node's ssh service."""
+    with why; so is a port other than 22, the node's ssh service, to a
+    user whose roles name no services (test_ssh_services.py has
+    more)."""
     b = bastion
     r = subprocess.run(["ssh", "-o", "LogLevel=DEBUG1"] + SSH_OPTS + [
         "-o", "ProxyCommand=" + b.proxy("alice"), "alice@bastion", "id"],
@@ -208,7 +210,8 @@ def test_bastion_opens_no_shell_and_only_port_22(bastion):
     assert b"opens no sessions" in r.stderr, r.stderr
     r = b.ssh("alice", "db-1", "true", extra=["-p", "2222"], verbose=True)
     assert r.returncode == 255
-    assert b"only port 22" in r.stderr, r.stderr
+    assert b"Remote: db-1:2222: service 2222 is not allowed" in r.stderr, \
+        r.stderr
     served(b)
 
 

@@ -207,13 +207,34 @@ def test_tunnel_worker_serves_agents_in_the_kernel(pki, htdocs, tmp_path):
         _finish(d, None)
 
 
+def msh_login(d, home, user):
+    """msh login of user into the home, trusting the proxy on first
+    use; the password on a descriptor, as a script gives it."""
+    from mezite_fixtures import MSH
+    from test_auth import PASSWORD
+
+    r, w = os.pipe()
+    os.write(w, PASSWORD.encode() + b"\n")
+    os.close(w)
+    try:
+        res = subprocess.run([MSH, "login", "-F", str(r), "-p",
+                              "127.0.0.1:%d" % d.port, user],
+                             capture_output=True, timeout=60, pass_fds=(r,),
+                             env=dict(os.environ, MEZITE_HOME=home))
+    finally:
+        os.close(r)
+    assert res.returncode == 0, res.stderr
+
+
 def test_ssh_bastion_in_the_kernel(pki, htdocs, tmp_path):
     """The ssh worker with its session in the kernel: libssh reads and
     writes the kTLS socket; ssh's exit status comes back and scp keeps
-    4 MiB intact both ways, with the master out of the data path."""
+    4 MiB intact both ways, with the master out of the data path.  The
+    jump host is reached as users reach it, with msh proxy after msh
+    login as its ProxyCommand."""
     sys.path.insert(0, os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "..", "integration"))
-    from mezite_fixtures import _start, _finish
+    from mezite_fixtures import MSH, _start, _finish
     from test_ssh import Bastion
 
     d = _start(pki, htdocs, extra="ktls yes\nworker tunnel {\n"
@@ -221,6 +242,11 @@ def test_ssh_bastion_in_the_kernel(pki, htdocs, tmp_path):
     b = None
     try:
         b = Bastion(d, pki, tmp_path)
+        home = str(tmp_path / "msh")
+        msh_login(d, home, "alice")
+        proxy = "env MEZITE_HOME=%s %s proxy 127.0.0.1 %d" % (
+            home, MSH, d.port)
+        b.proxy = lambda user=None: proxy
         r = b.ssh("alice", "db-1", "echo in the kernel; exit 5",
                   timeout=120)
         assert r.returncode == 5, r.stderr

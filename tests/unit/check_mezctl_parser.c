@@ -216,6 +216,17 @@ START_TEST(role_commands)
 	ck_assert_str_eq(res->logins.v[0], "node");
 	ck_assert_str_eq(res->nodes.v[0], "web-1");
 
+	/* Service patterns, among the other lists. */
+	res = accepted("role add dba node db-* service 54?? ssh login pg",
+	    ROLE_ADD);
+	ck_assert_uint_eq(res->services.n, 2);
+	ck_assert_str_eq(res->services.v[0], "54??");
+	ck_assert_str_eq(res->services.v[1], "ssh");
+	ck_assert_uint_eq(res->logins.n, 1);
+	res = accepted("role add dba se 5432 label env=prod", ROLE_ADD);
+	ck_assert_uint_eq(res->services.n, 1);
+	ck_assert_uint_eq(res->labels.n, 1);
+
 	res = accepted("role del dev", ROLE_DEL);
 	ck_assert_str_eq(res->name, "dev");
 	accepted("role list", ROLE_LIST);
@@ -229,6 +240,7 @@ START_TEST(role_refused)
 	refused("role add dev login ubuntu node", "missing argument");
 	refused("role add dev label env", "invalid label: env");
 	refused("role add dev label =prod", "invalid label: =prod");
+	refused("role add dev service", "missing argument");
 	refused("role add dev ubuntu", "unknown argument: ubuntu");
 	refused("role del", "missing argument");
 	refused("role del dev ops", "superfluous argument: ops");

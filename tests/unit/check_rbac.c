@@ -114,6 +114,23 @@ START_TEST(test_logins_of_several_roles_once_each)
 }
 END_TEST
 
+/* Service patterns; none allow "ssh" alone. */
+START_TEST(test_services)
+{
+	struct store_role	 r = role(SV("root"), SV("*"), NONE);
+
+	ck_assert_int_eq(rbac_role_allows_service(&r, "ssh"), 1);
+	ck_assert_int_eq(rbac_role_allows_service(&r, "5432"), 0);
+	ck_assert_int_eq(rbac_role_allows_service(&r, "sshd"), 0);
+	r.services = SV("54[0-9][0-9]", "http*");
+	ck_assert_int_eq(rbac_role_allows_service(&r, "5432"), 1);
+	ck_assert_int_eq(rbac_role_allows_service(&r, "https"), 1);
+	ck_assert_int_eq(rbac_role_allows_service(&r, "54321"), 0);
+	/* Named, ssh is one service among others. */
+	ck_assert_int_eq(rbac_role_allows_service(&r, "ssh"), 0);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	char	 long_name[AUTH_NAME_MAX + 2];
@@ -146,6 +163,7 @@ rbac_suite(void)
 	tcase_add_test(tc, test_every_label_pattern_must_match);
 	tcase_add_test(tc, test_names_and_labels_together);
 	tcase_add_test(tc, test_logins_of_several_roles_once_each);
+	tcase_add_test(tc, test_services);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	return (s);

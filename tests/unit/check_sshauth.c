@@ -243,6 +243,10 @@ store_setup(void)
 	char			*lv[] = { "env=prod" };
 	char			*wl[] = { "env=prod" };
 	char			*dl[] = { "env=test" };
+	char			*dbn[] = { "web*", "db1" };
+	char			*dbs[] = { "54[0-9][0-9]" };
+	char			*dv[] = { "dba" };
+	char			*ev[] = { "labelled" };
 	struct store_role	 r;
 	struct store_node	 n;
 	struct store_cert	 c;
@@ -263,6 +267,23 @@ store_setup(void)
 	r.labels.v = lv;
 	r.labels.n = 1;
 	ck_assert_int_eq(store_role_put(st, &r), 0);
+	/* Databases on web nodes and on the static target db1. */
+	r.name = "dba";
+	r.nodes.v = dbn;
+	r.nodes.n = 2;
+	r.labels.n = 0;
+	r.services.v = dbs;
+	r.services.n = 1;
+	ck_assert_int_eq(store_role_put(st, &r), 0);
+	/* Labels never match a static target. */
+	r.name = "labelled";
+	r.nodes.n = 0;
+	r.labels.v = lv;
+	r.labels.n = 1;
+	r.services.n = 0;
+	ck_assert_int_eq(store_role_put(st, &r), 0);
+	r.labels.v = lv;
+	r.services.v = NULL;
 	r.name = "gone";
 	r.nodes.v = NULL;
 	r.nodes.n = 0;
@@ -273,6 +294,11 @@ store_setup(void)
 	ck_assert_int_eq(store_role_del(st, "gone"), 0);
 	roles.n = 0;
 	ck_assert_int_eq(store_user_add(st, "bob", "$y$hash", &roles, T0), 0);
+	roles.v = dv;
+	roles.n = 1;
+	ck_assert_int_eq(store_user_add(st, "dave", "$y$hash", &roles, T0), 0);
+	roles.v = ev;
+	ck_assert_int_eq(store_user_add(st, "erin", "$y$hash", &roles, T0), 0);
 
 	memset(&n, 0, sizeof(n));
 	n.name = "web1";
@@ -406,11 +432,13 @@ END_TEST
 
 /* An access's answer: its reason, "" if allowed. */
 static const char *
-access_to(const char *user, const char *node, const char *service)
+access_as(const char *user, const char *node, const char *service,
+    int static_target)
 {
 	Mezite__SshAccessRequest	 req =
 					    MEZITE__SSH_ACCESS_REQUEST__INIT;
 
+	req.static_target = static_target;
 	req.user = (char *)user;
 	req.node = (char *)node;
 	req.service = (char *)service;
@@ -418,6 +446,12 @@ access_to(const char *user, const char *node, const char *service)
 	ck_assert_int_eq(sshauth_access(st, &req, &res), 0);
 	ck_assert_int_eq(res.allowed, res.reason[0] == '\0');
 	return (res.reason);
+}
+
+static const char *
+access_to(const char *user, const char *node, const char *service)
+{
+	return (access_as(user, node, service, 0));
 }
 
 START_TEST(access_nodes)
@@ -441,6 +475,40 @@ START_TEST(access_nodes)
 	    "access to node web1 denied");
 	ck_assert_str_eq(access_to("alice", "../x", "ssh"),
 	    "access to node ../x denied");
+}
+END_TEST
+
+/* A role's services, on the nodes it allows; none: ssh alone. */
+START_TEST(access_services)
+{
+	ck_assert_str_eq(access_to("dave", "web1", "5432"), "");
+	ck_assert_str_eq(access_to("dave", "web2", "5433"), "");
+	ck_assert_str_eq(access_to("dave", "web1", "ssh"),
+	    "service ssh is not allowed");
+	ck_assert_str_eq(access_to("dave", "web1", "80"),
+	    "service 80 is not allowed");
+	ck_assert_str_eq(access_to("alice", "web1", "5432"),
+	    "service 5432 is not allowed");
+	/* db1 never joined: no node of that name. */
+	ck_assert_str_eq(access_to("dave", "db1", "5432"),
+	    "access to node db1 denied");
+}
+END_TEST
+
+/* A static target: its name, no labels. */
+START_TEST(access_static)
+{
+	ck_assert_str_eq(access_as("dave", "db1", "5432", 1), "");
+	ck_assert_str_eq(access_as("dave", "db1", "22", 1),
+	    "service 22 is not allowed");
+	ck_assert_str_eq(access_as("dave", "db2", "5432", 1),
+	    "access to node db2 denied");
+	/* web1 has env=prod as a node, and none as a static target. */
+	ck_assert_str_eq(access_to("erin", "web1", "ssh"), "");
+	ck_assert_str_eq(access_as("erin", "web1", "ssh", 1),
+	    "access to node web1 denied");
+	ck_assert_str_eq(access_as("alice", "web1", "ssh", 1),
+	    "access to node web1 denied");
 }
 END_TEST
 
@@ -556,6 +624,8 @@ sshauth_suite(void)
 	tcase_add_test(tc, login_cert);
 	tcase_add_test(tc, access_nodes);
 	tcase_add_test(tc, access_roles_now);
+	tcase_add_test(tc, access_services);
+	tcase_add_test(tc, access_static);
 	suite_add_tcase(s, tc);
 	return (s);
 }

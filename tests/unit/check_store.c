@@ -186,7 +186,7 @@ START_TEST(open_creates)
 
 	ck_assert_int_eq(stat(db, &sb), 0);
 	ck_assert(S_ISREG(sb.st_mode));
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 }
 END_TEST
 
@@ -202,7 +202,7 @@ START_TEST(reopen_keeps_data)
 	ck_assert_uint_eq(u.roles.n, 1);
 	ck_assert_str_eq(u.roles.v[0], "dev");
 	store_user_clear(&u);
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 }
 END_TEST
 
@@ -296,10 +296,10 @@ START_TEST(migrate_empty_file)
 	ck_assert_int_ne(fd = open(db, O_WRONLY | O_CREAT | O_EXCL, 0600), -1);
 	ck_assert_int_eq(close(fd), 0);
 	ck_assert_ptr_nonnull(st = store_open(db));
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 	h = raw_open();
 	raw_text(h, "PRAGMA user_version", v, sizeof(v));
-	ck_assert_str_eq(v, "2");
+	ck_assert_str_eq(v, "3");
 	raw_text(h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
 	    " AND name IN ('users', 'user_roles', 'roles', 'role_rules',"
 	    " 'tokens', 'certs', 'nodes', 'node_labels', 'events',"
@@ -339,6 +339,9 @@ START_TEST(distrusts_the_file)
 	h = raw_open();
 	raw_exec(h, "CREATE TABLE users (name, hash, created,"
 	    " password_changed); CREATE TABLE user_roles (user, role);"
+	    " CREATE TABLE roles (name PRIMARY KEY);"
+	    " CREATE TABLE role_rules (role, kind,"
+	    " value);"
 	    " INSERT INTO users VALUES ('alice', NULL, NULL, NULL);"
 	    " INSERT INTO user_roles VALUES ('alice', NULL);"
 	    " PRAGMA user_version = 1");
@@ -564,8 +567,9 @@ START_TEST(role_put_get)
 	char			*logins[] = { "root", "deploy" };
 	char			*nodes[] = { "web*", "db?" };
 	char			*labels[] = { "env=prod" };
+	char			*services[] = { "ssh", "54[0-9][0-9]" };
 	struct store_role	 r = { "ops", { logins, 2 }, { nodes, 2 },
-	    { labels, 1 } }, g;
+	    { labels, 1 }, { services, 2 } }, g;
 
 	ck_assert_int_eq(store_role_put(st, &r), 0);
 	ck_assert_int_eq(store_role_get(st, "ops", &g), 0);
@@ -578,6 +582,9 @@ START_TEST(role_put_get)
 	ck_assert_str_eq(g.nodes.v[1], "db?");
 	ck_assert_uint_eq(g.labels.n, 1);
 	ck_assert_str_eq(g.labels.v[0], "env=prod");
+	ck_assert_uint_eq(g.services.n, 2);
+	ck_assert_str_eq(g.services.v[0], "ssh");
+	ck_assert_str_eq(g.services.v[1], "54[0-9][0-9]");
 	store_role_clear(&g);
 }
 END_TEST
@@ -1258,7 +1265,7 @@ START_TEST(key_migration)
 	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
 
 	ck_assert_ptr_nonnull(st = store_open(db));
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 	ck_assert_int_eq(store_user_get(st, "alice", &u), 0);
 	ck_assert_uint_eq(u.roles.n, 1);
 	store_user_clear(&u);
@@ -1266,6 +1273,62 @@ START_TEST(key_migration)
 	h = raw_open();
 	raw_text(h, "SELECT count(*) FROM user_keys", v, sizeof(v));
 	ck_assert_str_eq(v, "1");
+	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+}
+END_TEST
+
+/*
+ * A store of version 2, whose role rules allow no services: migrated
+ * in place, its roles' rules kept, and services may be added.
+ */
+START_TEST(service_migration)
+{
+	struct store_role	 g;
+	sqlite3			*h;
+	char			*sv[] = { "5432" };
+	char			 v[16];
+
+	role_put("ops", "root", "web*", "env=prod");
+	store_close(st);
+	st = NULL;
+	h = raw_open();
+	raw_exec(h, "CREATE TABLE rr2 ("
+	    "  role TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,"
+	    "  kind TEXT NOT NULL CHECK (kind IN ('login', 'node', 'label')),"
+	    "  value TEXT NOT NULL,"
+	    "  UNIQUE (role, kind, value)"
+	    ") STRICT;"
+	    "INSERT INTO rr2 SELECT role, kind, value FROM role_rules;"
+	    "DROP TABLE role_rules;"
+	    "ALTER TABLE rr2 RENAME TO role_rules;"
+	    "PRAGMA user_version = 2");
+	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+
+	ck_assert_ptr_nonnull(st = store_open(db));
+	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_role_get(st, "ops", &g), 0);
+	ck_assert_uint_eq(g.logins.n, 1);
+	ck_assert_str_eq(g.logins.v[0], "root");
+	ck_assert_uint_eq(g.nodes.n, 1);
+	ck_assert_str_eq(g.nodes.v[0], "web*");
+	ck_assert_uint_eq(g.labels.n, 1);
+	ck_assert_str_eq(g.labels.v[0], "env=prod");
+	ck_assert_uint_eq(g.services.n, 0);
+	store_role_clear(&g);
+
+	g.name = "ops";
+	g.services.v = sv;
+	g.services.n = 1;
+	ck_assert_int_eq(store_role_put(st, &g), 0);
+	ck_assert_int_eq(store_role_get(st, "ops", &g), 0);
+	ck_assert_uint_eq(g.services.n, 1);
+	ck_assert_str_eq(g.services.v[0], "5432");
+	store_role_clear(&g);
+	/* Deleting a role still takes its rules. */
+	ck_assert_int_eq(store_role_del(st, "ops"), 0);
+	h = raw_open();
+	raw_text(h, "SELECT count(*) FROM role_rules", v, sizeof(v));
+	ck_assert_str_eq(v, "0");
 	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
 }
 END_TEST
@@ -1319,6 +1382,7 @@ store_suite(void)
 	tcase_add_test(tc, key_gone_with_user);
 	tcase_add_test(tc, key_list_order);
 	tcase_add_test(tc, key_migration);
+	tcase_add_test(tc, service_migration);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roles");

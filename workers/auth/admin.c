@@ -368,8 +368,9 @@ role_add(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
 		return;
 	}
 	if (req->n_logins > AUTH_LIST_MAX || req->n_nodes > AUTH_LIST_MAX ||
-	    req->n_labels > AUTH_LIST_MAX) {
-		admin_error(reply, "at most %d logins, nodes and labels",
+	    req->n_labels > AUTH_LIST_MAX || req->n_services > AUTH_LIST_MAX) {
+		admin_error(reply, "at most %d logins, nodes, labels and "
+		    "services",
 		    AUTH_LIST_MAX);
 		return;
 	}
@@ -391,6 +392,12 @@ role_add(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
 			    "key=pattern", req->labels[i]);
 			return;
 		}
+	for (i = 0; i < req->n_services; i++)
+		if (!pattern_valid(req->services[i], 0)) {
+			admin_error(reply, "invalid service pattern "
+			    "\"%.128s\"", req->services[i]);
+			return;
+		}
 	r.name = req->name;
 	r.logins.v = req->logins;
 	r.logins.n = req->n_logins;
@@ -398,6 +405,8 @@ role_add(const Mezite__AdminRequest *req, Mezite__AdminReply *reply)
 	r.nodes.n = req->n_nodes;
 	r.labels.v = req->labels;
 	r.labels.n = req->n_labels;
+	r.services.v = req->services;
+	r.services.n = req->n_services;
 	if (store_role_put(aenv.store, &r) != 0) {
 		admin_error(reply, "the store failed (see the log)");
 		return;
@@ -438,6 +447,8 @@ role_list(Mezite__AdminReply *reply)
 		r[i].n_nodes = mem.roles[i].nodes.n;
 		r[i].labels = mem.roles[i].labels.v;
 		r[i].n_labels = mem.roles[i].labels.n;
+		r[i].services = mem.roles[i].services.v;
+		r[i].n_services = mem.roles[i].services.n;
 		rp[i] = &r[i];
 	}
 	reply->roles = rp;

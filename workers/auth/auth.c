@@ -362,7 +362,9 @@ auth_ssh_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
 			sshauth_quote(req->node, node, sizeof(node));
 			sshauth_quote(req->service, service, sizeof(service));
 			auth_audit("ssh.denied", user, addr, 0,
-			    "node %s service %s: %s", node, service, r.reason);
+			    "%s %s service %s: %s", req->static_target ?
+			    "static target" : "node", node, service,
+			    r.reason);
 		}
 	}
 	ssh_reply(ch, IMSG_SSH_ACCESS_REPLY, imsg_get_id(imsg), &r);

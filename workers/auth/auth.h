@@ -94,6 +94,7 @@ void	 sshauth_quote(const char *, char *, size_t);
 /* rbac.c */
 int	 auth_name_valid(const char *);
 int	 rbac_role_allows(const struct store_role *, const struct store_node *);
+int	 rbac_role_allows_service(const struct store_role *, const char *);
 int	 rbac_node_logins(const struct store_role *, size_t,
 	    const struct store_node *, struct store_strv *);
 

@@ -8,6 +8,10 @@
  * the key is matched exactly, the value as an fnmatch(3) pattern).  A
  * role with neither node nor label patterns allows nothing: access is
  * granted, never assumed.
+ *
+ * On the nodes it allows, a role allows the services whose names match
+ * one of its service patterns; a role without service patterns allows
+ * "ssh" alone, the least it can be good for.
  */
 
 #include <sys/types.h>
@@ -63,6 +67,14 @@ rbac_role_allows(const struct store_role *r, const struct store_node *n)
 		if (!label_matches(r->labels.v[i], &n->labels))
 			return (0);
 	return (1);
+}
+
+int
+rbac_role_allows_service(const struct store_role *r, const char *service)
+{
+	if (r->services.n == 0)
+		return (strcmp(service, "ssh") == 0);
+	return (name_matches(&r->services, service));
 }
 
 static int

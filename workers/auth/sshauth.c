@@ -9,10 +9,10 @@
  * CA issued to her, unexpired and unrevoked.  A denial does not say
  * whether the user or the key was unknown.
  *
- * Access to a node is allowed when one of the user's roles, as they are
- * now, allows the node (rbac.c), and the service is "ssh": roles name no
- * services yet, so the bastion reaches a node's sshd and nothing else.
- * A node that never joined is refused as a node no role allows.
+ * Access to a node's service is allowed when one of the user's roles, as
+ * they are now, allows both the node and the service (rbac.c): a role
+ * without service patterns allows "ssh" alone.  A node that never joined
+ * is refused as a node no role allows.
  */
 
 #include <sys/types.h>
@@ -160,7 +160,9 @@ sshauth_login(struct store *st, const Mezite__SshAuthRequest *req,
 
 /*
  * May req->user reach req->service on req->node?  0, or -1 if the store
- * failed; r denies unless it says otherwise.
+ * failed; r denies unless it says otherwise.  A static target (one of
+ * the ssh worker's configuration) is no node of the store: it has its
+ * name and no labels, so that only node patterns can match it.
  */
 int
 sshauth_access(struct store *st, const Mezite__SshAccessRequest *req,
@@ -171,21 +173,27 @@ sshauth_access(struct store *st, const Mezite__SshAccessRequest *req,
 	struct store_role	 role;
 	char			 q[AUTH_NAME_MAX + 1];
 	size_t			 i;
-	int			 rv, failed = 0;
+	int			 rv, failed = 0, node_ok = 0;
 
 	memset(r, 0, sizeof(*r));
-	if (strcmp(req->service, "ssh") != 0) {
-		sshauth_quote(req->service, q, sizeof(q));
-		deny(r, "service %s is not allowed", q);
-		return (0);
-	}
 	sshauth_quote(req->node, q, sizeof(q));
 	deny(r, "access to node %s denied", q);
 	if (!auth_name_valid(req->user) || !auth_name_valid(req->node))
 		return (0);
+	if (!auth_name_valid(req->service)) {
+		sshauth_quote(req->service, q, sizeof(q));
+		deny(r, "service %s is not allowed", q);
+		return (0);
+	}
 	if ((rv = store_user_get(st, req->user, &u)) != 0)
 		return (rv == -1 ? -1 : 0);
-	if ((rv = store_node_get(st, req->node, &n)) != 0) {
+	memset(&n, 0, sizeof(n));
+	if (req->static_target) {
+		if ((n.name = strdup(req->node)) == NULL) {
+			store_user_clear(&u);
+			return (-1);
+		}
+	} else if ((rv = store_node_get(st, req->node, &n)) != 0) {
 		store_user_clear(&u);
 		return (rv == -1 ? -1 : 0);
 	}
@@ -194,14 +202,20 @@ sshauth_access(struct store *st, const Mezite__SshAccessRequest *req,
 			failed = 1;
 		if (rv != 0)
 			continue;	/* deleted meanwhile */
-		if (rbac_role_allows(&role, &n))
-			r->allowed = 1;
+		if (rbac_role_allows(&role, &n)) {
+			node_ok = 1;
+			if (rbac_role_allows_service(&role, req->service))
+				r->allowed = 1;
+		}
 		store_role_clear(&role);
 	}
 	if (r->allowed) {
 		r->reason[0] = '\0';
 		r->roles = u.roles;
 		memset(&u.roles, 0, sizeof(u.roles));
+	} else if (node_ok) {
+		sshauth_quote(req->service, q, sizeof(q));
+		deny(r, "service %s is not allowed", q);
 	}
 	store_user_clear(&u);
 	store_node_clear(&n);

@@ -61,6 +61,7 @@ struct store_role {
 	struct store_strv logins;
 	struct store_strv nodes;	/* fnmatch(3) patterns on node names */
 	struct store_strv labels;	/* "key=value", value fnmatch(3) */
+	struct store_strv services;	/* fnmatch(3); none: "ssh" alone */
 };
 
 struct store_token {

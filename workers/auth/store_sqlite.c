@@ -116,6 +116,21 @@ static const char *const store_migrations[] = {
 	"  added INTEGER NOT NULL,"
 	"  UNIQUE (user, fingerprint)"
 	") STRICT;",
+	/*
+	 * 3: roles' service patterns.  A CHECK cannot be altered, so the
+	 * rules move to a table that allows the new kind.
+	 */
+	"CREATE TABLE role_rules_3 ("
+	"  role TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL"
+	"    CHECK (kind IN ('login', 'node', 'label', 'service')),"
+	"  value TEXT NOT NULL,"
+	"  UNIQUE (role, kind, value)"
+	") STRICT;"
+	"INSERT INTO role_rules_3 (role, kind, value)"
+	"  SELECT role, kind, value FROM role_rules;"
+	"DROP TABLE role_rules;"
+	"ALTER TABLE role_rules_3 RENAME TO role_rules;",
 };
 #define STORE_VERSION	((int)(sizeof(store_migrations) / \
 			    sizeof(store_migrations[0])))
@@ -1361,14 +1376,16 @@ store_key_free(struct store_key *k, size_t n)
 /* Roles. */
 
 /* role_rules.kind, in the order of a role's lists. */
-#define ROLE_KINDS	3
-static const char *const role_kinds[ROLE_KINDS] = { "login", "node", "label" };
+#define ROLE_KINDS	4
+static const char *const role_kinds[ROLE_KINDS] = {
+	"login", "node", "label", "service"
+};
 
 int
 store_role_put(struct store *s, const struct store_role *r)
 {
 	const struct store_strv	*sv[ROLE_KINDS] = {
-		&r->logins, &r->nodes, &r->labels
+		&r->logins, &r->nodes, &r->labels, &r->services
 	};
 	sqlite3_stmt		*st;
 	size_t			 k, i;
@@ -1379,6 +1396,7 @@ store_role_put(struct store *s, const struct store_role *r)
 	    strv_ok(s, &r->logins, STORE_NAME_MAX, "login") == -1 ||
 	    strv_ok(s, &r->nodes, STORE_TEXT_MAX, "node") == -1 ||
 	    strv_ok(s, &r->labels, STORE_TEXT_MAX, "label") == -1 ||
+	    strv_ok(s, &r->services, STORE_TEXT_MAX, "service") == -1 ||
 	    tx_begin(s, 1) == -1)
 		return (-1);
 	if ((st = q_get(s, Q_ROLE_ADD)) == NULL ||
@@ -1403,7 +1421,7 @@ role_row(struct store *s, sqlite3_stmt *st, void *p)
 {
 	struct store_role	*r = p;
 	struct store_strv	*sv[ROLE_KINDS] = {
-		&r->logins, &r->nodes, &r->labels
+		&r->logins, &r->nodes, &r->labels, &r->services
 	};
 	sqlite3_stmt		*rs;
 	const char		*kind;
@@ -1495,6 +1513,7 @@ store_role_clear(struct store_role *r)
 	store_strv_clear(&r->logins);
 	store_strv_clear(&r->nodes);
 	store_strv_clear(&r->labels);
+	store_strv_clear(&r->services);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -8,9 +8,11 @@
  * "none" method, for the user the certificate names), or with a public
  * key registered for them; the auth worker decides either, through the
  * worker.  There is no shell here: the session may only open
- * direct-tcpip channels (what ssh -J and -W open) to a node's ssh
- * service, each allowed by the auth worker and carried by a stream the
- * tunnel worker dials.
+ * direct-tcpip channels (what ssh -J, -W and -L open) to a node's
+ * services or to a static target, each allowed by the auth worker and
+ * carried by a stream the tunnel worker dials (or, for a static target,
+ * a connection the worker makes).  Port 22 is a node's service "ssh";
+ * any other port is the service named by its number in decimal.
  *
  * The process is one session's, so its questions to the worker wait for
  * their answers, and libssh's session blocks: a client that stops
@@ -359,9 +361,10 @@ targets_add(const char *target)
 }
 
 /*
- * direct-tcpip to NODE:22: allowed by the auth worker, then a stream
- * from the tunnel worker, and only then accepted, so that a refusal
- * reaches the client as a refused channel with its reason.
+ * direct-tcpip to NODE:PORT: allowed by the auth worker, then a stream
+ * from the tunnel worker (or the worker's connection to a static
+ * target), and only then accepted, so that a refusal reaches the client
+ * as a refused channel with its reason.
  */
 static int
 open_direct(ssh_message msg)
@@ -372,23 +375,28 @@ open_direct(ssh_message msg)
 	Mezite__DialReply		*d;
 	struct schan			*c;
 	ssh_channel			 ch;
-	const char			*node, *service = "ssh";
+	const char			*node;
+	char				 service[8];
 	int				 port, fd = -1, ok;
 
 	node = ssh_message_channel_request_open_destination(msg);
 	port = ssh_message_channel_request_open_destination_port(msg);
 	if (node == NULL || !node_name_ok(node))
 		return (refuse("%s: not a node's name", node ? node : "?"));
-	if (port != 22)
-		return (refuse("%s:%d: only port 22, the node's ssh service, "
-		    "is reached through this bastion", node, port));
+	if (port <= 0 || port > 65535)
+		return (refuse("%s:%d: not a port", node, port));
+	/* 22 is the node's sshd; another port, the service of its number. */
+	if (port == 22)
+		(void)strlcpy(service, "ssh", sizeof(service));
+	else
+		(void)snprintf(service, sizeof(service), "%d", port);
 	if (S.nchans >= SSH_CHANNELS_MAX)
 		return (refuse("%s:%d: too many channels are open (%d)",
 		    node, port, SSH_CHANNELS_MAX));
 
 	ar.user = "";
 	ar.node = (char *)node;
-	ar.service = (char *)service;
+	ar.service = service;
 	r = ask(IMSG_SSH_ACCESS, &ar.base, IMSG_SSH_ACCESS_REPLY,
 	    &mezite__ssh_reply__descriptor, NULL);
 	ok = r->allowed;
@@ -401,7 +409,7 @@ open_direct(ssh_message msg)
 	mezite__ssh_reply__free_unpacked(r, NULL);
 
 	dr.node = (char *)node;
-	dr.service = (char *)service;
+	dr.service = service;
 	dr.requester = "";
 	d = ask(IMSG_TUNNEL_DIAL, &dr.base, IMSG_TUNNEL_DIAL_REPLY,
 	    &mezite__dial_reply__descriptor, &fd);

@@ -21,6 +21,13 @@
  * streams only to the node and service the auth worker allowed.  A
  * session process that asks for anything else is killed.
  *
+ * Static targets, hosts of the configuration reached by address rather
+ * than through a node's mezd, are this process's too: it decides that a
+ * name is one (and tells the auth worker so), and it makes the
+ * connection, without blocking and within SSH_TARGET_WAIT seconds, and
+ * passes the socket on as the tunnel worker's streams are passed on.
+ * The addresses are numeric: this process, chrooted, resolves no names.
+ *
  * The host keys are read, or made on first start, in the worker's own
  * directory (its chroot) before any session.
  */
@@ -30,6 +37,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <event.h>
@@ -65,6 +74,7 @@ struct sess {
 	struct {
 		char		 node[65];
 		char		 service[65];
+		int		 is_static;	/* a static target */
 	}			 grants[SSH_GRANTS_MAX];
 	size_t			 ngrants;
 	int64_t			 started;
@@ -83,9 +93,20 @@ struct ask {
 	uint32_t		 cookie;	/* the session process's */
 	char			 node[65];	/* access: granted if allowed */
 	char			 service[65];
+	int			 is_static;
 	char			 user[SSH_USER_MAX + 1];	/* auth */
+	int			 fd;		/* to a static target */
+	struct event		 ev;		/* its connect */
 };
 TAILQ_HEAD(asks, ask);
+
+/* A static target of the configuration. */
+struct starget {
+	char			 name[65];
+	char			 service[8];	/* "ssh", or the port */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+};
 
 static void	 ssh_configure(const Mezite__WorkerConfig *);
 static void	 ssh_watch(struct proc_chan *);
@@ -106,6 +127,8 @@ static void	 sess_evict(int64_t);
 static void	 sess_closed(struct proc_chan *);
 static void	 sess_audit(struct sess *, const char *, int, const char *);
 static void	 asks_drop(struct sess *);
+static int	 name_ok(const char *, size_t);
+static void	 target_connected(int, short, void *);
 
 static const struct proc_msg ssh_parent_msgs[] = {
 	{ IMSG_SSH_AUTH_REPLY, PROC_LEN_PB, &mezite__ssh_reply__descriptor,
@@ -146,6 +169,8 @@ static int			 draining;
 static int64_t			 full_logged;	/* "at max sessions", last */
 static unsigned int		 full_refused;
 static char			 wname[32];
+static struct starget		 targets[SSH_TARGETS_MAX];
+static size_t			 ntargets;
 
 __dead void
 ssh(unsigned int instance, const char *user, const char *root)
@@ -225,12 +250,76 @@ hostkey_load(const char *dir, const char *file, enum ssh_keytypes_e type,
 	return (key);
 }
 
+/*
+ * The service a port is: 22 is a node's "ssh", any other its number in
+ * decimal (a mezd service named "5432").
+ */
+static void
+port_service(unsigned int port, char *buf, size_t len)
+{
+	if (port == 22)
+		(void)strlcpy(buf, "ssh", len);
+	else
+		(void)snprintf(buf, len, "%u", port);
+}
+
+/* The static targets, as the supervisor checked them. */
+static void
+targets_configure(const Mezite__WorkerConfig *wc)
+{
+	const Mezite__SshTarget	*t;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	struct starget		*st;
+	size_t			 i;
+
+	if (wc->n_ssh_targets > SSH_TARGETS_MAX)
+		fatalx("%zu static targets", wc->n_ssh_targets);
+	memset(targets, 0, sizeof(targets));
+	ntargets = 0;
+	for (i = 0; i < wc->n_ssh_targets; i++) {
+		t = wc->ssh_targets[i];
+		st = &targets[ntargets];
+		if (!name_ok(t->name, 64) || t->port == 0 || t->port > 65535)
+			fatalx("static target %zu: bad name or port", i);
+		(void)strlcpy(st->name, t->name, sizeof(st->name));
+		port_service(t->port, st->service, sizeof(st->service));
+		sin = (struct sockaddr_in *)&st->ss;
+		sin6 = (struct sockaddr_in6 *)&st->ss;
+		if (inet_pton(AF_INET, t->address, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons(t->port);
+			st->sslen = sizeof(*sin);
+		} else if (inet_pton(AF_INET6, t->address,
+		    &sin6->sin6_addr) == 1) {
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons(t->port);
+			st->sslen = sizeof(*sin6);
+		} else
+			fatalx("static target %s: %s is not a numeric address",
+			    t->name, t->address);
+		ntargets++;
+	}
+}
+
+static struct starget *
+target_find(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < ntargets; i++)
+		if (strcmp(targets[i].name, name) == 0)
+			return (&targets[i]);
+	return (NULL);
+}
+
 static void
 ssh_configure(const Mezite__WorkerConfig *wc)
 {
 	mode_t	 mask;
 
 	max_sessions = wc->max_sessions > 0 ? wc->max_sessions : 256;
+	targets_configure(wc);
 	mask = umask(077);
 	if (wc->state[0] == '\0')
 		fatalx("no state directory");
@@ -596,6 +685,7 @@ ask_new(struct sess *s, uint32_t type, uint32_t cookie)
 	a->type = type;
 	a->s = s;
 	a->cookie = cookie;
+	a->fd = -1;
 	TAILQ_INSERT_TAIL(&asks, a, entry);
 	nasks++;
 	return (a);
@@ -604,6 +694,11 @@ ask_new(struct sess *s, uint32_t type, uint32_t cookie)
 static void
 ask_free(struct ask *a)
 {
+	if (a->fd != -1) {
+		if (event_initialized(&a->ev))
+			event_del(&a->ev);
+		close(a->fd);
+	}
 	TAILQ_REMOVE(&asks, a, entry);
 	nasks--;
 	free(a);
@@ -697,8 +792,11 @@ static int
 sess_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
 	Mezite__SshAccessRequest	*req = msg;
+	Mezite__SshReply		 sr = MEZITE__SSH_REPLY__INIT;
 	struct sess			*s = ch->arg;
 	struct ask			*a;
+	struct starget			*st;
+	char				 why[128], detail[256];
 	Mezite__Address			*said_client = req->client;
 	char				*said_user = req->user;
 	int				 rv;
@@ -706,12 +804,28 @@ sess_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (!s->busy || s->user[0] == '\0' || !name_ok(req->node, 64) ||
 	    !name_ok(req->service, 64))
 		return (-1);
+	st = target_find(req->node);
+	if (st != NULL && strcmp(st->service, req->service) != 0) {
+		/* Not the auth worker's to allow: there is no such thing. */
+		(void)snprintf(why, sizeof(why), "static target %s is reached "
+		    "on port %s only", st->name, strcmp(st->service, "ssh") ==
+		    0 ? "22" : st->service);
+		(void)snprintf(detail, sizeof(detail), "static target %s "
+		    "service %s: %s", req->node, req->service, why);
+		sess_audit(s, "ssh.denied", 0, detail);
+		sr.reason = why;
+		(void)proc_compose_pb(&s->chan, IMSG_SSH_ACCESS_REPLY,
+		    imsg_get_id(imsg), -1, &sr.base);
+		return (0);
+	}
 	if ((a = ask_new(s, IMSG_SSH_ACCESS, imsg_get_id(imsg))) == NULL) {
 		ask_refuse(s, IMSG_SSH_ACCESS, imsg_get_id(imsg));
 		return (0);
 	}
 	(void)strlcpy(a->node, req->node, sizeof(a->node));
 	(void)strlcpy(a->service, req->service, sizeof(a->service));
+	/* Ours to say, whatever the session process said. */
+	a->is_static = req->static_target = st != NULL;
 	req->user = s->user;
 	req->client = s->meta->client;
 	req->session = s->meta->id;
@@ -725,6 +839,103 @@ sess_access(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		ask_refuse(s, IMSG_SSH_ACCESS, imsg_get_id(imsg));
 	}
 	return (0);
+}
+
+/* A static target's answer to the session process that asked. */
+static void
+target_answer(struct ask *a, const char *why)
+{
+	Mezite__DialReply	 dr = MEZITE__DIAL_REPLY__INIT;
+	int			 fd = -1;
+
+	if (why == NULL) {
+		fd = a->fd;		/* passed on, or closed by compose */
+		a->fd = -1;
+		dr.error = MEZITE__DIAL_ERROR__DIAL_OK;
+		dr.message = "";
+		log_info("conn %llu: connected to static target %s for %s",
+		    (unsigned long long)a->s->meta->id, a->node, a->s->user);
+	} else {
+		dr.error = MEZITE__DIAL_ERROR__DIAL_REFUSED;
+		dr.message = (char *)why;
+		log_info("conn %llu: static target %s for %s: %s",
+		    (unsigned long long)a->s->meta->id, a->node, a->s->user,
+		    why);
+	}
+	if (proc_compose_pb(&a->s->chan, IMSG_TUNNEL_DIAL_REPLY, a->cookie,
+	    fd, &dr.base) == -1) {
+		log_warn("%s: compose", __func__);
+		if (fd != -1)
+			close(fd);
+	}
+	ask_free(a);
+}
+
+/*
+ * A connection to a static target, made here rather than in the session
+ * process, which may not make any: without blocking, and answered when
+ * it is made, refused, or SSH_TARGET_WAIT seconds have passed.
+ */
+static void
+target_dial(struct ask *a, const char *name)
+{
+	struct timeval	 tv = { SSH_TARGET_WAIT, 0 };
+	struct starget	*st;
+	char		 why[128];
+
+	(void)strlcpy(a->node, name, sizeof(a->node));
+	if ((st = target_find(name)) == NULL) {
+		/* Gone with a new configuration: not this worker's. */
+		target_answer(a, "no such static target");
+		return;
+	}
+	if ((a->fd = socket(st->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		(void)snprintf(why, sizeof(why), "socket: %s",
+		    strerror(errno));
+		target_answer(a, why);
+		return;
+	}
+	if (connect(a->fd, (struct sockaddr *)&st->ss, st->sslen) == 0) {
+		target_answer(a, NULL);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		(void)snprintf(why, sizeof(why), "connect: %s",
+		    strerror(errno));
+		target_answer(a, why);
+		return;
+	}
+	event_set(&a->ev, a->fd, EV_WRITE, target_connected, a);
+	if (event_add(&a->ev, &tv) == -1) {
+		target_answer(a, "event_add failed");
+		return;
+	}
+}
+
+static void
+target_connected(int fd, short event, void *arg)
+{
+	struct ask	*a = arg;
+	char		 why[128];
+	socklen_t	 len = sizeof(int);
+	int		 err = 0;
+
+	if (event & EV_TIMEOUT) {
+		(void)snprintf(why, sizeof(why), "the target did not answer "
+		    "within %d s", SSH_TARGET_WAIT);
+		target_answer(a, why);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		(void)snprintf(why, sizeof(why), "connect: %s",
+		    strerror(err));
+		target_answer(a, why);
+		return;
+	}
+	target_answer(a, NULL);
 }
 
 /* A stream to a node and service the auth worker allowed this session. */
@@ -752,6 +963,10 @@ sess_dial(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	}
 	if ((a = ask_new(s, IMSG_TUNNEL_DIAL, imsg_get_id(imsg))) == NULL) {
 		ask_refuse(s, IMSG_TUNNEL_DIAL, imsg_get_id(imsg));
+		return (0);
+	}
+	if (s->grants[i].is_static) {
+		target_dial(a, req->node);
 		return (0);
 	}
 	(void)snprintf(who, sizeof(who), "%s conn %llu user %s", wname,
@@ -844,6 +1059,7 @@ ssh_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		    sizeof(s->grants[0].node));
 		(void)strlcpy(s->grants[s->ngrants].service, a->service,
 		    sizeof(s->grants[0].service));
+		s->grants[s->ngrants].is_static = a->is_static;
 		s->ngrants++;
 	}
 	if (proc_compose(&s->chan, type, a->cookie, -1, imsg->data,

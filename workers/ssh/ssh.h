@@ -30,6 +30,8 @@
 #define SSH_TARGETS_LEN		256	/* "node:service, ..." kept */
 #define SSH_HOSTKEYS		1	/* ed25519 */
 #define SSH_USER_MAX		64	/* a user's name, as the auth worker's */
+#define SSH_TARGETS_MAX		64	/* static targets, configured */
+#define SSH_TARGET_WAIT		10	/* seconds to connect to one */
 
 /*
  * The host keys, in the worker's directory (its chroot), made on first
