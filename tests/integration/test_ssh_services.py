@@ -128,7 +128,8 @@ def test_service_the_node_does_not_offer_is_refused_and_audited(services):
     r = b.w("carol", "db-1:%d" % PG, b"hello", verbose=True)
     assert r.returncode != 0
     assert r.stdout == b""
-    assert (b"Remote: db-1:%d: no such service" % PG) in r.stderr, r.stderr
+    assert (b"Remote: db-1:%d: no such service\r\n" % PG) in r.stderr or \
+        (b"Remote: db-1:%d: no such service\n" % PG) in r.stderr, r.stderr
     wait_for(lambda: any(e["type"] == "ssh.dial" and not e["success"] and
                          "db-1:%d" % PG in e["detail"]
                          for e in audit(b.d, "carol")), 10,

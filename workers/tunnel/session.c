@@ -651,10 +651,13 @@ stream_response(struct tstream *st)
 		why = "unexpected answer from the node";
 		break;
 	}
-	if (st->reason[0] != '\0')
-		(void)snprintf(msg, sizeof(msg), "%s: %s", why, st->reason);
-	else
+	/* The agent's reason, when it says more than its status. */
+	if (st->reason[0] == '\0')
 		(void)snprintf(msg, sizeof(msg), "%s (%d)", why, st->status);
+	else if (strcmp(st->reason, why) == 0)
+		(void)strlcpy(msg, why, sizeof(msg));
+	else
+		(void)snprintf(msg, sizeof(msg), "%s: %s", why, st->reason);
 	stream_answer(st, err, msg, -1);
 	stream_reset(st, NGHTTP2_CANCEL);
 }
