@@ -68,7 +68,7 @@ void
 proc_drop(const char *procname, const char *user, const char *root)
 {
 	struct passwd	*pw;
-	int		 cap;
+	int		 cap, r;
 
 	if (geteuid() != 0)
 		return;
@@ -80,11 +80,13 @@ proc_drop(const char *procname, const char *user, const char *root)
 	if (chdir("/") == -1)
 		fatal("%s: chdir /", procname);
 #ifdef PR_CAPBSET_DROP
-	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != -1; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1)
-			fatal("%s: cannot drop capability %d", procname, cap);
+	for (cap = 0; (r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) != -1; cap++)
+		if (r == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1)
+			fatal("%s: cannot drop capability %d from the bounding "
+			    "set (is CAP_SETPCAP in ours?)", procname, cap);
 #else
 	(void)cap;
+	(void)r;
 #endif
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
