@@ -27,7 +27,7 @@ PKG_CONFIG ?=	pkg-config
 
 # Asked of pkg-config only when a rule needs them: after make deps has
 # installed the libraries, and never for targets that compile nothing.
-LIBS_PC =	libbsd-overlay libtls libcrypto libevent libprotobuf-c
+LIBS_PC =	libbsd-overlay libtls libcrypto libevent libprotobuf-c libseccomp
 PC_CFLAGS =	$(shell $(PKG_CONFIG) --cflags $(LIBS_PC))
 PC_LIBS =	$(shell $(PKG_CONFIG) --libs $(LIBS_PC))
 H2O_CFLAGS =	-DH2O_USE_LIBUV=0 $(shell $(PKG_CONFIG) --cflags libh2o-evloop)
@@ -102,6 +102,7 @@ MSH_LIBS =	$(shell $(PKG_CONFIG) --libs libnghttp2)
 
 COMMON_SRCS =	common/imsg.c common/log.c common/proc.c common/util.c \
 		common/meta.c common/sbuf.c common/worker.c common/ktls.c \
+		common/sandbox.c \
 		$(PROTO_C)
 MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \

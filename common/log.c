@@ -142,6 +142,29 @@ vlog(int pri, const char *fmt, va_list ap)
 	errno = saved_errno;
 }
 
+/*
+ * From a signal handler: one line as it is, to the supervisor or to
+ * stderr, with nothing that is not async-signal-safe.
+ */
+void
+log_sigsafe(int pri, const char *msg)
+{
+	char	 line[LOG_LINE_MAX + 1];
+	size_t	 len;
+
+	line[0] = (char)pri;
+	len = strlcpy(line + 1, msg, sizeof(line) - 1);
+	if (len >= sizeof(line) - 1)
+		len = sizeof(line) - 2;
+	if (log_sink != -1)
+		(void)send(log_sink, line, 1 + len,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+	else {
+		line[1 + len] = '\n';
+		(void)write(STDERR_FILENO, line + 1, len + 1);
+	}
+}
+
 void
 logit(int pri, const char *fmt, ...)
 {

@@ -31,6 +31,9 @@ void	 fatal(const char *, ...)
 void	 fatalx(const char *, ...)
 	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
 
+/* One line from a signal handler. */
+void	 log_sigsafe(int, const char *);
+
 /* Write one line received from a child's sink. */
 void	 log_relay(int, const char *, const char *, int);
 

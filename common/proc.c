@@ -5,6 +5,9 @@
  */
 
 #include <sys/types.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <errno.h>
 #include <grp.h>
@@ -54,11 +57,18 @@ proc_lookup(const char *name, enum proc_type *t)
  * Drop to the process's user and chroot.  Files the process needs must
  * be open before this.  Without root there is nothing to drop; the
  * supervisor has warned about that once.
+ *
+ * The capability bounding set goes while we are still root: emptying
+ * it takes CAP_SETPCAP, which setresuid() takes away.  Then
+ * no_new_privs: nothing executed from here on could gain a privilege.
+ * The process's filter comes later (sandbox.c), once it has loaded what
+ * it needs.
  */
 void
 proc_drop(const char *procname, const char *user, const char *root)
 {
 	struct passwd	*pw;
+	int		 cap, r;
 
 	if (geteuid() != 0)
 		return;
@@ -69,12 +79,25 @@ proc_drop(const char *procname, const char *user, const char *root)
 		fatal("%s: chroot %s", procname, root);
 	if (chdir("/") == -1)
 		fatal("%s: chdir /", procname);
+#ifdef PR_CAPBSET_DROP
+	for (cap = 0; (r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) != -1; cap++)
+		if (r == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1)
+			fatal("%s: cannot drop capability %d from the bounding "
+			    "set (is CAP_SETPCAP in ours?)", procname, cap);
+#else
+	(void)cap;
+	(void)r;
+#endif
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
 		fatal("%s: cannot drop privileges to %s", procname, user);
 	if (setuid(0) != -1)
 		fatalx("%s: privileges were not dropped", procname);
+#ifdef PR_SET_NO_NEW_PRIVS
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("%s: no_new_privs", procname);
+#endif
 }
 
 static const char *const imsg_names[IMSG_MAX] = {

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "master.h"
 #include "meta.h"
+#include "sandbox.h"
 #include "tls_ossl.h"
 #include "util.h"
 
@@ -127,6 +128,7 @@ master(const char *user, const char *root)
 
 	proc_drop("master", user, root);
 	ossl_set_revoked(certid_revoked);
+	sandbox_master();
 
 	evbase = event_init();
 	signal_set(&ev_sigterm, SIGTERM, master_sig, NULL);

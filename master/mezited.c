@@ -36,6 +36,7 @@
 #include "log.h"
 #include "meta.h"
 #include "mezited.h"
+#include "sandbox.h"
 #include "tls_ossl.h"
 #include "util.h"
 
@@ -147,6 +148,8 @@ static struct mezited_conf	*env;
 static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
 static struct child		*master_child;
 static const char		*conffile = CONF_FILE;
+/* The kind of child whose first start breaks its sandbox, for tests. */
+static char			 selftest[16];
 static char			 self[PATH_MAX];	/* for re-exec */
 static int			 debug;
 static int			 verbose;
@@ -192,7 +195,7 @@ main(int argc, char *argv[])
 {
 	struct event	 ev_sigchld, ev_sighup, ev_sigterm, ev_sigint;
 	const char	*role = NULL, *user = NULL, *root = NULL;
-	const char	*errstr, *argv0 = argv[0];
+	const char	*errstr, *argv0 = argv[0], *s;
 	enum proc_type	 type;
 	unsigned int	 instance = 0;
 	int		 ch, fd, noaction = 0;
@@ -284,6 +287,13 @@ main(int argc, char *argv[])
 	log_init(1, LOG_DAEMON);
 	log_setverbose(verbose);
 	log_procinit("supervisor");
+
+	/* Ours to hand to one child, once; not every child's. */
+	if ((s = getenv(SANDBOX_SELFTEST_ENV)) != NULL) {
+		(void)strlcpy(selftest, s, sizeof(selftest));
+		if (unsetenv(SANDBOX_SELFTEST_ENV) == -1)
+			err(1, "unsetenv");
+	}
 
 	if (tls_init() == -1)
 		errx(1, "tls_init failed");
@@ -499,12 +509,17 @@ child_start(struct child *c)
 			_exit(1);
 		closefrom(PROC_LOG_FD + 1);
 		signal(SIGPIPE, SIG_DFL);
+		if (strcmp(selftest, proc_name(c->type)) == 0 &&
+		    setenv(SANDBOX_SELFTEST_ENV, selftest, 1) == -1)
+			_exit(1);
 		execv(self, argv);
 		_exit(127);
 	}
 
 	close(chan[1]);
 	close(logs[1]);
+	if (strcmp(selftest, proc_name(c->type)) == 0)
+		selftest[0] = '\0';
 	c->pid = pid;
 	c->started = time_now();
 	c->restart_at = 0;
@@ -1337,8 +1352,9 @@ child_exited(struct child *c, int status)
 	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(c->type),
 	    c->instance);
 	if (WIFSIGNALED(status))
-		(void)snprintf(why, sizeof(why), "killed by signal %d",
-		    WTERMSIG(status));
+		(void)snprintf(why, sizeof(why), "killed by signal %d (SIG%s)",
+		    WTERMSIG(status), sigabbrev_np(WTERMSIG(status)) ?
+		    sigabbrev_np(WTERMSIG(status)) : "?");
 	else
 		(void)snprintf(why, sizeof(why), "exited with status %d",
 		    WEXITSTATUS(status));

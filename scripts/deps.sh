@@ -15,7 +15,8 @@ set -eu
 
 BUILD="build-essential pkg-config byacc libbsd-dev libtls-dev libssl-dev
 libevent-dev libh2o-evloop-dev libprotobuf-c-dev protobuf-c-compiler
-libnghttp2-dev libsqlite3-dev libcrypt-dev libssh-dev openssl netbase curl"
+libnghttp2-dev libsqlite3-dev libcrypt-dev libssh-dev libseccomp-dev openssl
+netbase curl"
 
 # scripts/vm-run.sh: Debian's kernel (it has the tls module) under qemu,
 # with a busybox initramfs; the guest's network is configured with ip.

@@ -35,7 +35,8 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 # (e.g. SANITIZE=1 ones).
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
                    "killed by signal 11", "killed by signal 6",
-                   "killed by signal 7", "killed by signal 8")
+                   "killed by signal 7", "killed by signal 8",
+                   "killed by signal 31", "sandbox: system call")
 MEZITED = os.environ.get("MEZITED", os.path.join(TOP, "master", "mezited"))
 MEZCTL = os.environ.get("MEZCTL", os.path.join(TOP, "mezctl", "mezctl"))
 MSH = os.environ.get("MSH", os.path.join(TOP, "msh", "msh"))

@@ -34,6 +34,7 @@
 #include "meta.h"
 #include "mezited.h"
 #include "ratelimit.h"
+#include "sandbox.h"
 #include "sshcert.h"
 #include "util.h"
 #include "worker.h"
@@ -157,6 +158,7 @@ auth_configure(const Mezite__WorkerConfig *wc)
 		fatal("%s: compose", __func__);
 	auth_push_revoked();
 	log_debug("serving, store %s", path);
+	sandbox_auth(wc->state);
 }
 
 /* The runtime's channels are driven by libevent, as ours are. */

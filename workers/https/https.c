@@ -48,6 +48,7 @@
 #include "meta.h"
 #include "mezited.h"
 #include "sbuf.h"
+#include "sandbox.h"
 #include "util.h"
 #include "worker.h"
 #include "https.h"
@@ -215,6 +216,7 @@ https_configure(const Mezite__WorkerConfig *wc)
 	accept_ctx.ctx = &ctx;
 	accept_ctx.hosts = config.hosts;
 	h2o_timeout_init(loop, &body_timeout, idle_ms);
+	sandbox_https(wc->root);
 }
 
 /*

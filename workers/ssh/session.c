@@ -46,6 +46,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "meta.h"
+#include "sandbox.h"
 #include "util.h"
 #include "ssh.h"
 
@@ -673,6 +674,7 @@ session_main(int chan, struct ssh_hostkeys *hk, const char *wname)
 	long					 write_wait = SESSION_WRITE_WAIT;
 	int					 fd = -1;
 
+	sandbox_ssh_session();
 	S.wname = wname;
 	TAILQ_INIT(&S.chans);
 	setproctitle("%s spare session", wname);

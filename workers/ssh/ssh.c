@@ -52,6 +52,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "meta.h"
+#include "sandbox.h"
 #include "util.h"
 #include "worker.h"
 #include "ssh.h"
@@ -327,6 +328,7 @@ ssh_configure(const Mezite__WorkerConfig *wc)
 	    SSH_KEYTYPE_ED25519, 0);
 	hostkeys.n = SSH_HOSTKEYS;
 	(void)umask(mask);
+	sandbox_ssh();
 	configured = 1;
 	spares_fill();
 	log_debug("serving, at most %u sessions", max_sessions);

@@ -41,6 +41,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "meta.h"
+#include "sandbox.h"
 #include "util.h"
 #include "worker.h"
 #include "tunnel.h"
@@ -181,6 +182,7 @@ tunnel_configure(const Mezite__WorkerConfig *wc)
 			    wc->trusted_clusters[i]);
 	nclusters = i;
 	session_init(&limits, &tunnel_scb);
+	sandbox_tunnel();
 	configured = 1;
 	log_debug("serving, keepalive %u, timeout %u", limits.keepalive,
 	    limits.keepalive_timeout);
