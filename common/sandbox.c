@@ -111,8 +111,9 @@ sandbox_tunnel(void)
 }
 
 void
-sandbox_ssh(void)
+sandbox_ssh(int dial)
 {
+	(void)dial;		/* "inet" covers the static targets */
 	unveil_or_die(NULL, NULL);
 	if (pledge("stdio proc inet unix recvfd sendfd", NULL) == -1)
 		fatal("pledge");
@@ -173,10 +174,11 @@ static pid_t		 sandbox_pid;
 
 /*
  * Landlock: nothing of the filesystem but what is under path (none if
- * NULL) with the given rights.  A kernel without it is not an error.
+ * NULL) with the given rights, no TCP bind, and no TCP connect unless
+ * dial.  A kernel without it is not an error.
  */
 static void
-landlock(const char *path, uint64_t access)
+landlock(const char *path, uint64_t access, int dial)
 {
 	struct ll_ruleset_attr			 attr;
 	struct landlock_path_beneath_attr	 pb;
@@ -206,9 +208,10 @@ landlock(const char *path, uint64_t access)
 	if (abi >= 3)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
 	if (abi >= 4) {
-		/* No process binds or connects a TCP socket. */
-		attr.handled_access_net = LL_ACCESS_NET_BIND_TCP |
-		    LL_ACCESS_NET_CONNECT_TCP;
+		/* No process binds a TCP socket; few connect one. */
+		attr.handled_access_net = LL_ACCESS_NET_BIND_TCP;
+		if (!dial)
+			attr.handled_access_net |= LL_ACCESS_NET_CONNECT_TCP;
 		size = offsetof(struct ll_ruleset_attr, scoped);
 	}
 	if (abi >= 5)
@@ -445,7 +448,7 @@ sandbox_master(void)
 	scmp_filter_ctx	 ctx;
 
 	sandbox_nnp();
-	landlock(NULL, 0);
+	landlock(NULL, 0, 0);
 	ctx = filter_new();
 	allow_self_signals(ctx);
 	rule(ctx, SCMP_ACT_ALLOW, "accept4", 0);
@@ -461,7 +464,7 @@ sandbox_https(const char *root)
 	int		 files = root != NULL && root[0] != '\0';
 
 	sandbox_nnp();
-	landlock(files ? root : NULL, LL_READ);
+	landlock(files ? root : NULL, LL_READ, 0);
 	ctx = filter_new();
 	allow_self_signals(ctx);
 	if (files) {
@@ -491,7 +494,7 @@ sandbox_auth(const char *state)
 	scmp_filter_ctx	 ctx;
 
 	sandbox_nnp();
-	landlock(state, LL_READ | LL_WRITE);
+	landlock(state, LL_READ | LL_WRITE, 0);
 	ctx = filter_new();
 	allow_self_signals(ctx);
 	allow(ctx, calls);
@@ -505,7 +508,7 @@ sandbox_tunnel(void)
 	scmp_filter_ctx	 ctx;
 
 	sandbox_nnp();
-	landlock(NULL, 0);
+	landlock(NULL, 0, 0);
 	ctx = filter_new();
 	allow_self_signals(ctx);
 	filter_load(ctx, 0, "tunnel");
@@ -513,10 +516,11 @@ sandbox_tunnel(void)
 
 /*
  * The ssh worker forks its session processes, signals and reaps them;
- * each session adds a tighter filter of its own.
+ * each session adds a tighter filter of its own.  With dial, it also
+ * connects TCP sockets to its static targets.
  */
 void
-sandbox_ssh(void)
+sandbox_ssh(int dial)
 {
 	static const char *const calls[] = {
 		"wait4", "kill", "tgkill", "close_range", "set_robust_list",
@@ -525,9 +529,18 @@ sandbox_ssh(void)
 	scmp_filter_ctx	 ctx;
 
 	sandbox_nnp();
-	landlock(NULL, 0);
+	landlock(NULL, 0, dial);
 	ctx = filter_new();
 	allow(ctx, calls);
+	if (dial) {
+		rule(ctx, SCMP_ACT_ALLOW, "socket", 2,
+		    SCMP_A0(SCMP_CMP_EQ, AF_INET),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+		rule(ctx, SCMP_ACT_ALLOW, "socket", 2,
+		    SCMP_A0(SCMP_CMP_EQ, AF_INET6),
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+		rule(ctx, SCMP_ACT_ALLOW, "connect", 0);
+	}
 	/* fork(), never a thread. */
 	rule(ctx, SCMP_ACT_ALLOW, "clone", 1,
 	    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));

@@ -18,7 +18,7 @@ void	 sandbox_master(void);
 void	 sandbox_https(const char *);
 void	 sandbox_auth(const char *);
 void	 sandbox_tunnel(void);
-void	 sandbox_ssh(void);
+void	 sandbox_ssh(int);
 void	 sandbox_ssh_session(void);
 
 #endif /* MEZITE_SANDBOX_H */

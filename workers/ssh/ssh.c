@@ -328,7 +328,7 @@ ssh_configure(const Mezite__WorkerConfig *wc)
 	    SSH_KEYTYPE_ED25519, 0);
 	hostkeys.n = SSH_HOSTKEYS;
 	(void)umask(mask);
-	sandbox_ssh();
+	sandbox_ssh(ntargets > 0);
 	configured = 1;
 	spares_fill();
 	log_debug("serving, at most %u sessions", max_sessions);
