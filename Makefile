@@ -94,7 +94,7 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/printconf.c master/route.c master/master.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c \
-		master/certid.c
+		master/certid.c master/ca.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
@@ -236,7 +236,7 @@ TEST_OBJS =	common/imsg.o common/log.o common/util.o common/meta.o \
 # config_check builds the master's TLS context: the engines come along.
 CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
 		master/route.o master/engine.o master/tls_ossl.o \
-		master/ktls_install.o common/ktls.o
+		master/ktls_install.o common/ktls.o master/ca.o
 
 tests/unit/%.o: tests/unit/%.c $(PROTO_H) $(AUTH_PROTO_H) common/*.h \
 	master/mezited.h msh/msh.h msh/rpc.h msh/sshcmd.h
@@ -351,7 +351,7 @@ FUZZ_COMMON =	common/imsg.c common/log.c common/util.c common/meta.c \
 		common/proc.c $(PROTO_C)
 FUZZ_CONF =	master/parse.c master/config.c master/printconf.c \
 		master/route.c master/engine.c master/tls_ossl.c \
-		master/ktls_install.c common/ktls.c
+		master/ktls_install.c common/ktls.c master/ca.c
 
 tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)

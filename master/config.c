@@ -45,6 +45,7 @@ static const char *const default_users[PROC_MAX] = {
 	[PROC_AUTH] =	"_mezauth",
 	[PROC_SSH] =	"_mezssh",
 	[PROC_TUNNEL] =	"_meztun",
+	[PROC_CA] =	DEFAULT_USER,	/* the master's are used */
 };
 
 static char *
