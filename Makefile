@@ -317,6 +317,12 @@ tests/unit/check_ca: tests/unit/check_ca.o workers/auth/ca.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_ca
 
+# The ca process's request check.
+tests/unit/check_casign.o: master/casign.h
+tests/unit/check_casign: tests/unit/check_casign.o master/ca.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_casign
+
 # kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
 tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) -lssl

@@ -51,7 +51,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
-#include "ca.h"
+#include "casign.h"
 #include "log.h"
 #include "meta.h"
 #include "proc.h"

@@ -29,7 +29,7 @@
 #include <tls.h>
 #include <unistd.h>
 
-#include "ca.h"
+#include "casign.h"
 #include "certid.h"
 #include "log.h"
 #include "master.h"

@@ -32,7 +32,7 @@
 #include <unistd.h>
 #include <vis.h>
 
-#include "ca.h"
+#include "casign.h"
 #include "ktls.h"
 #include "log.h"
 #include "meta.h"

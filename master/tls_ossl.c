@@ -28,7 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "ca.h"
+#include "casign.h"
 #include "ktls_install.h"
 #include "tls_ossl.h"
 

@@ -3,8 +3,8 @@
  * digests for the master, which holds only the certificates.
  */
 
-#ifndef MEZITE_CA_H
-#define MEZITE_CA_H
+#ifndef MEZITE_CASIGN_H
+#define MEZITE_CASIGN_H
 
 #include <stdint.h>
 
@@ -47,4 +47,4 @@ int		 ca_req_check(const struct ca_req *, EVP_PKEY *,
 void		 ca_client_set(int);
 EVP_PKEY	*ca_client_key(X509 *);
 
-#endif /* MEZITE_CA_H */
+#endif /* MEZITE_CASIGN_H */
