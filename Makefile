@@ -161,7 +161,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_hpackint tests/fuzz/fuzz_grpcframe \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
-		tests/fuzz/fuzz_sshkey
+		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_casign
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -363,6 +363,8 @@ tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
+tests/fuzz/fuzz_casign: tests/fuzz/fuzz_casign.c $(FUZZ_COMMON) master/ca.c
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
