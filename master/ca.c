@@ -63,6 +63,7 @@
 struct ca_key {
 	uint8_t		 id[CA_KEYID_LEN];
 	EVP_PKEY	*pkey;
+	EVP_PKEY_CTX	*ctx;		/* ECDSA's, initialised once */
 };
 
 static struct ca_key	 keys[CA_KEYS_MAX], pend[CA_KEYS_MAX];
@@ -164,7 +165,9 @@ ca_keys_free(struct ca_key *k, size_t *n)
 	size_t	 i;
 
 	for (i = 0; i < *n; i++) {
+		EVP_PKEY_CTX_free(k[i].ctx);
 		EVP_PKEY_free(k[i].pkey);
+		k[i].ctx = NULL;
 		k[i].pkey = NULL;
 	}
 	*n = 0;
@@ -197,7 +200,8 @@ ca_conf_keypair(struct proc_chan *ch, struct imsg *imsg, void *msg)
  done:
 	ERR_clear_error();
 	BIO_free(bio);
-	explicit_bzero(kp->key.data, kp->key.len);
+	if (kp->key.len > 0)
+		explicit_bzero(kp->key.data, kp->key.len);
 	pb_free(kp);
 	return (0);
 }
@@ -245,8 +249,8 @@ ca_drain(struct proc_chan *ch, struct imsg *imsg, void *msg)
 static void
 ca_sign(const struct ca_req *req, struct ca_rep *rep)
 {
-	EVP_PKEY_CTX	*ctx = NULL;
-	EVP_PKEY	*pkey = NULL;
+	struct ca_key	*k = NULL;
+	EVP_PKEY_CTX	*ctx = NULL, *tmp = NULL;
 	const char	*why;
 	size_t		 i, siglen = sizeof(rep->sig);
 	int		 ok = 0;
@@ -254,20 +258,31 @@ ca_sign(const struct ca_req *req, struct ca_rep *rep)
 	rep->len = -1;
 	for (i = 0; i < nkeys; i++)
 		if (memcmp(keys[i].id, req->key, CA_KEYID_LEN) == 0) {
-			pkey = keys[i].pkey;
+			k = &keys[i];
 			break;
 		}
-	if (pkey == NULL) {
+	if (k == NULL) {
 		log_warnx("refused a request for a key not held");
 		return;
 	}
-	if (ca_req_check(req, pkey, &why) == -1) {
+	if (ca_req_check(req, k->pkey, &why) == -1) {
 		log_warnx("refused a request: %s", why);
 		return;
 	}
-	if ((ctx = EVP_PKEY_CTX_new(pkey, NULL)) == NULL ||
+	/*
+	 * Fetching the implementation costs about as much as an ECDSA
+	 * signature: ECDSA's context is kept.  RSA's paddings differ from
+	 * one request to the next, and its signature costs far more.
+	 */
+	if (req->op == CA_ECDSA && k->ctx != NULL)
+		ctx = k->ctx;
+	else if ((ctx = tmp = EVP_PKEY_CTX_new(k->pkey, NULL)) == NULL ||
 	    EVP_PKEY_sign_init(ctx) <= 0)
 		goto done;
+	else if (req->op == CA_ECDSA) {
+		k->ctx = ctx;
+		tmp = NULL;
+	}
 	switch (req->op) {
 	case CA_RSA_PKCS1:
 		if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0 ||
@@ -289,7 +304,7 @@ ca_sign(const struct ca_req *req, struct ca_rep *rep)
 	if (!ok)
 		log_warnx("signing failed");
 	ERR_clear_error();
-	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_CTX_free(tmp);
 }
 
 static void

@@ -186,7 +186,10 @@ pending_free(void)
 	size_t	 i;
 
 	for (i = 0; i < pending_nkp; i++) {
-		explicit_bzero(pending_kp[i]->key.data, pending_kp[i]->key.len);
+		/* With OpenSSL the ca process holds the keys: none came. */
+		if (pending_kp[i]->key.len > 0)
+			explicit_bzero(pending_kp[i]->key.data,
+			    pending_kp[i]->key.len);
 		pb_free(pending_kp[i]);
 	}
 	free(pending_kp);
