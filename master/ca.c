@@ -27,6 +27,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -368,6 +369,9 @@ ca(const char *user, const char *root)
 	if (fd_nonblock(PROC_PARENT_FD) == -1)
 		fatal("fd_nonblock");
 	proc_drop("ca", user, root);
+	/* The master runs as the same user: it may not trace us. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl");
 
 	event_init();
 	signal(SIGPIPE, SIG_IGN);
