@@ -47,8 +47,11 @@ def key_needles(path):
 
 
 def memory_holds(pid, needles):
-    """Which needles are in pid's readable, writable mappings."""
+    """Which needles are in pid's readable, writable mappings.  Read in
+    pieces; mappings of more than 4 GiB are AddressSanitizer's shadow,
+    reserved, not data."""
     found = set()
+    step, keep = 16 << 20, max(len(b) for b in needles.values())
     with open("/proc/%d/maps" % pid) as maps, \
             open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
@@ -56,14 +59,20 @@ def memory_holds(pid, needles):
             if m is None:
                 continue
             lo, hi = int(m.group(1), 16), int(m.group(2), 16)
-            try:
-                mem.seek(lo)
-                chunk = mem.read(hi - lo)
-            except (OSError, OverflowError, ValueError):
+            if hi - lo > 4 << 30:
                 continue
-            for name, b in needles.items():
-                if b in chunk:
-                    found.add(name)
+            tail = b""
+            for at in range(lo, hi, step):
+                try:
+                    mem.seek(at)
+                    chunk = tail + mem.read(min(step, hi - at))
+                except (OSError, OverflowError, ValueError):
+                    tail = b""
+                    continue
+                for name, b in needles.items():
+                    if b in chunk:
+                        found.add(name)
+                tail = chunk[-keep:]
     return found
 
 
