@@ -315,6 +315,7 @@ ca_request(int fd, short event, void *arg)
 	struct ca_rep	 rep;
 	ssize_t		 n;
 
+	memset(&req, 0, sizeof(req));
 	if ((n = recv(fd, &req, sizeof(req), 0)) == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
@@ -430,6 +431,9 @@ ca_call(struct ca_req *req, struct ca_rep *rep)
 	if (send(ca_fd, req, sizeof(*req), MSG_NOSIGNAL | MSG_DONTWAIT) !=
 	    (ssize_t)sizeof(*req)) {
 		log_warn("ca channel");
+		/* Full: the ca is behind, this handshake fails; else gone. */
+		if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)
+			return (-1);
 		goto gone;
 	}
 	deadline = ca_ms() + CA_TIMEOUT;
