@@ -47,7 +47,7 @@ struct imsgbuf {
 	int			 fd;
 	int			 fdpass;	/* accept descriptors */
 	int			 poisoned;	/* bad input: fail from now on */
-	int			 wipe;		/* secrets: zero buffers freed */
+	int			 wipe;		/* zero what held bytes */
 	pid_t			 pid;
 };
 

@@ -58,7 +58,7 @@
 #include "proc.h"
 #include "util.h"
 
-#define CA_MAXSIZE	(256 * 1024)	/* keys come from the supervisor */
+#define CA_MAXSIZE	(256 * 1024)	/* keys, from the supervisor */
 #define CA_KEYS_MAX	64
 
 struct ca_key {
@@ -143,7 +143,8 @@ ca_req_check(const struct ca_req *req, EVP_PKEY *pkey, const char **why)
 		 * cannot be checked here without the message's digest.
 		 */
 		bits = EVP_PKEY_get_bits(pkey);
-		if (bits <= 0 || req->len != (uint32_t)EVP_PKEY_get_size(pkey)) {
+		if (bits <= 0 ||
+		    req->len != (uint32_t)EVP_PKEY_get_size(pkey)) {
 			*why = "not the modulus's size";
 			return (-1);
 		}

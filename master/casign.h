@@ -16,7 +16,7 @@
 #define CA_TIMEOUT	2000	/* ms the master waits for a signature */
 
 enum ca_op {
-	CA_ECDSA = 1,		/* data: a digest; sig: DER ECDSA-Sig-Value */
+	CA_ECDSA = 1,		/* data: a digest; sig: DER */
 	CA_RSA_PKCS1,		/* data: a digest of type nid */
 	CA_RSA_PSS		/* data: the PSS-encoded block (EM) */
 };
