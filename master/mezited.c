@@ -644,6 +644,8 @@ pair_retry(int fd, short event, void *arg)
 		if (w->type != PROC_MASTER && w->type != PROC_CA &&
 		    w->pid != 0 && !w->retired && !w->paired)
 			child_pair(master_child, w);
+	if (ca_child != NULL && !ca_child->paired)
+		ca_pair();
 	master_listen(-1, 0, NULL);
 }
 
@@ -827,14 +829,21 @@ ca_pair(void)
 	    master_child->pid == 0 || !MASTER_ENGINE_OSSL)
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
-		log_warn("cannot pair the ca process with the master");
+		log_warn("cannot pair the ca process with the master, "
+		    "retrying");
+		if (!evtimer_pending(&pairev, NULL))
+			evtimer_add(&pairev, &pair_retry_tv);
 		return;
 	}
 	if (proc_compose(&ca_child->chan, IMSG_CA_CHANNEL, 0, sp[0],
 	    NULL, 0) == -1 ||
 	    proc_compose(&master_child->chan, IMSG_CA_CHANNEL, 0, sp[1],
-	    NULL, 0) == -1)
+	    NULL, 0) == -1) {
 		log_warn("cannot pair the ca process with the master");
+		return;
+	}
+	ca_child->paired = 1;
+	log_debug("%s paired with the master", ca_child->chan.name);
 }
 
 /*
