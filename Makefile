@@ -109,7 +109,7 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c \
 		master/certid.c master/proxyproto.c master/proxy.c \
-		master/source.c
+		master/source.c master/ca.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
@@ -179,7 +179,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
 		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto \
-		tests/fuzz/fuzz_sshcert
+		tests/fuzz/fuzz_sshcert tests/fuzz/fuzz_casign
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -254,7 +254,7 @@ TEST_OBJS =	common/imsg.o common/log.o common/util.o common/meta.o \
 # config_check builds the master's TLS context: the engines come along.
 CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
 		master/route.o master/engine.o master/tls_ossl.o \
-		master/ktls_install.o common/ktls.o
+		master/ktls_install.o common/ktls.o master/ca.o
 
 tests/unit/%.o: tests/unit/%.c $(PROTO_H) $(AUTH_PROTO_H) common/*.h \
 	master/mezited.h msh/msh.h msh/rpc.h msh/sshcmd.h
@@ -352,6 +352,11 @@ tests/unit/check_source: tests/unit/check_source.o master/source.o \
 	$(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_source
+# The ca process's request check.
+tests/unit/check_casign.o: master/casign.h
+tests/unit/check_casign: tests/unit/check_casign.o master/ca.o $(TEST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
+UNIT_TESTS +=	tests/unit/check_casign
 
 # kTLS end to end; needs a kernel with TLS support (check-ktls boots one).
 tests/ktls/ktls_echo: tests/ktls/ktls_echo.o $(KTLS_OBJS)
@@ -387,12 +392,14 @@ FUZZ_COMMON =	common/imsg.c common/log.c common/util.c common/meta.c \
 		common/proc.c $(PROTO_C)
 FUZZ_CONF =	master/parse.c master/config.c master/printconf.c \
 		master/route.c master/engine.c master/tls_ossl.c \
-		master/ktls_install.c common/ktls.c
+		master/ktls_install.c common/ktls.c master/ca.c
 
 tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
+tests/fuzz/fuzz_casign: tests/fuzz/fuzz_casign.c $(FUZZ_COMMON) master/ca.c
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/fuzz/fuzz_proc: tests/fuzz/fuzz_proc.c tests/fuzz/fuzz.c $(FUZZ_COMMON)

@@ -56,6 +56,7 @@ struct imsg_fd {
 };
 
 static void	 imsg_closefd(int *);
+static void	 imsg_freezero(void *, size_t);
 static int	 imsg_enqueue(struct imsgbuf *, const struct imsg_hdr *, int,
 		    const void *, size_t);
 static int	 imsgbuf_hdr(struct imsgbuf *, struct imsg_hdr *);
@@ -101,6 +102,26 @@ void
 imsgbuf_allow_fdpass(struct imsgbuf *ib)
 {
 	ib->fdpass = 1;
+}
+
+static void
+imsg_freezero(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, len);
+	free(p);
+}
+
+/*
+ * The channel carries secrets (private keys): every buffer that held
+ * message bytes, sent or received, is zeroed before it is freed or
+ * reused.
+ */
+void
+imsgbuf_set_wipe(struct imsgbuf *ib)
+{
+	ib->wipe = 1;
 }
 
 int
@@ -158,10 +179,18 @@ imsgbuf_prepare(struct imsgbuf *ib)
 	if (ib->rpos > 0) {
 		if (ib->rlen > 0)
 			memmove(ib->rbuf, ib->rbuf + ib->rpos, ib->rlen);
+		if (ib->wipe)
+			explicit_bzero(ib->rbuf + ib->rlen, ib->rpos);
 		ib->rpos = 0;
 	}
 	if (ib->rsize < ib->maxsize) {
-		if ((p = realloc(ib->rbuf, ib->maxsize)) == NULL)
+		if (ib->wipe) {
+			if ((p = malloc(ib->maxsize)) == NULL)
+				return (-1);
+			if (ib->rlen > 0)
+				memcpy(p, ib->rbuf, ib->rlen);
+			imsg_freezero(ib->rbuf, ib->rsize);
+		} else if ((p = realloc(ib->rbuf, ib->maxsize)) == NULL)
 			return (-1);
 		ib->rbuf = p;
 		ib->rsize = ib->maxsize;
@@ -301,6 +330,8 @@ imsgbuf_read(struct imsgbuf *ib)
 static void
 imsgbuf_consume(struct imsgbuf *ib, size_t len)
 {
+	if (ib->wipe)
+		explicit_bzero(ib->rbuf + ib->rpos, len);
 	ib->rpos += len;
 	ib->rlen -= len;
 	if (ib->rlen == 0)
@@ -496,7 +527,10 @@ imsgbuf_write(struct imsgbuf *ib)
 			TAILQ_REMOVE(&ib->wq, wb, entry);
 			ib->wqlen--;
 			imsg_closefd(&wb->fd);
-			free(wb);
+			if (ib->wipe)
+				imsg_freezero(wb, sizeof(*wb) + wb->len);
+			else
+				free(wb);
 		}
 	}
 	return (0);
@@ -539,7 +573,10 @@ imsgbuf_clear(struct imsgbuf *ib)
 	while ((wb = TAILQ_FIRST(&ib->wq)) != NULL) {
 		TAILQ_REMOVE(&ib->wq, wb, entry);
 		imsg_closefd(&wb->fd);
-		free(wb);
+		if (ib->wipe)
+			imsg_freezero(wb, sizeof(*wb) + wb->len);
+		else
+			free(wb);
 	}
 	ib->wqlen = 0;
 	while ((ifd = TAILQ_FIRST(&ib->fds)) != NULL) {
@@ -547,7 +584,10 @@ imsgbuf_clear(struct imsgbuf *ib)
 		imsg_closefd(&ifd->fd);
 		free(ifd);
 	}
-	free(ib->rbuf);
+	if (ib->wipe)
+		imsg_freezero(ib->rbuf, ib->rsize);
+	else
+		free(ib->rbuf);
 	ib->rbuf = NULL;
 	ib->rpos = ib->rlen = ib->rsize = 0;
 }

@@ -47,6 +47,7 @@ struct imsgbuf {
 	int			 fd;
 	int			 fdpass;	/* accept descriptors */
 	int			 poisoned;	/* bad input: fail from now on */
+	int			 wipe;		/* zero what held bytes */
 	pid_t			 pid;
 };
 
@@ -59,6 +60,7 @@ struct imsg {
 
 int	 imsgbuf_init(struct imsgbuf *, int);
 void	 imsgbuf_allow_fdpass(struct imsgbuf *);
+void	 imsgbuf_set_wipe(struct imsgbuf *);
 int	 imsgbuf_set_maxsize(struct imsgbuf *, uint32_t);
 int	 imsgbuf_read(struct imsgbuf *);
 int	 imsgbuf_write(struct imsgbuf *);

@@ -30,6 +30,7 @@ static const char *const proc_names[PROC_MAX] = {
 	[PROC_AUTH] =		"auth",
 	[PROC_SSH] =		"ssh",
 	[PROC_TUNNEL] =		"tunnel",
+	[PROC_CA] =		"ca",
 };
 
 const char *
@@ -153,6 +154,7 @@ static const char *const imsg_names[IMSG_MAX] = {
 	[IMSG_CTL_SESSIONS] =		"CTL_SESSIONS",
 	[IMSG_CTL_KILL_SESSION] =	"CTL_KILL_SESSION",
 	[IMSG_SSH_SESSION] =		"SSH_SESSION",
+	[IMSG_CA_CHANNEL] =		"CA_CHANNEL",
 };
 
 const char *

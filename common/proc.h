@@ -24,11 +24,12 @@ enum proc_type {
 	PROC_AUTH,
 	PROC_SSH,
 	PROC_TUNNEL,
+	PROC_CA,		/* holds the TLS private keys, signs */
 	PROC_MAX
 };
 
 /* Worker types are the processes a route can name. */
-#define PROC_IS_WORKER(t)	((t) >= PROC_HTTPS && (t) < PROC_MAX)
+#define PROC_IS_WORKER(t)	((t) >= PROC_HTTPS && (t) < PROC_CA)
 
 /* Fixed descriptors in every child. */
 #define PROC_PARENT_FD		3	/* imsg channel to the supervisor */
@@ -104,6 +105,8 @@ enum imsg_type {
 	IMSG_CTL_KILL_SESSION,	/* uint64_t: the session's id */
 	/* ssh session process -> its worker */
 	IMSG_SSH_SESSION,	/* SshSession: what it is doing now */
+	/* supervisor -> master, ca: fd, the master's signing channel */
+	IMSG_CA_CHANNEL,
 	IMSG_MAX
 };
 

@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ static const char *const default_users[PROC_MAX] = {
 	[PROC_AUTH] =	"_mezauth",
 	[PROC_SSH] =	"_mezssh",
 	[PROC_TUNNEL] =	"_meztun",
+	[PROC_CA] =	DEFAULT_USER,	/* the master's are used */
 };
 
 static char *
@@ -506,14 +508,78 @@ config_master_pb_free(struct conf_pb *cp)
  * of it is applied: certificates and keys that the master's TLS engine
  * will not load, users and chroots that do not exist.
  */
+/*
+ * Build the TLS context in a child of ours: the keys are parsed there,
+ * and what TLS libraries leave of them in memory they free without
+ * wiping dies with it.  The supervisor never holds a parsed key.
+ */
+static int
+config_check_tls(struct conf_pb *cp, char *err, size_t errlen)
+{
+	struct ossl_server	*o;
+	struct tls		*t;
+	ssize_t			 n;
+	size_t			 len = 0;
+	pid_t			 pid;
+	int			 fds[2], status;
+
+	if (pipe2(fds, O_CLOEXEC) == -1) {
+		(void)snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return (-1);
+	}
+	switch (pid = fork()) {
+	case -1:
+		(void)snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return (-1);
+	case 0:
+		close(fds[0]);
+		if (MASTER_ENGINE_OSSL) {
+			o = ossl_server_build(&cp->mc, cp->kpp, cp->nkp, err,
+			    errlen);
+			if (o == NULL &&
+			    write(fds[1], err, strnlen(err, errlen)) == -1)
+				_exit(2);
+			_exit(o == NULL);
+		}
+		t = master_tls_build(&cp->mc, cp->kpp, cp->nkp, err, errlen);
+		if (t == NULL &&
+		    write(fds[1], err, strnlen(err, errlen)) == -1)
+			_exit(2);
+		_exit(t == NULL);
+	}
+	close(fds[1]);
+	while (len < errlen - 1 &&
+	    (n = read(fds[0], err + len, errlen - 1 - len)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		len += n;
+	}
+	err[len] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			(void)snprintf(err, errlen, "waitpid: %s",
+			    strerror(errno));
+			return (-1);
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return (0);
+	if (len == 0)
+		(void)snprintf(err, errlen, "tls context check failed");
+	return (-1);
+}
+
 int
 config_check(struct mezited_conf *conf)
 {
 	struct conf_pb		 cp;
 	struct proc_conf	*pc;
 	struct stat		 st;
-	struct tls		*t;
-	struct ossl_server	*o;
 	char			 err[256];
 	int			 type, ok = 1;
 
@@ -549,20 +615,9 @@ config_check(struct mezited_conf *conf)
 
 	/* A context built the way the master will build it. */
 	config_master_pb(conf, 0, &cp);
-	if (MASTER_ENGINE_OSSL) {
-		if ((o = ossl_server_build(&cp.mc, cp.kpp, cp.nkp, err,
-		    sizeof(err))) == NULL) {
-			log_warnx("%s: %s", conf->path, err);
-			ok = 0;
-		}
-		ossl_server_free(o);
-	} else {
-		if ((t = master_tls_build(&cp.mc, cp.kpp, cp.nkp, err,
-		    sizeof(err))) == NULL) {
-			log_warnx("%s: %s", conf->path, err);
-			ok = 0;
-		}
-		tls_free(t);
+	if (config_check_tls(&cp, err, sizeof(err)) == -1) {
+		log_warnx("%s: %s", conf->path, err);
+		ok = 0;
 	}
 	config_master_pb_free(&cp);
 

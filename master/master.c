@@ -29,6 +29,7 @@
 #include <tls.h>
 #include <unistd.h>
 
+#include "casign.h"
 #include "certid.h"
 #include "log.h"
 #include "master.h"
@@ -187,7 +188,10 @@ pending_free(void)
 	size_t	 i;
 
 	for (i = 0; i < pending_nkp; i++) {
-		explicit_bzero(pending_kp[i]->key.data, pending_kp[i]->key.len);
+		/* With OpenSSL the ca process holds the keys: none came. */
+		if (pending_kp[i]->key.len > 0)
+			explicit_bzero(pending_kp[i]->key.data,
+			    pending_kp[i]->key.len);
 		pb_free(pending_kp[i]);
 	}
 	free(pending_kp);
@@ -317,6 +321,14 @@ master_conf_keypair(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		fatal(__func__);
 	pending_kp = nkp;
 	pending_kp[pending_nkp++] = kp;
+	return (0);
+}
+
+/* The ca process's signing channel, new with either of us. */
+static int
+master_ca_channel(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	ca_client_set(imsg_get_fd(imsg));
 	return (0);
 }
 
@@ -482,6 +494,7 @@ static const struct proc_msg master_parent_msgs[] = {
 	{ IMSG_CONF_KEYPAIR, PROC_LEN_ANY, NULL,
 	    PROC_FD_NONE, master_conf_keypair },
 	{ IMSG_CONF_END, 0, NULL, PROC_FD_NONE, master_conf_end },
+	{ IMSG_CA_CHANNEL, 0, NULL, PROC_FD_NEEDED, master_ca_channel },
 	{ IMSG_PROCS, PROC_LEN_PB, &mezite__proc_info__descriptor,
 	    PROC_FD_NONE, master_procs },
 	{ IMSG_LISTENER, 0, NULL, PROC_FD_NEEDED, master_listener },
@@ -1104,7 +1117,7 @@ status_fill(Mezite__Status *st)
 	if ((routes = calloc(PROC_MAX, sizeof(*routes))) == NULL ||
 	    (rs = calloc(PROC_MAX, sizeof(*rs))) == NULL)
 		fatal(__func__);
-	for (t = PROC_HTTPS; t < PROC_MAX; t++) {
+	for (t = PROC_HTTPS; PROC_IS_WORKER(t); t++) {
 		mezite__route_stats__init(&rs[i]);
 		rs[i].worker = (char *)proc_name(t);
 		rs[i].total = mstats.route_total[t];

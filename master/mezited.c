@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <vis.h>
 
+#include "casign.h"
 #include "ktls.h"
 #include "log.h"
 #include "meta.h"
@@ -103,6 +104,7 @@ static void		 master_listen(int, short, void *);
 
 static const struct proc_peer	 supervisor_from_master;
 static const struct proc_peer	 supervisor_from_worker;
+static const struct proc_peer	 supervisor_from_ca;
 static const struct proc_peer	 supervisor_from_auth;
 static const struct proc_peer	 supervisor_from_tunnel;
 static const struct proc_peer	 supervisor_from_ssh;
@@ -120,6 +122,10 @@ static void		 child_close(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
 static void		 master_send_config(struct child *);
+static void		 ca_send_keys(struct child *);
+static void		 ca_pair(void);
+static int		 keys_read(struct mezited_conf *);
+static void		 keys_forget(struct mezited_conf *);
 static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
 static int		 listeners_bind(struct mezited_conf *);
@@ -147,6 +153,7 @@ static void		 ctl_pending_timeout(int, short, void *);
 static struct mezited_conf	*env;
 static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
 static struct child		*master_child;
+static struct child		*ca_child;
 static const char		*conffile = CONF_FILE;
 /* The kind of child whose first start breaks its sandbox, for tests. */
 static char			 selftest[16];
@@ -278,6 +285,8 @@ main(int argc, char *argv[])
 			ssh(instance, user, root);
 		case PROC_TUNNEL:
 			tunnel(instance, user, root);
+		case PROC_CA:
+			ca(user, root);
 		default:
 			fatalx("%s: not available in this version", role);
 		}
@@ -299,6 +308,8 @@ main(int argc, char *argv[])
 		errx(1, "tls_init failed");
 	if ((env = parse_config(conffile)) == NULL || config_check(env) == -1)
 		exit(1);
+	/* Read again when sent: the ca process is where they live. */
+	keys_forget(env);
 	if (noaction) {
 		if (verbose)
 			print_config(stdout, env);
@@ -390,7 +401,7 @@ children_reconcile(void)
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->retired)
 			continue;
-		if (c->type != PROC_MASTER &&
+		if (c->type != PROC_MASTER && c->type != PROC_CA &&
 		    c->instance >= (unsigned int)env->procs[c->type].prefork) {
 			log_info("%s.%u: no longer configured",
 			    proc_name(c->type), c->instance);
@@ -398,6 +409,10 @@ children_reconcile(void)
 			continue;
 		}
 		have[c->type]++;
+	}
+	if (ca_child == NULL && MASTER_ENGINE_OSSL) {
+		ca_child = child_new(PROC_CA, 0);
+		child_start(ca_child);
 	}
 	if (master_child == NULL) {
 		master_child = child_new(PROC_MASTER, 0);
@@ -462,7 +477,9 @@ child_new(enum proc_type type, unsigned int instance)
 static void
 child_start(struct child *c)
 {
-	struct proc_conf	*pc = &env->procs[c->type];
+	/* The ca process runs as the master does. */
+	struct proc_conf	*pc = &env->procs[c->type == PROC_CA ?
+				    PROC_MASTER : c->type];
 	Mezite__WorkerConfig	 wc;
 	Mezite__Network		 nets[STATUS_ALLOW_MAX];
 	Mezite__Network		*pnets[STATUS_ALLOW_MAX];
@@ -528,9 +545,14 @@ child_start(struct child *c)
 	    &supervisor_from_master : c->type == PROC_AUTH ?
 	    &supervisor_from_auth : c->type == PROC_TUNNEL ?
 	    &supervisor_from_tunnel : c->type == PROC_SSH ?
-	    &supervisor_from_ssh : &supervisor_from_worker, name, c,
+	    &supervisor_from_ssh : c->type == PROC_CA ?
+	    &supervisor_from_ca : &supervisor_from_worker, name, c,
 	    child_closed) == -1)
 		fatal("%s: channel", name);
+	/* Keys travel on these: wipe what carried them. */
+	if (c->type == PROC_CA ||
+	    (c->type == PROC_MASTER && !MASTER_ENGINE_OSSL))
+		imsgbuf_set_wipe(&c->chan.ibuf);
 	c->logfd = logs[0];
 	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, supervisor_log,
 	    c);
@@ -542,8 +564,12 @@ child_start(struct child *c)
 		(void)proc_compose(&c->chan, IMSG_LOG_VERBOSE, 0, -1, &verbose,
 		    sizeof(verbose));
 
-	if (c->type == PROC_MASTER) {
+	if (c->type == PROC_CA) {
+		ca_send_keys(c);
+		ca_pair();
+	} else if (c->type == PROC_MASTER) {
 		master_send_config(c);
+		ca_pair();
 		master_send_revoked(c);
 		/*
 		 * The master gets the listeners once every worker type has
@@ -556,8 +582,8 @@ child_start(struct child *c)
 		evtimer_set(&listenev, master_listen, NULL);
 		evtimer_add(&listenev, &listen_grace);
 		TAILQ_FOREACH(w, &children, entry)
-			if (w->type != PROC_MASTER && w->pid != 0 &&
-			    !w->retired)
+			if (w->type != PROC_MASTER && w->type != PROC_CA &&
+			    w->pid != 0 && !w->retired)
 				child_pair(c, w);
 	} else {
 		config_worker_pb(env, c->type, &wc, nets, pnets);
@@ -630,9 +656,11 @@ pair_retry(int fd, short event, void *arg)
 	if (master_child == NULL || master_child->pid == 0 || shutting_down)
 		return;
 	TAILQ_FOREACH(w, &children, entry)
-		if (w->type != PROC_MASTER && w->pid != 0 && !w->retired &&
-		    !w->paired)
+		if (w->type != PROC_MASTER && w->type != PROC_CA &&
+		    w->pid != 0 && !w->retired && !w->paired)
 			child_pair(master_child, w);
+	if (ca_child != NULL && !ca_child->paired)
+		ca_pair();
 	master_listen(-1, 0, NULL);
 }
 
@@ -692,6 +720,9 @@ master_send_config(struct child *c)
 	uint8_t			*cas = NULL;
 	size_t			 i, len;
 
+	/* Only the libtls engine signs in the master. */
+	if (!MASTER_ENGINE_OSSL && keys_read(env) == -1)
+		fatalx("the master's keys cannot be read");
 	config_master_pb(env, started, &cp);
 	if (auth_ca != NULL) {
 		len = cp.mc.client_ca.len + auth_ca->user_ca.len +
@@ -721,10 +752,113 @@ master_send_config(struct child *c)
 	if (proc_compose(&c->chan, IMSG_CONF_END, 0, -1, NULL, 0) == -1)
 		fatal("%s: compose", __func__);
 	config_master_pb_free(&cp);
+	keys_forget(env);
 
 	proc_info(c, &pi);
 	if (proc_compose_pb(&c->chan, IMSG_PROCS, 0, -1, &pi.base) == -1)
 		fatal("%s: compose", __func__);
+}
+
+/*
+ * The private keys, read from their files again each time they are sent
+ * (start, reload, a restart of the ca process) and wiped after.
+ */
+static int
+keys_read(struct mezited_conf *conf)
+{
+	struct keypair	*k;
+	char		 err[PATH_MAX + 128];
+	int		 ret = 0;
+
+	if (fchdir(startdir) == -1) {
+		log_warn("cannot return to the start directory");
+		return (-1);
+	}
+	TAILQ_FOREACH(k, &conf->keypairs, entry) {
+		if (k->key != NULL)
+			continue;
+		if (config_load_pem(k->key_file, 1, &k->key, &k->key_len, err,
+		    sizeof(err)) == -1) {
+			log_warnx("tls keypair \"%s\": %s", k->name, err);
+			ret = -1;
+		}
+	}
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	return (ret);
+}
+
+static void
+keys_forget(struct mezited_conf *conf)
+{
+	struct keypair	*k;
+
+	TAILQ_FOREACH(k, &conf->keypairs, entry) {
+		if (k->key == NULL)
+			continue;
+		explicit_bzero(k->key, k->key_len);
+		free(k->key);
+		k->key = NULL;
+		k->key_len = 0;
+	}
+}
+
+/*
+ * The ca process's keys.  A key that cannot be read now (replaced by a
+ * bad file since the last check) is left out: handshakes with it fail,
+ * the others go on.
+ */
+static void
+ca_send_keys(struct child *c)
+{
+	struct conf_pb	 cp;
+	size_t		 i;
+
+	(void)keys_read(env);
+	config_master_pb(env, started, &cp);
+	for (i = 0; i < cp.nkp; i++) {
+		if (cp.kp[i].key.len == 0)
+			continue;
+		cp.kp[i].cert.len = 0;		/* the key names itself */
+		if (proc_compose_pb(&c->chan, IMSG_CONF_KEYPAIR, 0, -1,
+		    &cp.kp[i].base) == -1)
+			fatal("%s: compose keypair %s", __func__,
+			    cp.kp[i].name);
+	}
+	if (proc_compose(&c->chan, IMSG_CONF_END, 0, -1, NULL, 0) == -1)
+		fatal("%s: compose", __func__);
+	config_master_pb_free(&cp);
+	keys_forget(env);
+}
+
+/*
+ * A signing channel of their own between the master and the ca process,
+ * when both run: given again when either is restarted.
+ */
+static void
+ca_pair(void)
+{
+	int	 sp[2];
+
+	if (ca_child == NULL || ca_child->pid == 0 || master_child == NULL ||
+	    master_child->pid == 0 || !MASTER_ENGINE_OSSL)
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("cannot pair the ca process with the master, "
+		    "retrying");
+		if (!evtimer_pending(&pairev, NULL))
+			evtimer_add(&pairev, &pair_retry_tv);
+		return;
+	}
+	if (proc_compose(&ca_child->chan, IMSG_CA_CHANNEL, 0, sp[0],
+	    NULL, 0) == -1 ||
+	    proc_compose(&master_child->chan, IMSG_CA_CHANNEL, 0, sp[1],
+	    NULL, 0) == -1) {
+		log_warn("cannot pair the ca process with the master");
+		return;
+	}
+	ca_child->paired = 1;
+	log_debug("%s paired with the master", ca_child->chan.name);
 }
 
 /*
@@ -1246,6 +1380,11 @@ static const struct proc_peer supervisor_from_master = {
 	nitems(supervisor_master_msgs), 0, SUPERVISOR_MAXSIZE, 0
 };
 
+/* The ca process sends nothing: anything from it closes its channel. */
+static const struct proc_peer supervisor_from_ca = {
+	"the ca process", 0, NULL, 0, 0, 0, 0
+};
+
 static const struct proc_peer supervisor_from_worker = {
 	"a worker", 0, supervisor_worker_msgs,
 	nitems(supervisor_worker_msgs), 0, 0, 0
@@ -1365,6 +1504,8 @@ child_exited(struct child *c, int status)
 		log_debug("%s %s", name, why);
 		if (c == master_child)
 			master_child = NULL;
+		if (c == ca_child)
+			ca_child = NULL;
 		TAILQ_REMOVE(&children, c, entry);
 		free(c);
 		if (shutting_down && TAILQ_EMPTY(&children))
@@ -1385,7 +1526,8 @@ child_exited(struct child *c, int status)
 		evtimer_del(&listenev);
 		TAILQ_FOREACH_SAFE(w, &children, entry, tw) {
 			w->paired = 0;
-			if (w->type != PROC_MASTER && !w->retired)
+			if (w->type != PROC_MASTER && w->type != PROC_CA &&
+			    !w->retired)
 				child_retire(w);
 		}
 		children_reconcile();
@@ -1463,6 +1605,8 @@ supervisor_shutdown(void)
 		evtimer_del(&c->restartev);
 		if (c == master_child)
 			master_child = NULL;
+		if (c == ca_child)
+			ca_child = NULL;
 		TAILQ_REMOVE(&children, c, entry);
 		free(c);
 	}
@@ -1504,6 +1648,7 @@ supervisor_reload(void)
 		    "configuration", conffile);
 		return (-1);
 	}
+	keys_forget(nconf);
 	if (!config_listeners_same(env, nconf))
 		log_warnx("listen addresses change only on restart");
 	if (strcmp(env->control_socket, nconf->control_socket) != 0)
@@ -1527,8 +1672,8 @@ supervisor_reload(void)
 
 	/* Workers whose setup changed are replaced; the old ones drain. */
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
-		if (c->type == PROC_MASTER || c->retired ||
-		    !config_worker_changed(c->type, env, nconf))
+		if (c->type == PROC_MASTER || c->type == PROC_CA ||
+		    c->retired || !config_worker_changed(c->type, env, nconf))
 			continue;
 		log_info("%s.%u: replaced", proc_name(c->type), c->instance);
 		child_retire(c);
@@ -1539,6 +1684,9 @@ supervisor_reload(void)
 		ctl_verbose(env->verbose);
 	fd_limit_raise(env);
 
+	/* The ca first: the master's new certificates name its keys. */
+	if (ca_child != NULL && ca_child->pid != 0)
+		ca_send_keys(ca_child);
 	if (master_child != NULL && master_child->pid != 0)
 		master_send_config(master_child);
 	children_reconcile();

@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "casign.h"
 #include "ktls_install.h"
 #include "tls_ossl.h"
 
@@ -292,7 +293,14 @@ keypair_load(SSL_CTX *ctx, const Mezite__Keypair *kp, X509 **leaf)
 		}
 	ERR_clear_error();
 	BIO_free(bio);
-	if ((bio = BIO_new_mem_buf(kp->key.data, (int)kp->key.len)) == NULL ||
+	bio = NULL;
+	if (kp->key.len == 0) {
+		/* The master's: the ca process signs. */
+		if ((pkey = ca_client_key(*leaf)) == NULL ||
+		    SSL_CTX_use_PrivateKey(ctx, pkey) != 1)
+			goto done;
+	} else if ((bio = BIO_new_mem_buf(kp->key.data,
+	    (int)kp->key.len)) == NULL ||
 	    (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
 	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1)

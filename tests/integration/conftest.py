@@ -525,7 +525,8 @@ class Daemon:
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
                      self.params["prefork"] + 1 + self.auth_prefork() +
-                     self.tunnel_prefork() + self.ssh_prefork(),
+                     self.tunnel_prefork() + self.ssh_prefork() +
+                     (MEZITED_TLS == "openssl"),
                      timeout, interval=0.1, what="all workers running")
             # and the master verifies client certificates against the
             # auth worker's CAs, which it sends once its store is open

@@ -452,6 +452,62 @@ START_TEST(test_batch)
 }
 END_TEST
 
+/*
+ * A channel that carries secrets: messages go through as on any other,
+ * and the bytes read are zeroed once consumed; without it they stay.
+ */
+static int
+rbuf_holds(struct imsgbuf *ib, const unsigned char *pat, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; ib->rbuf != NULL && i + len <= ib->rsize; i++)
+		if (memcmp(ib->rbuf + i, pat, len) == 0)
+			return (1);
+	return (0);
+}
+
+START_TEST(test_wipe)
+{
+	struct imsgbuf	 w, r;
+	struct imsg	 imsg;
+	unsigned char	 secret[200], got[200];
+	uint32_t	 i;
+	int		 sv[2], wipe;
+
+	memset(secret, 0xa5, sizeof(secret));
+	for (wipe = 0; wipe <= 1; wipe++) {
+		mkpair(sv);
+		setnonblock(sv[0]);
+		ck_assert_int_eq(imsgbuf_init(&w, sv[0]), 0);
+		ck_assert_int_eq(imsgbuf_init(&r, sv[1]), 0);
+		if (wipe) {
+			imsgbuf_set_wipe(&w);
+			imsgbuf_set_wipe(&r);
+		}
+		for (i = 0; i < 50; i++)
+			ck_assert_int_eq(imsg_compose(&w, T_TYPE, i, 0, -1,
+			    secret, sizeof(secret)), 0);
+		ck_assert_int_eq(imsgbuf_write(&w), 0);
+		ck_assert_uint_eq(imsgbuf_queuelen(&w), 0);
+		for (i = 0; i < 50; i++) {
+			ck_assert_int_eq(recv_one(&r, &imsg),
+			    IMSG_HEADER_SIZE + sizeof(secret));
+			ck_assert_int_eq(imsg_get_data(&imsg, got,
+			    sizeof(got)), 0);
+			ck_assert_mem_eq(got, secret, sizeof(got));
+			explicit_bzero(imsg.data, sizeof(got));
+			imsg_free(&imsg);
+		}
+		ck_assert_int_eq(rbuf_holds(&r, secret, 32), !wipe);
+		imsgbuf_clear(&w);
+		imsgbuf_clear(&r);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+END_TEST
+
 /* Byte by byte from the far end: nothing until the last byte is in. */
 START_TEST(test_short_read)
 {
@@ -1271,6 +1327,7 @@ imsg_suite(void)
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_roundtrip_limit);
 	tcase_add_test(tc, test_batch);
+	tcase_add_test(tc, test_wipe);
 	tcase_add_test(tc, test_short_read);
 	tcase_add_test(tc, test_read_when_ready);
 	tcase_add_test(tc, test_get_data);
