@@ -80,6 +80,15 @@ sandbox_master(void)
 }
 
 void
+sandbox_ca(void)
+{
+	unveil_or_die(NULL, NULL);
+	if (pledge("stdio recvfd", NULL) == -1)
+		fatal("pledge");
+	selftest("ca");
+}
+
+void
 sandbox_https(const char *root)
 {
 	if (root != NULL && root[0] != '\0')
@@ -456,6 +465,22 @@ sandbox_master(void)
 	filter_load(ctx, 0, "master");
 }
 
+/*
+ * The ca process: signatures for the master over the channels the
+ * supervisor gives it, and nothing else.
+ */
+void
+sandbox_ca(void)
+{
+	scmp_filter_ctx	 ctx;
+
+	sandbox_nnp();
+	landlock(NULL, 0, 0);
+	ctx = filter_new();
+	allow_self_signals(ctx);
+	filter_load(ctx, 0, "ca");
+}
+
 /* The https worker: its sessions, and files under its root, read only. */
 void
 sandbox_https(const char *root)
@@ -601,6 +626,11 @@ sandbox_master(void)
 }
 
 void
+sandbox_ca(void)
+{
+}
+
+void
 sandbox_https(const char *root)
 {
 }
@@ -616,7 +646,7 @@ sandbox_tunnel(void)
 }
 
 void
-sandbox_ssh(void)
+sandbox_ssh(int dial)
 {
 }
 

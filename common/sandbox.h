@@ -15,6 +15,7 @@
 
 void	 sandbox_nnp(void);
 void	 sandbox_master(void);
+void	 sandbox_ca(void);
 void	 sandbox_https(const char *);
 void	 sandbox_auth(const char *);
 void	 sandbox_tunnel(void);

@@ -54,6 +54,7 @@
 
 #include "casign.h"
 #include "log.h"
+#include "sandbox.h"
 #include "meta.h"
 #include "proc.h"
 #include "util.h"
@@ -374,6 +375,7 @@ ca(const char *user, const char *root)
 	/* The master runs as the same user: it may not trace us. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
 		fatal("prctl");
+	sandbox_ca();
 
 	event_init();
 	signal(SIGPIPE, SIG_IGN);

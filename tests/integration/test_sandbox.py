@@ -15,10 +15,12 @@ import subprocess
 
 import pytest
 
-from conftest import Daemon, healthz, http_get, wait_for
+from conftest import MEZITED_TLS, Daemon, healthz, http_get, wait_for
 from test_ssh import TUNNEL_CONF, Bastion
 
-KINDS = ("master", "https", "auth", "tunnel", "ssh")
+# The ca process holds the keys of the OpenSSL build's master.
+KINDS = ("master", "https", "auth", "tunnel", "ssh") + \
+    (("ca",) if MEZITED_TLS == "openssl" else ())
 
 
 def status(pid):
@@ -38,13 +40,14 @@ def kind_of(pid):
     """The kind of a child, from the title it sets: "https.0", ..."""
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         title = f.read().replace(b"\0", b" ").decode()
-    m = re.search(r"\b(master|https|auth|tunnel|ssh)\.\d+", title)
+    m = re.search(r"\b(master|ca|https|auth|tunnel|ssh)\.\d+", title)
     return m.group(1) if m else title
 
 
 def chroot_of(d, kind):
     """The chroot the test configuration gives each kind of process."""
-    return {"master": d.empty, "https": d.www, "tunnel": d.empty,
+    return {"master": d.empty, "ca": d.empty, "https": d.www,
+            "tunnel": d.empty,
             "auth": os.path.join(d.state, "auth"),
             "ssh": os.path.join(d.state, "ssh")}[kind]
 
