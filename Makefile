@@ -254,7 +254,7 @@ TEST_OBJS =	common/imsg.o common/log.o common/util.o common/meta.o \
 # config_check builds the master's TLS context: the engines come along.
 CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
 		master/route.o master/engine.o master/tls_ossl.o \
-		master/ktls_install.o common/ktls.o master/ca.o
+		master/ktls_install.o common/ktls.o master/ca.o common/sandbox.o
 
 tests/unit/%.o: tests/unit/%.c $(PROTO_H) $(AUTH_PROTO_H) common/*.h \
 	master/mezited.h msh/msh.h msh/rpc.h msh/sshcmd.h
@@ -354,7 +354,8 @@ tests/unit/check_source: tests/unit/check_source.o master/source.o \
 UNIT_TESTS +=	tests/unit/check_source
 # The ca process's request check.
 tests/unit/check_casign.o: master/casign.h
-tests/unit/check_casign: tests/unit/check_casign.o master/ca.o $(TEST_OBJS)
+tests/unit/check_casign: tests/unit/check_casign.o master/ca.o \
+	common/sandbox.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_casign
 
@@ -392,13 +393,15 @@ FUZZ_COMMON =	common/imsg.c common/log.c common/util.c common/meta.c \
 		common/proc.c $(PROTO_C)
 FUZZ_CONF =	master/parse.c master/config.c master/printconf.c \
 		master/route.c master/engine.c master/tls_ossl.c \
-		master/ktls_install.c common/ktls.c master/ca.c
+		master/ktls_install.c common/ktls.c master/ca.c \
+		common/sandbox.c
 
 tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c tests/fuzz/fuzz.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
 tests/fuzz/fuzz_meta: tests/fuzz/fuzz_meta.c $(FUZZ_COMMON)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS)
-tests/fuzz/fuzz_casign: tests/fuzz/fuzz_casign.c $(FUZZ_COMMON) master/ca.c
+tests/fuzz/fuzz_casign: tests/fuzz/fuzz_casign.c $(FUZZ_COMMON) master/ca.c \
+	common/sandbox.c
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
 tests/fuzz/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_COMMON) $(FUZZ_CONF)
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -o $@ $^ $(PC_LIBS) -lssl
