@@ -189,7 +189,9 @@ def test_workers_killed_at_random_under_load(make_daemon, htdocs, tmp_path):
 
         # Afterwards: every worker back, the agent online, and no
         # descriptor or process more than at rest.
-        wait_for(lambda: settled(d, names), 30, what="every worker back")
+        # A worker killed again soon after each restart waits longer
+        # each time, up to a minute (the supervisor's backoff).
+        wait_for(lambda: settled(d, names), 90, what="every worker back")
         wait_online(d, "chaos-1", timeout=30)
         wait_for(lambda: len(proc_pgrp_members(pgid)) == procs0, 30,
                  what="the daemon's processes back to %d (now %d)" % (
