@@ -11,7 +11,6 @@ import hashlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ import time
 import pytest
 
 from conftest import proc_pgrp_members, sha256_file, wait_for
+from test_faults import ConnectLoop
 from tunnelkit import MEZCTL, Mezd, Sshd, TcpService, wait_online
 
 pytestmark = pytest.mark.heavy
@@ -99,27 +99,6 @@ def ssh_through_tunnel(d, sshd, node):
     return one
 
 
-class Connects(threading.Thread):
-    """TCP connects to the port in a loop: a refusal is an outage."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop = threading.Event()
-        self.ok = 0
-        self.refused = []
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), 5)
-                s.close()
-                self.ok += 1
-            except OSError as e:
-                self.refused.append(repr(e))
-            time.sleep(0.01)
-
-
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -150,7 +129,7 @@ def test_workers_killed_at_random_under_load(make_daemon, htdocs, tmp_path):
                  Loop(download(d, files, str(tmp_path), "--http2")),
                  Loop(ssh_through_tunnel(d, sshd, "chaos-1")),
                  Loop(ssh_through_tunnel(d, sshd, "chaos-1"))]
-        conn = Connects(d.port)
+        conn = ConnectLoop(d.port)
         for t in loops + [conn]:
             t.start()
 
@@ -177,9 +156,9 @@ def test_workers_killed_at_random_under_load(make_daemon, htdocs, tmp_path):
             assert not t.is_alive(), "a transfer loop did not end"
 
         assert len(kills) >= CHAOS_SECS / 3, kills
-        assert not conn.refused, "the port refused %d of %d connects: " \
-            "%s" % (len(conn.refused), conn.ok + len(conn.refused),
-                    conn.refused[:3])
+        assert not conn.errors, "the port refused %d of %d connects: " \
+            "%s" % (len(conn.errors), conn.ok + len(conn.errors),
+                    conn.errors[:3])
         for t in loops:
             assert not t.wrong, t.wrong[:3]
             assert t.ok > 0, "no transfer of a loop completed " \
