@@ -17,7 +17,7 @@ now_s(void)
 {
 	struct timespec	 ts;
 
-	ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	ck_assert_int_eq(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
 	return (ts.tv_sec + ts.tv_nsec / 1e9);
 }
 
@@ -109,7 +109,9 @@ END_TEST
 /*
  * The answer for a user who does not exist takes as long as for one who
  * does: compared as the best of a few runs each, within a factor of 1.5
- * (they do the same work; the margin is the machine's noise).
+ * (they do the same work; the margin is the machine's noise).  The time
+ * is this thread's CPU time, which other work on the machine does not
+ * stretch as it does the clock's.
  */
 START_TEST(unknown_user_same_time)
 {
@@ -150,7 +152,12 @@ passwd_suite(void)
 	tcase_add_test(tc, check_unusable_hash);
 	tcase_add_test(tc, too_long);
 	tcase_add_test(tc, out_too_small);
-	tcase_add_test(tc, unknown_user_same_time);
+	/*
+	 * Under valgrind the times are those of its translation of the
+	 * code, not of the code: make check-unit compares them natively.
+	 */
+	if (getenv("MEZITE_VALGRIND") == NULL)
+		tcase_add_test(tc, unknown_user_same_time);
 	suite_add_tcase(s, tc);
 	return (s);
 }
