@@ -544,13 +544,15 @@ check-fuzz: $(FUZZ_TARGETS)
 fuzz: $(FUZZ_TARGETS)
 	@$(MAKE) -s check-fuzz FUZZ_TIME=$(FUZZ_LONG)
 
-# The unit suites in one process each, under valgrind.
+# The unit suites in one process each, under valgrind; a failing one's
+# output is shown as it was.
 check-valgrind: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do \
+	@set -e; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	for t in $(UNIT_TESTS); do \
 		CK_FORK=no MEZITE_VALGRIND=1 valgrind -q --error-exitcode=1 \
 		    --leak-check=full --errors-for-leak-kinds=definite \
-		    ./$$t > /dev/null 2>&1 || { CK_FORK=no MEZITE_VALGRIND=1 \
-		    valgrind -q --leak-check=full ./$$t; exit 1; }; \
+		    ./$$t > "$$out" 2>&1 || { cat "$$out"; \
+		    echo "valgrind: $$t failed"; exit 1; }; \
 		echo "valgrind: $$t clean"; \
 	done
 
