@@ -179,6 +179,9 @@ ktls no
 timeout handshake 10
 timeout idle 300
 timeout drain 2
+# Every client comes from 127.0.0.1, faster than any one would.
+max connections per source 1000000
+max connection rate 1000000 per source
 control socket "{d}/ctl.sock"
 state directory "{d}/state"
 master {{
