@@ -52,6 +52,15 @@ else ifneq ($(TLS),openssl)
 $(error TLS must be openssl or libtls)
 endif
 
+# Who holds the TLS private keys in the OpenSSL build: the ca process, or
+# the master (as in the libtls build); the bench compares the two.
+KEYS ?=		ca
+ifeq ($(KEYS),master)
+MEZITE_CFLAGS +=	-DMEZITE_KEYS_IN_MASTER
+else ifneq ($(KEYS),ca)
+$(error KEYS must be ca or master)
+endif
+
 ifeq ($(SANITIZE),1)
 MEZITE_CFLAGS +=	-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined

@@ -410,7 +410,7 @@ children_reconcile(void)
 		}
 		have[c->type]++;
 	}
-	if (ca_child == NULL && MASTER_ENGINE_OSSL) {
+	if (ca_child == NULL && MASTER_KEYS_IN_CA) {
 		ca_child = child_new(PROC_CA, 0);
 		child_start(ca_child);
 	}
@@ -551,7 +551,7 @@ child_start(struct child *c)
 		fatal("%s: channel", name);
 	/* Keys travel on these: wipe what carried them. */
 	if (c->type == PROC_CA ||
-	    (c->type == PROC_MASTER && !MASTER_ENGINE_OSSL))
+	    (c->type == PROC_MASTER && !MASTER_KEYS_IN_CA))
 		imsgbuf_set_wipe(&c->chan.ibuf);
 	c->logfd = logs[0];
 	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, supervisor_log,
@@ -720,8 +720,8 @@ master_send_config(struct child *c)
 	uint8_t			*cas = NULL;
 	size_t			 i, len;
 
-	/* Only the libtls engine signs in the master. */
-	if (!MASTER_ENGINE_OSSL && keys_read(env) == -1)
+	/* Without a ca process, the master signs. */
+	if (!MASTER_KEYS_IN_CA && keys_read(env) == -1)
 		fatalx("the master's keys cannot be read");
 	config_master_pb(env, started, &cp);
 	if (auth_ca != NULL) {
@@ -841,7 +841,7 @@ ca_pair(void)
 	int	 sp[2];
 
 	if (ca_child == NULL || ca_child->pid == 0 || master_child == NULL ||
-	    master_child->pid == 0 || !MASTER_ENGINE_OSSL)
+	    master_child->pid == 0 || !MASTER_KEYS_IN_CA)
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_warn("cannot pair the ca process with the master, "

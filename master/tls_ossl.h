@@ -26,6 +26,18 @@
 #endif
 
 /*
+ * Whether a ca process holds the TLS private keys and signs for the
+ * master: in the OpenSSL build, unless it is made to keep them in the
+ * master as the libtls build must (make KEYS=master), which serves to
+ * measure what the ca process costs.
+ */
+#if MASTER_ENGINE_OSSL && !defined(MEZITE_KEYS_IN_MASTER)
+#define MASTER_KEYS_IN_CA	1
+#else
+#define MASTER_KEYS_IN_CA	0
+#endif
+
+/*
  * The client's stream ended without close_notify: an abort, which may
  * have cut what it sent short, and no end of data.  Apart from libtls's
  * TLS_WANT_POLLIN (-2) and TLS_WANT_POLLOUT (-3).

@@ -18,14 +18,14 @@ import sys
 ALL = ["mezited", "haproxy>h2o", "h2o", "haproxy>sink", "sink"]
 HTTP = ["mezited", "haproxy>h2o", "h2o"]
 FIGURES = {
-    "conn": (ALL, ["cpu", "rate"]),
+    "conn": (ALL + ["mezited-km"], ["cpu", "rate"]),
     "lat": (ALL, ["p50", "p99", "p999"]),
     "down": (ALL, ["cpu", "rate"]),
     "up": (ALL, ["cpu", "rate"]),
     "h2": (HTTP, ["cpu", "rate"]),
     "mem": (ALL, ["kb"]),
 }
-TARGETS = 9
+TARGETS = 10
 RUNS = 3
 KTLS_SERVERS = ["mezited-ktls", "mezited-relay", "h2o"]
 
@@ -203,6 +203,14 @@ def main():
         if r.get("alpn") != "http/1.1" or r.get("cipher") != \
                 "TLS_AES_128_GCM_SHA256":
             fail("conn mezited: %r" % r)
+    # The ca process signed mezited's handshakes, and the master those
+    # of the build with the keys in it.
+    for r in res.get("conn", {}).get("mezited", []):
+        if not r.get("role:ca", 0) > 0:
+            fail("conn mezited: no CPU in the ca process: %r" % r)
+    for r in res.get("conn", {}).get("mezited-km", []):
+        if "role:ca" in r:
+            fail("conn mezited-km: a ca process ran: %r" % r)
     for r in res.get("mem", {}).get("mezited", []):
         if r.get("routed") != r.get("open"):
             fail("mem mezited: %s of %s routed" % (r.get("routed"),

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench: mezited side by side with HAProxy -> h2o, h2o alone and an
 # in-process TLS sink, on loopback.  Installs the peers if missing, builds
-# the helpers into a temporary directory, makes one certificate, and
+# the helpers into a temporary directory, builds mezited again with the
+# keys in the master (KEYS=master), makes one certificate, and
 # hands over to bench.py, which starts the servers, measures, stops them
 # and prints the table; then tunnels.py measures agent tunnels against
 # HAProxy, and run-ktls.sh what kTLS changes, in a VM.  See
@@ -104,6 +105,18 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
 chmod 0600 "$work/pki/key.pem"
 cat "$work/pki/cert.pem" "$work/pki/key.pem" > "$work/pki/haproxy.pem"
 chmod 0600 "$work/pki/haproxy.pem"
+
+# The same tree built with the TLS keys in the master (KEYS=master): its
+# new connections beside mezited's price the ca process's round trip.
+# Not when MEZITED names another build, which it would not match.
+if [ -z "${MEZITED:-}" ]; then
+	mkdir "$work/km"
+	(cd "$top" && { git ls-files -z 2>/dev/null |
+	    xargs -0 cp --parents -t "$work/km" 2>/dev/null ||
+	    tar cf - --exclude='*.o' . | (cd "$work/km" && tar xf -); })
+	make -C "$work/km" -s -j2 KEYS=master master/mezited >/dev/null
+	export MEZITED_KM="$work/km/master/mezited"
+fi
 
 # Bounded overall: bench.py gives up before BENCH_MAX_SECS (780 s), and
 # timeout(1) is the backstop.
