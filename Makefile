@@ -574,9 +574,11 @@ check-ktls: tests/ktls/ktls_echo $(PROGS)
 
 # The integration suite against an ASan+UBSan build, and against a build
 # of the master on libtls (LIBTLS_TESTS).  VARIANT_TESTS=files runs only
-# those.
+# those.  The sanitizer build runs check-unit, check-config and check-grpc
+# too, unless VARIANT_UNIT=no.
 check-sanitize:
-	@VARIANT_TESTS="$(VARIANT_TESTS)" sh scripts/check-variant.sh sanitize
+	@VARIANT_TESTS="$(VARIANT_TESTS)" VARIANT_UNIT="$(VARIANT_UNIT)" \
+	    sh scripts/check-variant.sh sanitize
 
 check-libtls:
 	@VARIANT_TESTS="$(or $(VARIANT_TESTS),$(LIBTLS_TESTS))" \

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Build mezited another way in a copy of the tree and run the integration
-# suite against it:
+# suite against it (and, for the sanitizers, the rest of make check that
+# runs our code: the unit suites, the configuration goldens and the gRPC
+# layer, unless VARIANT_UNIT=no; the fuzz targets always run under them):
 #
 #	sanitize	AddressSanitizer and UndefinedBehaviorSanitizer; any
 #			report fails the run, even one from a child that the
@@ -36,6 +38,14 @@ cd "$top"
 git ls-files -z | xargs -0 cp --parents -t "$work" 2>/dev/null ||
     tar cf - --exclude='*.o' . | (cd "$work" && tar xf -)
 make -C "$work" -s $vars master/mezited mezctl/mezctl msh/msh mezd/mezd
+
+# These run where LeakSanitizer can read /proc: leaks fail them too.
+if [ "$1" = sanitize ] && [ "${VARIANT_UNIT:-yes}" != no ]; then
+	ASAN_OPTIONS="abort_on_error=1" \
+	    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	    make -C "$work" -s $vars check-unit check-config check-grpc
+	echo "$1: unit, configuration and gRPC tests passed"
+fi
 
 # Children run chrooted, where LeakSanitizer cannot read /proc.  Reports
 # go to stderr, which is the daemon log the suite checks after each test.
