@@ -127,7 +127,8 @@ AUTH_SRCS =	workers/auth/auth.c workers/auth/rpc.c workers/auth/admin.c \
 		workers/auth/store_sqlite.c workers/auth/passwd.c \
 		workers/auth/ratelimit.c workers/auth/nodes.c \
 		workers/auth/sshkey.c workers/auth/sshauth.c \
-		workers/auth/sshcert.c workers/auth/sshlogin.c
+		workers/auth/sshcert.c workers/auth/sshlogin.c \
+		common/sshwire.c
 # The tunnel worker: agents' reverse tunnels (nghttp2, as the client).
 TUNNEL_SRCS =	workers/tunnel/tunnel.c workers/tunnel/session.c
 # The ssh worker: a libssh bastion, a process per session.
@@ -137,7 +138,7 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c \
-		msh/sshid.c
+		msh/sshid.c common/sshwire.c
 # The ssh commands' pieces: msh alone, and its test, link them.
 MSH_SSH_SRCS =	msh/bridge.c msh/sshcmd.c
 MSH_SRCS =	msh/msh.c $(MSH_SSH_SRCS) $(MSH_LIB_SRCS)
@@ -218,7 +219,7 @@ $(HTTPS_OBJS): MEZITE_CFLAGS += $(H2O_CFLAGS) -Iworkers/https
 $(HTTPS_OBJS): workers/https/*.h
 
 msh/msh.o $(MSH_SSH_OBJS) $(MSH_LIB_SRCS:.c=.o): $(AUTH_PROTO_H) msh/msh.h \
-	msh/rpc.h msh/bridge.h msh/sshcmd.h
+	msh/rpc.h msh/bridge.h msh/sshcmd.h common/sshwire.h
 
 $(AUTH_OBJS): $(PROTO_H) $(AUTH_PROTO_H) common/*.h master/mezited.h \
 	workers/auth/*.h
@@ -322,7 +323,7 @@ tests/unit/check_sshauth: tests/unit/check_sshauth.o workers/auth/sshauth.o \
 UNIT_TESTS +=	tests/unit/check_sshauth
 # The SSH user CA and its certificates, read back by ssh-keygen.
 tests/unit/check_sshcert: tests/unit/check_sshcert.o workers/auth/sshcert.o \
-	workers/auth/sshkey.o $(TEST_OBJS)
+	workers/auth/sshkey.o common/sshwire.o $(TEST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PC_LIBS) $(CHECK_LIBS)
 UNIT_TESTS +=	tests/unit/check_sshcert
 tests/unit/check_grpcframe.o: MEZITE_CFLAGS += -Iworkers/auth
@@ -478,8 +479,8 @@ tests/fuzz/fuzz_sshkey: tests/fuzz/fuzz_sshkey.c workers/auth/sshkey.c \
 # The SSH certificate exchange: the auth worker's reader of the key a
 # login sends, msh's of the certificate line the proxy answers with.
 tests/fuzz/fuzz_sshcert: tests/fuzz/fuzz_sshcert.c workers/auth/sshcert.c \
-	workers/auth/sshkey.c msh/sshid.c common/log.c workers/auth/sshcert.h \
-	workers/auth/sshkey.h msh/msh.h
+	workers/auth/sshkey.c msh/sshid.c common/sshwire.c common/log.c \
+	workers/auth/sshcert.h workers/auth/sshkey.h common/sshwire.h msh/msh.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Iworkers/auth \
 		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
 		$(PC_LIBS) -lcrypto

@@ -34,6 +34,7 @@
 #include <openssl/rand.h>
 
 #include "msh.h"
+#include "sshwire.h"
 
 #define ED25519		"ssh-ed25519"
 #define CERTTYPE	"ssh-ed25519-cert-v01@openssh.com"
@@ -44,55 +45,14 @@
 #define B64DIGITS	"ABCDEFGHIJKLMNOPQRSTUVWXYZ" \
 			"abcdefghijklmnopqrstuvwxyz0123456789+/="
 
-struct wbuf {
-	uint8_t		 p[KEYBUF];
-	size_t		 len;
-	int		 err;
-};
-
-static void	 w_bytes(struct wbuf *, const void *, size_t);
-static void	 w_u32(struct wbuf *, uint32_t);
-static void	 w_string(struct wbuf *, const void *, size_t);
-static void	 w_pubblob(struct wbuf *, const uint8_t *);
-
-static void
-w_bytes(struct wbuf *w, const void *p, size_t n)
-{
-	if (w->err || n > sizeof(w->p) - w->len) {
-		w->err = 1;
-		return;
-	}
-	if (n == 0)
-		return;
-	memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void
-w_u32(struct wbuf *w, uint32_t v)
-{
-	uint8_t	 b[4];
-
-	b[0] = v >> 24;
-	b[1] = v >> 16;
-	b[2] = v >> 8;
-	b[3] = v;
-	w_bytes(w, b, sizeof(b));
-}
-
-static void
-w_string(struct wbuf *w, const void *p, size_t n)
-{
-	w_u32(w, (uint32_t)n);
-	w_bytes(w, p, n);
-}
+static void	 w_pubblob(struct sshwire *, const uint8_t *);
 
 /* An Ed25519 public key's blob. */
 static void
-w_pubblob(struct wbuf *w, const uint8_t *pub)
+w_pubblob(struct sshwire *w, const uint8_t *pub)
 {
-	w_string(w, ED25519, strlen(ED25519));
-	w_string(w, pub, SSHID_KEYLEN);
+	sshwire_string(w, ED25519, strlen(ED25519));
+	sshwire_string(w, pub, SSHID_KEYLEN);
 }
 
 int
@@ -131,10 +91,12 @@ sshid_clear(struct sshid *id)
 char *
 sshid_public(const struct sshid *id, const char *comment)
 {
-	struct wbuf	 w = { .len = 0 };
+	struct sshwire	 w;
+	uint8_t		 buf[KEYBUF];
 	char		 b64[4 * ((KEYBUF + 2) / 3) + 1];
 	char		*s;
 
+	sshwire_init(&w, buf, sizeof(buf));
 	w_pubblob(&w, id->pub);
 	if (w.err)
 		return (NULL);
@@ -152,7 +114,8 @@ int
 sshid_private(const struct sshid *id, const char *comment, char **pem,
     size_t *lenp)
 {
-	struct wbuf	 w = { .len = 0 }, priv = { .len = 0 };
+	struct sshwire	 w, priv;
+	uint8_t		 wbuf[KEYBUF], privbuf[KEYBUF];
 	uint8_t		 both[2 * SSHID_KEYLEN];
 	char		 b64[4 * ((KEYBUF + 2) / 3) + 1];
 	char		*out = NULL;
@@ -166,23 +129,25 @@ sshid_private(const struct sshid *id, const char *comment, char **pem,
 		return (-1);
 	memcpy(both, id->seed, SSHID_KEYLEN);
 	memcpy(both + SSHID_KEYLEN, id->pub, SSHID_KEYLEN);
+	sshwire_init(&w, wbuf, sizeof(wbuf));
+	sshwire_init(&priv, privbuf, sizeof(privbuf));
 
-	w_u32(&priv, check);
-	w_u32(&priv, check);
+	sshwire_u32(&priv, check);
+	sshwire_u32(&priv, check);
 	w_pubblob(&priv, id->pub);
-	w_string(&priv, both, sizeof(both));
-	w_string(&priv, comment, strlen(comment));
+	sshwire_string(&priv, both, sizeof(both));
+	sshwire_string(&priv, comment, strlen(comment));
 	for (pad = 1; priv.len % 8 != 0; pad++)
-		w_bytes(&priv, &pad, 1);
+		sshwire_bytes(&priv, &pad, 1);
 
-	w_bytes(&w, "openssh-key-v1", sizeof("openssh-key-v1"));
-	w_string(&w, "none", 4);
-	w_string(&w, "none", 4);
-	w_string(&w, NULL, 0);
-	w_u32(&w, 1);
-	w_u32(&w, 4 + strlen(ED25519) + 4 + SSHID_KEYLEN);
+	sshwire_bytes(&w, "openssh-key-v1", sizeof("openssh-key-v1"));
+	sshwire_string(&w, "none", 4);
+	sshwire_string(&w, "none", 4);
+	sshwire_string(&w, NULL, 0);
+	sshwire_u32(&w, 1);
+	sshwire_u32(&w, 4 + strlen(ED25519) + 4 + SSHID_KEYLEN);
 	w_pubblob(&w, id->pub);
-	w_string(&w, priv.p, priv.len);
+	sshwire_string(&w, priv.p, priv.len);
 	if (w.err || priv.err)
 		goto done;
 
@@ -204,8 +169,8 @@ sshid_private(const struct sshid *id, const char *comment, char **pem,
 	rv = 0;
  done:
 	explicit_bzero(both, sizeof(both));
-	explicit_bzero(&priv, sizeof(priv));
-	explicit_bzero(&w, sizeof(w));
+	explicit_bzero(privbuf, sizeof(privbuf));
+	explicit_bzero(wbuf, sizeof(wbuf));
 	explicit_bzero(b64, sizeof(b64));
 	free(out);
 	return (rv);

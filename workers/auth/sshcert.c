@@ -48,6 +48,7 @@
 #include "log.h"
 #include "sshcert.h"
 #include "sshkey.h"
+#include "sshwire.h"
 
 #define SSHCA_KEY	"ssh-user-ca.key"
 #define SSHCA_TMP	"ssh-user-ca.key.tmp"
@@ -66,79 +67,17 @@ struct sshca {
 	char		*line;
 };
 
-/* A bounded buffer of SSH wire types; err once anything did not fit. */
-struct wbuf {
-	uint8_t		*p;
-	size_t		 len;
-	size_t		 cap;
-	int		 err;
-};
-
-static void	 w_bytes(struct wbuf *, const void *, size_t);
-static void	 w_u32(struct wbuf *, uint32_t);
-static void	 w_u64(struct wbuf *, uint64_t);
-static void	 w_string(struct wbuf *, const void *, size_t);
-static void	 w_cstring(struct wbuf *, const char *);
 static int	 ed25519_blob(EVP_PKEY *, uint8_t [ED25519_BLOBLEN]);
 static char	*b64_line(const char *, const uint8_t *, size_t,
 		    const char *, size_t *);
 static int	 sshca_read(const char *, int, char **, size_t *);
 static int	 sshca_create(const char *, int, EVP_PKEY **);
 
-static void
-w_bytes(struct wbuf *w, const void *p, size_t n)
-{
-	if (w->err || n > w->cap - w->len) {
-		w->err = 1;
-		return;
-	}
-	if (n == 0)
-		return;
-	memcpy(w->p + w->len, p, n);
-	w->len += n;
-}
-
-static void
-w_u32(struct wbuf *w, uint32_t v)
-{
-	uint8_t	 b[4];
-
-	b[0] = v >> 24;
-	b[1] = v >> 16;
-	b[2] = v >> 8;
-	b[3] = v;
-	w_bytes(w, b, sizeof(b));
-}
-
-static void
-w_u64(struct wbuf *w, uint64_t v)
-{
-	w_u32(w, (uint32_t)(v >> 32));
-	w_u32(w, (uint32_t)v);
-}
-
-static void
-w_string(struct wbuf *w, const void *p, size_t n)
-{
-	if (n > UINT32_MAX) {
-		w->err = 1;
-		return;
-	}
-	w_u32(w, (uint32_t)n);
-	w_bytes(w, p, n);
-}
-
-static void
-w_cstring(struct wbuf *w, const char *s)
-{
-	w_string(w, s, strlen(s));
-}
-
 /* An Ed25519 key's public blob: string "ssh-ed25519", string key. */
 static int
 ed25519_blob(EVP_PKEY *key, uint8_t blob[ED25519_BLOBLEN])
 {
-	struct wbuf	 w = { blob, 0, ED25519_BLOBLEN, 0 };
+	struct sshwire	 w;
 	uint8_t		 pub[SSHCERT_ED25519_LEN];
 	size_t		 len = sizeof(pub);
 
@@ -147,8 +86,9 @@ ed25519_blob(EVP_PKEY *key, uint8_t blob[ED25519_BLOBLEN])
 		ERR_clear_error();
 		return (-1);
 	}
-	w_cstring(&w, ED25519_TYPE);
-	w_string(&w, pub, sizeof(pub));
+	sshwire_init(&w, blob, ED25519_BLOBLEN);
+	sshwire_cstring(&w, ED25519_TYPE);
+	sshwire_string(&w, pub, sizeof(pub));
 	return (w.err || w.len != ED25519_BLOBLEN ? -1 : 0);
 }
 
@@ -233,8 +173,8 @@ sshcert_sign(EVP_PKEY *ca, const struct sshcert *c, const char *comment,
 		"permit-port-forwarding",
 		"permit-pty",
 	};
-	struct wbuf	 w = { NULL, 0, SSHCERT_BLOB_MAX, 0 };
-	struct wbuf	 sub = { NULL, 0, SSHCERT_BLOB_MAX, 0 };
+	struct sshwire	 w, sub;
+	uint8_t		*wp = NULL, *subp = NULL;
 	EVP_MD_CTX	*md = NULL;
 	uint8_t		 cablob[ED25519_BLOBLEN], sig[ED25519_SIGLEN];
 	size_t		 i, siglen = sizeof(sig), n;
@@ -247,22 +187,24 @@ sshcert_sign(EVP_PKEY *ca, const struct sshcert *c, const char *comment,
 		    __func__);
 		return (-1);
 	}
-	if ((w.p = malloc(w.cap)) == NULL ||
-	    (sub.p = malloc(sub.cap)) == NULL) {
+	if ((wp = malloc(SSHCERT_BLOB_MAX)) == NULL ||
+	    (subp = malloc(SSHCERT_BLOB_MAX)) == NULL) {
 		log_warn("%s", __func__);
 		goto done;
 	}
+	sshwire_init(&w, wp, SSHCERT_BLOB_MAX);
+	sshwire_init(&sub, subp, SSHCERT_BLOB_MAX);
 	if (ed25519_blob(ca, cablob) == -1) {
 		log_warnx("%s: the CA key is not an Ed25519 key", __func__);
 		goto done;
 	}
 
-	w_cstring(&w, SSHCERT_TYPE);
-	w_string(&w, c->nonce, sizeof(c->nonce));
-	w_string(&w, c->key, sizeof(c->key));
-	w_u64(&w, c->serial);
-	w_u32(&w, SSHCERT_TYPE_USER);
-	w_cstring(&w, c->key_id);
+	sshwire_cstring(&w, SSHCERT_TYPE);
+	sshwire_string(&w, c->nonce, sizeof(c->nonce));
+	sshwire_string(&w, c->key, sizeof(c->key));
+	sshwire_u64(&w, c->serial);
+	sshwire_u32(&w, SSHCERT_TYPE_USER);
+	sshwire_cstring(&w, c->key_id);
 	for (i = 0; i < c->nprincipals; i++) {
 		n = strlen(c->principals[i]);
 		if (n == 0 || n > SSHCERT_PRINCIPAL_MAX) {
@@ -270,20 +212,20 @@ sshcert_sign(EVP_PKEY *ca, const struct sshcert *c, const char *comment,
 			    __func__, i);
 			goto done;
 		}
-		w_string(&sub, c->principals[i], n);
+		sshwire_string(&sub, c->principals[i], n);
 	}
-	w_string(&w, sub.p, sub.len);
-	w_u64(&w, c->valid_after);
-	w_u64(&w, c->valid_before);
-	w_string(&w, NULL, 0);			/* critical options */
+	sshwire_string(&w, sub.p, sub.len);
+	sshwire_u64(&w, c->valid_after);
+	sshwire_u64(&w, c->valid_before);
+	sshwire_string(&w, NULL, 0);			/* critical options */
 	sub.len = 0;
 	for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
-		w_cstring(&sub, exts[i]);
-		w_string(&sub, NULL, 0);
+		sshwire_cstring(&sub, exts[i]);
+		sshwire_string(&sub, NULL, 0);
 	}
-	w_string(&w, sub.p, sub.len);
-	w_string(&w, NULL, 0);			/* reserved */
-	w_string(&w, cablob, sizeof(cablob));
+	sshwire_string(&w, sub.p, sub.len);
+	sshwire_string(&w, NULL, 0);			/* reserved */
+	sshwire_string(&w, cablob, sizeof(cablob));
 	if (w.err || sub.err) {
 		log_warnx("%s: the certificate is over %d bytes", __func__,
 		    SSHCERT_BLOB_MAX);
@@ -300,9 +242,9 @@ sshcert_sign(EVP_PKEY *ca, const struct sshcert *c, const char *comment,
 		goto done;
 	}
 	sub.len = 0;
-	w_cstring(&sub, ED25519_TYPE);
-	w_string(&sub, sig, siglen);
-	w_string(&w, sub.p, sub.len);
+	sshwire_cstring(&sub, ED25519_TYPE);
+	sshwire_string(&sub, sig, siglen);
+	sshwire_string(&w, sub.p, sub.len);
 	if (w.err || sub.err) {
 		log_warnx("%s: the certificate is over %d bytes", __func__,
 		    SSHCERT_BLOB_MAX);
@@ -316,8 +258,8 @@ sshcert_sign(EVP_PKEY *ca, const struct sshcert *c, const char *comment,
 	ret = 0;
  done:
 	EVP_MD_CTX_free(md);
-	free(w.p);
-	free(sub.p);
+	free(wp);
+	free(subp);
 	return (ret);
 }
 
