@@ -396,6 +396,7 @@ ca(const char *user, const char *root)
 
 static int		 ca_fd = -1;
 static uint32_t		 ca_seq;
+static int		 ca_stalled;	/* a request is still unanswered */
 static int		 ec_idx = -1, rsa_idx = -1;
 static EC_KEY_METHOD	*ec_meth;
 static RSA_METHOD	*rsa_meth;
@@ -406,6 +407,7 @@ ca_client_set(int fd)
 	if (ca_fd != -1)
 		close(ca_fd);
 	ca_fd = fd;
+	ca_stalled = 0;
 }
 
 static int64_t
@@ -417,6 +419,37 @@ ca_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/*
+ * After a request went unanswered, whether the answer has come since:
+ * the ca process works again.  Waiting for it at every handshake would
+ * stop the master for CA_TIMEOUT each time, and every session it relays
+ * with it, while the ca process is stuck; until it answers, handshakes
+ * fail at once instead.
+ */
+static int
+ca_answered(struct ca_rep *rep)
+{
+	ssize_t	 n;
+
+	while ((n = recv(ca_fd, rep, sizeof(*rep), MSG_DONTWAIT)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return (0);
+		if (n == -1) {
+			log_warn("ca channel");
+			break;
+		}
+		log_info("the ca process answers again");
+		ca_stalled = 0;
+		return (1);
+	}
+	log_warnx("the ca process went away");
+	close(ca_fd);
+	ca_fd = -1;
+	return (0);
+}
+
 /* One round trip; the signature's length, or -1. */
 static int
 ca_call(struct ca_req *req, struct ca_rep *rep)
@@ -426,6 +459,8 @@ ca_call(struct ca_req *req, struct ca_rep *rep)
 	ssize_t		 n;
 	int		 r;
 
+	if (ca_fd != -1 && ca_stalled && !ca_answered(rep))
+		return (-1);
 	if (ca_fd == -1) {
 		log_warnx("no ca process: the handshake fails");
 		return (-1);
@@ -453,8 +488,9 @@ ca_call(struct ca_req *req, struct ca_rep *rep)
 			return (-1);
 		}
 		if (r == 0) {
-			log_warnx("the ca process did not answer in %d ms",
-			    CA_TIMEOUT);
+			log_warnx("the ca process did not answer in %d ms: "
+			    "handshakes fail until it does", CA_TIMEOUT);
+			ca_stalled = 1;
 			return (-1);
 		}
 		n = recv(ca_fd, rep, sizeof(*rep), MSG_DONTWAIT);

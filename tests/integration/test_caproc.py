@@ -3,19 +3,24 @@
 The master terminates TLS with certificates only and has the ca process
 sign; its memory, read through /proc, holds no byte of the private key
 after handshakes, while the ca process's does.  A ca process killed is
-restarted and given the keys again, and the master goes on serving.
+restarted and given the keys again, and the master goes on serving; one
+stopped costs the master a single wait, not one per handshake.
 """
 
+import http.client
 import os
 import re
 import signal
 import ssl
 import subprocess
+import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import MEZITED_TLS, http_get, peer_cert_der, wait_for
+from conftest import (MEZITED_TLS, client_context, http_get, peer_cert_der,
+                      tls_connect, wait_for)
 
 pytestmark = pytest.mark.skipif(
     MEZITED_TLS != "openssl",
@@ -151,3 +156,58 @@ def test_ca_reload_new_key(fresh_daemon, tmp_path):
              what="the new certificate")
     assert served(d)
     assert memory_holds(d.worker_pid("master"), key_needles(d.key)) == set()
+
+
+def test_ca_stopped(fresh_daemon):
+    """SIGSTOP of the ca process while new connections keep coming: the
+    master waits for it once (2 s), then fails handshakes at once until
+    it answers, so a session it relays is served all along instead of
+    waiting 2 s behind each handshake.  After SIGCONT handshakes are
+    signed again."""
+    d = fresh_daemon
+    keep = http.client.HTTPSConnection(
+        "127.0.0.1", d.port, timeout=10,
+        context=client_context(["http/1.1"]))
+    keep.request("GET", "/healthz", headers={"Host": "localhost"})
+    assert keep.getresponse().read().strip() == b"ok"
+    ca = d.worker_pid("ca.0")
+    start = d.log_size()
+    done, tried, got = threading.Event(), [0], 0
+
+    def newcomers():
+        while not done.is_set():
+            try:
+                tls_connect(d.port, timeout=5).close()
+            except (OSError, ssl.SSLError):
+                pass
+            tried[0] += 1
+
+    os.kill(ca, signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=newcomers)
+        t.start()
+        try:
+            end = time.monotonic() + 8
+            while time.monotonic() < end:
+                keep.request("GET", "/healthz",
+                             headers={"Host": "localhost"})
+                r = keep.getresponse()
+                assert r.status == 200 and r.read().strip() == b"ok"
+                got += 1
+        finally:
+            done.set()
+            t.join(30)
+        log = d.log()[start:]
+    finally:
+        os.kill(ca, signal.SIGCONT)
+    # Waiting at each handshake would allow 4 in 8 s, and as many
+    # requests on the kept session.
+    assert tried[0] > 20, "%d handshakes in 8 s" % tried[0]
+    assert got > 50, "%d requests on the kept session in 8 s" % got
+    assert log.count("did not answer") == 1, log
+    keep.close()
+    wait_for(lambda: served(d), 30, interval=0.2,
+             what="a handshake signed after SIGCONT")
+    d.wait_log(r"the ca process answers again", 10, start)
+    assert d.worker_pid("ca.0") == ca
+
