@@ -554,11 +554,12 @@ check-fuzz: $(FUZZ_TARGETS)
 fuzz: $(FUZZ_TARGETS)
 	@$(MAKE) -s check-fuzz FUZZ_TIME=$(FUZZ_LONG)
 
-# The unit suites in one process each, under valgrind; a failing one's
-# output is shown as it was.
-check-valgrind: $(UNIT_TESTS)
+# The unit suites in one process each, under valgrind (VALGRIND_TESTS:
+# all); a failing one's output is shown as it was.
+VALGRIND_TESTS ?=	$(UNIT_TESTS)
+check-valgrind: $(VALGRIND_TESTS)
 	@set -e; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
-	for t in $(UNIT_TESTS); do \
+	for t in $(VALGRIND_TESTS); do \
 		CK_FORK=no MEZITE_VALGRIND=1 valgrind -q --error-exitcode=1 \
 		    --leak-check=full --errors-for-leak-kinds=definite \
 		    ./$$t > "$$out" 2>&1 || { cat "$$out"; \

@@ -15,7 +15,8 @@
 #		(curl, nghttp, h2load, grpcio, OpenSSH, tinyproxy,
 #		ssh-audit, sslscan) and its runs against the sanitizer
 #		and libtls builds a few files each (INTEGRATION_TESTS, VARIANT_TESTS,
-#		and not the unit suites under the sanitizers: VARIANT_UNIT=no):
+#		and not the unit suites under the sanitizers: VARIANT_UNIT=no;
+#		under valgrind, one suite: VALGRIND_TESTS):
 #		packages, builds and paths are what a first run can get
 #		wrong, and the machine's own make check runs every test
 #		against the same tree; the tests marked heavy are left
@@ -271,7 +272,8 @@ phase_check() {
 	if ! chroot "$r" /usr/bin/env -i $root_env /bin/sh -c \
 	    "cd /root/mezite && make check FUZZ_TIME=2 HEAVY=no \
 	    INTEGRATION_TESTS='$integration_tests' \
-	    VARIANT_TESTS='$variant_tests' VARIANT_UNIT=no" \
+	    VARIANT_TESTS='$variant_tests' VARIANT_UNIT=no \
+	    VALGRIND_TESTS=tests/unit/check_imsg" \
 	    < /dev/null; then
 		echo "check-fresh: make check failed on its first run" \
 		    "($(($(now) - t0)) s)" >&2
