@@ -112,6 +112,9 @@ def test_each_kind_runs_as_its_own_user(daemon_users, users):
     kind_uid = {}
     for kind, pids in seen.items():
         for pid in pids:
+            # Set up once filtered: the filter comes after the user.
+            wait_for(lambda: status(pid)["Seccomp"] == "2", 30,
+                     what="%s's sandbox" % kind)
             u, g = uids(pid)
             assert u == {str(users[kind].pw_uid)}, (kind, pid, u)
             assert g == {str(users[kind].pw_gid)}, (kind, pid, g)
@@ -125,6 +128,8 @@ def test_each_kind_runs_as_its_own_user(daemon_users, users):
     (ssh,) = seen["ssh"]
     spares = wait_for(lambda: children(ssh), 10, what="spare sessions")
     for pid in spares:
+        wait_for(lambda: status(pid)["Seccomp"] != "0", 30,
+                 what="the session's sandbox")
         assert uids(pid)[0] == {str(users["ssh"].pw_uid)}, pid
     st, body, _ = http_get(d.port, "/small.txt")
     assert st == 200 and body == b"hello from the static root\n", st
@@ -175,6 +180,9 @@ def test_reload_with_another_ca_user_replaces_the_ca(daemon_users, users):
              what="the old ca to exit")
     (new,) = wait_for(lambda: by_kind(d).get("ca"), 30, what="the new ca")
     assert new != old
+    # Its filter is the last step of its setup: the user is set by then.
+    wait_for(lambda: status(new)["Seccomp"] == "2", 30,
+             what="the new ca's sandbox")
     assert uids(new)[0] == {str(other.pw_uid)}
     assert_sandboxed(new, ca_chroot_of(d))
     # The master was not restarted: it took the new ca's channel.
