@@ -2,8 +2,8 @@
  * The ca process and the master's side of it.
  *
  * The master parses every untrusted handshake, so it holds no private
- * key: the supervisor sends the keys to the ca process, which is
- * chrooted and unprivileged like the master and takes no network input.
+ * key: the supervisor sends the keys to the ca process, which runs as a
+ * user of its own (_mezca), chrooted, and takes no network input.
  * The master loads only the certificates and installs keys whose
  * signing is forwarded to the ca over a socketpair of its own, one
  * datagram each way, and waits for the answer at most CA_TIMEOUT ms: a
@@ -73,6 +73,7 @@ static size_t		 nkeys, npend;
 static struct proc_chan	 parent;
 static struct event	 reqev;
 static int		 reqfd = -1;
+static int		 draining;	/* exit when the master lets go */
 
 static void	 ca_parent_closed(struct proc_chan *);
 static void	 ca_request(int, short, void *);
@@ -242,9 +243,18 @@ ca_channel(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/*
+ * Go once no master can ask any more: at once if none holds a channel,
+ * else when the master lets go of it (it was given a new ca's, or it
+ * exited), so that no handshake under way loses its signature.
+ */
 static int
 ca_drain(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
+	if (reqfd != -1) {
+		draining = 1;
+		return (0);
+	}
 	ca_keys_free(keys, &nkeys);
 	exit(0);
 }
@@ -329,6 +339,10 @@ ca_request(int fd, short event, void *arg)
 		event_del(&reqev);
 		close(reqfd);
 		reqfd = -1;
+		if (draining) {
+			ca_keys_free(keys, &nkeys);
+			exit(0);
+		}
 		return;
 	}
 	memset(&rep, 0, sizeof(rep));
@@ -372,7 +386,7 @@ ca(const char *user, const char *root)
 	if (fd_nonblock(PROC_PARENT_FD) == -1)
 		fatal("fd_nonblock");
 	proc_drop("ca", user, root);
-	/* The master runs as the same user: it may not trace us. */
+	/* Nothing may trace us or dump what we hold, whatever the user. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
 		fatal("prctl");
 	sandbox_ca();

@@ -46,7 +46,7 @@ static const char *const default_users[PROC_MAX] = {
 	[PROC_AUTH] =	"_mezauth",
 	[PROC_SSH] =	"_mezssh",
 	[PROC_TUNNEL] =	"_meztun",
-	[PROC_CA] =	DEFAULT_USER,	/* the master's are used */
+	[PROC_CA] =	CA_USER,
 };
 
 static char *
@@ -174,6 +174,8 @@ config_free(struct mezited_conf *conf)
 	for (t = 0; t < PROC_MAX; t++) {
 		free(conf->procs[t].user);
 		free(conf->procs[t].chroot);
+		free(conf->procs[t].user_at);
+		free(conf->procs[t].chroot_at);
 		free(conf->procs[t].root);
 		free(conf->procs[t].status_allow);
 		free(conf->procs[t].targets);
@@ -625,11 +627,13 @@ config_check(struct mezited_conf *conf)
 		return (ok ? 0 : -1);
 	for (type = PROC_MASTER; type < PROC_MAX; type++) {
 		pc = &conf->procs[type];
-		if (type != PROC_MASTER && pc->prefork == 0)
+		if (type == PROC_CA ? !MASTER_ENGINE_OSSL :
+		    type != PROC_MASTER && pc->prefork == 0)
 			continue;
 		if (getpwnam(pc->user) == NULL) {
 			log_warnx("%s: %s: user %s does not exist",
-			    conf->path, proc_name(type), pc->user);
+			    pc->user_at ? pc->user_at : conf->path,
+			    proc_name(type), pc->user);
 			ok = 0;
 		}
 		/* The supervisor makes these workers' directories. */
@@ -637,7 +641,8 @@ config_check(struct mezited_conf *conf)
 			continue;
 		if (stat(pc->chroot, &st) == -1 || !S_ISDIR(st.st_mode)) {
 			log_warnx("%s: %s: chroot %s is not a directory",
-			    conf->path, proc_name(type), pc->chroot);
+			    pc->chroot_at ? pc->chroot_at : conf->path,
+			    proc_name(type), pc->chroot);
 			ok = 0;
 		}
 	}

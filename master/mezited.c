@@ -477,9 +477,7 @@ child_new(enum proc_type type, unsigned int instance)
 static void
 child_start(struct child *c)
 {
-	/* The ca process runs as the master does. */
-	struct proc_conf	*pc = &env->procs[c->type == PROC_CA ?
-				    PROC_MASTER : c->type];
+	struct proc_conf	*pc = &env->procs[c->type];
 	Mezite__WorkerConfig	 wc;
 	Mezite__Network		 nets[STATUS_ALLOW_MAX];
 	Mezite__Network		*pnets[STATUS_ALLOW_MAX];
@@ -1630,7 +1628,8 @@ supervisor_reload(void)
 {
 	struct mezited_conf	*nconf;
 	struct listen_addr	*la, *ola;
-	struct child		*c, *tc;
+	struct child		*c, *tc, *old_ca;
+	int			 ca_changed;
 
 	if (shutting_down)
 		return (-1);
@@ -1669,6 +1668,8 @@ supervisor_reload(void)
 	if (config_proc_changed(&env->procs[PROC_MASTER],
 	    &nconf->procs[PROC_MASTER]))
 		log_warnx("master user and chroot change only on restart");
+	ca_changed = config_proc_changed(&env->procs[PROC_CA],
+	    &nconf->procs[PROC_CA]);
 
 	/* Workers whose setup changed are replaced; the old ones drain. */
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
@@ -1684,8 +1685,20 @@ supervisor_reload(void)
 		ctl_verbose(env->verbose);
 	fd_limit_raise(env);
 
-	/* The ca first: the master's new certificates name its keys. */
-	if (ca_child != NULL && ca_child->pid != 0)
+	/*
+	 * The ca first: the master's new certificates name its keys.  A
+	 * ca whose user or chroot changed is replaced: the new one has
+	 * the keys and the master's channel before the old one drains,
+	 * which it does once the master has let go of its channel.
+	 */
+	if (ca_child != NULL && ca_changed) {
+		old_ca = ca_child;
+		log_info("%s.%u: replaced", proc_name(old_ca->type),
+		    old_ca->instance);
+		ca_child = child_new(PROC_CA, 0);
+		child_start(ca_child);
+		child_retire(old_ca);
+	} else if (ca_child != NULL && ca_child->pid != 0)
 		ca_send_keys(ca_child);
 	if (master_child != NULL && master_child->pid != 0)
 		master_send_config(master_child);

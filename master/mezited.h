@@ -22,6 +22,7 @@
 #define STATE_DIR		"/var/mezite"
 #define DEFAULT_PORT		443
 #define DEFAULT_USER		"_mezite"
+#define CA_USER			"_mezca"	/* the ca process's */
 #define DEFAULT_CHROOT		"/var/empty"
 #define DEFAULT_PREFORK		2
 #define PREFORK_MAX		64
@@ -130,6 +131,8 @@ struct ssh_target {
 struct proc_conf {
 	char			*user;
 	char			*chroot;
+	char			*user_at;	/* "file:line" set, or NULL */
+	char			*chroot_at;
 	int			 prefork;	/* workers only */
 	char			*root;		/* https: static files */
 	int64_t			 body_limit;	/* https: bytes */

@@ -38,6 +38,7 @@
 
 #include "log.h"
 #include "mezited.h"
+#include "tls_ossl.h"
 
 #define INCLUDE_DEPTH_MAX	8	/* files open at once */
 #define CONF_FILE_MAX		(1024 * 1024)	/* bytes read from a file */
@@ -273,6 +274,8 @@ main		: LISTEN ON STRING port		{
 				conf->conn_rate_per_source = $4;
 		}
 		| MASTER			{ proc_begin(PROC_MASTER); }
+		    optnl procblock
+		| CA				{ proc_begin(PROC_CA); }
 		    optnl procblock
 		| WORKER worker			{ proc_begin($2); }
 		    optnl procblock
@@ -1508,6 +1511,19 @@ static void
 proc_begin(int type)
 {
 	cur_type = type;
+	/* Accepted, so that one file serves both builds. */
+	if (type == PROC_CA && !MASTER_ENGINE_OSSL)
+		log_warnx("%s:%d: ca: a libtls build has no ca process; "
+		    "the block is unused", lex_file->name, lex_line);
+}
+
+/* Where a statement of the current block is: "file:line". */
+static void
+proc_where(char **dst)
+{
+	free(*dst);
+	if (asprintf(dst, "%s:%d", lex_file->name, lex_line) == -1)
+		fatal("%s", __func__);
 }
 
 static void
@@ -1521,6 +1537,7 @@ proc_user(const char *user)
 	}
 	free(conf->procs[cur_type].user);
 	conf->procs[cur_type].user = xstrdup(user);
+	proc_where(&conf->procs[cur_type].user_at);
 }
 
 static void
@@ -1534,6 +1551,7 @@ proc_chroot(const char *path)
 		return;
 	}
 	set_path(&conf->procs[cur_type].chroot, "chroot", path);
+	proc_where(&conf->procs[cur_type].chroot_at);
 }
 
 static void

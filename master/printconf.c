@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "mezited.h"
+#include "tls_ossl.h"
 
 /* A quoted string, with '"' and '\' escaped as the lexer reads them. */
 static void
@@ -230,6 +231,11 @@ print_config(FILE *f, struct mezited_conf *conf)
 
 	fprintf(f, "master {\n");
 	print_proc(f, &conf->procs[PROC_MASTER], PROC_MASTER);
+	/* A libtls build has no ca process: its block would go unused. */
+	if (MASTER_ENGINE_OSSL) {
+		fprintf(f, "ca {\n");
+		print_proc(f, &conf->procs[PROC_CA], PROC_CA);
+	}
 	for (t = 0; t < PROC_MAX; t++) {
 		if (!PROC_IS_WORKER(t))
 			continue;

@@ -24,6 +24,10 @@ if [ "$(id -u)" -eq 0 ]; then
 	user \"nobody\"
 	chroot \"$demo/empty\"
 }
+ca {
+	user \"nobody\"
+	chroot \"$demo/empty\"
+}
 worker https {
 	prefork 2
 	user \"nobody\"

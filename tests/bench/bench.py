@@ -391,7 +391,7 @@ master {{
 	user "nobody"
 	chroot "{empty}"
 }}
-worker https {{
+{ca}worker https {{
 	prefork 1
 	user "nobody"
 	chroot "{www}"
@@ -411,10 +411,12 @@ worker ssh {{
     args = dict(port=port, cert=CERT, key=KEY, empty=empty, www=www,
                 sock=os.path.join(d, "ctl.sock"))
     # Relay mode, whatever the kernel could do; a build from before the
-    # ktls setting relays anyway.
-    for ktls in ("ktls no\n", ""):
+    # ktls setting relays anyway.  One from before the ca block runs its
+    # ca process as the master's user.
+    ca = 'ca {{\n\tuser "nobody"\n\tchroot "{empty}"\n}}\n'.format(**args)
+    for ktls, ca_block in (("ktls no\n", ca), ("ktls no\n", ""), ("", "")):
         with open(conf, "w") as f:
-            f.write(text.format(ktls=ktls, **args))
+            f.write(text.format(ktls=ktls, ca=ca_block, **args))
         r = subprocess.run([binary, "-n", "-f", conf], capture_output=True,
                            text=True)
         if r.returncode == 0:

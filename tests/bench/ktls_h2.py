@@ -174,6 +174,10 @@ master {
 	user "nobody"
 	chroot "%s"
 }
+ca {
+	user "nobody"
+	chroot "%s"
+}
 worker https {
 	prefork 1
 	user "nobody"
@@ -190,7 +194,7 @@ worker ssh {
 	prefork 0
 }
 """ % (port, cert, key, "yes" if ktls else "no",
-            os.path.join(d, name, "ctl.sock"), empty, www))
+            os.path.join(d, name, "ctl.sock"), empty, empty, www))
     r = subprocess.run([MEZITED, "-n", "-f", conf], capture_output=True,
                        text=True)
     if r.returncode != 0:

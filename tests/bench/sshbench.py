@@ -188,6 +188,10 @@ master {{
 	user "nobody"
 	chroot "{empty}"
 }}
+ca {{
+	user "nobody"
+	chroot "{empty}"
+}}
 worker https {{
 	prefork 0
 }}

@@ -390,6 +390,10 @@ master {{
 	user "nobody"
 	chroot "{empty}"
 }}
+ca {{
+	user "nobody"
+	chroot "{empty}"
+}}
 worker https {{
 	prefork 1
 	user "nobody"

@@ -89,6 +89,7 @@ master {{
 	user "nobody"
 	chroot "{empty}"
 }}
+{ca}
 worker https {{
 	prefork {prefork}
 	user "nobody"
@@ -107,6 +108,13 @@ worker ssh {{
 	user "nobody"
 }}
 """
+
+# The ca process's (OpenSSL builds only: libtls's has none, and warns).
+CA_BLOCK = """\
+ca {
+	user "nobody"
+	chroot "%s"
+}"""
 
 
 # --------------------------------------------------------------------------
@@ -479,7 +487,8 @@ class Daemon:
             state=self.state,
             client_ca=('tls client ca "%s"' % pki.ca) if client_ca else "",
             handshake=handshake, drain=drain, sock=self.sock,
-            empty=self.empty, www=self.www, prefork=prefork)
+            empty=self.empty, www=self.www, prefork=prefork,
+            ca=CA_BLOCK % self.empty if MEZITED_TLS == "openssl" else "")
         self.write_conf(extra=extra)
         self.prlimit_nofile = prlimit_nofile
         self.pass_fds = tuple(pass_fds)     # left open in the supervisor

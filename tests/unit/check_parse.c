@@ -156,6 +156,10 @@ START_TEST(test_minimal_defaults)
 	ck_assert_str_eq(conf->procs[PROC_AUTH].user, "_mezauth");
 	ck_assert_str_eq(conf->procs[PROC_SSH].user, "_mezssh");
 	ck_assert_str_eq(conf->procs[PROC_TUNNEL].user, "_meztun");
+	/* The ca process is nobody else's user, and in the empty chroot. */
+	ck_assert_str_eq(conf->procs[PROC_CA].user, "_mezca");
+	ck_assert_str_eq(conf->procs[PROC_CA].chroot, DEFAULT_CHROOT);
+	ck_assert_ptr_null(conf->procs[PROC_CA].user_at);
 	ck_assert_int_eq(conf->procs[PROC_HTTPS].prefork, DEFAULT_PREFORK);
 	ck_assert_int_eq(conf->procs[PROC_AUTH].prefork, AUTH_PREFORK);
 	ck_assert_uint_eq(conf->procs[PROC_AUTH].cert_ttl, CERT_TTL);
@@ -166,6 +170,25 @@ START_TEST(test_minimal_defaults)
 	ck_assert_str_eq(conf->control_socket, CONTROL_SOCKET);
 	ck_assert_ptr_null(conf->control_group);
 	ck_assert_int_eq(conf->verbose, 0);
+	config_free(conf);
+}
+END_TEST
+
+/* The ca block; where its user and chroot were set, for config_check(). */
+START_TEST(test_ca_block)
+{
+	struct mezited_conf	*conf;
+
+	ck_assert_ptr_nonnull(conf = parse(CONFDIR "/14.conf"));
+	ck_assert_str_eq(conf->procs[PROC_CA].user, "_signer");
+	ck_assert_str_eq(conf->procs[PROC_CA].chroot, "/var/lib/mezite-ca");
+	ck_assert_str_eq(conf->procs[PROC_CA].user_at, CONFDIR "/14.conf:9");
+	ck_assert_str_eq(conf->procs[PROC_CA].chroot_at,
+	    CONFDIR "/14.conf:10");
+	ck_assert_str_eq(conf->procs[PROC_MASTER].user, "_front");
+	ck_assert_str_eq(conf->procs[PROC_MASTER].user_at,
+	    CONFDIR "/14.conf:12");
+	ck_assert_ptr_null(conf->procs[PROC_MASTER].chroot_at);
 	config_free(conf);
 }
 END_TEST
@@ -638,6 +661,7 @@ parse_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_minimal_defaults);
 	tcase_add_test(tc, test_everything);
+	tcase_add_test(tc, test_ca_block);
 	tcase_add_test(tc, test_macros);
 	tcase_add_test(tc, test_cmdline_symset);
 	tcase_add_test(tc, test_include);
