@@ -611,7 +611,8 @@ check-bench: $(PROGS)
 
 # make demo and make check, each the first thing run in a fresh Debian 12
 # root made for the purpose, in a clone of this tree's HEAD (as root;
-# about 20 minutes).  Not part of check, which it runs; .ci/run runs both.
+# about 20 minutes).  Not part of check, which it runs, nor of .ci/run: it
+# is run before a change to the packages or the build is merged.
 check-fresh: deps-check
 	@sh scripts/check-fresh.sh
 
