@@ -121,6 +121,7 @@ static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
+static int		 child_up(const struct child *);
 static void		 master_send_config(struct child *);
 static void		 ca_send_keys(struct child *);
 static void		 ca_pair(void);
@@ -581,14 +582,14 @@ child_start(struct child *c)
 		evtimer_add(&listenev, &listen_grace);
 		TAILQ_FOREACH(w, &children, entry)
 			if (w->type != PROC_MASTER && w->type != PROC_CA &&
-			    w->pid != 0 && !w->retired)
+			    child_up(w) && !w->retired)
 				child_pair(c, w);
 	} else {
 		config_worker_pb(env, c->type, &wc, nets, pnets);
 		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
 		    &wc.base) == -1)
 			fatal("%s: compose", __func__);
-		if (master_child != NULL && master_child->pid != 0)
+		if (child_up(master_child))
 			child_pair(master_child, c);
 		/* A new auth worker learns of the nodes online. */
 		if (c->type == PROC_AUTH)
@@ -613,6 +614,17 @@ child_start(struct child *c)
 		close(logs[1]);
 	}
 	child_backoff(c, "could not be started");
+}
+
+/*
+ * Whether a child runs and can be written to.  One whose channel has
+ * closed may not have been reaped yet: what is sent to it would fail,
+ * and its successor gets everything when it starts.
+ */
+static int
+child_up(const struct child *c)
+{
+	return (c != NULL && c->pid != 0 && !c->chan.dead);
 }
 
 /*
@@ -651,11 +663,11 @@ pair_retry(int fd, short event, void *arg)
 {
 	struct child	*w;
 
-	if (master_child == NULL || master_child->pid == 0 || shutting_down)
+	if (!child_up(master_child) || shutting_down)
 		return;
 	TAILQ_FOREACH(w, &children, entry)
 		if (w->type != PROC_MASTER && w->type != PROC_CA &&
-		    w->pid != 0 && !w->retired && !w->paired)
+		    child_up(w) && !w->retired && !w->paired)
 			child_pair(master_child, w);
 	if (ca_child != NULL && !ca_child->paired)
 		ca_pair();
@@ -673,8 +685,7 @@ master_listen(int fd, short event, void *arg)
 	struct child	*c;
 	int		 t, have[PROC_MAX] = { 0 };
 
-	if (master_child == NULL || master_child->pid == 0 ||
-	    master_listening)
+	if (!child_up(master_child) || master_listening)
 		return;
 	if (!(event & EV_TIMEOUT)) {
 		TAILQ_FOREACH(c, &children, entry)
@@ -838,8 +849,8 @@ ca_pair(void)
 {
 	int	 sp[2];
 
-	if (ca_child == NULL || ca_child->pid == 0 || master_child == NULL ||
-	    master_child->pid == 0 || !MASTER_KEYS_IN_CA)
+	if (!child_up(ca_child) || !child_up(master_child) ||
+	    !MASTER_KEYS_IN_CA)
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_warn("cannot pair the ca process with the master, "
@@ -911,7 +922,7 @@ supervisor_auth_ca(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	auth_ca = ca;
 	log_debug("%s: client certificates of its CAs are accepted",
 	    ch->name);
-	if (master_child != NULL && master_child->pid != 0)
+	if (child_up(master_child))
 		master_send_config(master_child);
 	return (1);
 }
@@ -926,7 +937,7 @@ supervisor_auth_revoked(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		return (-1);
 	pb_free(auth_revoked);
 	auth_revoked = r;
-	if (master_child != NULL && master_child->pid != 0)
+	if (child_up(master_child))
 		master_send_revoked(master_child);
 	return (1);
 }
@@ -1698,9 +1709,9 @@ supervisor_reload(void)
 		ca_child = child_new(PROC_CA, 0);
 		child_start(ca_child);
 		child_retire(old_ca);
-	} else if (ca_child != NULL && ca_child->pid != 0)
+	} else if (child_up(ca_child))
 		ca_send_keys(ca_child);
-	if (master_child != NULL && master_child->pid != 0)
+	if (child_up(master_child))
 		master_send_config(master_child);
 	children_reconcile();
 	log_info("configuration reloaded");

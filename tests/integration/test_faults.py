@@ -183,6 +183,32 @@ def test_kill9_master_is_restarted_and_port_never_refuses(fresh_daemon):
         assert me["worker"] == "https"
 
 
+def test_master_killed_while_supervisor_stopped_then_reload(fresh_daemon):
+    """The supervisor is stopped while the master is killed and a reload
+    is asked for: once it runs again it may see the master's channel
+    close, the reload and the child's death in any order, and must not
+    write to the dead master's channel.  It keeps running, restarts the
+    master and serves."""
+    d = fresh_daemon
+    for _ in range(3):
+        old = d.workers()["master"]["pid"]
+        os.kill(d.pid, signal.SIGSTOP)
+        try:
+            os.kill(old, signal.SIGKILL)
+            wait_for(lambda: not os.path.exists("/proc/%d/status" % old) or
+                     "zombie" in open("/proc/%d/status" % old).read(), 10,
+                     what="the master to die")
+            os.kill(d.pid, signal.SIGHUP)
+        finally:
+            os.kill(d.pid, signal.SIGCONT)
+        wait_for(lambda: d.workers()["master"]["pid"] not in (None, 0, old),
+                 30, interval=0.2, what="a new master")
+        wait_for(d.healthz, 30, interval=0.2,
+                 what="/healthz after the master restart")
+    assert d.proc.poll() is None
+    assert "fatal in supervisor" not in d.log()
+
+
 # --------------------------------------------------------------------------
 # reloads
 
