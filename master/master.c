@@ -348,6 +348,7 @@ master_ticket_keys(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	/* The libtls engine issues no tickets: it resumes nothing. */
 	if (MASTER_ENGINE_OSSL)
 		ossl_set_ticket_keys(&tk);
+	log_debug("session ticket keys: %u live", tk.n);
 	explicit_bzero(&tk, sizeof(tk));
 	return (0);
 }

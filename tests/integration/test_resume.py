@@ -158,6 +158,38 @@ def test_ticket_of_a_retired_key_gets_a_full_handshake(make_daemon,
     assert "New, TLSv1.3" in again and "Reused" not in again, again
 
 
+def reload_with(d, extra):
+    """Reload with extra configuration; return once the master holds
+    the keys that the reload made."""
+    d.write_conf(extra=extra)
+    mark = d.log_size()
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_log(r"configuration reloaded", 30, mark)
+    d.wait_log(r"master\[\d+\]: session ticket keys: 2 live", 30, mark)
+
+
+def test_previous_key_opens_and_renews_then_retires(fresh_daemon,
+                                                    tmp_path):
+    """A new lifetime starts a new key, so reloads rotate on demand: the
+    ticket's key, now the previous one, still opens it and a new ticket
+    comes; one rotation more and it is refused."""
+    d = fresh_daemon
+    sess = str(tmp_path / "sess.pem")
+    first = s_client(d, sess, "-tls1_3")
+    assert first.count("Post-Handshake New Session Ticket arrived") == 2
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "Reused, TLSv1.3" in again, again
+    # Opened with the current key: no new ticket.
+    assert "New Session Ticket arrived" not in again, again
+    reload_with(d, "tls ticket lifetime 3h\n")
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "Reused, TLSv1.3" in again, again
+    assert "Post-Handshake New Session Ticket arrived" in again, again
+    reload_with(d, "tls ticket lifetime 4h\n")
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "New, TLSv1.3" in again and "Reused" not in again, again
+
+
 def test_tickets_survive_a_restart_of_the_master(fresh_daemon, tmp_path):
     d = fresh_daemon
     sess = str(tmp_path / "sess.pem")
