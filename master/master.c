@@ -345,7 +345,10 @@ master_ticket_keys(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		explicit_bzero(&tk, sizeof(tk));
 		return (-1);
 	}
-	/* The libtls engine issues no tickets: it resumes nothing. */
+	/*
+	 * The libtls engine resumes nothing: libretls, given ticket keys,
+	 * sends no ticket at all.
+	 */
 	if (MASTER_ENGINE_OSSL)
 		ossl_set_ticket_keys(&tk);
 	log_debug("session ticket keys: %u live", tk.n);

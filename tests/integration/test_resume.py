@@ -19,7 +19,7 @@ from test_auth import add_user, login, ok
 
 pytestmark = pytest.mark.skipif(
     MEZITED_TLS != "openssl",
-    reason="the libtls engine issues no session tickets")
+    reason="the libtls engine resumes no session")
 
 REQUEST = b"GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n"
 
