@@ -36,10 +36,7 @@
 #include "tickets.h"
 #include "tls_ossl.h"
 
-/*
- * Tickets a full TLS 1.3 handshake issues, and a resumed one whose
- * ticket the previous key sealed.
- */
+/* Tickets a full TLS 1.3 handshake issues; OpenSSL sends one on resumption. */
 #define TICKETS_PER_HANDSHAKE	2
 
 struct ossl_server {
@@ -357,8 +354,10 @@ ticket_mac_init(EVP_MAC_CTX *hctx, const struct ticket_key *k)
 
 /*
  * Seal a ticket with the current key, or open one with whichever live
- * key its name says: 2 (open it, and issue a new one) for the previous
- * key, 0 (a full handshake) for a key that is gone.
+ * key its name says: 0 (a full handshake) for a key that is gone; 2
+ * (open it, and issue new ones) for the previous key, and in TLS 1.3
+ * always, where clients should use a ticket only once (RFC 8446, C.4)
+ * and would otherwise run out after the first two resumptions.
  */
 static int
 ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
@@ -386,7 +385,7 @@ ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 		if (EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, k->aes,
 		    iv) != 1 || ticket_mac_init(hctx, k) == -1)
 			return (-1);
-		return (i == 0 ? 1 : 2);
+		return (i == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2);
 	}
 	return (0);
 }

@@ -171,20 +171,20 @@ def reload_with(d, extra):
 def test_previous_key_opens_and_renews_then_retires(fresh_daemon,
                                                     tmp_path):
     """A new lifetime starts a new key, so reloads rotate on demand: the
-    ticket's key, now the previous one, still opens it and a new ticket
-    comes; one rotation more and it is refused."""
+    ticket's key, now the previous one, still opens it; one rotation
+    more and it is refused."""
     d = fresh_daemon
     sess = str(tmp_path / "sess.pem")
     first = s_client(d, sess, "-tls1_3")
     assert first.count("Post-Handshake New Session Ticket arrived") == 2
     again = s_client(d, sess, "-tls1_3", resume=True)
     assert "Reused, TLSv1.3" in again, again
-    # Opened with the current key: no new ticket.
-    assert "New Session Ticket arrived" not in again, again
+    # A new ticket after each resumption: a client may use each once.
+    assert again.count("Post-Handshake New Session Ticket arrived") == 1
     reload_with(d, "tls ticket lifetime 3h\n")
     again = s_client(d, sess, "-tls1_3", resume=True)
     assert "Reused, TLSv1.3" in again, again
-    assert "Post-Handshake New Session Ticket arrived" in again, again
+    assert again.count("Post-Handshake New Session Ticket arrived") == 1
     reload_with(d, "tls ticket lifetime 4h\n")
     again = s_client(d, sess, "-tls1_3", resume=True)
     assert "New, TLSv1.3" in again and "Reused" not in again, again
