@@ -161,7 +161,7 @@ static struct child		*ca_child;
 /* Session ticket keys: made here, in memory only, sent to the master. */
 static struct ticket_keys	 tkeys;
 static struct event		 tkeyev;
-static unsigned int		 tkey_lifetime;	/* what tkeyev runs on */
+static unsigned int		 tkey_lifetime;	/* tkeyev's period */
 static const char		*conffile = CONF_FILE;
 /* The kind of child whose first start breaks its sandbox, for tests. */
 static char			 selftest[16];

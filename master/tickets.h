@@ -11,14 +11,15 @@
 
 #include <stdint.h>
 
-#define TICKET_NAME_LEN		16	/* names the key in the ticket */
+#define TICKET_NAME_LEN		16	/* in the ticket: its key */
 #define TICKET_AES_LEN		32	/* AES-256-CBC */
 #define TICKET_HMAC_LEN		32	/* HMAC-SHA256 */
 
 /* "tls ticket lifetime": the time a key seals tickets. */
 #define TICKET_LIFETIME_DEFAULT	(2 * 3600)
 #define TICKET_LIFETIME_MIN	1
-#define TICKET_LIFETIME_MAX	(3 * 86400)	/* twice fits TLS 1.3's week */
+/* Two lifetimes, the tickets' hint, fit in TLS 1.3's week. */
+#define TICKET_LIFETIME_MAX	(3 * 86400)
 
 struct ticket_key {
 	uint8_t		 name[TICKET_NAME_LEN];
@@ -28,7 +29,7 @@ struct ticket_key {
 
 /* IMSG_TICKET_KEYS, supervisor -> master. */
 struct ticket_keys {
-	uint32_t		 n;	/* live keys: 0 (tickets off), 1, 2 */
+	uint32_t		 n;	/* live: 0 (tickets off), 1, 2 */
 	uint32_t		 pad;
 	struct ticket_key	 key[2];	/* [0] seals, [1] only opens */
 };

@@ -48,7 +48,7 @@
 
 static EVP_PKEY	*pkey;
 static X509	*cert;
-static int	 tickets;	/* the server sends TICKETS before handover */
+static int	 tickets;	/* the server sends TICKETS first */
 
 static void
 make_cert(void)
