@@ -571,6 +571,7 @@ check-valgrind: $(VALGRIND_TESTS)
 check-ktls: tests/ktls/ktls_echo $(PROGS)
 	@sh scripts/vm-run.sh \
 	    'tests/ktls/ktls_echo && tests/ktls/ktls_echo keyupdate && \
+	    tests/ktls/ktls_echo tickets && \
 	    cd tests/ktls && PYTHONDONTWRITEBYTECODE=1 \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider'
 

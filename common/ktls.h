@@ -26,6 +26,7 @@ struct ktls_secrets {
 	uint8_t		 server[KTLS_SECRET_MAX];
 	size_t		 client_len;
 	size_t		 server_len;
+	uint64_t	 tickets;	/* NewSessionTicket records sent */
 };
 
 /* The kernel's view of one direction, as setsockopt(SOL_TLS) wants. */

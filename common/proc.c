@@ -155,6 +155,7 @@ static const char *const imsg_names[IMSG_MAX] = {
 	[IMSG_CTL_KILL_SESSION] =	"CTL_KILL_SESSION",
 	[IMSG_SSH_SESSION] =		"SSH_SESSION",
 	[IMSG_CA_CHANNEL] =		"CA_CHANNEL",
+	[IMSG_TICKET_KEYS] =		"TICKET_KEYS",
 };
 
 const char *

@@ -107,6 +107,8 @@ enum imsg_type {
 	IMSG_SSH_SESSION,	/* SshSession: what it is doing now */
 	/* supervisor -> master, ca: fd, the master's signing channel */
 	IMSG_CA_CHANNEL,
+	/* supervisor -> master: struct ticket_keys, on a wiped channel */
+	IMSG_TICKET_KEYS,
 	IMSG_MAX
 };
 

@@ -24,6 +24,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "mezited.h"
+#include "tickets.h"
 #include "tls_ossl.h"
 
 /* The routes used when the file has no route rule at all. */
@@ -102,6 +103,8 @@ config_new(void)
 	conf->tls_protocols = xstrdup("secure");
 	conf->tls_ciphers = xstrdup("secure");
 	conf->tls_groups = xstrdup(TLS_GROUPS_DEFAULT);
+	conf->tls_tickets = 1;
+	conf->ticket_lifetime = TICKET_LIFETIME_DEFAULT;
 	conf->handshake_timeout = TIMEOUT_HANDSHAKE;
 	conf->idle_timeout = TIMEOUT_IDLE;
 	conf->drain_timeout = TIMEOUT_DRAIN;
@@ -439,6 +442,8 @@ config_master_pb(struct mezited_conf *conf, int64_t started,
 	cp->mc.client_ca.len = conf->client_ca_len;
 	cp->mc.started = started;
 	cp->mc.ktls = conf->ktls_on;
+	cp->mc.tls_tickets = conf->tls_tickets;
+	cp->mc.ticket_lifetime = conf->ticket_lifetime;
 
 	if (conf->nproxy_from > 0) {
 		if ((cp->pf = calloc(conf->nproxy_from,

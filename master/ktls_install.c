@@ -68,6 +68,22 @@ unhex(const char *s, uint8_t *out, size_t max, size_t *len)
 	return (0);
 }
 
+static struct ktls_secrets *
+secrets_of(const SSL *ssl)
+{
+	struct ktls_secrets	*ks;
+
+	if ((ks = SSL_get_ex_data(ssl, ktls_exidx)) == NULL) {
+		if ((ks = calloc(1, sizeof(*ks))) == NULL)
+			return (NULL);
+		if (SSL_set_ex_data((SSL *)ssl, ktls_exidx, ks) != 1) {
+			free(ks);
+			return (NULL);
+		}
+	}
+	return (ks);
+}
+
 /* "LABEL <client random> <secret>", one line per secret. */
 static void
 keylog(const SSL *ssl, const char *line)
@@ -83,14 +99,8 @@ keylog(const SSL *ssl, const char *line)
 	else
 		return;
 
-	if ((ks = SSL_get_ex_data(ssl, ktls_exidx)) == NULL) {
-		if ((ks = calloc(1, sizeof(*ks))) == NULL)
-			return;
-		if (SSL_set_ex_data((SSL *)ssl, ktls_exidx, ks) != 1) {
-			free(ks);
-			return;
-		}
-	}
+	if ((ks = secrets_of(ssl)) == NULL)
+		return;
 	if ((p = strchr(line + 24, ' ')) == NULL ||
 	    unhex(p + 1, client ? ks->client : ks->server, KTLS_SECRET_MAX,
 	    client ? &ks->client_len : &ks->server_len) == -1) {
@@ -101,7 +111,38 @@ keylog(const SSL *ssl, const char *line)
 	}
 }
 
-/* Capture secrets on every session of this context. */
+/*
+ * Count the TLS 1.3 session tickets sent: OpenSSL writes each
+ * NewSessionTicket in a record of its own, under the server's
+ * application key, so their number is the sequence number the kernel
+ * must start sending at.  A secrets record that could not be made
+ * leaves the session without secrets: it is relayed.
+ */
+static void
+ticket_count(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+	struct ktls_secrets	*ks;
+
+	if (!write_p || content_type != SSL3_RT_HANDSHAKE || len == 0 ||
+	    *(const uint8_t *)buf != SSL3_MT_NEWSESSION_TICKET ||
+	    SSL_version(ssl) != TLS1_3_VERSION)
+		return;
+	if ((ks = secrets_of(ssl)) != NULL)
+		ks->tickets++;
+}
+
+uint64_t
+ktls_tickets_sent(const SSL *ssl)
+{
+	struct ktls_secrets	*ks;
+
+	if ((ks = SSL_get_ex_data(ssl, ktls_exidx)) == NULL)
+		return (0);
+	return (ks->tickets);
+}
+
+/* Capture secrets, and count tickets, on every session of the context. */
 int
 ktls_ctx_init(SSL_CTX *ctx)
 {
@@ -109,6 +150,7 @@ ktls_ctx_init(SSL_CTX *ctx)
 	    NULL, NULL, secrets_free)) == -1)
 		return (-1);
 	SSL_CTX_set_keylog_callback(ctx, keylog);
+	SSL_CTX_set_msg_callback(ctx, ticket_count);
 	return (0);
 }
 

@@ -35,6 +35,7 @@
 #include "master.h"
 #include "meta.h"
 #include "sandbox.h"
+#include "tickets.h"
 #include "tls_ossl.h"
 #include "util.h"
 
@@ -147,6 +148,8 @@ master(const char *user, const char *root)
 	if (proc_chan_event(&parent, PROC_PARENT_FD, &master_from_parent,
 	    "supervisor", NULL, parent_closed) == -1)
 		fatal("supervisor channel");
+	/* Ticket keys, and with libtls private keys, come this way. */
+	imsgbuf_set_wipe(&parent.ibuf);
 
 	/* Standard ones, the channels, the event loop's: nothing else yet. */
 	for (fd = 0; fd < FD_SCAN; fd++)
@@ -324,6 +327,35 @@ master_conf_keypair(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/*
+ * The session ticket keys, at start and at each rotation: they replace
+ * the ones held, which are wiped.  None: tickets are off.
+ */
+static int
+master_ticket_keys(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct ticket_keys	 tk;
+
+	if (imsg_get_data(imsg, &tk, sizeof(tk)) == -1) {
+		pb_wipe(imsg);
+		return (-1);
+	}
+	pb_wipe(imsg);
+	if (tk.n > 2) {
+		explicit_bzero(&tk, sizeof(tk));
+		return (-1);
+	}
+	/*
+	 * The libtls engine resumes nothing: libretls, given ticket keys,
+	 * sends no ticket at all.
+	 */
+	if (MASTER_ENGINE_OSSL)
+		ossl_set_ticket_keys(&tk);
+	log_debug("session ticket keys: %u live", tk.n);
+	explicit_bzero(&tk, sizeof(tk));
+	return (0);
+}
+
 /* The ca process's signing channel, new with either of us. */
 static int
 master_ca_channel(struct proc_chan *ch, struct imsg *imsg, void *msg)
@@ -495,6 +527,8 @@ static const struct proc_msg master_parent_msgs[] = {
 	    PROC_FD_NONE, master_conf_keypair },
 	{ IMSG_CONF_END, 0, NULL, PROC_FD_NONE, master_conf_end },
 	{ IMSG_CA_CHANNEL, 0, NULL, PROC_FD_NEEDED, master_ca_channel },
+	{ IMSG_TICKET_KEYS, sizeof(struct ticket_keys), NULL, PROC_FD_NONE,
+	    master_ticket_keys },
 	{ IMSG_PROCS, PROC_LEN_PB, &mezite__proc_info__descriptor,
 	    PROC_FD_NONE, master_procs },
 	{ IMSG_LISTENER, 0, NULL, PROC_FD_NEEDED, master_listener },

@@ -38,6 +38,7 @@
 #include "meta.h"
 #include "mezited.h"
 #include "sandbox.h"
+#include "tickets.h"
 #include "tls_ossl.h"
 #include "util.h"
 
@@ -150,11 +151,18 @@ static pid_t		 ctl_sessions(uint32_t);
 static pid_t		 ctl_kill(uint32_t, uint64_t);
 static void		 wreq_answer(struct ctl_pending *, const char *);
 static void		 ctl_pending_timeout(int, short, void *);
+static void		 tickets_configure(void);
+static void		 tickets_rotate(int, short, void *);
+static void		 tickets_send(struct child *);
 
 static struct mezited_conf	*env;
 static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
 static struct child		*master_child;
 static struct child		*ca_child;
+/* Session ticket keys: made here, in memory only, sent to the master. */
+static struct ticket_keys	 tkeys;
+static struct event		 tkeyev;
+static unsigned int		 tkey_lifetime;	/* tkeyev's period */
 static const char		*conffile = CONF_FILE;
 /* The kind of child whose first start breaks its sandbox, for tests. */
 static char			 selftest[16];
@@ -377,6 +385,8 @@ main(int argc, char *argv[])
 
 	evtimer_set(&pairev, pair_retry, NULL);
 	evtimer_set(&listenev, master_listen, NULL);
+	evtimer_set(&tkeyev, tickets_rotate, NULL);
+	tickets_configure();
 	control_listen(&ctl_cb);
 	children_reconcile();
 	log_info("started, version %s, %s", MEZITED_VERSION, conffile);
@@ -548,9 +558,8 @@ child_start(struct child *c)
 	    &supervisor_from_ca : &supervisor_from_worker, name, c,
 	    child_closed) == -1)
 		fatal("%s: channel", name);
-	/* Keys travel on these: wipe what carried them. */
-	if (c->type == PROC_CA ||
-	    (c->type == PROC_MASTER && !MASTER_KEYS_IN_CA))
+	/* Keys (private keys, ticket keys) travel on these: wipe them. */
+	if (c->type == PROC_CA || c->type == PROC_MASTER)
 		imsgbuf_set_wipe(&c->chan.ibuf);
 	c->logfd = logs[0];
 	event_set(&c->logev, c->logfd, EV_READ | EV_PERSIST, supervisor_log,
@@ -568,6 +577,7 @@ child_start(struct child *c)
 		ca_pair();
 	} else if (c->type == PROC_MASTER) {
 		master_send_config(c);
+		tickets_send(c);
 		ca_pair();
 		master_send_revoked(c);
 		/*
@@ -1713,6 +1723,7 @@ supervisor_reload(void)
 		ca_send_keys(ca_child);
 	if (child_up(master_child))
 		master_send_config(master_child);
+	tickets_configure();
 	children_reconcile();
 	log_info("configuration reloaded");
 	return (0);
@@ -2156,4 +2167,57 @@ static pid_t
 ctl_kill(uint32_t peerid, uint64_t id)
 {
 	return (ctl_ssh_ask(IMSG_CTL_KILL_SESSION, peerid, &id, sizeof(id)));
+}
+
+/*
+ * Session ticket keys, made from the system's random generator and kept
+ * in memory only: a restarted master is sent the live ones again, so
+ * its tickets stay good; a restarted supervisor makes new ones.  Each
+ * lifetime a new key seals and the one before only opens, so a ticket
+ * resumes for between one and two lifetimes.
+ */
+static void
+tickets_configure(void)
+{
+	if (!env->tls_tickets) {
+		if (tkeys.n == 0)
+			return;
+		evtimer_del(&tkeyev);
+		explicit_bzero(&tkeys, sizeof(tkeys));
+		if (child_up(master_child))
+			tickets_send(master_child);
+		log_debug("session tickets off, their keys wiped");
+		return;
+	}
+	/* A new lifetime starts with a new key. */
+	if (tkeys.n > 0 && tkey_lifetime == env->ticket_lifetime)
+		return;
+	tickets_rotate(-1, 0, NULL);
+}
+
+static void
+tickets_rotate(int fd, short event, void *arg)
+{
+	struct timeval	 tv;
+
+	memcpy(&tkeys.key[1], &tkeys.key[0], sizeof(tkeys.key[1]));
+	arc4random_buf(&tkeys.key[0], sizeof(tkeys.key[0]));
+	if (tkeys.n < 2)
+		tkeys.n++;
+	tkey_lifetime = env->ticket_lifetime;
+	timerclear(&tv);
+	tv.tv_sec = tkey_lifetime;
+	evtimer_add(&tkeyev, &tv);
+	if (child_up(master_child))
+		tickets_send(master_child);
+	log_debug("session ticket key rotated, %u live", tkeys.n);
+}
+
+/* The channel is wiped: the copy queued for it is zeroed once sent. */
+static void
+tickets_send(struct child *c)
+{
+	if (proc_compose(&c->chan, IMSG_TICKET_KEYS, 0, -1, &tkeys,
+	    sizeof(tkeys)) == -1)
+		fatal("%s: compose", __func__);
 }

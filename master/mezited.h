@@ -179,6 +179,8 @@ struct mezited_conf {
 	char			*tls_protocols;
 	char			*tls_ciphers;
 	char			*tls_groups;
+	int			 tls_tickets;
+	unsigned int		 ticket_lifetime; /* seconds a key seals */
 	unsigned int		 handshake_timeout;
 	unsigned int		 idle_timeout;
 	unsigned int		 drain_timeout;

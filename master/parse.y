@@ -38,6 +38,7 @@
 
 #include "log.h"
 #include "mezited.h"
+#include "tickets.h"
 #include "tls_ossl.h"
 
 #define INCLUDE_DEPTH_MAX	8	/* files open at once */
@@ -177,6 +178,7 @@ static char		 lex_first_text[TOKEN_TEXT_MAX];
 %token	CONTROL DEFAULT DIRECTORY DRAIN GROUP GROUPS HANDSHAKE IDLE INCLUDE KEY
 %token	KEEPALIVE KEYPAIR
 %token	AUTO KTLS NO YES
+%token	LIFETIME TICKET TICKETS
 %token	LIMIT LISTEN LOG MASTER MAX MEMORY ON PORT PREFORK PROTOCOLS ROOT ROUTE
 %token	SESSIONS SNI SOCKET STATE STATUS STREAMS TARGET TIMEOUT TLS TO TRUSTED
 %token	TTL USER
@@ -237,6 +239,15 @@ main		: LISTEN ON STRING port		{
 		| TLS PROTOCOLS STRING		{ tls_protocols($3); }
 		| TLS CIPHERS STRING		{ tls_ciphers($3); }
 		| TLS GROUPS STRING		{ tls_groups($3); }
+		| TLS TICKETS YES		{ conf->tls_tickets = 1; }
+		| TLS TICKETS NO		{ conf->tls_tickets = 0; }
+		| TLS TICKET LIFETIME duration	{
+			int64_t	 n;
+
+			if ((n = duration_value("tls ticket lifetime", $4,
+			    TICKET_LIFETIME_MIN, TICKET_LIFETIME_MAX)) != -1)
+				conf->ticket_lifetime = n;
+		}
 		| ROUTE ALPN STRING TO worker	{ route_add($3, NULL, $5); }
 		| ROUTE SNI STRING TO worker	{ route_add(NULL, $3, $5); }
 		| ROUTE ALPN STRING SNI STRING TO worker {
@@ -466,6 +477,7 @@ static const struct keyword {
 	{ "key",		KEY },
 	{ "keypair",		KEYPAIR },
 	{ "ktls",		KTLS },
+	{ "lifetime",		LIFETIME },
 	{ "limit",		LIMIT },
 	{ "listen",		LISTEN },
 	{ "log",		LOG },
@@ -491,6 +503,8 @@ static const struct keyword {
 	{ "status",		STATUS },
 	{ "streams",		STREAMS },
 	{ "target",		TARGET },
+	{ "ticket",		TICKET },
+	{ "tickets",		TICKETS },
 	{ "timeout",		TIMEOUT },
 	{ "tls",		TLS },
 	{ "to",			TO },

@@ -214,7 +214,8 @@ print_config(FILE *f, struct mezited_conf *conf)
 	print_string(f, conf->tls_ciphers);
 	fprintf(f, "\ntls groups ");
 	print_string(f, conf->tls_groups);
-	fprintf(f, "\n");
+	fprintf(f, "\ntls tickets %s\n", conf->tls_tickets ? "yes" : "no");
+	fprintf(f, "tls ticket lifetime %u\n", conf->ticket_lifetime);
 
 	TAILQ_FOREACH(r, &conf->routes, entry)
 		print_route(f, r);

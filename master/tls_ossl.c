@@ -23,14 +23,21 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "casign.h"
 #include "ktls_install.h"
+#include "tickets.h"
 #include "tls_ossl.h"
+
+/* Tickets a full TLS 1.3 handshake issues; OpenSSL sends one on resumption. */
+#define TICKETS_PER_HANDSHAKE	2
 
 struct ossl_server {
 	SSL_CTX		**ctx;		/* one per keypair, [0] the default */
@@ -76,6 +83,8 @@ struct relay_bio {
 
 static BIO_METHOD	*relay_method;
 static int		(*cert_revoked)(X509 *);
+/* The supervisor's, the same for every context: n == 0 until they come. */
+static struct ticket_keys	 tkeys;
 static int		 relay_type;
 static char		 ossl_errbuf[256];
 
@@ -319,6 +328,82 @@ ossl_set_revoked(int (*fn)(X509 *))
 	cert_revoked = fn;
 }
 
+/*
+ * The supervisor's session ticket keys, for every context, the running
+ * ones and those built later.  The old ones are wiped.
+ */
+void
+ossl_set_ticket_keys(const struct ticket_keys *tk)
+{
+	explicit_bzero(&tkeys, sizeof(tkeys));
+	memcpy(&tkeys, tk, sizeof(tkeys));
+}
+
+static int
+ticket_mac_init(EVP_MAC_CTX *hctx, const struct ticket_key *k)
+{
+	OSSL_PARAM	 params[3];
+
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    (void *)k->hmac, sizeof(k->hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	return (EVP_MAC_CTX_set_params(hctx, params) == 1 ? 0 : -1);
+}
+
+/*
+ * Seal a ticket with the current key, or open one with whichever live
+ * key its name says: 0 (a full handshake) for a key that is gone; 2
+ * (open it, and issue new ones) for the previous key, and in TLS 1.3
+ * always, where clients should use a ticket only once (RFC 8446, C.4)
+ * and would otherwise run out after the first two resumptions.
+ */
+static int
+ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
+    EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx, int enc)
+{
+	const struct ticket_key	*k;
+	uint32_t		 i;
+
+	if (tkeys.n == 0)
+		return (0);
+	if (enc) {
+		k = &tkeys.key[0];
+		memcpy(name, k->name, TICKET_NAME_LEN);
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(
+		    EVP_aes_256_cbc())) != 1 ||
+		    EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, k->aes,
+		    iv) != 1 || ticket_mac_init(hctx, k) == -1)
+			return (-1);
+		return (1);
+	}
+	for (i = 0; i < tkeys.n; i++) {
+		k = &tkeys.key[i];
+		if (memcmp(name, k->name, TICKET_NAME_LEN) != 0)
+			continue;
+		if (EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, k->aes,
+		    iv) != 1 || ticket_mac_init(hctx, k) == -1)
+			return (-1);
+		return (i == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2);
+	}
+	return (0);
+}
+
+/*
+ * The session id context: resumption only within the same client CAs,
+ * so that a ticket is not taken by a configuration that would not have
+ * verified its certificate.
+ */
+static int
+sid_ctx_of(const Mezite__MasterConfig *mc, unsigned char *out)
+{
+	if (EVP_Q_digest(NULL, "SHA256", NULL, mc->client_ca.data,
+	    mc->client_ca.len, out, NULL) != 1)
+		return (-1);
+	return (0);
+}
+
 /* A revoked client certificate fails the handshake with its alert. */
 static int
 verify_cb(int ok, X509_STORE_CTX *xs)
@@ -342,7 +427,8 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 	struct ossl_server	*srv;
 	STACK_OF(X509_NAME)	*names = NULL;
 	X509_STORE		*store = NULL;
-	int			 min, max;
+	unsigned char		 sid_ctx[SHA256_DIGEST_LENGTH];
+	int			 min, max, tickets;
 	size_t			 i;
 
 	if (nkp == 0) {
@@ -373,6 +459,10 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		goto fail;
 	}
 
+	tickets = mc->tls_tickets && mc->ticket_lifetime > 0;
+	if (sid_ctx_of(mc, sid_ctx) == -1)
+		goto sslfail;
+
 	for (i = 0; i < nkp; i++) {
 		SSL_CTX	*ctx;
 
@@ -383,7 +473,10 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    SSL_CTX_set_max_proto_version(ctx, max) != 1 ||
 		    SSL_CTX_set_cipher_list(ctx,
 		    ossl_ciphers(mc->tls_ciphers)) != 1 ||
-		    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
+		    SSL_CTX_set_num_tickets(ctx,
+		    tickets ? TICKETS_PER_HANDSHAKE : 0) != 1 ||
+		    SSL_CTX_set_session_id_context(ctx, sid_ctx,
+		    sizeof(sid_ctx)) != 1 ||
 		    (mc->ktls && ktls_ctx_init(ctx) == -1))
 			goto sslfail;
 		if (SSL_CTX_set1_groups_list(ctx, mc->tls_groups) != 1) {
@@ -395,8 +488,24 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		 * Not SSL_OP_IGNORE_UNEXPECTED_EOF: an end of stream
 		 * without close_notify must not look like a clean one.
 		 */
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
-		    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+		    SSL_OP_NO_RENEGOTIATION);
+		/*
+		 * Stateless tickets sealed with the supervisor's keys, the
+		 * same on every context; resumption in TLS 1.3 keeps its
+		 * (EC)DHE (no SSL_OP_ALLOW_NO_DHE_KEX).  A ticket is good
+		 * for at most two key lifetimes.
+		 */
+		if (tickets) {
+			SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET |
+			    SSL_OP_ALLOW_NO_DHE_KEX);
+			if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx,
+			    ticket_cb) != 1)
+				goto sslfail;
+			(void)SSL_CTX_set_timeout(ctx,
+			    2 * (long)mc->ticket_lifetime);
+		} else
+			SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 		if (mc->ktls)
 			SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 		/* Idle sessions give their record buffers back. */
@@ -641,6 +750,8 @@ ossl_relay(SSL *ssl, int fd)
 {
 	BIO	*b;
 
+	/* Tickets are counted for the kernel only: not per record here. */
+	SSL_set_msg_callback(ssl, NULL);
 	SSL_set_read_ahead(ssl, 1);
 	SSL_set_default_read_buffer_len(ssl, RBUF_SIZE);
 	if (BIO_get_ktls_send(SSL_get_wbio(ssl)) ||
@@ -717,6 +828,23 @@ ossl_fail(int ret)
 	return (ret == TLS_WANT_POLLIN || ret == TLS_WANT_POLLOUT ? ret : -1);
 }
 
+/*
+ * A resumed session skips verification: its client certificate, kept
+ * in the ticket, is checked against the revoked serials again here.
+ */
+static int
+ossl_resumed_revoked(SSL *ssl)
+{
+	X509	*x;
+
+	if (!SSL_session_reused(ssl) || cert_revoked == NULL ||
+	    (x = SSL_get0_peer_certificate(ssl)) == NULL || !cert_revoked(x))
+		return (0);
+	ERR_raise_data(ERR_LIB_SSL, SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED,
+	    "resumed session");
+	return (1);
+}
+
 int
 ossl_handshake(SSL *ssl)
 {
@@ -725,7 +853,7 @@ ossl_handshake(SSL *ssl)
 	ERR_clear_error();
 	errno = 0;
 	if ((ret = SSL_do_handshake(ssl)) == 1)
-		return (0);
+		return (ossl_resumed_revoked(ssl) ? -1 : 0);
 	return (ossl_fail(ossl_result(ssl, ret)));
 }
 
@@ -811,6 +939,7 @@ ossl_offload(int fd, SSL *ssl, char *err, size_t errlen)
 			return (-2);
 		return (-1);
 	}
-	return (ktls_offload(fd, ssl, 0, BIO_get_ktls_send(SSL_get_wbio(ssl)),
-	    err, errlen));
+	/* The session tickets went out under the application key. */
+	return (ktls_offload(fd, ssl, ktls_tickets_sent(ssl),
+	    BIO_get_ktls_send(SSL_get_wbio(ssl)), err, errlen));
 }

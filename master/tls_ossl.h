@@ -62,5 +62,7 @@ int			 ossl_close(SSL *);
 const char		*ossl_error(void);
 int			 ossl_offload(int, SSL *, char *, size_t);
 void			 ossl_set_revoked(int (*)(X509 *));
+struct ticket_keys;
+void			 ossl_set_ticket_keys(const struct ticket_keys *);
 
 #endif /* MEZITE_TLS_OSSL_H */

@@ -6,6 +6,9 @@
  *
  *	ktls_echo		every suite, echo and close_notify both ways
  *	ktls_echo keyupdate	a client KeyUpdate ends that session cleanly
+ *	ktls_echo tickets	every suite, the server sending two session
+ *				tickets before the handover: the kernel's
+ *				TX sequence starts at the count of them
  *	ktls_echo keyupdate-to port
  *				the same against mezited on 127.0.0.1:port:
  *				one HTTP/1.1 request is answered, then after
@@ -41,8 +44,11 @@
 #define CHUNK		16384
 #define EARLY		"sent right after Finished"
 
+#define TICKETS		2
+
 static EVP_PKEY	*pkey;
 static X509	*cert;
+static int	 tickets;	/* the server sends TICKETS first */
 
 static void
 make_cert(void)
@@ -96,7 +102,7 @@ server(int lfd, const char *suite, int keyupdate)
 	    SSL_CTX_set_ciphersuites(ctx, suite) != 1 ||
 	    SSL_CTX_use_certificate(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
-	    SSL_CTX_set_num_tickets(ctx, 0) != 1 ||
+	    SSL_CTX_set_num_tickets(ctx, tickets ? TICKETS : 0) != 1 ||
 	    ktls_ctx_init(ctx) == -1)
 		errx(1, "server ctx");
 	if ((fd = accept(lfd, NULL, NULL)) == -1)
@@ -106,7 +112,14 @@ server(int lfd, const char *suite, int keyupdate)
 		ERR_print_errors_fp(stderr);
 		errx(1, "SSL_accept");
 	}
-	if (ktls_offload(fd, ssl, 0, 0, why, sizeof(why)) != 0) {
+	/* Each ticket was a record under the application key. */
+	if (ktls_tickets_sent(ssl) != (tickets ? TICKETS : 0)) {
+		warnx("%s: %llu tickets counted", suite,
+		    (unsigned long long)ktls_tickets_sent(ssl));
+		return (1);
+	}
+	if (ktls_offload(fd, ssl, ktls_tickets_sent(ssl), 0, why,
+	    sizeof(why)) != 0) {
 		warnx("%s: offload: %s", suite, why);
 		return (1);
 	}
@@ -268,10 +281,12 @@ run(const char *suite, int keyupdate)
 	if (waitpid(pid, &status, 0) == -1)
 		err(1, "waitpid");
 	if (srv != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		printf("FAIL %s%s\n", suite, keyupdate ? " keyupdate" : "");
+		printf("FAIL %s%s%s\n", suite, keyupdate ? " keyupdate" : "",
+		    tickets ? " tickets" : "");
 		return (1);
 	}
-	printf("PASS %s%s\n", suite, keyupdate ? " keyupdate" : "");
+	printf("PASS %s%s%s\n", suite, keyupdate ? " keyupdate" : "",
+	    tickets ? " tickets" : "");
 	return (0);
 }
 
@@ -333,6 +348,7 @@ main(int argc, char *argv[])
 	if (argc == 3 && strcmp(argv[1], "keyupdate-to") == 0)
 		return (keyupdate_to(atoi(argv[2])));
 	keyupdate = argc > 1 && strcmp(argv[1], "keyupdate") == 0;
+	tickets = argc > 1 && strcmp(argv[1], "tickets") == 0;
 	if (ktls_probe(why, sizeof(why)) != 1) {
 		printf("SKIP: %s\n", why);
 		return (77);

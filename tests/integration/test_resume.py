@@ -1,0 +1,221 @@
+"""
+TLS session resumption: tickets sealed with the supervisor's keys, for
+TLS 1.3 and TLS 1.2, with and without client certificates; keys that
+rotate, survive a restart of the master, and can be turned off.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from conftest import MEZITED_TLS, _finish, _start, client_context, wait_for
+from test_auth import add_user, login, ok
+
+pytestmark = pytest.mark.skipif(
+    MEZITED_TLS != "openssl",
+    reason="the libtls engine resumes no session")
+
+REQUEST = b"GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n"
+
+
+def s_client(d, sess, version, resume=False, extra=()):
+    """openssl s_client asking /healthz; the session is written to sess,
+    or, with resume, offered from it.  Returns what s_client printed."""
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % d.port,
+           "-servername", "localhost", "-alpn", "http/1.1", "-ign_eof",
+           version] + list(extra)
+    cmd += ["-sess_in", sess] if resume else ["-sess_out", sess]
+    r = subprocess.run(cmd, input=REQUEST % b"/healthz",
+                       capture_output=True, timeout=30)
+    out = r.stdout.decode(errors="replace")
+    assert "\r\n\r\nok" in out, out[-2000:] + r.stderr.decode()
+    return out
+
+
+def fetch(d, ctx, path, session=None):
+    """One HTTP/1.0 request on its own TLS connection:
+    (status, body, the session, whether it was resumed)."""
+    raw = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="localhost",
+                         session=session) as s:
+        s.sendall(REQUEST % path.encode())
+        data = b""
+        while True:
+            try:
+                b = s.recv(65536)
+            except ssl.SSLZeroReturnError:
+                break
+            if not b:
+                break
+            data += b
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head else 0
+        return status, body.strip(), s.session, s.session_reused
+
+
+@pytest.fixture(scope="module")
+def mtls_daemon(pki, htdocs, request):
+    d = _start(pki, htdocs, client_ca=True)
+    yield d
+    _finish(d, request)
+
+
+@pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
+def test_openssl_client_resumes(mtls_daemon, tmp_path, version):
+    sess = str(tmp_path / "sess.pem")
+    first = s_client(mtls_daemon, sess, version)
+    assert "New, TLSv1." in first
+    assert "TLS session ticket lifetime hint: 14400" in first, first
+    again = s_client(mtls_daemon, sess, version, resume=True)
+    assert "Reused, TLSv1.%s" % version[-1] in again, again
+
+
+def test_python_session_is_reused(mtls_daemon):
+    ctx = client_context(alpn=["http/1.1"])
+    st, body, sess, reused = fetch(mtls_daemon, ctx, "/healthz")
+    assert (st, body, reused) == (200, b"ok", False)
+    assert sess is not None and sess.has_ticket
+    st, body, _, reused = fetch(mtls_daemon, ctx, "/healthz", sess)
+    assert (st, body, reused) == (200, b"ok", True)
+
+
+def whoami(d, ctx, session=None):
+    st, body, sess, reused = fetch(d, ctx, "/api/v1/whoami", session)
+    assert st == 200, body
+    return json.loads(body)["certificate"], sess, reused
+
+
+def test_client_certificate_identity_survives_resumption(mtls_daemon, pki):
+    ctx = client_context(alpn=["http/1.1"], cert=pki.client_cert,
+                         key=pki.client_key)
+    me, sess, reused = whoami(mtls_daemon, ctx)
+    assert not reused and me is not None
+    again, _, reused = whoami(mtls_daemon, ctx, sess)
+    assert reused
+    assert again == me
+    # Without a certificate nobody is named, resumed or not.
+    anon = client_context(alpn=["http/1.1"])
+    me, sess, _ = whoami(mtls_daemon, anon)
+    assert me is None
+    me, _, reused = whoami(mtls_daemon, anon, sess)
+    assert reused and me is None
+
+
+def test_revoked_certificate_does_not_resume(fresh_daemon, pki, tmp_path):
+    d = fresh_daemon
+    add_user(d, "rita")
+    res, cert, key = login(d, pki, tmp_path, "rita")
+    ctx = client_context(alpn=["http/1.1"], cert=cert, key=key)
+    me, sess, _ = whoami(d, ctx)
+    assert (me["kind"], me["name"]) == ("user", "rita")
+    # The ticket resumes while the certificate is good.
+    me, _, reused = whoami(d, ctx, sess)
+    assert reused and me["name"] == "rita"
+    ok(d.mezctl("cert", "revoke", res.serial))
+
+    def full_handshake_refused():
+        try:
+            st, _, _, _ = fetch(d, ctx, "/api/v1/whoami")
+        except (OSError, ValueError):
+            return True
+        return st == 0
+    wait_for(full_handshake_refused, 10, interval=0.2,
+             what="the revoked certificate refused")
+    mark = d.log_size()
+    try:
+        st, body, _, _ = fetch(d, ctx, "/api/v1/whoami", sess)
+    except (OSError, ValueError):
+        st, body = 0, b""
+    assert st == 0, body
+    # Refused after the resumption, not by verification (which says
+    # "certificate verify failed").
+    d.wait_log(r"handshake failed: .*alert certificate revoked", start=mark)
+
+
+def rotations(d, start):
+    return len(re.findall(r"session ticket key rotated",
+                          d.log()[start:]))
+
+
+def test_ticket_of_a_retired_key_gets_a_full_handshake(make_daemon,
+                                                       tmp_path):
+    d = make_daemon(extra="tls ticket lifetime 1\n")
+    sess = str(tmp_path / "sess.pem")
+    mark = d.log_size()
+    first = s_client(d, sess, "-tls1_3")
+    assert "TLS session ticket lifetime hint: 2" in first, first
+    # The key that sealed it stops sealing, then stops opening; one
+    # more rotation leaves time for the master to have heard.
+    wait_for(lambda: rotations(d, mark) >= 3, 30, interval=0.2,
+             what="three key rotations")
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "New, TLSv1.3" in again and "Reused" not in again, again
+
+
+def reload_with(d, extra):
+    """Reload with extra configuration; return once the master holds
+    the keys that the reload made."""
+    d.write_conf(extra=extra)
+    mark = d.log_size()
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_log(r"configuration reloaded", 30, mark)
+    d.wait_log(r"master\[\d+\]: session ticket keys: 2 live", 30, mark)
+
+
+def test_previous_key_opens_and_renews_then_retires(fresh_daemon,
+                                                    tmp_path):
+    """A new lifetime starts a new key, so reloads rotate on demand: the
+    ticket's key, now the previous one, still opens it; one rotation
+    more and it is refused."""
+    d = fresh_daemon
+    sess = str(tmp_path / "sess.pem")
+    first = s_client(d, sess, "-tls1_3")
+    assert first.count("Post-Handshake New Session Ticket arrived") == 2
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "Reused, TLSv1.3" in again, again
+    # A new ticket after each resumption: a client may use each once.
+    assert again.count("Post-Handshake New Session Ticket arrived") == 1
+    reload_with(d, "tls ticket lifetime 3h\n")
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "Reused, TLSv1.3" in again, again
+    assert again.count("Post-Handshake New Session Ticket arrived") == 1
+    reload_with(d, "tls ticket lifetime 4h\n")
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "New, TLSv1.3" in again and "Reused" not in again, again
+
+
+def test_tickets_survive_a_restart_of_the_master(fresh_daemon, tmp_path):
+    d = fresh_daemon
+    sess = str(tmp_path / "sess.pem")
+    s_client(d, sess, "-tls1_3")
+    master = d.worker_pid("master")
+    os.kill(master, signal.SIGKILL)
+    wait_for(lambda: d.running().get("master", {}).get("pid") not in
+             (None, master) and d.healthz(), 30, interval=0.2,
+             what="the master restarted")
+    again = s_client(d, sess, "-tls1_3", resume=True)
+    assert "Reused, TLSv1.3" in again, again
+
+
+def test_tickets_no_sends_none(make_daemon, tmp_path):
+    d = make_daemon(extra="tls tickets no\n")
+    sess = str(tmp_path / "sess.pem")
+    for version in ("-tls1_3", "-tls1_2"):
+        if os.path.exists(sess):
+            os.unlink(sess)
+        first = s_client(d, sess, version)
+        assert "TLS session ticket" not in first, first
+        # TLS 1.3 leaves s_client nothing to keep.
+        if os.path.exists(sess):
+            again = s_client(d, sess, version, resume=True)
+            assert "Reused" not in again, again
+    ctx = client_context(alpn=["http/1.1"])
+    _, _, sess, _ = fetch(d, ctx, "/healthz")
+    assert not sess.has_ticket
+
