@@ -830,15 +830,26 @@ ossl_fail(int ret)
 
 /*
  * A resumed session skips verification: its client certificate, kept
- * in the ticket, is checked against the revoked serials again here.
+ * in the ticket, is checked again here against the clock, which may
+ * have passed its end since the ticket was issued, and against the
+ * revoked serials.
  */
 static int
-ossl_resumed_revoked(SSL *ssl)
+ossl_resumed_refused(SSL *ssl)
 {
 	X509	*x;
 
-	if (!SSL_session_reused(ssl) || cert_revoked == NULL ||
-	    (x = SSL_get0_peer_certificate(ssl)) == NULL || !cert_revoked(x))
+	if (!SSL_session_reused(ssl) ||
+	    (x = SSL_get0_peer_certificate(ssl)) == NULL)
+		return (0);
+	/* -1: earlier than now; 0: not a time we can read. */
+	if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0 ||
+	    X509_cmp_current_time(X509_get0_notBefore(x)) >= 0) {
+		ERR_raise_data(ERR_LIB_SSL,
+		    SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED, "resumed session");
+		return (1);
+	}
+	if (cert_revoked == NULL || !cert_revoked(x))
 		return (0);
 	ERR_raise_data(ERR_LIB_SSL, SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED,
 	    "resumed session");
@@ -853,7 +864,7 @@ ossl_handshake(SSL *ssl)
 	ERR_clear_error();
 	errno = 0;
 	if ((ret = SSL_do_handshake(ssl)) == 1)
-		return (ossl_resumed_revoked(ssl) ? -1 : 0);
+		return (ossl_resumed_refused(ssl) ? -1 : 0);
 	return (ossl_fail(ossl_result(ssl, ret)));
 }
 

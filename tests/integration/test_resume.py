@@ -4,6 +4,7 @@ TLS 1.3 and TLS 1.2, with and without client certificates; keys that
 rotate, survive a restart of the master, and can be turned off.
 """
 
+import datetime
 import json
 import os
 import re
@@ -11,8 +12,13 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from conftest import MEZITED_TLS, _finish, _start, client_context, wait_for
 from test_auth import add_user, login, ok
@@ -136,6 +142,62 @@ def test_revoked_certificate_does_not_resume(fresh_daemon, pki, tmp_path):
     # Refused after the resumption, not by verification (which says
     # "certificate verify failed").
     d.wait_log(r"handshake failed: .*alert certificate revoked", start=mark)
+
+
+def short_lived_client(pki, tmp_path, seconds):
+    """A client certificate of the test CA that expires in seconds."""
+    with open(pki.ca, "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(pki.ca_key, "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COMMON_NAME, "brief")]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(seconds=seconds))
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cpath, kpath = tmp_path / "brief.pem", tmp_path / "brief.key"
+    cpath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kpath.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    os.chmod(kpath, 0o600)
+    return str(cpath), str(kpath), cert.not_valid_after.replace(
+        tzinfo=datetime.timezone.utc)
+
+
+def test_expired_certificate_does_not_resume(mtls_daemon, pki, tmp_path):
+    """A ticket outlives the client certificate it was issued with: the
+    resumption is refused once the certificate has expired, as a full
+    handshake would be."""
+    d = mtls_daemon
+    cert, key, end = short_lived_client(pki, tmp_path, 4)
+    ctx = client_context(alpn=["http/1.1"], cert=cert, key=key)
+    me, sess, _ = whoami(d, ctx)
+    assert "brief" in json.dumps(me), me
+    me, _, reused = whoami(d, ctx, sess)
+    assert reused
+    left = (end - datetime.datetime.now(datetime.timezone.utc)
+            ).total_seconds()
+    time.sleep(max(left, 0) + 1.5)
+    mark = d.log_size()
+    try:
+        st, body, _, _ = fetch(d, ctx, "/api/v1/whoami", sess)
+    except (OSError, ValueError):
+        st, body = 0, b""
+    assert st == 0, body
+    d.wait_log(r"handshake failed: .*alert certificate expired", start=mark)
+    # Without the ticket, verification refuses it too.
+    with pytest.raises((OSError, ValueError)):
+        st, _, _, _ = fetch(d, ctx, "/api/v1/whoami")
+        assert st != 0
 
 
 def rotations(d, start):
