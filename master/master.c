@@ -832,12 +832,12 @@ master_accept(int fd, short event, void *arg)
 			continue;
 		}
 		/*
-		 * Ids stay unique across master restarts: a worker may
-		 * still report the end of a kernel session an earlier
-		 * master handed over.
+		 * Ids stay unique across masters and their restarts, and
+		 * name the master that made them (master.h): a worker
+		 * tells the end of a kernel session to that master alone.
 		 */
-		c->id = (uint64_t)(self_info ? self_info->restarts : 0) << 32 |
-		    next_id++;
+		c->id = CONN_ID_MAKE(self_info ? CONN_ID_ORIGIN(
+		    self_info->instance, self_info->restarts) : 0, next_id++);
 		c->pfd = -1;
 		c->started = time_now();
 		c->wtype = PROC_MAX;		/* not routed yet */

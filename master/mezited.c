@@ -121,6 +121,7 @@ static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
+static void		 master_pair_all(struct child *);
 static int		 child_up(const struct child *);
 static void		 master_send_config(struct child *);
 static void		 ca_send_keys(struct child *);
@@ -568,7 +569,6 @@ child_start(struct child *c)
 		ca_pair();
 	} else if (c->type == PROC_MASTER) {
 		master_send_config(c);
-		ca_pair();
 		master_send_revoked(c);
 		/*
 		 * The master gets the listeners once every worker type has
@@ -580,10 +580,10 @@ child_start(struct child *c)
 		master_listening = 0;
 		evtimer_set(&listenev, master_listen, NULL);
 		evtimer_add(&listenev, &listen_grace);
+		/* The workers and the ca serve every master: pair them. */
 		TAILQ_FOREACH(w, &children, entry)
-			if (w->type != PROC_MASTER && w->type != PROC_CA &&
-			    child_up(w) && !w->retired)
-				child_pair(c, w);
+			w->paired = 0;
+		master_pair_all(c);
 	} else {
 		config_worker_pb(env, c->type, &wc, nets, pnets);
 		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
@@ -636,41 +636,49 @@ child_up(const struct child *c)
 static void
 child_pair(struct child *m, struct child *w)
 {
-	Mezite__ProcInfo	 pi;
+	Mezite__ProcInfo	 pi, mi;
 	int			 sp[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
-		log_warn("cannot pair %s with the master, retrying",
-		    w->chan.name);
+		log_warn("cannot pair %s with %s, retrying", w->chan.name,
+		    m->chan.name);
 		if (!evtimer_pending(&pairev, NULL))
 			evtimer_add(&pairev, &pair_retry_tv);
 		return;
 	}
 	proc_info(w, &pi);
+	proc_info(m, &mi);
 	if (proc_compose_pb(&m->chan, IMSG_WORKER_UP, 0, sp[0],
 	    &pi.base) == -1 ||
-	    proc_compose(&w->chan, IMSG_MASTER_CHANNEL, 0, sp[1],
-	    NULL, 0) == -1) {
-		log_warn("cannot pair %s with the master", w->chan.name);
+	    proc_compose_pb(&w->chan, IMSG_MASTER_CHANNEL, 0, sp[1],
+	    &mi.base) == -1) {
+		log_warn("cannot pair %s with %s", w->chan.name, m->chan.name);
 		return;
 	}
 	w->paired = 1;
-	log_debug("%s paired with the master", w->chan.name);
+	log_debug("%s paired with %s", w->chan.name, m->chan.name);
+}
+
+/* Pair a running master with every running worker, and the ca. */
+static void
+master_pair_all(struct child *m)
+{
+	struct child	*w;
+
+	TAILQ_FOREACH(w, &children, entry)
+		if (w->type != PROC_MASTER && w->type != PROC_CA &&
+		    child_up(w) && !w->retired && !w->paired)
+			child_pair(m, w);
+	if (ca_child != NULL && !ca_child->paired)
+		ca_pair();
 }
 
 static void
 pair_retry(int fd, short event, void *arg)
 {
-	struct child	*w;
-
 	if (!child_up(master_child) || shutting_down)
 		return;
-	TAILQ_FOREACH(w, &children, entry)
-		if (w->type != PROC_MASTER && w->type != PROC_CA &&
-		    child_up(w) && !w->retired && !w->paired)
-			child_pair(master_child, w);
-	if (ca_child != NULL && !ca_child->paired)
-		ca_pair();
+	master_pair_all(master_child);
 	master_listen(-1, 0, NULL);
 }
 
@@ -981,24 +989,6 @@ supervisor_worker_stuck(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	log_warnx("%s has taken no session for %lld ms; killing it",
 	    c->chan.name, (long long)ws->waiting_ms);
 	kill(c->pid, SIGKILL);
-	return (0);
-}
-
-/*
- * A worker's channel to the master closed: the master went away, or
- * dropped it.  The worker drains what it holds; a new one takes its
- * place and is paired with the master.
- */
-static int
-supervisor_master_lost(struct proc_chan *ch, struct imsg *imsg, void *msg)
-{
-	struct child	*c = ch->arg;
-
-	if (shutting_down || c->retired)
-		return (0);
-	log_info("%s lost its master channel; replacing it", ch->name);
-	child_retire(c);
-	children_reconcile();
 	return (0);
 }
 
@@ -1338,12 +1328,7 @@ static const struct proc_msg supervisor_master_msgs[] = {
 	    PROC_FD_NONE, supervisor_worker_stuck },
 };
 
-static const struct proc_msg supervisor_worker_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
-};
-
 static const struct proc_msg supervisor_auth_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 	{ IMSG_AUTH_CA, PROC_LEN_PB, &mezite__auth_ca__descriptor,
 	    PROC_FD_NONE, supervisor_auth_ca },
 	{ IMSG_AUTH_REVOKED, PROC_LEN_PB, &mezite__revoked__descriptor,
@@ -1357,7 +1342,6 @@ static const struct proc_msg supervisor_auth_msgs[] = {
 };
 
 static const struct proc_msg supervisor_ssh_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 	{ IMSG_SSH_AUTH, PROC_LEN_PB, &mezite__ssh_auth_request__descriptor,
 	    PROC_FD_NONE, supervisor_ssh_ask },
 	{ IMSG_SSH_ACCESS, PROC_LEN_PB,
@@ -1374,7 +1358,6 @@ static const struct proc_msg supervisor_ssh_msgs[] = {
 };
 
 static const struct proc_msg supervisor_tunnel_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 	{ IMSG_NODE_STATE, PROC_LEN_PB, &mezite__node_state__descriptor,
 	    PROC_FD_NONE, supervisor_node_state },
 	{ IMSG_CTL_NODES, PROC_LEN_PB, &mezite__node_list__descriptor,
@@ -1395,8 +1378,7 @@ static const struct proc_peer supervisor_from_ca = {
 };
 
 static const struct proc_peer supervisor_from_worker = {
-	"a worker", 0, supervisor_worker_msgs,
-	nitems(supervisor_worker_msgs), 0, 0, 0
+	"a worker", 0, NULL, 0, 0, 0, 0
 };
 
 static const struct proc_peer supervisor_from_auth = {
@@ -1490,7 +1472,7 @@ child_close(struct child *c)
 static void
 child_exited(struct child *c, int status)
 {
-	struct child	*w, *tw;
+	struct child	*w;
 	char		 name[32], why[64];
 	int64_t		 lived = time_now() - c->started;
 
@@ -1528,18 +1510,14 @@ child_exited(struct child *c, int status)
 	child_backoff(c, why);
 	if (c == master_child) {
 		/*
-		 * Its workers lost their channels: they drain what they
-		 * hold, and new ones wait for the next master.
+		 * Its workers and the ca lost their channels to it and
+		 * forgot it; they go on serving what they hold, and the
+		 * next master is paired with each of them.
 		 */
 		master_listening = 0;
 		evtimer_del(&listenev);
-		TAILQ_FOREACH_SAFE(w, &children, entry, tw) {
+		TAILQ_FOREACH(w, &children, entry)
 			w->paired = 0;
-			if (w->type != PROC_MASTER && w->type != PROC_CA &&
-			    !w->retired)
-				child_retire(w);
-		}
-		children_reconcile();
 	}
 }
 
