@@ -57,6 +57,7 @@ enum imsg_type {
 	IMSG_HANDOFF_ACK,	/* uint32_t: handoffs taken since the last */
 	/* master -> supervisor */
 	IMSG_WORKER_STUCK,	/* WorkerStuck: takes no handoffs */
+	IMSG_WORKER_CUT,	/* WorkerStuck: its channel closed; pid only */
 	/* auth worker -> supervisor -> master */
 	IMSG_AUTH_CA,		/* AuthCA: the CAs' certificates */
 	IMSG_AUTH_REVOKED,	/* Revoked: serials refused at the handshake */

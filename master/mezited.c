@@ -993,6 +993,33 @@ supervisor_worker_stuck(struct proc_chan *ch, struct imsg *imsg, void *msg)
 }
 
 /*
+ * The master closed a worker's channel: the worker sent it what it must
+ * not.  The worker would go on serving the other masters; it drains
+ * what it holds instead, and a new one takes its place.  One that is
+ * leaving anyway, or has left, is no news.
+ */
+static int
+supervisor_worker_cut(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	Mezite__WorkerStuck	*ws = msg;
+	struct child		*c;
+
+	if (shutting_down || ws->pid <= 0)
+		return (0);
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->type != PROC_MASTER && c->type != PROC_CA &&
+		    c->pid == ws->pid && !c->chan.dead)
+			break;
+	if (c == NULL || c->retired)
+		return (0);
+	log_info("%s was cut off by %s; replacing it", c->chan.name,
+	    ch->name);
+	child_retire(c);
+	children_reconcile();
+	return (0);
+}
+
+/*
  * A node came or went: every auth worker is told, with the tunnel
  * worker named as we know it, whatever it said.
  */
@@ -1326,6 +1353,8 @@ static const struct proc_msg supervisor_master_msgs[] = {
 	{ IMSG_CTL_END, 0, NULL, PROC_FD_NONE, supervisor_ctl_reply },
 	{ IMSG_WORKER_STUCK, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
 	    PROC_FD_NONE, supervisor_worker_stuck },
+	{ IMSG_WORKER_CUT, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
+	    PROC_FD_NONE, supervisor_worker_cut },
 };
 
 static const struct proc_msg supervisor_auth_msgs[] = {
