@@ -125,7 +125,7 @@ static void		 master_pair_all(struct child *);
 static int		 child_up(const struct child *);
 static void		 master_send_config(struct child *);
 static void		 ca_send_keys(struct child *);
-static void		 ca_pair(void);
+static void		 ca_pair(struct child *);
 static int		 keys_read(struct mezited_conf *);
 static void		 keys_forget(struct mezited_conf *);
 static void		 master_send_listeners(struct child *);
@@ -566,7 +566,7 @@ child_start(struct child *c)
 
 	if (c->type == PROC_CA) {
 		ca_send_keys(c);
-		ca_pair();
+		ca_pair(master_child);
 	} else if (c->type == PROC_MASTER) {
 		master_send_config(c);
 		master_send_revoked(c);
@@ -670,7 +670,7 @@ master_pair_all(struct child *m)
 		    child_up(w) && !w->retired && !w->paired)
 			child_pair(m, w);
 	if (ca_child != NULL && !ca_child->paired)
-		ca_pair();
+		ca_pair(m);
 }
 
 static void
@@ -853,12 +853,11 @@ ca_send_keys(struct child *c)
  * when both run: given again when either is restarted.
  */
 static void
-ca_pair(void)
+ca_pair(struct child *m)
 {
 	int	 sp[2];
 
-	if (!child_up(ca_child) || !child_up(master_child) ||
-	    !MASTER_KEYS_IN_CA)
+	if (!child_up(ca_child) || !child_up(m) || !MASTER_KEYS_IN_CA)
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_warn("cannot pair the ca process with the master, "
@@ -869,13 +868,13 @@ ca_pair(void)
 	}
 	if (proc_compose(&ca_child->chan, IMSG_CA_CHANNEL, 0, sp[0],
 	    NULL, 0) == -1 ||
-	    proc_compose(&master_child->chan, IMSG_CA_CHANNEL, 0, sp[1],
+	    proc_compose(&m->chan, IMSG_CA_CHANNEL, 0, sp[1],
 	    NULL, 0) == -1) {
-		log_warn("cannot pair the ca process with the master");
+		log_warn("cannot pair the ca process with %s", m->chan.name);
 		return;
 	}
 	ca_child->paired = 1;
-	log_debug("%s paired with the master", ca_child->chan.name);
+	log_debug("%s paired with %s", ca_child->chan.name, m->chan.name);
 }
 
 /*
