@@ -51,4 +51,7 @@ int	 addr_from_pb(const Mezite__Address *, struct sockaddr_storage *,
 Mezite__ConnMeta *meta_decode(const void *, size_t);
 int	 meta_valid(const Mezite__ConnMeta *);
 
+int	 status_merge(Mezite__Status *, Mezite__Status *const *, size_t);
+void	 status_merge_free(Mezite__Status *);
+
 #endif /* MEZITE_META_H */

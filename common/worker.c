@@ -17,10 +17,8 @@
  * went with it.
  *
  * A status request goes to every master; the answers are summed into
- * one Status (counters added, routes added by worker type, processes
- * listed once each with the connections every master counts for them)
- * and given to cb->status once all have answered.  With one master,
- * its answer is given as it came.
+ * one Status (status_merge() in meta.c) and given to cb->status once
+ * all have answered.  With one master, its answer is given as it came.
  *
  * Draining closes every master channel, which takes the worker out of
  * every master's rotation; sessions already handed over go on to their
@@ -46,12 +44,6 @@
 #define STATUS_RETRY	2	/* seconds: ask again if no answer came */
 #define LOST_WARN_EVERY	10	/* seconds between "sessions lost" */
 
-#ifndef MINIMUM
-#define MINIMUM(a, b)	(((a) < (b)) ? (a) : (b))
-#endif
-#ifndef MAXIMUM
-#define MAXIMUM(a, b)	(((a) > (b)) ? (a) : (b))
-#endif
 
 #include "log.h"
 #include "meta.h"
@@ -394,109 +386,6 @@ worker_status_request(void)
 	return (0);
 }
 
-static uint64_t
-sum64(uint64_t a, uint64_t b)
-{
-	return (a > UINT64_MAX - b ? UINT64_MAX : a + b);
-}
-
-static uint32_t
-sum32(uint32_t a, uint32_t b)
-{
-	return (a > UINT32_MAX - b ? UINT32_MAX : a + b);
-}
-
-/*
- * The masters' answers as one: counters added, routes added by worker
- * type, each process listed once with the connections every master
- * counts for it (a worker serves every master; each master lists itself
- * and its workers).  The strings stay the answers'.
- */
-static void
-status_merge(Mezite__Status *out, Mezite__Status **in, size_t n)
-{
-	Mezite__RouteStats	*rs, **routes;
-	Mezite__ProcInfo	*pi, **procs;
-	const Mezite__Status	*st;
-	size_t			 i, j, k, nr = 0, np = 0;
-
-	for (i = 0; i < n; i++) {
-		nr += in[i]->n_routes;
-		np += in[i]->n_procs;
-	}
-	if ((rs = calloc(nr + 1, sizeof(*rs))) == NULL ||
-	    (routes = calloc(nr + 1, sizeof(*routes))) == NULL ||
-	    (pi = calloc(np + 1, sizeof(*pi))) == NULL ||
-	    (procs = calloc(np + 1, sizeof(*procs))) == NULL)
-		fatal(__func__);
-	*out = *in[0];
-	out->n_routes = out->n_procs = 0;
-	out->routes = routes;
-	out->procs = procs;
-	for (i = 0; i < n; i++) {
-		st = in[i];
-		if (i > 0) {
-			out->now = MAXIMUM(out->now, st->now);
-			out->master_started = MINIMUM(out->master_started,
-			    st->master_started);
-			out->connections_total = sum64(out->connections_total,
-			    st->connections_total);
-			out->connections_active =
-			    sum32(out->connections_active,
-			    st->connections_active);
-			out->handshake_failures =
-			    sum64(out->handshake_failures,
-			    st->handshake_failures);
-			out->route_failures = sum64(out->route_failures,
-			    st->route_failures);
-			out->bytes_in = sum64(out->bytes_in, st->bytes_in);
-			out->bytes_out = sum64(out->bytes_out, st->bytes_out);
-			out->handshakes_active = sum32(out->handshakes_active,
-			    st->handshakes_active);
-			out->draining = out->draining || st->draining;
-			out->ktls_total = sum64(out->ktls_total,
-			    st->ktls_total);
-			out->relay_total = sum64(out->relay_total,
-			    st->relay_total);
-			out->ktls = out->ktls || st->ktls;
-			out->source_refused = sum64(out->source_refused,
-			    st->source_refused);
-			out->shed = sum64(out->shed, st->shed);
-			out->sources = sum32(out->sources, st->sources);
-		}
-		for (j = 0; j < st->n_routes; j++) {
-			for (k = 0; k < out->n_routes; k++)
-				if (strcmp(routes[k]->worker,
-				    st->routes[j]->worker) == 0)
-					break;
-			if (k == out->n_routes) {
-				rs[k] = *st->routes[j];
-				routes[out->n_routes++] = &rs[k];
-				continue;
-			}
-			rs[k].total = sum64(rs[k].total, st->routes[j]->total);
-			rs[k].active = sum32(rs[k].active,
-			    st->routes[j]->active);
-		}
-		for (j = 0; j < st->n_procs; j++) {
-			for (k = 0; k < out->n_procs; k++)
-				if (strcmp(procs[k]->type,
-				    st->procs[j]->type) == 0 &&
-				    procs[k]->instance ==
-				    st->procs[j]->instance &&
-				    procs[k]->pid == st->procs[j]->pid)
-					break;
-			if (k == out->n_procs) {
-				pi[k] = *st->procs[j];
-				procs[out->n_procs++] = &pi[k];
-				continue;
-			}
-			pi[k].connections = sum32(pi[k].connections,
-			    st->procs[j]->connections);
-		}
-	}
-}
-
 /* Every master asked has answered, or gone: give the answers on. */
 static void
 status_done(void)
@@ -514,14 +403,10 @@ status_done(void)
 	if (n == 1)
 		cb->status(in[0]);
 	else if (n > 1) {
-		status_merge(&merged, in, n);
+		if (status_merge(&merged, in, n) == -1)
+			fatal("%s", __func__);
 		cb->status(&merged);
-		if (merged.n_routes > 0)
-			free(merged.routes[0]);
-		free(merged.routes);
-		if (merged.n_procs > 0)
-			free(merged.procs[0]);
-		free(merged.procs);
+		status_merge_free(&merged);
 	}
 	for (i = 0; i < nmasters; i++) {
 		pb_free(masters[i]->answer);
