@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -180,4 +181,137 @@ pb_wipe(struct imsg *imsg)
 {
 	if (imsg_get_len(imsg) > 0)
 		explicit_bzero(imsg->data, imsg_get_len(imsg));
+}
+
+#ifndef MINIMUM
+#define MINIMUM(a, b)	(((a) < (b)) ? (a) : (b))
+#endif
+#ifndef MAXIMUM
+#define MAXIMUM(a, b)	(((a) > (b)) ? (a) : (b))
+#endif
+
+static uint64_t
+sum64(uint64_t a, uint64_t b)
+{
+	return (a > UINT64_MAX - b ? UINT64_MAX : a + b);
+}
+
+static uint32_t
+sum32(uint32_t a, uint32_t b)
+{
+	return (a > UINT32_MAX - b ? UINT32_MAX : a + b);
+}
+
+/*
+ * Several masters' status answers as one: counters added, routes added
+ * by worker type, each process listed once (by type, instance and pid)
+ * with the connections every master counts for it: a worker serves
+ * every master, and each master lists itself and its workers.  The
+ * earliest master start, the latest clock, draining or kTLS if any is.
+ * The strings stay the answers': free out with status_merge_free()
+ * before them.
+ */
+int
+status_merge(Mezite__Status *out, Mezite__Status *const *in, size_t n)
+{
+	Mezite__RouteStats	*rs, **routes;
+	Mezite__ProcInfo	*pi, **procs;
+	const Mezite__Status	*st;
+	size_t			 i, j, k, nr = 0, np = 0;
+
+	for (i = 0; i < n; i++) {
+		nr += in[i]->n_routes;
+		np += in[i]->n_procs;
+	}
+	rs = NULL;
+	pi = NULL;
+	routes = NULL;
+	procs = NULL;
+	if ((nr > 0 && (rs = calloc(nr, sizeof(*rs))) == NULL) ||
+	    (routes = calloc(nr + 1, sizeof(*routes))) == NULL ||
+	    (np > 0 && (pi = calloc(np, sizeof(*pi))) == NULL) ||
+	    (procs = calloc(np + 1, sizeof(*procs))) == NULL) {
+		free(rs);
+		free(routes);
+		free(pi);
+		return (-1);
+	}
+	*out = *in[0];
+	out->n_routes = out->n_procs = 0;
+	out->routes = routes;
+	out->procs = procs;
+	for (i = 0; i < n; i++) {
+		st = in[i];
+		if (i > 0) {
+			out->now = MAXIMUM(out->now, st->now);
+			out->master_started = MINIMUM(out->master_started,
+			    st->master_started);
+			out->connections_total = sum64(out->connections_total,
+			    st->connections_total);
+			out->connections_active =
+			    sum32(out->connections_active,
+			    st->connections_active);
+			out->handshake_failures =
+			    sum64(out->handshake_failures,
+			    st->handshake_failures);
+			out->route_failures = sum64(out->route_failures,
+			    st->route_failures);
+			out->bytes_in = sum64(out->bytes_in, st->bytes_in);
+			out->bytes_out = sum64(out->bytes_out, st->bytes_out);
+			out->handshakes_active = sum32(out->handshakes_active,
+			    st->handshakes_active);
+			out->draining = out->draining || st->draining;
+			out->ktls_total = sum64(out->ktls_total,
+			    st->ktls_total);
+			out->relay_total = sum64(out->relay_total,
+			    st->relay_total);
+			out->ktls = out->ktls || st->ktls;
+			out->source_refused = sum64(out->source_refused,
+			    st->source_refused);
+			out->shed = sum64(out->shed, st->shed);
+			out->sources = sum32(out->sources, st->sources);
+		}
+		for (j = 0; j < st->n_routes; j++) {
+			for (k = 0; k < out->n_routes; k++)
+				if (strcmp(routes[k]->worker,
+				    st->routes[j]->worker) == 0)
+					break;
+			if (k == out->n_routes) {
+				rs[k] = *st->routes[j];
+				routes[out->n_routes++] = &rs[k];
+				continue;
+			}
+			rs[k].total = sum64(rs[k].total, st->routes[j]->total);
+			rs[k].active = sum32(rs[k].active,
+			    st->routes[j]->active);
+		}
+		for (j = 0; j < st->n_procs; j++) {
+			for (k = 0; k < out->n_procs; k++)
+				if (strcmp(procs[k]->type,
+				    st->procs[j]->type) == 0 &&
+				    procs[k]->instance ==
+				    st->procs[j]->instance &&
+				    procs[k]->pid == st->procs[j]->pid)
+					break;
+			if (k == out->n_procs) {
+				pi[k] = *st->procs[j];
+				procs[out->n_procs++] = &pi[k];
+				continue;
+			}
+			pi[k].connections = sum32(pi[k].connections,
+			    st->procs[j]->connections);
+		}
+	}
+	return (0);
+}
+
+void
+status_merge_free(Mezite__Status *st)
+{
+	if (st->n_routes > 0)
+		free(st->routes[0]);
+	free(st->routes);
+	if (st->n_procs > 0)
+		free(st->procs[0]);
+	free(st->procs);
 }

@@ -44,7 +44,7 @@ enum imsg_type {
 	IMSG_CONF_WORKER,	/* WorkerConfig */
 	IMSG_LISTENER,		/* fd: a listening socket */
 	IMSG_WORKER_UP,		/* fd: channel to a worker; ProcInfo */
-	IMSG_MASTER_CHANNEL,	/* fd: channel to the master */
+	IMSG_MASTER_CHANNEL,	/* ProcInfo: the master; fd: a channel to it */
 	IMSG_DRAIN,		/* stop taking work, exit when idle */
 	IMSG_LOG_VERBOSE,	/* int */
 	IMSG_PROCS,		/* ProcInfo: the master's own, for status */
@@ -55,10 +55,9 @@ enum imsg_type {
 	IMSG_STATUS_REQ,
 	IMSG_STATUS,		/* Status */
 	IMSG_HANDOFF_ACK,	/* uint32_t: handoffs taken since the last */
-	/* worker -> supervisor */
-	IMSG_MASTER_LOST,	/* the master channel closed: draining */
 	/* master -> supervisor */
 	IMSG_WORKER_STUCK,	/* WorkerStuck: takes no handoffs */
+	IMSG_WORKER_CUT,	/* WorkerStuck: its channel closed; pid only */
 	/* auth worker -> supervisor -> master */
 	IMSG_AUTH_CA,		/* AuthCA: the CAs' certificates */
 	IMSG_AUTH_REVOKED,	/* Revoked: serials refused at the handshake */

@@ -1,12 +1,28 @@
 /*
  * The worker runtime.
  *
- * A worker has two channels: one to the supervisor (fd 3) and one to
- * the master, which the supervisor sends it.  Both are more privileged
- * than the worker, so a malformed message from either is fatal.  A
- * worker whose master channel closes (the master went away, or dropped
- * it) tells the supervisor, which starts another in its place, and
- * drains: sessions it holds go on to their end, then it leaves.
+ * A worker has a channel to the supervisor (fd 3) and one to each
+ * master, which the supervisor sends it with the master's ProcInfo
+ * (IMSG_MASTER_CHANNEL), at most WORKER_MASTERS_MAX of them.  All are
+ * more privileged than the worker, so a malformed message from any is
+ * fatal.  Sessions are taken from every master channel.  A master
+ * channel that closes (that master went away, or dropped us) is
+ * forgotten and the worker goes on serving: the sessions it holds are
+ * its own, and the master that takes the dead one's place is paired
+ * with it by the supervisor.
+ *
+ * A session's connection id names the master that handed it over (its
+ * origin: see CONN_ID_ORIGIN in meta.h), so the end of a kernel session
+ * is told to that master alone, and to none if it has gone: its records
+ * went with it.
+ *
+ * A status request goes to every master; the answers are summed into
+ * one Status (status_merge() in meta.c) and given to cb->status once
+ * all have answered.  With one master, its answer is given as it came.
+ *
+ * Draining closes every master channel, which takes the worker out of
+ * every master's rotation; sessions already handed over go on to their
+ * end, then the worker leaves.
  *
  * The worker's event loop watches the channels the runtime gives it
  * (cb->watch), calls proc_chan_io() when one is ready, and arms them as
@@ -18,6 +34,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +43,7 @@
 
 #define STATUS_RETRY	2	/* seconds: ask again if no answer came */
 #define LOST_WARN_EVERY	10	/* seconds between "sessions lost" */
+
 
 #include "log.h"
 #include "meta.h"
@@ -40,9 +58,21 @@ static void	 parent_closed(struct proc_chan *);
 static void	 parent_peer_init(void);
 static const struct proc_peer	 worker_from_master;
 
+/* A channel to a master; the loop owns chan.arg. */
+struct master_chan {
+	struct proc_chan	 chan;		/* first: a proc_chan is one */
+	unsigned int		 instance;
+	uint32_t		 origin;	/* of the ids it makes */
+	int			 asked;		/* owes a status answer */
+	Mezite__Status		*answer;
+};
+
+static void	 status_done(void);
+
 static struct proc_peer		 worker_from_parent;
 static struct proc_chan		 parent;
-static struct proc_chan		*master;	/* NULL until paired */
+static struct master_chan	*masters[WORKER_MASTERS_MAX];
+static size_t			 nmasters;
 static const struct worker_cb	*cb;
 static char			 wname[32];
 static int			 configured;
@@ -100,17 +130,19 @@ worker_terminated(void)
 }
 
 /*
- * Closing the master channel takes this worker out of the master's
+ * Closing the master channels takes this worker out of every master's
  * rotation; sessions already handed over go on to their end.
  */
 static void
 worker_drain(void)
 {
+	size_t	 i;
+
 	if (draining)
 		return;
 	draining = 1;
-	if (master != NULL)
-		(void)shutdown(master->ibuf.fd, SHUT_RDWR);
+	for (i = 0; i < nmasters; i++)
+		(void)shutdown(masters[i]->chan.ibuf.fd, SHUT_RDWR);
 	cb->drain();
 }
 
@@ -120,22 +152,31 @@ parent_closed(struct proc_chan *ch)
 	fatalx("the supervisor went away");
 }
 
+/*
+ * A master went away, or dropped us: forget it.  What it handed over
+ * goes on; a status request waits for it no longer.
+ */
 static void
 master_closed(struct proc_chan *ch)
 {
-	if (ch == master) {
-		master = NULL;
-		if (!draining) {
-			log_info("the master channel closed; draining");
-			if (proc_compose(&parent, IMSG_MASTER_LOST, 0, -1, NULL,
-			    0) == -1)
-				log_warn("%s", __func__);
-			worker_drain();
-		}
-	}
+	struct master_chan	*m = (struct master_chan *)ch;
+	size_t			 i;
+
+	for (i = 0; i < nmasters; i++)
+		if (masters[i] == m)
+			break;
+	if (i == nmasters)
+		fatalx("%s: not a master channel", __func__);
+	masters[i] = masters[--nmasters];
+	masters[nmasters] = NULL;
+	if (!draining)
+		log_info("the channel to master.%u closed; %zu left",
+		    m->instance, nmasters);
 	cb->unwatch(ch);
 	proc_chan_clear(ch);
-	free(ch);
+	pb_free(m->answer);
+	free(m);
+	status_done();
 }
 
 static int
@@ -148,25 +189,41 @@ worker_configure(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* A channel to a master, named by the master's ProcInfo. */
 static int
 worker_master_channel(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	struct proc_chan	*m;
+	Mezite__ProcInfo	*pi = msg;
+	struct master_chan	*m;
+	char			 name[32];
 	int			 fd = imsg_get_fd(imsg);
 
-	if (!configured || master != NULL) {
+	if (!configured || strcmp(pi->type, proc_name(PROC_MASTER)) != 0 ||
+	    pi->instance > CONN_ID_INSTANCE_MAX) {
 		close(fd);
 		return (-1);
 	}
+	if (draining || nmasters == WORKER_MASTERS_MAX) {
+		if (!draining)
+			log_warnx("more than %d masters: master.%u refused",
+			    WORKER_MASTERS_MAX, pi->instance);
+		close(fd);
+		return (0);
+	}
 	if (fd_nonblock(fd) == -1)
 		fatal("fd_nonblock");
-	if ((m = malloc(sizeof(*m))) == NULL)
+	if ((m = calloc(1, sizeof(*m))) == NULL)
 		fatal(__func__);
-	if (proc_chan_init(m, fd, &worker_from_master, "master", NULL,
+	m->instance = pi->instance;
+	m->origin = CONN_ID_ORIGIN(pi->instance, pi->restarts);
+	(void)snprintf(name, sizeof(name), "%s.%u", proc_name(PROC_MASTER),
+	    pi->instance);
+	if (proc_chan_init(&m->chan, fd, &worker_from_master, name, NULL,
 	    master_closed) == -1)
 		fatal("master channel");
-	master = m;
-	cb->watch(m);
+	masters[nmasters++] = m;
+	log_debug("paired with master.%u, pid %d", pi->instance, (int)pi->pid);
+	cb->watch(&m->chan);
 	return (0);
 }
 
@@ -225,19 +282,26 @@ worker_handoff(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* A master's answer; given on once every master asked has answered. */
 static int
 worker_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	timespecclear(&status_asked);
-	cb->status(msg);
-	return (0);
+	struct master_chan	*m = (struct master_chan *)ch;
+
+	if (!m->asked)
+		return (0);	/* a late answer to a request asked again */
+	m->asked = 0;
+	pb_free(m->answer);
+	m->answer = msg;
+	status_done();
+	return (1);
 }
 
 static const struct proc_msg worker_parent_msgs[] = {
 	{ IMSG_CONF_WORKER, PROC_LEN_PB, &mezite__worker_config__descriptor,
 	    PROC_FD_NONE, worker_configure },
-	{ IMSG_MASTER_CHANNEL, 0, NULL, PROC_FD_NEEDED,
-	    worker_master_channel },
+	{ IMSG_MASTER_CHANNEL, PROC_LEN_PB, &mezite__proc_info__descriptor,
+	    PROC_FD_NEEDED, worker_master_channel },
 	{ IMSG_DRAIN, 0, NULL, PROC_FD_NONE, worker_drain_msg },
 	{ IMSG_LOG_VERBOSE, sizeof(int), NULL, PROC_FD_NONE,
 	    proc_log_verbose },
@@ -276,17 +340,20 @@ static const struct proc_peer worker_from_master = {
 };
 
 /*
- * Ask the master for its status; the reply comes to cb->status.  One
- * request is on its way at a time, however many clients ask: each
- * reply answers every one of them.  The master ignores a request while
- * it has much to send us, so one that found no answer is asked again.
+ * Ask every master for its status; the answers, summed, come to
+ * cb->status.  One request is on its way at a time, however many
+ * clients ask: each answer answers every one of them.  A master ignores
+ * a request while it has much to send us, so one that found no answer
+ * is asked again.
  */
 int
 worker_status_request(void)
 {
 	struct timespec	 now, since;
+	size_t		 i;
+	int		 sent = 0;
 
-	if (master == NULL) {
+	if (nmasters == 0) {
 		errno = ENOTCONN;
 		return (-1);
 	}
@@ -295,10 +362,56 @@ worker_status_request(void)
 	timespecsub(&now, &status_asked, &since);
 	if (timespecisset(&status_asked) && since.tv_sec < STATUS_RETRY)
 		return (0);
-	if (proc_compose(master, IMSG_STATUS_REQ, 0, -1, NULL, 0) == -1)
+	if (!timespecisset(&status_asked))
+		for (i = 0; i < nmasters; i++)
+			masters[i]->asked = 1;
+	for (i = 0; i < nmasters; i++) {
+		if (!masters[i]->asked)
+			continue;
+		if (proc_compose(&masters[i]->chan, IMSG_STATUS_REQ, 0, -1,
+		    NULL, 0) == -1) {
+			log_warn("%s: master.%u", __func__,
+			    masters[i]->instance);
+			masters[i]->asked = 0;
+			continue;
+		}
+		sent++;
+	}
+	if (sent == 0) {
+		status_done();
+		errno = ENOTCONN;
 		return (-1);
+	}
 	status_asked = now;
 	return (0);
+}
+
+/* Every master asked has answered, or gone: give the answers on. */
+static void
+status_done(void)
+{
+	Mezite__Status	*in[WORKER_MASTERS_MAX], merged;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < nmasters; i++) {
+		if (masters[i]->asked)
+			return;
+		if (masters[i]->answer != NULL)
+			in[n++] = masters[i]->answer;
+	}
+	timespecclear(&status_asked);
+	if (n == 1)
+		cb->status(in[0]);
+	else if (n > 1) {
+		if (status_merge(&merged, in, n) == -1)
+			fatal("%s", __func__);
+		cb->status(&merged);
+		status_merge_free(&merged);
+	}
+	for (i = 0; i < nmasters; i++) {
+		pb_free(masters[i]->answer);
+		masters[i]->answer = NULL;
+	}
 }
 
 /* The channel to the supervisor, for what a kind of worker tells it. */
@@ -309,8 +422,8 @@ worker_parent(void)
 }
 
 /*
- * The worker is done.  What it still owes the supervisor (that it lost
- * its master) goes out with one last write: the supervisor always reads.
+ * The worker is done.  What it still owes the supervisor goes out with
+ * one last write: the supervisor always reads.
  */
 __dead void
 worker_exit(void)
@@ -321,15 +434,23 @@ worker_exit(void)
 	exit(0);
 }
 
-/* A session this worker got with its socket (kTLS) has ended. */
+/*
+ * A session this worker got with its socket (kTLS) has ended: told to
+ * the master that handed it over, if it is still there.
+ */
 void
 worker_conn_done(uint64_t id)
 {
 	Mezite__ConnDone	 done = MEZITE__CONN_DONE__INIT;
+	size_t			 i;
 
-	if (master == NULL)
+	for (i = 0; i < nmasters; i++)
+		if (masters[i]->origin == CONN_ID_ORIGIN_OF(id))
+			break;
+	if (i == nmasters)
 		return;		/* that master has gone, and its records */
 	done.id = id;
-	if (proc_compose_pb(master, IMSG_CONN_DONE, 0, -1, &done.base) == -1)
+	if (proc_compose_pb(&masters[i]->chan, IMSG_CONN_DONE, 0, -1,
+	    &done.base) == -1)
 		log_warn("%s", __func__);
 }

@@ -13,6 +13,8 @@
 #include "meta.h"
 #include "proc.h"
 
+#define WORKER_MASTERS_MAX	64	/* master channels at once */
+
 struct worker_cb {
 	/* The configuration, before any session; freed after the call. */
 	void	(*configure)(const Mezite__WorkerConfig *);
@@ -22,7 +24,10 @@ struct worker_cb {
 	void	(*unwatch)(struct proc_chan *);
 	/* A session: the callee owns fd and meta (mezite__conn_meta__free). */
 	void	(*handoff)(int, Mezite__ConnMeta *);
-	/* The master's status; st is freed after the call. */
+	/*
+	 * The masters' status, summed over every master (see worker.c);
+	 * st is freed after the call.
+	 */
 	void	(*status)(const Mezite__Status *);
 	/* Stop taking sessions; exit once the last one has ended. */
 	void	(*drain)(void);

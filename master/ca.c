@@ -9,6 +9,13 @@
  * datagram each way, and waits for the answer at most CA_TIMEOUT ms: a
  * failure fails that handshake only.
  *
+ * The ca serves every master at once: each has a signing channel of its
+ * own (at most CA_CHANS_MAX), answered on its own, given by the
+ * supervisor whenever either end starts.  A master that goes away
+ * closes its channel and the ca forgets it; the master that takes its
+ * place gets a new one, and the ca keeps running.  A ca told to drain
+ * (replaced on a reload) leaves once the last master has let go.
+ *
  * The ca answers sign requests and nothing else: a key it holds (named
  * by the SHA-256 of its public key), a digest of a size a TLS handshake
  * signs, with a padding TLS 1.2 or 1.3 uses.  Anything else is refused
@@ -71,9 +78,17 @@ struct ca_key {
 static struct ca_key	 keys[CA_KEYS_MAX], pend[CA_KEYS_MAX];
 static size_t		 nkeys, npend;
 static struct proc_chan	 parent;
-static struct event	 reqev;
-static int		 reqfd = -1;
-static int		 draining;	/* exit when the master lets go */
+#define CA_CHANS_MAX	64		/* masters' channels at once */
+
+/* A master's signing channel. */
+struct ca_chan {
+	int		 fd;
+	struct event	 ev;
+};
+
+static struct ca_chan	*chans[CA_CHANS_MAX];
+static size_t		 nchans;
+static int		 draining;	/* exit when the masters let go */
 
 static void	 ca_parent_closed(struct proc_chan *);
 static void	 ca_request(int, short, void *);
@@ -222,36 +237,65 @@ ca_conf_end(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
-/* The master's channel: one at a time, the newest. */
+/* A master's channel, answered on its own until that master closes it. */
 static int
 ca_channel(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	int	 fd = imsg_get_fd(imsg);
+	struct ca_chan	*c;
+	int		 fd = imsg_get_fd(imsg);
 
-	if (reqfd != -1) {
-		event_del(&reqev);
-		close(reqfd);
-	}
-	if (fd_nonblock(fd) == -1) {
+	if (nchans == CA_CHANS_MAX) {
+		log_warnx("more than %d master channels: one refused",
+		    CA_CHANS_MAX);
 		close(fd);
-		reqfd = -1;
 		return (0);
 	}
-	reqfd = fd;
-	event_set(&reqev, reqfd, EV_READ | EV_PERSIST, ca_request, NULL);
-	event_add(&reqev, NULL);
+	if (fd_nonblock(fd) == -1) {
+		log_warn("master channel");
+		close(fd);
+		return (0);
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal(__func__);
+	c->fd = fd;
+	event_set(&c->ev, fd, EV_READ | EV_PERSIST, ca_request, c);
+	event_add(&c->ev, NULL);
+	chans[nchans++] = c;
+	log_debug("%zu master channel%s", nchans, nchans == 1 ? "" : "s");
 	return (0);
+}
+
+/* A master let go of its channel; a draining ca goes after the last. */
+static void
+ca_chan_close(struct ca_chan *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < nchans; i++)
+		if (chans[i] == c)
+			break;
+	if (i == nchans)
+		fatalx("%s: not a channel", __func__);
+	chans[i] = chans[--nchans];
+	chans[nchans] = NULL;
+	event_del(&c->ev);
+	close(c->fd);
+	free(c);
+	if (draining && nchans == 0) {
+		ca_keys_free(keys, &nkeys);
+		exit(0);
+	}
 }
 
 /*
  * Go once no master can ask any more: at once if none holds a channel,
- * else when the master lets go of it (it was given a new ca's, or it
- * exited), so that no handshake under way loses its signature.
+ * else when the last lets go of its own (it was given a new ca's, or
+ * it exited), so that no handshake under way loses its signature.
  */
 static int
 ca_drain(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	if (reqfd != -1) {
+	if (nchans > 0) {
 		draining = 1;
 		return (0);
 	}
@@ -336,13 +380,7 @@ ca_request(int fd, short event, void *arg)
 	}
 	if (n == 0) {
 		/* The master left; the next one gets a channel of its own. */
-		event_del(&reqev);
-		close(reqfd);
-		reqfd = -1;
-		if (draining) {
-			ca_keys_free(keys, &nkeys);
-			exit(0);
-		}
+		ca_chan_close(arg);
 		return;
 	}
 	memset(&rep, 0, sizeof(rep));

@@ -513,10 +513,25 @@ master_handoff_ack(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/*
+ * A worker's channel closed: it left, or it sent what it must not and
+ * we closed it.  A worker forgets a master whose channel closes and
+ * goes on serving the others, so in the second case the supervisor is
+ * told, and replaces it.
+ */
 static void
 worker_closed(struct proc_chan *ch)
 {
-	worker_remove(ch->arg);
+	struct worker		*w = ch->arg;
+	Mezite__WorkerStuck	 ws = MEZITE__WORKER_STUCK__INIT;
+
+	if (!draining && !ch->eof && !ch->gone) {
+		ws.pid = w->pid;
+		if (proc_compose_pb(&parent, IMSG_WORKER_CUT, 0, -1,
+		    &ws.base) == -1)
+			log_warn("%s: report", ch->name);
+	}
+	worker_remove(w);
 }
 
 static const struct proc_msg master_parent_msgs[] = {
@@ -866,12 +881,12 @@ master_accept(int fd, short event, void *arg)
 			continue;
 		}
 		/*
-		 * Ids stay unique across master restarts: a worker may
-		 * still report the end of a kernel session an earlier
-		 * master handed over.
+		 * Ids stay unique across masters and their restarts, and
+		 * name the master that made them (master.h): a worker
+		 * tells the end of a kernel session to that master alone.
 		 */
-		c->id = (uint64_t)(self_info ? self_info->restarts : 0) << 32 |
-		    next_id++;
+		c->id = CONN_ID_MAKE(self_info ? CONN_ID_ORIGIN(
+		    self_info->instance, self_info->restarts) : 0, next_id++);
 		c->pfd = -1;
 		c->started = time_now();
 		c->wtype = PROC_MAX;		/* not routed yet */

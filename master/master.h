@@ -73,6 +73,17 @@ struct srvctx {
 
 struct source;
 
+/*
+ * A connection's id (CONN_ID_MAKE in meta.h), 64 bits:
+ *
+ *	63..56	the master's instance
+ *	55..32	its restart count, modulo 2^24
+ *	31..0	a serial number, from 1, of this master process
+ *
+ * The top 32 bits are the id's origin: unique across masters and their
+ * restarts, so that an id never names two sessions, and a worker knows
+ * which master to tell that a kernel session has ended.
+ */
 struct conn {
 	TAILQ_ENTRY(conn)	 entry;
 	RB_ENTRY(conn)		 node;		/* by id */

@@ -122,10 +122,11 @@ static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
+static void		 master_pair_all(struct child *);
 static int		 child_up(const struct child *);
 static void		 master_send_config(struct child *);
 static void		 ca_send_keys(struct child *);
-static void		 ca_pair(void);
+static void		 ca_pair(struct child *);
 static int		 keys_read(struct mezited_conf *);
 static void		 keys_forget(struct mezited_conf *);
 static void		 master_send_listeners(struct child *);
@@ -574,11 +575,10 @@ child_start(struct child *c)
 
 	if (c->type == PROC_CA) {
 		ca_send_keys(c);
-		ca_pair();
+		ca_pair(master_child);
 	} else if (c->type == PROC_MASTER) {
 		master_send_config(c);
 		tickets_send(c);
-		ca_pair();
 		master_send_revoked(c);
 		/*
 		 * The master gets the listeners once every worker type has
@@ -590,10 +590,10 @@ child_start(struct child *c)
 		master_listening = 0;
 		evtimer_set(&listenev, master_listen, NULL);
 		evtimer_add(&listenev, &listen_grace);
+		/* The workers and the ca serve every master: pair them. */
 		TAILQ_FOREACH(w, &children, entry)
-			if (w->type != PROC_MASTER && w->type != PROC_CA &&
-			    child_up(w) && !w->retired)
-				child_pair(c, w);
+			w->paired = 0;
+		master_pair_all(c);
 	} else {
 		config_worker_pb(env, c->type, &wc, nets, pnets);
 		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
@@ -646,41 +646,49 @@ child_up(const struct child *c)
 static void
 child_pair(struct child *m, struct child *w)
 {
-	Mezite__ProcInfo	 pi;
+	Mezite__ProcInfo	 pi, mi;
 	int			 sp[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
-		log_warn("cannot pair %s with the master, retrying",
-		    w->chan.name);
+		log_warn("cannot pair %s with %s, retrying", w->chan.name,
+		    m->chan.name);
 		if (!evtimer_pending(&pairev, NULL))
 			evtimer_add(&pairev, &pair_retry_tv);
 		return;
 	}
 	proc_info(w, &pi);
+	proc_info(m, &mi);
 	if (proc_compose_pb(&m->chan, IMSG_WORKER_UP, 0, sp[0],
 	    &pi.base) == -1 ||
-	    proc_compose(&w->chan, IMSG_MASTER_CHANNEL, 0, sp[1],
-	    NULL, 0) == -1) {
-		log_warn("cannot pair %s with the master", w->chan.name);
+	    proc_compose_pb(&w->chan, IMSG_MASTER_CHANNEL, 0, sp[1],
+	    &mi.base) == -1) {
+		log_warn("cannot pair %s with %s", w->chan.name, m->chan.name);
 		return;
 	}
 	w->paired = 1;
-	log_debug("%s paired with the master", w->chan.name);
+	log_debug("%s paired with %s", w->chan.name, m->chan.name);
+}
+
+/* Pair a running master with every running worker, and the ca. */
+static void
+master_pair_all(struct child *m)
+{
+	struct child	*w;
+
+	TAILQ_FOREACH(w, &children, entry)
+		if (w->type != PROC_MASTER && w->type != PROC_CA &&
+		    child_up(w) && !w->retired && !w->paired)
+			child_pair(m, w);
+	if (ca_child != NULL && !ca_child->paired)
+		ca_pair(m);
 }
 
 static void
 pair_retry(int fd, short event, void *arg)
 {
-	struct child	*w;
-
 	if (!child_up(master_child) || shutting_down)
 		return;
-	TAILQ_FOREACH(w, &children, entry)
-		if (w->type != PROC_MASTER && w->type != PROC_CA &&
-		    child_up(w) && !w->retired && !w->paired)
-			child_pair(master_child, w);
-	if (ca_child != NULL && !ca_child->paired)
-		ca_pair();
+	master_pair_all(master_child);
 	master_listen(-1, 0, NULL);
 }
 
@@ -855,12 +863,11 @@ ca_send_keys(struct child *c)
  * when both run: given again when either is restarted.
  */
 static void
-ca_pair(void)
+ca_pair(struct child *m)
 {
 	int	 sp[2];
 
-	if (!child_up(ca_child) || !child_up(master_child) ||
-	    !MASTER_KEYS_IN_CA)
+	if (!child_up(ca_child) || !child_up(m) || !MASTER_KEYS_IN_CA)
 		return;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_warn("cannot pair the ca process with the master, "
@@ -871,13 +878,13 @@ ca_pair(void)
 	}
 	if (proc_compose(&ca_child->chan, IMSG_CA_CHANNEL, 0, sp[0],
 	    NULL, 0) == -1 ||
-	    proc_compose(&master_child->chan, IMSG_CA_CHANNEL, 0, sp[1],
+	    proc_compose(&m->chan, IMSG_CA_CHANNEL, 0, sp[1],
 	    NULL, 0) == -1) {
-		log_warn("cannot pair the ca process with the master");
+		log_warn("cannot pair the ca process with %s", m->chan.name);
 		return;
 	}
 	ca_child->paired = 1;
-	log_debug("%s paired with the master", ca_child->chan.name);
+	log_debug("%s paired with %s", ca_child->chan.name, m->chan.name);
 }
 
 /*
@@ -995,18 +1002,27 @@ supervisor_worker_stuck(struct proc_chan *ch, struct imsg *imsg, void *msg)
 }
 
 /*
- * A worker's channel to the master closed: the master went away, or
- * dropped it.  The worker drains what it holds; a new one takes its
- * place and is paired with the master.
+ * The master closed a worker's channel: the worker sent it what it must
+ * not.  The worker would go on serving the other masters; it drains
+ * what it holds instead, and a new one takes its place.  One that is
+ * leaving anyway, or has left, is no news.
  */
 static int
-supervisor_master_lost(struct proc_chan *ch, struct imsg *imsg, void *msg)
+supervisor_worker_cut(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
-	struct child	*c = ch->arg;
+	Mezite__WorkerStuck	*ws = msg;
+	struct child		*c;
 
-	if (shutting_down || c->retired)
+	if (shutting_down || ws->pid <= 0)
 		return (0);
-	log_info("%s lost its master channel; replacing it", ch->name);
+	TAILQ_FOREACH(c, &children, entry)
+		if (c->type != PROC_MASTER && c->type != PROC_CA &&
+		    c->pid == ws->pid && !c->chan.dead)
+			break;
+	if (c == NULL || c->retired)
+		return (0);
+	log_info("%s was cut off by %s; replacing it", c->chan.name,
+	    ch->name);
 	child_retire(c);
 	children_reconcile();
 	return (0);
@@ -1346,14 +1362,11 @@ static const struct proc_msg supervisor_master_msgs[] = {
 	{ IMSG_CTL_END, 0, NULL, PROC_FD_NONE, supervisor_ctl_reply },
 	{ IMSG_WORKER_STUCK, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
 	    PROC_FD_NONE, supervisor_worker_stuck },
-};
-
-static const struct proc_msg supervisor_worker_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
+	{ IMSG_WORKER_CUT, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
+	    PROC_FD_NONE, supervisor_worker_cut },
 };
 
 static const struct proc_msg supervisor_auth_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 	{ IMSG_AUTH_CA, PROC_LEN_PB, &mezite__auth_ca__descriptor,
 	    PROC_FD_NONE, supervisor_auth_ca },
 	{ IMSG_AUTH_REVOKED, PROC_LEN_PB, &mezite__revoked__descriptor,
@@ -1367,7 +1380,6 @@ static const struct proc_msg supervisor_auth_msgs[] = {
 };
 
 static const struct proc_msg supervisor_ssh_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 	{ IMSG_SSH_AUTH, PROC_LEN_PB, &mezite__ssh_auth_request__descriptor,
 	    PROC_FD_NONE, supervisor_ssh_ask },
 	{ IMSG_SSH_ACCESS, PROC_LEN_PB,
@@ -1384,7 +1396,6 @@ static const struct proc_msg supervisor_ssh_msgs[] = {
 };
 
 static const struct proc_msg supervisor_tunnel_msgs[] = {
-	{ IMSG_MASTER_LOST, 0, NULL, PROC_FD_NONE, supervisor_master_lost },
 	{ IMSG_NODE_STATE, PROC_LEN_PB, &mezite__node_state__descriptor,
 	    PROC_FD_NONE, supervisor_node_state },
 	{ IMSG_CTL_NODES, PROC_LEN_PB, &mezite__node_list__descriptor,
@@ -1405,8 +1416,7 @@ static const struct proc_peer supervisor_from_ca = {
 };
 
 static const struct proc_peer supervisor_from_worker = {
-	"a worker", 0, supervisor_worker_msgs,
-	nitems(supervisor_worker_msgs), 0, 0, 0
+	"a worker", 0, NULL, 0, 0, 0, 0
 };
 
 static const struct proc_peer supervisor_from_auth = {
@@ -1500,7 +1510,7 @@ child_close(struct child *c)
 static void
 child_exited(struct child *c, int status)
 {
-	struct child	*w, *tw;
+	struct child	*w;
 	char		 name[32], why[64];
 	int64_t		 lived = time_now() - c->started;
 
@@ -1538,18 +1548,14 @@ child_exited(struct child *c, int status)
 	child_backoff(c, why);
 	if (c == master_child) {
 		/*
-		 * Its workers lost their channels: they drain what they
-		 * hold, and new ones wait for the next master.
+		 * Its workers and the ca lost their channels to it and
+		 * forgot it; they go on serving what they hold, and the
+		 * next master is paired with each of them.
 		 */
 		master_listening = 0;
 		evtimer_del(&listenev);
-		TAILQ_FOREACH_SAFE(w, &children, entry, tw) {
+		TAILQ_FOREACH(w, &children, entry)
 			w->paired = 0;
-			if (w->type != PROC_MASTER && w->type != PROC_CA &&
-			    !w->retired)
-				child_retire(w);
-		}
-		children_reconcile();
 	}
 }
 

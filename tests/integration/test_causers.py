@@ -175,7 +175,7 @@ def test_reload_with_another_ca_user_replaces_the_ca(daemon_users, users):
     r = d.mezctl("reload")
     assert r.returncode == 0, r.stdout + r.stderr
     d.wait_log(r"ca\.0: replaced", timeout=30, start=mark)
-    d.wait_log(r"ca\.0 paired with the master", timeout=30, start=mark)
+    d.wait_log(r"ca\.0 paired with master\.0", timeout=30, start=mark)
     wait_for(lambda: not os.path.exists("/proc/%d" % old), 30,
              what="the old ca to exit")
     (new,) = wait_for(lambda: by_kind(d).get("ca"), 30, what="the new ca")

@@ -73,7 +73,7 @@ def test_status_flood_leaves_every_worker_paired(make_daemon):
         t.join()
     log = d.log()[log0:]
     assert "closing its channel" not in log, log[-3000:]
-    assert "lost its master channel" not in log, log[-3000:]
+    assert "replacing it" not in log, log[-3000:]
     assert pids == {n: w["pid"] for n, w in d.workers().items()}
     bad = [h for h in health if h != 200]
     assert health and not bad, "healthz during the flood: %s" % bad[:5]
@@ -143,20 +143,26 @@ def master_channel_fd(d, worker):
     raise AssertionError("no channel between %d and the master" % worker)
 
 
-def test_worker_cut_off_from_master_is_replaced(make_daemon):
-    """The channel between a worker and the master shut down under it
-    (from inside the worker, with gdb): the worker drains, a new one
-    takes its place, paired with the master, and it serves."""
+def test_worker_cut_off_by_the_master_is_replaced(make_daemon):
+    """A worker writes garbage on its channel to the master (from inside
+    the worker, with gdb): the master closes that channel, the
+    supervisor hears of it and replaces the worker with a new one,
+    paired with the master, and it serves.  The old one drains."""
     d = make_daemon()
     pid = d.worker_pid("https.0")
     fd = master_channel_fd(d, pid)
     log0 = d.log_size()
     run(["gdb", "-p", str(pid), "-batch", "-nx",
-         "-ex", "call (int)shutdown(%d, 2)" % fd], timeout=60)
-    d.wait_log(r"https\.0 lost its master channel; replacing it",
+         "-ex", "call (long)write(%d, \"%s\", 16)" % (fd, "\\377" * 16)],
+        timeout=60)
+    d.wait_log(r"https\.0: malformed message from a worker; closing its "
+               r"channel", start=log0)
+    d.wait_log(r"https\.0 was cut off by master\.0; replacing it",
                start=log0)
     wait_for(lambda: d.workers()["https.0"]["pid"] != pid and paired(d),
              15, what="a new https.0, paired")
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid), 15,
+             what="the old https.0 to drain and leave")
     assert serving(d)
 
 

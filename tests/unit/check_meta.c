@@ -239,6 +239,117 @@ START_TEST(over_imsg)
 }
 END_TEST
 
+/* Ids name their master: instance and restarts, apart from the serial. */
+START_TEST(conn_id_origin)
+{
+	uint32_t	 a = CONN_ID_ORIGIN(0, 0), b = CONN_ID_ORIGIN(0, 1);
+	uint32_t	 c = CONN_ID_ORIGIN(1, 0), d = CONN_ID_ORIGIN(255, 7);
+	uint64_t	 id;
+
+	ck_assert_uint_ne(a, b);
+	ck_assert_uint_ne(a, c);
+	ck_assert_uint_ne(b, c);
+	/* The restart count wraps within its bits, not into the instance. */
+	ck_assert_uint_eq(CONN_ID_ORIGIN(3, 1U << CONN_ID_RESTART_BITS),
+	    CONN_ID_ORIGIN(3, 0));
+	id = CONN_ID_MAKE(d, 0xffffffffU);
+	ck_assert_uint_eq(CONN_ID_ORIGIN_OF(id), d);
+	ck_assert_uint_eq(id >> 56, 255);
+	ck_assert_uint_eq(id & 0xffffffffU, 0xffffffffU);
+	/* A single master's first ids are what they were: restarts << 32. */
+	ck_assert_uint_eq(CONN_ID_MAKE(CONN_ID_ORIGIN(0, 2), 5),
+	    (uint64_t)2 << 32 | 5);
+}
+END_TEST
+
+/* Two masters' answers summed; each process once. */
+START_TEST(status_sum)
+{
+	Mezite__Status		 st[2], out, *in[2] = { &st[0], &st[1] };
+	Mezite__RouteStats	 r[3], *r0[2] = { &r[0], &r[1] }, *r1[1] = {
+	    &r[2] };
+	Mezite__ProcInfo	 p[4], *p0[2] = { &p[0], &p[1] }, *p1[2] = {
+	    &p[2], &p[3] };
+	int			 i;
+
+	for (i = 0; i < 2; i++)
+		mezite__status__init(&st[i]);
+	for (i = 0; i < 3; i++)
+		mezite__route_stats__init(&r[i]);
+	for (i = 0; i < 4; i++)
+		mezite__proc_info__init(&p[i]);
+	st[0].version = "1";
+	st[0].connections_total = 10;
+	st[0].connections_active = 3;
+	st[0].master_started = 200;
+	st[0].now = 300;
+	st[0].bytes_in = UINT64_MAX - 1;
+	st[1].connections_total = 5;
+	st[1].connections_active = 1;
+	st[1].master_started = 100;
+	st[1].now = 301;
+	st[1].bytes_in = 5;
+	st[1].ktls = 1;
+	r[0].worker = "https";
+	r[0].total = 7;
+	r[1].worker = "ssh";
+	r[1].total = 1;
+	r[2].worker = "https";
+	r[2].total = 2;
+	r[2].active = 1;
+	st[0].routes = r0;
+	st[0].n_routes = 2;
+	st[1].routes = r1;
+	st[1].n_routes = 1;
+	p[0].type = "master";
+	p[0].pid = 100;
+	p[1].type = "https";
+	p[1].pid = 200;
+	p[1].connections = 2;
+	p[2].type = "master";
+	p[2].instance = 1;
+	p[2].pid = 101;
+	p[3].type = "https";
+	p[3].pid = 200;
+	p[3].connections = 4;
+	st[0].procs = p0;
+	st[0].n_procs = 2;
+	st[1].procs = p1;
+	st[1].n_procs = 2;
+
+	ck_assert_int_eq(status_merge(&out, in, 2), 0);
+	ck_assert_str_eq(out.version, "1");
+	ck_assert_uint_eq(out.connections_total, 15);
+	ck_assert_uint_eq(out.connections_active, 4);
+	ck_assert_int_eq(out.master_started, 100);
+	ck_assert_int_eq(out.now, 301);
+	ck_assert_uint_eq(out.bytes_in, UINT64_MAX);	/* saturates */
+	ck_assert_int_eq(out.ktls, 1);
+	ck_assert_uint_eq(out.n_routes, 2);
+	ck_assert_str_eq(out.routes[0]->worker, "https");
+	ck_assert_uint_eq(out.routes[0]->total, 9);
+	ck_assert_uint_eq(out.routes[0]->active, 1);
+	ck_assert_str_eq(out.routes[1]->worker, "ssh");
+	ck_assert_uint_eq(out.n_procs, 3);
+	ck_assert_int_eq(out.procs[0]->pid, 100);
+	ck_assert_int_eq(out.procs[1]->pid, 200);
+	ck_assert_uint_eq(out.procs[1]->connections, 6);
+	ck_assert_int_eq(out.procs[2]->pid, 101);
+	/* The answers are left as they were. */
+	ck_assert_uint_eq(r[0].total, 7);
+	ck_assert_uint_eq(p[1].connections, 2);
+	status_merge_free(&out);
+
+	/* One answer, with no routes and no processes. */
+	st[1].n_routes = st[1].n_procs = 0;
+	ck_assert_int_eq(status_merge(&out, &in[1], 1), 0);
+	ck_assert_uint_eq(out.connections_total, 5);
+	ck_assert_uint_eq(out.n_routes, 0);
+	ck_assert_uint_eq(out.n_procs, 0);
+	status_merge_free(&out);
+}
+END_TEST
+
 static Suite *
 meta_suite(void)
 {
@@ -251,6 +362,8 @@ meta_suite(void)
 	tcase_add_test(tc, bad_address);
 	tcase_add_test(tc, invalid_fields);
 	tcase_add_test(tc, over_imsg);
+	tcase_add_test(tc, conn_id_origin);
+	tcase_add_test(tc, status_sum);
 	suite_add_tcase(s, tc);
 	return (s);
 }

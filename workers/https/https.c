@@ -95,7 +95,8 @@ h2o_evloop_t			*loop;
 struct sessions			 sessions = LIST_HEAD_INITIALIZER(sessions);
 static LIST_HEAD(, pending)	 pendings = LIST_HEAD_INITIALIZER(pendings);
 static unsigned int		 nsessions;
-static struct proc_chan		*dead_chans[2];	/* to free after the loop */
+/* To free after the loop: the supervisor's and every master's. */
+static struct proc_chan		*dead_chans[1 + WORKER_MASTERS_MAX];
 static int			 draining;
 
 /* Limits, from the configuration. */
