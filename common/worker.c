@@ -44,7 +44,6 @@
 #define STATUS_RETRY	2	/* seconds: ask again if no answer came */
 #define LOST_WARN_EVERY	10	/* seconds between "sessions lost" */
 
-
 #include "log.h"
 #include "meta.h"
 #include "util.h"

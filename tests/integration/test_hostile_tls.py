@@ -124,7 +124,18 @@ def close_both_ways(s, timeout=15):
     """Send our close_notify, then read until the server's.  TLS 1.3
     closes one direction at a time: the server may still send records
     (an HTTP/2 WINDOW_UPDATE, say) that crossed our close_notify, which
-    SSL_shutdown alone would take for a protocol error."""
+    SSL_shutdown alone would take for a protocol error.  What the server
+    sends after its answer without being asked is read first, until it
+    has been quiet for a moment: SSL_shutdown, which reads right after
+    sending ours, must not find it either."""
+    s.settimeout(0.5)
+    try:
+        while s.recv(65536):
+            pass
+    except ssl.SSLZeroReturnError:
+        pass                    # the server closed first: unwrap answers
+    except (socket.timeout, TimeoutError):
+        pass
     s.setblocking(False)
     try:
         s.unwrap()
