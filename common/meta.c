@@ -208,7 +208,7 @@ sum32(uint32_t a, uint32_t b)
  * with the connections every master counts for it: a worker serves
  * every master, and each master lists itself and its workers.  The
  * earliest master start, the latest clock, draining or kTLS if any is.
- * The strings stay the answers': free out with status_merge_free()
+ * The strings stay the answers': free out with status_parts_free()
  * before them.
  */
 int
@@ -305,8 +305,12 @@ status_merge(Mezite__Status *out, Mezite__Status *const *in, size_t n)
 	return (0);
 }
 
+/*
+ * The arrays of a Status whose routes and processes each sit in one
+ * block behind the first pointer: status_merge()'s, and the master's.
+ */
 void
-status_merge_free(Mezite__Status *st)
+status_parts_free(Mezite__Status *st)
 {
 	if (st->n_routes > 0)
 		free(st->routes[0]);

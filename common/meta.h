@@ -52,6 +52,6 @@ Mezite__ConnMeta *meta_decode(const void *, size_t);
 int	 meta_valid(const Mezite__ConnMeta *);
 
 int	 status_merge(Mezite__Status *, Mezite__Status *const *, size_t);
-void	 status_merge_free(Mezite__Status *);
+void	 status_parts_free(Mezite__Status *);
 
 #endif /* MEZITE_META_H */

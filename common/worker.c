@@ -405,7 +405,7 @@ status_done(void)
 		if (status_merge(&merged, in, n) == -1)
 			fatal("%s", __func__);
 		cb->status(&merged);
-		status_merge_free(&merged);
+		status_parts_free(&merged);
 	}
 	for (i = 0; i < nmasters; i++) {
 		pb_free(masters[i]->answer);

@@ -74,7 +74,6 @@ static void	 fd_limit_read(void);
 static int	 fd_room(void);
 static void	 worker_remove(struct worker *);
 static void	 status_fill(Mezite__Status *);
-static void	 status_free(Mezite__Status *);
 static void	 ctl_show_connections(uint32_t);
 
 struct workers			 workers = TAILQ_HEAD_INITIALIZER(workers);
@@ -446,7 +445,7 @@ master_ctl_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	    &st.base) == -1 ||
 	    proc_compose(ch, IMSG_CTL_END, imsg_get_id(imsg), -1, NULL, 0) == -1)
 		fatal("compose status");
-	status_free(&st);
+	status_parts_free(&st);
 	return (0);
 }
 
@@ -497,7 +496,7 @@ master_status_req(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (proc_compose_pb(ch, IMSG_STATUS, imsg_get_id(imsg), -1,
 	    &st.base) == -1)
 		log_warn("%s: status", ch->name);
-	status_free(&st);
+	status_parts_free(&st);
 	return (0);
 }
 
@@ -1204,17 +1203,6 @@ status_fill(Mezite__Status *st)
 	}
 	st->n_procs = i;
 	st->procs = procs;
-}
-
-static void
-status_free(Mezite__Status *st)
-{
-	if (st->n_routes > 0)
-		free(st->routes[0]);
-	free(st->routes);
-	if (st->n_procs > 0)
-		free(st->procs[0]);
-	free(st->procs);
 }
 
 static void

@@ -338,7 +338,7 @@ START_TEST(status_sum)
 	/* The answers are left as they were. */
 	ck_assert_uint_eq(r[0].total, 7);
 	ck_assert_uint_eq(p[1].connections, 2);
-	status_merge_free(&out);
+	status_parts_free(&out);
 
 	/* One answer, with no routes and no processes. */
 	st[1].n_routes = st[1].n_procs = 0;
@@ -346,7 +346,7 @@ START_TEST(status_sum)
 	ck_assert_uint_eq(out.connections_total, 5);
 	ck_assert_uint_eq(out.n_routes, 0);
 	ck_assert_uint_eq(out.n_procs, 0);
-	status_merge_free(&out);
+	status_parts_free(&out);
 }
 END_TEST
 
