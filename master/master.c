@@ -50,6 +50,11 @@ struct listener {
 	TAILQ_ENTRY(listener)	 entry;
 	int			 fd;
 	struct event		 ev;
+	/* Learnt at its first accept (master_accept). */
+	int			 known;
+	int			 wildcard;	/* local address per conn */
+	int			 nodelay;	/* inherited by its conns */
+	struct sockaddr_storage	 local;		/* when not a wildcard */
 };
 
 static void	 parent_closed(struct proc_chan *);
@@ -829,19 +834,53 @@ conn_shed(struct conn *c, int64_t now)
 	conn_free(c);
 }
 
+/*
+ * Per connection the kernel is asked for nothing it can be spared: the
+ * peer's address comes with accept4(2); the local address is the
+ * listener's unless it is bound to a wildcard; TCP_NODELAY is set on the
+ * connection only if the listener does not have it already, for Linux
+ * and the BSDs copy it from the listening socket to the ones it accepts.
+ * What a listener is, is learnt at its first accept.
+ */
 static void
 master_accept(int fd, short event, void *arg)
 {
-	struct conn	*c, *v;
-	socklen_t	 len;
-	int64_t		 now;
-	int		 s, i, on = 1, full;
+	struct listener		*l = arg;
+	struct sockaddr_storage	 peer;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	struct conn		*c, *v;
+	socklen_t		 len;
+	int64_t			 now;
+	int			 s, i, on = 1, full;
 
+	if (!l->known) {
+		l->known = 1;
+		len = sizeof(l->local);
+		if (getsockname(fd, (struct sockaddr *)&l->local,
+		    &len) == -1) {
+			log_warn("listener: getsockname");
+			l->wildcard = 1;
+		} else if (l->local.ss_family == AF_INET) {
+			sin = (struct sockaddr_in *)&l->local;
+			l->wildcard = sin->sin_addr.s_addr == INADDR_ANY;
+		} else if (l->local.ss_family == AF_INET6) {
+			sin6 = (struct sockaddr_in6 *)&l->local;
+			l->wildcard = IN6_IS_ADDR_UNSPECIFIED(
+			    &sin6->sin6_addr);
+		} else
+			l->wildcard = 1;
+		len = sizeof(l->nodelay);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &l->nodelay,
+		    &len) == -1)
+			l->nodelay = 0;
+	}
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		if ((full = accept_full()) == -1)
 			return;
-		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
-		    SOCK_CLOEXEC)) == -1) {
+		len = sizeof(peer);
+		if ((s = accept4(fd, (struct sockaddr *)&peer, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
 			switch (errno) {
 			case EAGAIN:
 			case EINTR:
@@ -869,9 +908,7 @@ master_accept(int fd, short event, void *arg)
 		}
 		c->fd = s;
 		c->state = CONN_HANDSHAKE;
-		len = sizeof(c->peer);
-		if (getpeername(s, (struct sockaddr *)&c->peer, &len) == -1)
-			c->peer.ss_family = AF_UNSPEC;
+		memcpy(&c->peer, &peer, sizeof(c->peer));
 		now = master_now_ms();
 		/* A balancer's client is counted once its header names it. */
 		if (!proxy_trusted(&c->peer) && source_add(c, now) != 0) {
@@ -890,11 +927,16 @@ master_accept(int fd, short event, void *arg)
 		c->started = time_now();
 		c->wtype = PROC_MAX;		/* not routed yet */
 		c->fd_rd = c->pfd_rd = 1;
-		len = sizeof(c->local);
-		if (getsockname(s, (struct sockaddr *)&c->local, &len) == -1)
-			c->local.ss_family = AF_UNSPEC;
-		if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &on,
-		    sizeof(on)) == -1)
+		if (!l->wildcard)
+			memcpy(&c->local, &l->local, sizeof(c->local));
+		else {
+			len = sizeof(c->local);
+			if (getsockname(s, (struct sockaddr *)&c->local,
+			    &len) == -1)
+				c->local.ss_family = AF_UNSPEC;
+		}
+		if (!l->nodelay && setsockopt(s, IPPROTO_TCP, TCP_NODELAY,
+		    &on, sizeof(on)) == -1)
 			log_warn("TCP_NODELAY");
 		event_set(&c->fdev, s, 0, conn_io, c);
 		evtimer_set(&c->timer, conn_timeout, c);
