@@ -22,7 +22,9 @@ netbase curl"
 # with a busybox initramfs; the guest's network is configured with ip.
 VM="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod iproute2"
 
-BENCH="haproxy h2o nghttp2-client python3 procps $VM"
+# perf for BENCH_PROFILE=1 (tests/bench/README.md, "Where a handshake's
+# time goes").
+BENCH="haproxy h2o nghttp2-client python3 procps linux-perf $VM"
 
 # make check-fresh bootstraps its Debian root with mmdebstrap and clones
 # the tree with git; the hostile suite shuts a channel down from inside

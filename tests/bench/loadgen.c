@@ -2,11 +2,15 @@
  * loadgen: the benchmark's client, in C so that it leaves the two cores
  * to the servers as far as a TLS client can.
  *
- *	loadgen conn -a ADDR:PORT -P http|sink [-c conc] [-n max] [-t secs]
+ *	loadgen conn -a ADDR:PORT -P http|sink [-R] [-c conc] [-n max]
+ *	    [-t secs]
  *		New connections, each: TCP connect, full TLS 1.3 handshake,
  *		one small exchange, close.  http: "GET /64.bin" with
  *		"Connection: close", read to EOF; sink: "X 64", 64 bytes
- *		echoed, then the sink closes.
+ *		echoed, then the sink closes.  -R: resume instead: one
+ *		connection first takes a ticket, and every connection offers
+ *		the latest ticket the server sent (a TLS 1.3 ticket is meant
+ *		for one use, and servers send a new one on resumption).
  *	loadgen lat -a ... -P ... [-n rounds] [-w warmup]
  *		Round trips on one connection: http: keep-alive
  *		"GET /64.bin" (64-byte body); sink: echo of 64 bytes.
@@ -62,6 +66,9 @@ static const char		*sni = "localhost";
 static const char		*path;
 static SSL_CTX			*ctx;
 static unsigned long		 tickets;
+static int			 resume;	/* -R */
+static SSL_SESSION		*latest;	/* the ticket to offer */
+static long			 resumed;
 static uint8_t			 iobuf[IOBUF];
 
 static double
@@ -87,7 +94,30 @@ static int
 newsess_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	tickets++;
-	return (0);		/* not kept: every connection is a full one */
+	if (!resume || !SSL_SESSION_is_resumable(sess))
+		return (0);	/* not kept: every connection is a full one */
+	if (latest != NULL)
+		SSL_SESSION_free(latest);
+	latest = sess;
+	return (1);		/* ours now */
+}
+
+/*
+ * Offer the latest ticket: a copy of its session for each connection,
+ * for a handshake in flight changes the session it was given, and
+ * connections that shared one would resume only some of the time.
+ */
+static int
+offer(SSL *ssl)
+{
+	SSL_SESSION	*sess;
+	int		 ok;
+
+	if ((sess = SSL_SESSION_dup(latest)) == NULL)
+		return (-1);
+	ok = SSL_set_session(ssl, sess);
+	SSL_SESSION_free(sess);
+	return (ok ? 0 : -1);
 }
 
 static void
@@ -112,7 +142,7 @@ mkctx(void)
 		die("TLS client setup failed (%s)", suites);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	/* Count the tickets the server sends, keep none. */
+	/* Count the tickets the server sends; keep the latest with -R. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
 	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, newsess_cb);
@@ -147,6 +177,8 @@ bconnect(void)
 		die("SSL_new%s", "");
 	SSL_set_fd(ssl, fd);
 	SSL_set_tlsext_host_name(ssl, sni);
+	if (latest != NULL && offer(ssl) == -1)
+		die("SSL_set_session%s", "");
 	if (SSL_connect(ssl) != 1)
 		die("handshake failed%s", "");
 	return (ssl);
@@ -395,6 +427,13 @@ slot_end(struct slot *s, int success)
 {
 	if (s->events)
 		(void)epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+	/*
+	 * Ended as it should: say so without writing a close_notify, or
+	 * SSL_free() marks the session, the latest ticket, not resumable.
+	 */
+	if (s->ssl != NULL && success)
+		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN |
+		    SSL_RECEIVED_SHUTDOWN);
 	if (s->ssl != NULL)
 		SSL_free(s->ssl);
 	close(s->fd);
@@ -459,10 +498,14 @@ slot_drive(struct slot *s)
 			SSL_set_fd(s->ssl, s->fd);
 			SSL_set_tlsext_host_name(s->ssl, sni);
 			SSL_set_connect_state(s->ssl);
+			if (latest != NULL && offer(s->ssl) == -1)
+				goto fail;
 			s->st = C_HS;
 			break;
 		case C_HS:
 			if ((r = SSL_do_handshake(s->ssl)) == 1) {
+				if (SSL_session_reused(s->ssl))
+					resumed++;
 				if (first_desc[0] == '\0') {
 					SSL_get0_alpn_selected(s->ssl, &a,
 					    &alen);
@@ -582,6 +625,23 @@ engine(long conc)
 	}
 }
 
+/* One connection of mode conn, blocking, read to EOF. */
+static void
+prime(void)
+{
+	SSL	*ssl = bconnect();
+	size_t	 got = 0, r;
+
+	wall(ssl, request, reqlen);
+	while ((r = rsome(ssl, iobuf, IOBUF)) > 0)
+		got += r;
+	if (got == 0)
+		die("no answer to the first connection%s", "");
+	(void)SSL_shutdown(ssl);
+	close(SSL_get_fd(ssl));
+	SSL_free(ssl);
+}
+
 static void
 mode_conn(long conc, long max, double secs)
 {
@@ -598,14 +658,22 @@ mode_conn(long conc, long max, double secs)
 		memset(request + sizeof(h), 'x', 64);
 		reqlen = sizeof(h) + 64;
 	}
+	if (resume) {
+		/* A ticket before the clock starts; not counted. */
+		prime();
+		if (latest == NULL)
+			die("no session ticket to resume with%s", "");
+		tickets = 0;
+	}
 	limit = max;
 	t0 = now();
 	deadline = t0 + secs;
 	engine(conc);
 	t1 = now();
 	printf("%s conns=%ld failed=%ld secs=%.4f rate=%.1f "
-	    "tickets_per_conn=%.2f\n", first_desc, ok, failed, t1 - t0,
-	    ok / (t1 - t0), ok ? (double)tickets / ok : 0.0);
+	    "tickets_per_conn=%.2f resumed=%ld\n", first_desc, ok, failed,
+	    t1 - t0, ok / (t1 - t0), ok ? (double)tickets / ok : 0.0,
+	    resumed);
 }
 
 static void
@@ -631,7 +699,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: loadgen conn|lat|down|up|hold -a addr:port "
-	    "[-P http|sink] [-A alpn] [-C suite] [-S sni] [-u path]\n"
+	    "[-P http|sink] [-A alpn] [-C suite] [-R] [-S sni] [-u path]\n"
 	    "\t[-c conc] [-n count] [-t secs] [-w warmup] [-s size] "
 	    "[-r repeat]\n");
 	exit(2);
@@ -652,7 +720,7 @@ main(int argc, char *argv[])
 		usage();
 	mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "A:a:C:c:n:P:r:S:s:t:u:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "A:a:C:c:n:P:Rr:S:s:t:u:w:")) != -1) {
 		switch (ch) {
 		case 'A':
 			alpn = optarg;
@@ -676,6 +744,9 @@ main(int argc, char *argv[])
 				proto = P_SINK;
 			else
 				usage();
+			break;
+		case 'R':
+			resume = 1;
 			break;
 		case 'r':
 			repeat = atol(optarg);
