@@ -1184,10 +1184,12 @@ status_fill(Mezite__Status *st)
 	i = 0;
 	mezite__proc_info__init(&pi[i]);
 	pi[i].type = "master";
+	pi[i].instance = self_info ? self_info->instance : 0;
 	pi[i].pid = getpid();
 	pi[i].started = master_started;
 	pi[i].restarts = self_info ? self_info->restarts : 0;
 	pi[i].connections = nconns;
+	pi[i].total = mstats.total;
 	procs[i] = &pi[i];
 	i++;
 	TAILQ_FOREACH(w, &workers, entry) {
@@ -1198,6 +1200,7 @@ status_fill(Mezite__Status *st)
 		pi[i].started = w->started;
 		pi[i].restarts = w->restarts;
 		pi[i].connections = w->active;
+		pi[i].total = w->total;
 		procs[i] = &pi[i];
 		i++;
 	}
