@@ -449,6 +449,15 @@ master_ctl_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* The supervisor asks whether our loop still turns. */
+static int
+master_ping(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	if (proc_compose(ch, IMSG_PONG, 0, -1, NULL, 0) == -1)
+		fatal("compose pong");
+	return (0);
+}
+
 static int
 master_ctl_connections(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
@@ -556,6 +565,7 @@ static const struct proc_msg master_parent_msgs[] = {
 	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, master_ctl_status },
 	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE,
 	    master_ctl_connections },
+	{ IMSG_PING, 0, NULL, PROC_FD_NONE, master_ping },
 };
 
 static const struct proc_msg master_worker_msgs[] = {

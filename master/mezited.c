@@ -53,6 +53,8 @@
 #define WREQ_MAX		1024	/* workers' requests on their way */
 #define WREQ_WAIT		10	/* seconds for an auth worker's answer */
 #define MASTERS_WAIT		5	/* seconds: show status, connections */
+#define MASTER_PING		2	/* seconds between pings of a master */
+#define MASTER_HANG		10	/* seconds unanswered: it is killed */
 #define MASTER_BIT(m)		((uint64_t)1 << (m)->instance)
 
 /*
@@ -78,6 +80,7 @@ struct child {
 	int			 retired;	/* do not restart */
 	uint64_t		 paired;	/* masters it has channels to */
 	int			 listening;	/* a master with its sockets */
+	int64_t			 ping_sent;	/* a master's, unanswered */
 	struct proc_chan	 chan;
 	int			 logfd;
 	struct event		 logev;
@@ -121,6 +124,7 @@ static void		 child_closed(struct proc_chan *);
 static void		 pair_retry(int, short, void *);
 static void		 master_listen(int, short, void *);
 static void		 masters_listen(void);
+static void		 masters_watch(int, short, void *);
 
 static const struct proc_peer	 supervisor_from_master;
 static const struct proc_peer	 supervisor_from_worker;
@@ -212,6 +216,7 @@ static struct event		 shutdownev;
 static struct event		 pairev;	/* retry failed pairings */
 static const struct timeval	 pair_retry_tv = { PAIR_RETRY, 0 };
 static const struct timeval	 listen_grace = { LISTEN_GRACE, 0 };
+static struct event		 watchev;	/* the masters' pings */
 static Mezite__AuthCA		*auth_ca;	/* as the auth worker sent it */
 static Mezite__Revoked		*auth_revoked;
 static struct ctl_pendings	 pendings = TAILQ_HEAD_INITIALIZER(pendings);
@@ -419,6 +424,8 @@ main(int argc, char *argv[])
 
 	evtimer_set(&pairev, pair_retry, NULL);
 	evtimer_set(&tkeyev, tickets_rotate, NULL);
+	evtimer_set(&watchev, masters_watch, NULL);
+	masters_watch(-1, 0, NULL);
 	tickets_configure();
 	control_listen(&ctl_cb);
 	children_reconcile();
@@ -596,6 +603,7 @@ child_start(struct child *c)
 	c->started = time_now();
 	c->restart_at = 0;
 	c->paired = 0;
+	c->ping_sent = 0;
 	if (proc_chan_event(&c->chan, chan[0], c->type == PROC_MASTER ?
 	    &supervisor_from_master : c->type == PROC_AUTH ?
 	    &supervisor_from_auth : c->type == PROC_TUNNEL ?
@@ -788,6 +796,47 @@ pair_retry(int fd, short event, void *arg)
 		if (master_up(m))
 			master_pair_all(m);
 	masters_listen();
+}
+
+/*
+ * A master whose loop does not turn (stopped, or stuck in a loop) holds
+ * its socket's share of new connections without taking them: one that
+ * has not answered a ping for MASTER_HANG seconds is killed, and its
+ * successor takes what waits in the socket.
+ */
+static void
+masters_watch(int fd, short event, void *arg)
+{
+	struct timeval	 tv = { MASTER_PING, 0 };
+	struct child	*m;
+	int64_t		 now = time_now();
+
+	TAILQ_FOREACH(m, &children, entry) {
+		if (!master_up(m) || shutting_down)
+			continue;
+		if (m->ping_sent != 0) {
+			if (now - m->ping_sent < MASTER_HANG)
+				continue;
+			log_warnx("%s has not answered for %llds; killing it",
+			    m->chan.name, (long long)(now - m->ping_sent));
+			kill(m->pid, SIGKILL);
+			m->ping_sent = 0;
+			continue;
+		}
+		if (proc_compose(&m->chan, IMSG_PING, 0, -1, NULL, 0) == 0)
+			m->ping_sent = now;
+	}
+	evtimer_add(&watchev, &tv);
+}
+
+/* The master's loop turns. */
+static int
+supervisor_master_pong(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child	*m = ch->arg;
+
+	m->ping_sent = 0;
+	return (0);
 }
 
 static void
@@ -1480,6 +1529,7 @@ static const struct proc_msg supervisor_master_msgs[] = {
 	{ IMSG_CTL_CONN, PROC_LEN_ANY, NULL, PROC_FD_NONE,
 	    supervisor_master_conn },
 	{ IMSG_CTL_END, 0, NULL, PROC_FD_NONE, supervisor_master_end },
+	{ IMSG_PONG, 0, NULL, PROC_FD_NONE, supervisor_master_pong },
 	{ IMSG_WORKER_STUCK, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
 	    PROC_FD_NONE, supervisor_worker_stuck },
 	{ IMSG_WORKER_CUT, PROC_LEN_PB, &mezite__worker_stuck__descriptor,

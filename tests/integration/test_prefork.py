@@ -203,6 +203,47 @@ def test_killed_master_leaves_the_port_accepting(two):
     assert masters(d)[1]["total"] > 0
 
 
+def test_stopped_master_is_replaced(two):
+    """SIGSTOP of one master: its loop answers no ping, so the
+    supervisor kills it and the next master takes the connections that
+    waited in its socket.  No client is refused or left hanging."""
+    d = two
+    before = d.workers()
+    victim = before["master.1"]["pid"]
+    results, lock = [], threading.Lock()
+
+    def one():
+        try:
+            what = "ok" if get(d, timeout=40)[0] == b"ok" else "cut"
+        except ConnectionRefusedError:
+            what = "refused"
+        except (OSError, ssl.SSLError) as e:
+            what = "cut: %r" % e
+        with lock:
+            results.append(what)
+
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        # Some of these land in the stopped master's socket and wait.
+        threads = [threading.Thread(target=one) for _ in range(24)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: d.workers()["master.1"]["pid"]
+                 not in (0, victim), 40, what="master.1 replaced")
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        try:
+            os.kill(victim, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert results == ["ok"] * len(threads), results
+    assert "master.1 has not answered for" in d.log()
+    after = d.workers()
+    assert after["master.0"]["pid"] == before["master.0"]["pid"]
+    wait_for(lambda: all_paired(d), 15, what="paired again")
+
+
 @pytest.mark.skipif(MEZITED_TLS != "openssl",
                     reason="the libtls engine resumes no session")
 def test_a_session_resumes_on_either_master(two):
