@@ -93,7 +93,7 @@ LIBTLS_TESTS =	$(addprefix tests/integration/, test_routing.py \
 		test_clientcert.py test_transfer.py test_hostile_tls.py \
 		test_limits.py test_drain.py test_faults.py test_concurrency.py \
 		test_hostile_https.py test_tunnel.py test_ssh.py \
-		test_proxyproto.py test_tlsscan.py)
+		test_proxyproto.py test_tlsscan.py test_prefork.py)
 
 PROTO_C =	proto/mezite.pb-c.c
 PROTO_H =	proto/mezite.pb-c.h

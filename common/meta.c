@@ -300,6 +300,7 @@ status_merge(Mezite__Status *out, Mezite__Status *const *in, size_t n)
 			}
 			pi[k].connections = sum32(pi[k].connections,
 			    st->procs[j]->connections);
+			pi[k].total = sum64(pi[k].total, st->procs[j]->total);
 		}
 	}
 	return (0);

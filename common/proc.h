@@ -108,6 +108,9 @@ enum imsg_type {
 	IMSG_CA_CHANNEL,
 	/* supervisor -> master: struct ticket_keys, on a wiped channel */
 	IMSG_TICKET_KEYS,
+	/* supervisor -> master, and its answer: the master's loop turns */
+	IMSG_PING,
+	IMSG_PONG,
 	IMSG_MAX
 };
 

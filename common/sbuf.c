@@ -141,7 +141,8 @@ json_proc(struct sbuf *sb, const Mezite__ProcInfo *pi, int conns)
 	    ",\"restarts\":%u", pi->instance, pi->pid, pi->started,
 	    pi->restarts);
 	if (conns)
-		sbuf_printf(sb, ",\"connections\":%u}", pi->connections);
+		sbuf_printf(sb, ",\"connections\":%u,\"total\":%" PRIu64 "}",
+		    pi->connections, pi->total);
 	else
 		sbuf_printf(sb, ",\"restart_at\":%" PRId64 ",\"paired\":%s"
 		    ",\"draining\":%s}", pi->restart_at,

@@ -152,8 +152,7 @@ config_free(struct mezited_conf *conf)
 		return;
 	while ((la = TAILQ_FIRST(&conf->listeners)) != NULL) {
 		TAILQ_REMOVE(&conf->listeners, la, entry);
-		if (la->fd != -1)
-			close(la->fd);
+		listen_addr_close(la);
 		free(la);
 	}
 	while ((kp = TAILQ_FIRST(&conf->keypairs)) != NULL) {
@@ -652,6 +651,18 @@ config_check(struct mezited_conf *conf)
 		}
 	}
 	return (ok ? 0 : -1);
+}
+
+/* The supervisor's sockets for the address, one per master or shared. */
+void
+listen_addr_close(struct listen_addr *la)
+{
+	int	 i;
+
+	for (i = 0; i < la->nfds; i++)
+		if (la->fds[i] != -1 && (i == 0 || la->fds[i] != la->fds[0]))
+			close(la->fds[i]);
+	la->nfds = 0;
 }
 
 static int

@@ -334,6 +334,7 @@ conn_route(struct conn *c)
 		if (c->worker->unacked++ == 0)
 			c->worker->waiting = master_now_ms();
 		c->worker->active++;
+		c->worker->total++;
 		c->worker_pid = c->worker->pid;
 		c->mode = m.mode;
 		log_debug("conn %llu: %s: alpn %s sni %s -> %s.%u%s",

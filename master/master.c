@@ -454,6 +454,15 @@ master_ctl_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	return (0);
 }
 
+/* The supervisor asks whether our loop still turns. */
+static int
+master_ping(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	if (proc_compose(ch, IMSG_PONG, 0, -1, NULL, 0) == -1)
+		fatal("compose pong");
+	return (0);
+}
+
 static int
 master_ctl_connections(struct proc_chan *ch, struct imsg *imsg, void *msg)
 {
@@ -561,6 +570,7 @@ static const struct proc_msg master_parent_msgs[] = {
 	{ IMSG_CTL_SHOW_STATUS, 0, NULL, PROC_FD_NONE, master_ctl_status },
 	{ IMSG_CTL_SHOW_CONNECTIONS, 0, NULL, PROC_FD_NONE,
 	    master_ctl_connections },
+	{ IMSG_PING, 0, NULL, PROC_FD_NONE, master_ping },
 };
 
 static const struct proc_msg master_worker_msgs[] = {
@@ -1226,10 +1236,12 @@ status_fill(Mezite__Status *st)
 	i = 0;
 	mezite__proc_info__init(&pi[i]);
 	pi[i].type = "master";
+	pi[i].instance = self_info ? self_info->instance : 0;
 	pi[i].pid = getpid();
 	pi[i].started = master_started;
 	pi[i].restarts = self_info ? self_info->restarts : 0;
 	pi[i].connections = nconns;
+	pi[i].total = mstats.total;
 	procs[i] = &pi[i];
 	i++;
 	TAILQ_FOREACH(w, &workers, entry) {
@@ -1240,6 +1252,7 @@ status_fill(Mezite__Status *st)
 		pi[i].started = w->started;
 		pi[i].restarts = w->restarts;
 		pi[i].connections = w->active;
+		pi[i].total = w->total;
 		procs[i] = &pi[i];
 		i++;
 	}

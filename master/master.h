@@ -53,6 +53,7 @@ struct worker {
 	int64_t			 started;
 	unsigned int		 restarts;
 	unsigned int		 active;
+	uint64_t		 total;		/* sessions handed to it */
 	struct proc_chan	 chan;
 	uint32_t		 unacked;	/* handoffs not yet taken */
 	int64_t			 waiting;	/* since when, in ms */

@@ -52,6 +52,21 @@
 #define TUNNEL_DIAL_WAIT	15	/* seconds: connect (the worker: 10) */
 #define WREQ_MAX		1024	/* workers' requests on their way */
 #define WREQ_WAIT		10	/* seconds for an auth worker's answer */
+#define MASTERS_WAIT		5	/* seconds: show status, connections */
+#define MASTER_PING		2	/* seconds between pings of a master */
+#define MASTER_HANG		10	/* seconds unanswered: it is killed */
+#define MASTER_BIT(m)		((uint64_t)1 << (m)->instance)
+
+/*
+ * Where the kernel spreads new connections over a group of sockets
+ * bound to one address (SO_REUSEPORT on Linux), each master has its
+ * own, kept here across its restarts; elsewhere they share one.
+ */
+#ifdef __linux__
+#define LISTEN_PER_MASTER	1
+#else
+#define LISTEN_PER_MASTER	0
+#endif
 
 struct child {
 	TAILQ_ENTRY(child)	 entry;
@@ -63,11 +78,14 @@ struct child {
 	unsigned int		 backoff;
 	int64_t			 restart_at;
 	int			 retired;	/* do not restart */
-	int			 paired;	/* has a channel to the master */
+	uint64_t		 paired;	/* masters it has channels to */
+	int			 listening;	/* a master with its sockets */
+	int64_t			 ping_sent;	/* a master's, unanswered */
 	struct proc_chan	 chan;
 	int			 logfd;
 	struct event		 logev;
 	struct event		 restartev;
+	struct event		 listenev;	/* a master's grace */
 };
 TAILQ_HEAD(children, child);
 
@@ -93,6 +111,9 @@ struct ctl_pending {
 	Mezite__DialRequest	*req;		/* connect */
 	struct child		*asker;		/* an ssh worker's request */
 	uint32_t		 cookie;	/* the asker's */
+	uint64_t		 owing;		/* masters yet to answer */
+	Mezite__Status		*parts[PREFORK_MAX];	/* their status */
+	size_t			 nparts;
 	struct event		 timer;
 };
 TAILQ_HEAD(ctl_pendings, ctl_pending);
@@ -102,6 +123,8 @@ static void		 supervisor_sig(int, short, void *);
 static void		 child_closed(struct proc_chan *);
 static void		 pair_retry(int, short, void *);
 static void		 master_listen(int, short, void *);
+static void		 masters_listen(void);
+static void		 masters_watch(int, short, void *);
 
 static const struct proc_peer	 supervisor_from_master;
 static const struct proc_peer	 supervisor_from_worker;
@@ -120,11 +143,17 @@ static unsigned int	 instance_free(enum proc_type);
 static void		 child_start(struct child *);
 static void		 child_exited(struct child *, int);
 static void		 child_close(struct child *);
+static void		 child_free(struct child *);
 static void		 child_backoff(struct child *, const char *);
 static void		 child_pair(struct child *, struct child *);
 static void		 master_pair_all(struct child *);
 static int		 child_up(const struct child *);
+static int		 master_up(const struct child *);
+static uint64_t		 masters_up(void);
+static unsigned int	 masters_count(const struct mezited_conf *);
+static unsigned int	 master_share(unsigned int, const struct child *);
 static void		 master_send_config(struct child *);
+static void		 masters_send(void (*)(struct child *));
 static void		 ca_send_keys(struct child *);
 static void		 ca_pair(struct child *);
 static int		 keys_read(struct mezited_conf *);
@@ -132,8 +161,17 @@ static void		 keys_forget(struct mezited_conf *);
 static void		 master_send_listeners(struct child *);
 static void		 proc_info(struct child *, Mezite__ProcInfo *);
 static int		 listeners_bind(struct mezited_conf *);
+static int		 listener_bind(struct listen_addr *, int);
 static void		 fd_limit_raise(struct mezited_conf *);
 static pid_t		 ctl_forward(uint32_t, uint32_t, const void *, size_t);
+static void		 ctl_masters_end(struct ctl_pending *, struct child *);
+static int		 supervisor_master_status(struct proc_chan *,
+			    struct imsg *, void *);
+static int		 supervisor_master_conn(struct proc_chan *,
+			    struct imsg *, void *);
+static int		 supervisor_master_end(struct proc_chan *,
+			    struct imsg *, void *);
+static struct ctl_pending *ctl_pending_new(uint32_t, uint32_t);
 static pid_t		 ctl_admin(uint32_t, Mezite__AdminRequest *);
 static int		 state_dir_prepare(enum proc_type);
 static void		 master_send_revoked(struct child *);
@@ -158,8 +196,8 @@ static void		 tickets_send(struct child *);
 
 static struct mezited_conf	*env;
 static struct children		 children = TAILQ_HEAD_INITIALIZER(children);
-static struct child		*master_child;
 static struct child		*ca_child;
+static unsigned int		 nmasters;	/* fixed from the start */
 /* Session ticket keys: made here, in memory only, sent to the master. */
 static struct ticket_keys	 tkeys;
 static struct event		 tkeyev;
@@ -178,8 +216,7 @@ static struct event		 shutdownev;
 static struct event		 pairev;	/* retry failed pairings */
 static const struct timeval	 pair_retry_tv = { PAIR_RETRY, 0 };
 static const struct timeval	 listen_grace = { LISTEN_GRACE, 0 };
-static struct event		 listenev;	/* the master's grace */
-static int			 master_listening;
+static struct event		 watchev;	/* the masters' pings */
 static Mezite__AuthCA		*auth_ca;	/* as the auth worker sent it */
 static Mezite__Revoked		*auth_revoked;
 static struct ctl_pendings	 pendings = TAILQ_HEAD_INITIALIZER(pendings);
@@ -349,6 +386,7 @@ main(int argc, char *argv[])
 	/* Reloads read relative paths from where we were started. */
 	if ((startdir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		err(1, "open current directory");
+	nmasters = masters_count(env);
 	if (listeners_bind(env) == -1)
 		exit(1);
 	if (env->control_socket[0] != '/') {
@@ -385,8 +423,9 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 
 	evtimer_set(&pairev, pair_retry, NULL);
-	evtimer_set(&listenev, master_listen, NULL);
 	evtimer_set(&tkeyev, tickets_rotate, NULL);
+	evtimer_set(&watchev, masters_watch, NULL);
+	masters_watch(-1, 0, NULL);
 	tickets_configure();
 	control_listen(&ctl_cb);
 	children_reconcile();
@@ -400,8 +439,9 @@ main(int argc, char *argv[])
 }
 
 /*
- * Make the children match the configuration: one master, prefork
- * workers of each type.  Extra workers are told to drain.
+ * Make the children match the configuration: the masters (their number
+ * fixed at start, as their sockets are), prefork workers of each type.
+ * Extra workers are told to drain.
  */
 static void
 children_reconcile(void)
@@ -426,9 +466,10 @@ children_reconcile(void)
 		ca_child = child_new(PROC_CA, 0);
 		child_start(ca_child);
 	}
-	if (master_child == NULL) {
-		master_child = child_new(PROC_MASTER, 0);
-		child_start(master_child);
+	while (have[PROC_MASTER] < nmasters) {
+		c = child_new(PROC_MASTER, instance_free(PROC_MASTER));
+		have[PROC_MASTER]++;
+		child_start(c);
 	}
 	for (t = PROC_HTTPS; t < PROC_MAX; t++) {
 		while (have[t] < (unsigned int)env->procs[t].prefork) {
@@ -464,7 +505,17 @@ child_retire(struct child *c)
 		(void)proc_compose(&c->chan, IMSG_DRAIN, 0, -1, NULL, 0);
 		return;
 	}
+	child_free(c);
+}
+
+/* Forget a child that does not run and will not be restarted. */
+static void
+child_free(struct child *c)
+{
 	evtimer_del(&c->restartev);
+	evtimer_del(&c->listenev);
+	if (c == ca_child)
+		ca_child = NULL;
 	TAILQ_REMOVE(&children, c, entry);
 	free(c);
 }
@@ -482,6 +533,7 @@ child_new(enum proc_type type, unsigned int instance)
 	c->chan.dead = 1;
 	c->logfd = -1;
 	evtimer_set(&c->restartev, supervisor_restart, c);
+	evtimer_set(&c->listenev, master_listen, c);
 	TAILQ_INSERT_TAIL(&children, c, entry);
 	return (c);
 }
@@ -551,6 +603,7 @@ child_start(struct child *c)
 	c->started = time_now();
 	c->restart_at = 0;
 	c->paired = 0;
+	c->ping_sent = 0;
 	if (proc_chan_event(&c->chan, chan[0], c->type == PROC_MASTER ?
 	    &supervisor_from_master : c->type == PROC_AUTH ?
 	    &supervisor_from_auth : c->type == PROC_TUNNEL ?
@@ -575,32 +628,34 @@ child_start(struct child *c)
 
 	if (c->type == PROC_CA) {
 		ca_send_keys(c);
-		ca_pair(master_child);
+		TAILQ_FOREACH(w, &children, entry)
+			if (master_up(w))
+				ca_pair(w);
 	} else if (c->type == PROC_MASTER) {
 		master_send_config(c);
 		tickets_send(c);
 		master_send_revoked(c);
 		/*
-		 * The master gets the listeners once every worker type has
+		 * A master gets its listeners once every worker type has
 		 * a worker paired with it, so that it routes no session
 		 * before there is somewhere to send it; or after a grace
 		 * period, so that one broken worker type does not keep
 		 * the others off the network.
 		 */
-		master_listening = 0;
-		evtimer_set(&listenev, master_listen, NULL);
-		evtimer_add(&listenev, &listen_grace);
+		c->listening = 0;
+		evtimer_add(&c->listenev, &listen_grace);
 		/* The workers and the ca serve every master: pair them. */
 		TAILQ_FOREACH(w, &children, entry)
-			w->paired = 0;
+			w->paired &= ~MASTER_BIT(c);
 		master_pair_all(c);
 	} else {
 		config_worker_pb(env, c->type, &wc, nets, pnets);
 		if (proc_compose_pb(&c->chan, IMSG_CONF_WORKER, 0, -1,
 		    &wc.base) == -1)
 			fatal("%s: compose", __func__);
-		if (child_up(master_child))
-			child_pair(master_child, c);
+		TAILQ_FOREACH(w, &children, entry)
+			if (master_up(w))
+				child_pair(w, c);
 		/* A new auth worker learns of the nodes online. */
 		if (c->type == PROC_AUTH)
 			TAILQ_FOREACH(w, &children, entry)
@@ -609,7 +664,7 @@ child_start(struct child *c)
 				    IMSG_NODE_RESYNC, 0, -1, NULL, 0) == -1)
 					log_warn("%s: resync", __func__);
 	}
-	master_listen(-1, 0, NULL);
+	masters_listen();
 	return;
 
  fail:
@@ -635,6 +690,52 @@ static int
 child_up(const struct child *c)
 {
 	return (c != NULL && c->pid != 0 && !c->chan.dead);
+}
+
+static int
+master_up(const struct child *c)
+{
+	return (c->type == PROC_MASTER && child_up(c));
+}
+
+/* The masters that run, as bits of their instances. */
+static uint64_t
+masters_up(void)
+{
+	struct child	*c;
+	uint64_t	 up = 0;
+
+	TAILQ_FOREACH(c, &children, entry)
+		if (master_up(c))
+			up |= MASTER_BIT(c);
+	return (up);
+}
+
+/* prefork auto: one master per online CPU. */
+static unsigned int
+masters_count(const struct mezited_conf *conf)
+{
+	long	 n;
+
+	if (conf->procs[PROC_MASTER].prefork > 0)
+		return (conf->procs[PROC_MASTER].prefork);
+	if ((n = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
+		n = 1;
+	return (n > PREFORK_MAX ? PREFORK_MAX : (unsigned int)n);
+}
+
+/*
+ * A master's share of a limit: the whole divided evenly, the remainder
+ * to the first masters, and at least one, so that no master's socket
+ * holds connections it may never take.
+ */
+static unsigned int
+master_share(unsigned int total, const struct child *m)
+{
+	unsigned int	 n;
+
+	n = total / nmasters + (m->instance < total % nmasters);
+	return (n > 0 ? n : 1);
 }
 
 /*
@@ -665,7 +766,7 @@ child_pair(struct child *m, struct child *w)
 		log_warn("cannot pair %s with %s", w->chan.name, m->chan.name);
 		return;
 	}
-	w->paired = 1;
+	w->paired |= MASTER_BIT(m);
 	log_debug("%s paired with %s", w->chan.name, m->chan.name);
 }
 
@@ -677,52 +778,111 @@ master_pair_all(struct child *m)
 
 	TAILQ_FOREACH(w, &children, entry)
 		if (w->type != PROC_MASTER && w->type != PROC_CA &&
-		    child_up(w) && !w->retired && !w->paired)
+		    child_up(w) && !w->retired &&
+		    !(w->paired & MASTER_BIT(m)))
 			child_pair(m, w);
-	if (ca_child != NULL && !ca_child->paired)
+	if (ca_child != NULL && !(ca_child->paired & MASTER_BIT(m)))
 		ca_pair(m);
 }
 
 static void
 pair_retry(int fd, short event, void *arg)
 {
-	if (!child_up(master_child) || shutting_down)
+	struct child	*m;
+
+	if (shutting_down)
 		return;
-	master_pair_all(master_child);
-	master_listen(-1, 0, NULL);
+	TAILQ_FOREACH(m, &children, entry)
+		if (master_up(m))
+			master_pair_all(m);
+	masters_listen();
 }
 
 /*
- * Send the master its listeners when every configured worker type has
- * a worker paired with it, or when the grace period (a timer call) is
+ * A master whose loop does not turn (stopped, or stuck in a loop) holds
+ * its socket's share of new connections without taking them: one that
+ * has not answered a ping for MASTER_HANG seconds is killed, and its
+ * successor takes what waits in the socket.
+ */
+static void
+masters_watch(int fd, short event, void *arg)
+{
+	struct timeval	 tv = { MASTER_PING, 0 };
+	struct child	*m;
+	int64_t		 now = time_now();
+
+	TAILQ_FOREACH(m, &children, entry) {
+		if (!master_up(m) || shutting_down)
+			continue;
+		if (m->ping_sent != 0) {
+			if (now - m->ping_sent < MASTER_HANG)
+				continue;
+			log_warnx("%s has not answered for %llds; killing it",
+			    m->chan.name, (long long)(now - m->ping_sent));
+			kill(m->pid, SIGKILL);
+			m->ping_sent = 0;
+			continue;
+		}
+		if (proc_compose(&m->chan, IMSG_PING, 0, -1, NULL, 0) == 0)
+			m->ping_sent = now;
+	}
+	evtimer_add(&watchev, &tv);
+}
+
+/* The master's loop turns. */
+static int
+supervisor_master_pong(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child	*m = ch->arg;
+
+	m->ping_sent = 0;
+	return (0);
+}
+
+static void
+masters_listen(void)
+{
+	struct child	*m;
+
+	TAILQ_FOREACH(m, &children, entry)
+		if (master_up(m))
+			master_listen(-1, 0, m);
+}
+
+/*
+ * Send a master its listeners when every configured worker type has a
+ * worker paired with it, or when the grace period (a timer call) is
  * over.
  */
 static void
 master_listen(int fd, short event, void *arg)
 {
-	struct child	*c;
+	struct child	*m = arg, *c;
 	int		 t, have[PROC_MAX] = { 0 };
 
-	if (!child_up(master_child) || master_listening)
+	if (!master_up(m) || m->listening)
 		return;
 	if (!(event & EV_TIMEOUT)) {
 		TAILQ_FOREACH(c, &children, entry)
-			if (c->type != PROC_MASTER && c->paired && !c->retired)
+			if (c->type != PROC_MASTER && !c->retired &&
+			    (c->paired & MASTER_BIT(m)))
 				have[c->type] = 1;
 		for (t = PROC_HTTPS; t < PROC_MAX; t++)
 			if (env->procs[t].prefork > 0 && !have[t])
 				return;
 	} else
-		log_warnx("master: not every worker type is up after %ds; "
-		    "accepting anyway", LISTEN_GRACE);
-	evtimer_del(&listenev);
-	master_listening = 1;
-	master_send_listeners(master_child);
+		log_warnx("%s: not every worker type is up after %ds; "
+		    "accepting anyway", m->chan.name, LISTEN_GRACE);
+	evtimer_del(&m->listenev);
+	m->listening = 1;
+	master_send_listeners(m);
 }
 
 static void
 proc_info(struct child *c, Mezite__ProcInfo *pi)
 {
+	uint64_t	 up;
+
 	mezite__proc_info__init(pi);
 	pi->type = (char *)proc_name(c->type);
 	pi->instance = c->instance;
@@ -730,7 +890,10 @@ proc_info(struct child *c, Mezite__ProcInfo *pi)
 	pi->started = c->started;
 	pi->restarts = c->restarts;
 	pi->restart_at = c->restart_at;
-	pi->paired = c->paired;
+	/* A worker or the ca: paired with every master that runs. */
+	up = masters_up();
+	pi->paired = c->type != PROC_MASTER && up != 0 &&
+	    (c->paired & up) == up;
 	pi->draining = c->retired;
 }
 
@@ -751,6 +914,11 @@ master_send_config(struct child *c)
 	if (!MASTER_KEYS_IN_CA && keys_read(env) == -1)
 		fatalx("the master's keys cannot be read");
 	config_master_pb(env, started, &cp);
+	/* Limits for the whole daemon: each master holds its share. */
+	cp.mc.max_connections = master_share(env->max_connections, c);
+	cp.mc.max_conn_per_source = master_share(env->max_conn_per_source, c);
+	cp.mc.conn_rate_per_source = master_share(env->conn_rate_per_source,
+	    c);
 	if (auth_ca != NULL) {
 		len = cp.mc.client_ca.len + auth_ca->user_ca.len +
 		    auth_ca->host_ca.len;
@@ -784,6 +952,17 @@ master_send_config(struct child *c)
 	proc_info(c, &pi);
 	if (proc_compose_pb(&c->chan, IMSG_PROCS, 0, -1, &pi.base) == -1)
 		fatal("%s: compose", __func__);
+}
+
+/* What every running master is sent: its configuration, keys, ... */
+static void
+masters_send(void (*send)(struct child *))
+{
+	struct child	*m;
+
+	TAILQ_FOREACH(m, &children, entry)
+		if (master_up(m))
+			send(m);
 }
 
 /*
@@ -883,14 +1062,15 @@ ca_pair(struct child *m)
 		log_warn("cannot pair the ca process with %s", m->chan.name);
 		return;
 	}
-	ca_child->paired = 1;
+	ca_child->paired |= MASTER_BIT(m);
 	log_debug("%s paired with %s", ca_child->chan.name, m->chan.name);
 }
 
 /*
- * The master gets its own copies; ours stay open across its restarts.
- * One that cannot be copied now is sent when the master is next
- * restarted: the others still serve.
+ * A master gets its own copies of its sockets; ours stay open across
+ * its restarts, and the kernel queues its share of new connections
+ * meanwhile.  One that cannot be copied now is sent when the master is
+ * next restarted: the others still serve.
  */
 static void
 master_send_listeners(struct child *c)
@@ -899,7 +1079,10 @@ master_send_listeners(struct child *c)
 	int			 fd;
 
 	TAILQ_FOREACH(la, &env->listeners, entry) {
-		if ((fd = fcntl(la->fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		if (c->instance >= (unsigned int)la->nfds)
+			continue;
+		if ((fd = fcntl(la->fds[c->instance], F_DUPFD_CLOEXEC,
+		    0)) == -1) {
 			log_warn("%s: listener", __func__);
 			continue;
 		}
@@ -939,8 +1122,7 @@ supervisor_auth_ca(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	auth_ca = ca;
 	log_debug("%s: client certificates of its CAs are accepted",
 	    ch->name);
-	if (child_up(master_child))
-		master_send_config(master_child);
+	masters_send(master_send_config);
 	return (1);
 }
 
@@ -954,8 +1136,7 @@ supervisor_auth_revoked(struct proc_chan *ch, struct imsg *imsg, void *msg)
 		return (-1);
 	pb_free(auth_revoked);
 	auth_revoked = r;
-	if (child_up(master_child))
-		master_send_revoked(master_child);
+	masters_send(master_send_revoked);
 	return (1);
 }
 
@@ -970,15 +1151,6 @@ supervisor_admin_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
 	if (!r->more)
 		control_reply(IMSG_CTL_END, imsg_get_id(imsg), NULL, 0);
 	pb_wipe(imsg);	/* a token */
-	return (0);
-}
-
-/* The master answers mezctl requests on the clients' behalf. */
-static int
-supervisor_ctl_reply(struct proc_chan *ch, struct imsg *imsg, void *msg)
-{
-	control_reply(imsg_get_type(imsg), imsg_get_id(imsg), imsg->data,
-	    imsg_get_len(imsg));
 	return (0);
 }
 
@@ -1352,14 +1524,12 @@ child_closed(struct proc_chan *ch)
 }
 
 static const struct proc_msg supervisor_master_msgs[] = {
-	{ IMSG_CTL_STATUS, PROC_LEN_ANY, NULL, PROC_FD_NONE,
-	    supervisor_ctl_reply },
+	{ IMSG_CTL_STATUS, PROC_LEN_PB, &mezite__status__descriptor,
+	    PROC_FD_NONE, supervisor_master_status },
 	{ IMSG_CTL_CONN, PROC_LEN_ANY, NULL, PROC_FD_NONE,
-	    supervisor_ctl_reply },
-	{ IMSG_CTL_OK, 0, NULL, PROC_FD_NONE, supervisor_ctl_reply },
-	{ IMSG_CTL_FAIL, PROC_LEN_ANY, NULL, PROC_FD_NONE,
-	    supervisor_ctl_reply },
-	{ IMSG_CTL_END, 0, NULL, PROC_FD_NONE, supervisor_ctl_reply },
+	    supervisor_master_conn },
+	{ IMSG_CTL_END, 0, NULL, PROC_FD_NONE, supervisor_master_end },
+	{ IMSG_PONG, 0, NULL, PROC_FD_NONE, supervisor_master_pong },
 	{ IMSG_WORKER_STUCK, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
 	    PROC_FD_NONE, supervisor_worker_stuck },
 	{ IMSG_WORKER_CUT, PROC_LEN_PB, &mezite__worker_stuck__descriptor,
@@ -1447,7 +1617,7 @@ supervisor_log(int fd, short event, void *arg)
 		buf[n] = '\0';
 		/* A child's text may hold anything; show it safely. */
 		(void)strnvis(line, buf + 1, sizeof(line), VIS_SAFE | VIS_OCTAL);
-		if (c->type == PROC_MASTER)
+		if (c->type == PROC_MASTER && nmasters == 1)
 			strlcpy(name, "master", sizeof(name));
 		else
 			(void)snprintf(name, sizeof(name), "%s.%u",
@@ -1531,12 +1701,7 @@ child_exited(struct child *c, int status)
 		nodes_gone(name);
 	if (shutting_down || c->retired) {
 		log_debug("%s %s", name, why);
-		if (c == master_child)
-			master_child = NULL;
-		if (c == ca_child)
-			ca_child = NULL;
-		TAILQ_REMOVE(&children, c, entry);
-		free(c);
+		child_free(c);
 		if (shutting_down && TAILQ_EMPTY(&children))
 			event_loopexit(NULL);
 		return;
@@ -1546,16 +1711,17 @@ child_exited(struct child *c, int status)
 	if (lived >= BACKOFF_RESET)
 		c->backoff = 0;
 	child_backoff(c, why);
-	if (c == master_child) {
+	if (c->type == PROC_MASTER) {
 		/*
 		 * Its workers and the ca lost their channels to it and
 		 * forgot it; they go on serving what they hold, and the
-		 * next master is paired with each of them.
+		 * next master is paired with each of them.  The others
+		 * go on accepting; its socket queues its share.
 		 */
-		master_listening = 0;
-		evtimer_del(&listenev);
+		c->listening = 0;
+		evtimer_del(&c->listenev);
 		TAILQ_FOREACH(w, &children, entry)
-			w->paired = 0;
+			w->paired &= ~MASTER_BIT(c);
 	}
 }
 
@@ -1616,24 +1782,15 @@ supervisor_shutdown(void)
 	control_cleanup(env->control_socket);
 
 	/* New connections are refused from now on, not queued. */
-	TAILQ_FOREACH(la, &env->listeners, entry) {
-		if (la->fd != -1)
-			close(la->fd);
-		la->fd = -1;
-	}
+	TAILQ_FOREACH(la, &env->listeners, entry)
+		listen_addr_close(la);
 
 	TAILQ_FOREACH_SAFE(c, &children, entry, tc) {
 		if (c->pid != 0) {
 			(void)proc_compose(&c->chan, IMSG_DRAIN, 0, -1, NULL, 0);
 			continue;
 		}
-		evtimer_del(&c->restartev);
-		if (c == master_child)
-			master_child = NULL;
-		if (c == ca_child)
-			ca_child = NULL;
-		TAILQ_REMOVE(&children, c, entry);
-		free(c);
+		child_free(c);
 	}
 	if (TAILQ_EMPTY(&children)) {
 		event_loopexit(NULL);
@@ -1695,6 +1852,9 @@ supervisor_reload(void)
 	if (config_proc_changed(&env->procs[PROC_MASTER],
 	    &nconf->procs[PROC_MASTER]))
 		log_warnx("master user and chroot change only on restart");
+	if (masters_count(nconf) != nmasters)
+		log_warnx("the number of masters changes only on restart: "
+		    "%u run", nmasters);
 	ca_changed = config_proc_changed(&env->procs[PROC_CA],
 	    &nconf->procs[PROC_CA]);
 
@@ -1727,8 +1887,7 @@ supervisor_reload(void)
 		child_retire(old_ca);
 	} else if (child_up(ca_child))
 		ca_send_keys(ca_child);
-	if (child_up(master_child))
-		master_send_config(master_child);
+	masters_send(master_send_config);
 	tickets_configure();
 	children_reconcile();
 	log_info("configuration reloaded");
@@ -1754,49 +1913,73 @@ fd_limit_raise(struct mezited_conf *conf)
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 			log_warn("setrlimit");
 	}
-	need = (rlim_t)conf->max_connections * 2 + 64;
+	need = (rlim_t)(conf->max_connections / nmasters + 1) * 2 + 64;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
 		log_warnx("open file limit %llu is below the %llu that max "
-		    "connections %u needs; accepting pauses when it is reached",
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)need,
-		    conf->max_connections);
+		    "connections %u needs in each of %u masters; accepting "
+		    "pauses when it is reached", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)need, conf->max_connections, nmasters);
 }
 
+/*
+ * A socket per master and address, in one SO_REUSEPORT group, or one
+ * socket for all.  The group is bound by root, so only root could join
+ * it.
+ */
 static int
 listeners_bind(struct mezited_conf *conf)
 {
 	struct listen_addr	*la;
-	char			 buf[ADDRSTRLEN];
-	int			 fd, on = 1;
+	unsigned int		 i, n;
+	int			 fd;
 
+	n = LISTEN_PER_MASTER ? nmasters : 1;
 	TAILQ_FOREACH(la, &conf->listeners, entry) {
-		addr_str((struct sockaddr *)&la->ss, buf, sizeof(buf));
-		if ((fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, 0)) == -1) {
-			log_warn("listen on %s: socket", buf);
-			return (-1);
+		for (i = 0; i < n; i++) {
+			if ((fd = listener_bind(la, n > 1)) == -1) {
+				listen_addr_close(la);
+				return (-1);
+			}
+			la->fds[la->nfds++] = fd;
 		}
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
-		    sizeof(on)) == -1 ||
-		    (la->ss.ss_family == AF_INET6 && setsockopt(fd,
-		    IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
-			log_warn("listen on %s: setsockopt", buf);
-			close(fd);
-			return (-1);
-		}
-		if (bind(fd, (struct sockaddr *)&la->ss, la->sslen) == -1) {
-			log_warn("listen on %s", buf);
-			close(fd);
-			return (-1);
-		}
-		if (listen(fd, SOMAXCONN) == -1) {
-			log_warn("listen on %s: listen", buf);
-			close(fd);
-			return (-1);
-		}
-		la->fd = fd;
+		for (; i < nmasters; i++)
+			la->fds[la->nfds++] = la->fds[0];
 	}
 	return (0);
+}
+
+static int
+listener_bind(struct listen_addr *la, int reuseport)
+{
+	char	 buf[ADDRSTRLEN];
+	int	 fd, on = 1;
+
+	addr_str((struct sockaddr *)&la->ss, buf, sizeof(buf));
+	if ((fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1) {
+		log_warn("listen on %s: socket", buf);
+		return (-1);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1) ||
+	    (la->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
+		log_warn("listen on %s: setsockopt", buf);
+		close(fd);
+		return (-1);
+	}
+	if (bind(fd, (struct sockaddr *)&la->ss, la->sslen) == -1) {
+		log_warn("listen on %s", buf);
+		close(fd);
+		return (-1);
+	}
+	if (listen(fd, SOMAXCONN) == -1) {
+		log_warn("listen on %s: listen", buf);
+		close(fd);
+		return (-1);
+	}
+	return (fd);
 }
 
 static void
@@ -1809,22 +1992,114 @@ ctl_fail(uint32_t peerid, const char *msg)
 	control_reply_pb(IMSG_CTL_FAIL, peerid, &e.base);
 }
 
-/* Control requests the master answers. */
+/*
+ * show status, show connections: asked of every master.  Their status
+ * answers become one (status_merge(), each master among the processes);
+ * their connections are passed on as they come.  A master that dies or
+ * does not answer within MASTERS_WAIT seconds is left out.
+ */
 static pid_t
 ctl_forward(uint32_t type, uint32_t peerid, const void *data, size_t len)
 {
-	if (master_child == NULL || master_child->pid == 0 ||
-	    master_child->chan.dead) {
-		ctl_fail(peerid, "master is not running");
+	struct timeval		 tv = { MASTERS_WAIT, 0 };
+	struct ctl_pending	*p;
+	struct child		*m;
+
+	if ((p = ctl_pending_new(type, peerid)) == NULL)
+		return (0);
+	TAILQ_FOREACH(m, &children, entry) {
+		if (!master_up(m))
+			continue;
+		if (proc_compose(&m->chan, type, peerid, -1, data,
+		    len) == -1) {
+			log_warn("%s: compose", __func__);
+			continue;
+		}
+		p->owing |= MASTER_BIT(m);
+	}
+	if (p->owing == 0) {
+		ctl_fail(peerid, "no master is running");
+		ctl_pending_free(p);
 		return (0);
 	}
-	if (proc_compose(&master_child->chan, type, peerid, -1, data,
-	    len) == -1) {
-		log_warn("%s: compose", __func__);
-		ctl_fail(peerid, "cannot reach the master");
-		return (0);
+	evtimer_add(&p->timer, &tv);
+	return (0);
+}
+
+/*
+ * A master has answered all it will (m), or none owes more (m NULL):
+ * once none does, the client has its answer.
+ */
+static void
+ctl_masters_end(struct ctl_pending *p, struct child *m)
+{
+	Mezite__Status	 st;
+
+	if (m != NULL)
+		p->owing &= ~MASTER_BIT(m);
+	else
+		p->owing = 0;
+	if (p->owing != 0)
+		return;
+	if (p->type == IMSG_CTL_SHOW_CONNECTIONS)
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+	else if (p->nparts == 0)
+		ctl_fail(p->peerid, "no master answered");
+	else if (status_merge(&st, p->parts, p->nparts) == -1) {
+		log_warn("%s", __func__);
+		ctl_fail(p->peerid, "out of memory");
+	} else {
+		control_reply_pb(IMSG_CTL_STATUS, p->peerid, &st.base);
+		control_reply(IMSG_CTL_END, p->peerid, NULL, 0);
+		status_parts_free(&st);
 	}
-	return (master_child->pid);
+	ctl_pending_free(p);
+}
+
+/* A master's status, kept until every master has answered. */
+static int
+supervisor_master_status(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child		*m = ch->arg;
+	struct ctl_pending	*p;
+
+	p = ctl_pending_find(IMSG_CTL_SHOW_STATUS, imsg_get_id(imsg));
+	if (p == NULL || !(p->owing & MASTER_BIT(m)) ||
+	    p->nparts == nitems(p->parts))
+		return (0);		/* too late */
+	p->parts[p->nparts++] = msg;
+	return (1);
+}
+
+/* A connection a master holds: passed on to the client. */
+static int
+supervisor_master_conn(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child		*m = ch->arg;
+	struct ctl_pending	*p;
+
+	p = ctl_pending_find(IMSG_CTL_SHOW_CONNECTIONS, imsg_get_id(imsg));
+	if (p != NULL && (p->owing & MASTER_BIT(m)))
+		control_reply(IMSG_CTL_CONN, p->peerid, imsg->data,
+		    imsg_get_len(imsg));
+	return (0);
+}
+
+/* A master's last answer to show status or show connections. */
+static int
+supervisor_master_end(struct proc_chan *ch, struct imsg *imsg, void *msg)
+{
+	struct child		*m = ch->arg;
+	struct ctl_pending	*p;
+
+	if ((p = ctl_pending_find(IMSG_CTL_SHOW_STATUS,
+	    imsg_get_id(imsg))) == NULL &&
+	    (p = ctl_pending_find(IMSG_CTL_SHOW_CONNECTIONS,
+	    imsg_get_id(imsg))) == NULL)
+		return (0);
+	if (p->owing & MASTER_BIT(m))
+		ctl_masters_end(p, m);
+	return (0);
 }
 
 /*
@@ -1946,6 +2221,8 @@ ctl_pending_free(struct ctl_pending *p)
 		nwreqs--;
 	if (p->req != NULL)
 		mezite__dial_request__free_unpacked(p->req, NULL);
+	while (p->nparts > 0)
+		pb_free(p->parts[--p->nparts]);
 	free(p);
 }
 
@@ -1967,6 +2244,9 @@ ctl_pending_gone(struct child *c)
 			    "the tunnel worker went away");
 		else if (p->type == IMSG_CTL_CONNECT && p->asked == c->pid)
 			ctl_pending_free(p);
+		else if (c->type == PROC_MASTER &&
+		    (p->owing & MASTER_BIT(c)))
+			ctl_masters_end(p, c);
 	}
 }
 
@@ -1980,6 +2260,14 @@ ctl_pending_timeout(int fd, short event, void *arg)
 		wreq_answer(p, p->type == IMSG_TUNNEL_DIAL ?
 		    "the tunnel worker did not answer" :
 		    "the auth worker did not answer");
+		return;
+	}
+	if (p->type == IMSG_CTL_SHOW_STATUS ||
+	    p->type == IMSG_CTL_SHOW_CONNECTIONS) {
+		log_warnx("a master did not answer %s in %ds",
+		    p->type == IMSG_CTL_SHOW_STATUS ? "show status" :
+		    "show connections", MASTERS_WAIT);
+		ctl_masters_end(p, NULL);
 		return;
 	}
 	if (p->type == IMSG_CTL_SHOW_NODES ||
@@ -2190,8 +2478,7 @@ tickets_configure(void)
 			return;
 		evtimer_del(&tkeyev);
 		explicit_bzero(&tkeys, sizeof(tkeys));
-		if (child_up(master_child))
-			tickets_send(master_child);
+		masters_send(tickets_send);
 		log_debug("session tickets off, their keys wiped");
 		return;
 	}
@@ -2214,8 +2501,7 @@ tickets_rotate(int fd, short event, void *arg)
 	timerclear(&tv);
 	tv.tv_sec = tkey_lifetime;
 	evtimer_add(&tkeyev, &tv);
-	if (child_up(master_child))
-		tickets_send(master_child);
+	masters_send(tickets_send);
 	log_debug("session ticket key rotated, %u live", tkeys.n);
 }
 

@@ -77,7 +77,12 @@ struct listen_addr {
 	TAILQ_ENTRY(listen_addr) entry;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
-	int			 fd;		/* supervisor only */
+	/*
+	 * The supervisor's: a socket per master, in the SO_REUSEPORT
+	 * group of the address, or one socket all masters share.
+	 */
+	int			 fds[PREFORK_MAX];
+	int			 nfds;
 };
 TAILQ_HEAD(listen_addrs, listen_addr);
 
@@ -133,7 +138,7 @@ struct proc_conf {
 	char			*chroot;
 	char			*user_at;	/* "file:line" set, or NULL */
 	char			*chroot_at;
-	int			 prefork;	/* workers only */
+	int			 prefork;	/* the master's 0: auto */
 	char			*root;		/* https: static files */
 	int64_t			 body_limit;	/* https: bytes */
 	int64_t			 body_memory;	/* https: bytes */
@@ -234,6 +239,7 @@ void			 config_master_pb_free(struct conf_pb *);
 void			 config_worker_pb(struct mezited_conf *, enum proc_type,
 			    Mezite__WorkerConfig *, Mezite__Network *,
 			    Mezite__Network **);
+void			 listen_addr_close(struct listen_addr *);
 int			 config_proc_changed(struct proc_conf *,
 			    struct proc_conf *);
 int			 config_worker_changed(enum proc_type,

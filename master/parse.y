@@ -126,6 +126,7 @@ static void		 proc_user(const char *);
 static void		 proc_chroot(const char *);
 static void		 proc_root(const char *);
 static void		 proc_prefork(int64_t);
+static void		 proc_prefork_auto(void);
 static int		 https_only(const char *);
 static int64_t		 size_value(const char *, const char *, int64_t,
 			    int64_t);
@@ -352,6 +353,11 @@ procopts	: /* empty */
 procopt		: USER STRING			{ proc_user($2); }
 		| CHROOT STRING			{ proc_chroot($2); }
 		| PREFORK NUMBER		{ proc_prefork($2); }
+		| PREFORK AUTO			{ proc_prefork_auto(); }
+		| PREFORK STRING		{
+			parse_error("prefork %s: must be a number%s", $2,
+			    cur_type == PROC_MASTER ? ", or auto" : "");
+		}
 		| ROOT STRING			{ proc_root($2); }
 		| BODY LIMIT size		{
 			int64_t	 n;
@@ -1179,7 +1185,7 @@ listen_one(struct listen_addrs *mine, const struct sockaddr *sa,
 		fatal("%s", __func__);
 	memcpy(&la->ss, sa, salen);
 	la->sslen = salen;
-	la->fd = -1;
+	la->nfds = 0;
 
 	if (getnameinfo(sa, salen, host, sizeof(host), serv, sizeof(serv),
 	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
@@ -1585,8 +1591,13 @@ proc_prefork(int64_t n)
 {
 	if (cur_type == -1)
 		return;
+	if (cur_type == PROC_MASTER) {
+		if (in_range("prefork", n, 1, PREFORK_MAX))
+			conf->procs[cur_type].prefork = n;
+		return;
+	}
 	if (!PROC_IS_WORKER(cur_type)) {
-		parse_error("prefork: only for a worker");
+		parse_error("prefork: only for the master and the workers");
 		return;
 	}
 	if (!in_range("prefork", n, 0, PREFORK_MAX))
@@ -1597,6 +1608,19 @@ proc_prefork(int64_t n)
 		return;
 	}
 	conf->procs[cur_type].prefork = n;
+}
+
+/* The master's "prefork auto": one master per online CPU. */
+static void
+proc_prefork_auto(void)
+{
+	if (cur_type == -1)
+		return;
+	if (cur_type != PROC_MASTER) {
+		parse_error("prefork auto: only for the master");
+		return;
+	}
+	conf->procs[PROC_MASTER].prefork = 0;
 }
 
 /* Whether the block is the auth worker's; if not, say so. */

@@ -129,7 +129,9 @@ print_proc(FILE *f, const struct proc_conf *pc, enum proc_type type)
 {
 	size_t	 i;
 
-	if (PROC_IS_WORKER(type))
+	if (type == PROC_MASTER && pc->prefork == 0)
+		fprintf(f, "\tprefork auto\n");
+	else if (PROC_IS_WORKER(type) || type == PROC_MASTER)
 		fprintf(f, "\tprefork %d\n", pc->prefork);
 	fprintf(f, "\tuser ");
 	print_string(f, pc->user);

@@ -31,12 +31,18 @@ __dead static void	 usage(void);
 static void		 ctl_send(struct imsgbuf *, enum actions);
 static int		 show(struct imsg *, const struct parse_result *);
 static void		 show_status(const Mezite__Status *);
-static void		 show_proc(const Mezite__ProcInfo *, int64_t);
+static void		 show_proc(const Mezite__ProcInfo *, int, int64_t);
+static void		 show_procs(void);
+static void		 proc_label(const Mezite__ProcInfo *, int, char *,
+			    size_t);
 static void		 show_conn(const Mezite__ConnInfo *, int64_t);
 
 static int	 json;
 static int	 nitems;		/* for JSON arrays */
 static int	 stream = -1;	/* connect: the stream, once it came */
+/* show workers: the processes, printed when all have come. */
+static Mezite__ProcInfo	**procs;
+static size_t		  nprocs, procs_cap;
 
 __dead static void
 usage(void)
@@ -238,6 +244,8 @@ show(struct imsg *imsg, const struct parse_result *res)
 
 	switch (imsg_get_type(imsg)) {
 	case IMSG_CTL_END:
+		if (action == SHOW_WORKERS && !json)
+			show_procs();
 		return (1);
 	case IMSG_CTL_OK:
 		if (action == RELOAD)
@@ -294,9 +302,17 @@ show(struct imsg *imsg, const struct parse_result *res)
 			json_proc(&sb, pi, 0);
 			printf("%s%s", nitems++ ? "," : "", sb.buf);
 			sbuf_free(&sb);
-		} else
-			show_proc(pi, time_now());
-		pb_free(pi);
+			pb_free(pi);
+			return (0);
+		}
+		/* Named once it is known how many masters there are. */
+		if (nprocs == procs_cap) {
+			procs_cap = procs_cap ? procs_cap * 2 : 16;
+			if ((procs = reallocarray(procs, procs_cap,
+			    sizeof(*procs))) == NULL)
+				err(1, NULL);
+		}
+		procs[nprocs++] = pi;
 		return (0);
 	case IMSG_CTL_CONN:
 		if ((ci = pb_unpack(&mezite__conn_info__descriptor,
@@ -318,8 +334,9 @@ show(struct imsg *imsg, const struct parse_result *res)
 static void
 show_status(const Mezite__Status *st)
 {
-	char	 up[32], mup[32], bin[32], bout[32];
+	char	 up[32], mup[32], bin[32], bout[32], name[32];
 	size_t	 i;
+	int	 nmasters = 0;
 
 	printf("mezited %s, up %s, master up %s%s\n", st->version,
 	    fmt_duration(st->now - st->started, up, sizeof(up)),
@@ -344,36 +361,59 @@ show_status(const Mezite__Status *st)
 		printf("%-12s %8u %10" PRIu64 "\n", st->routes[i]->worker,
 		    st->routes[i]->active, st->routes[i]->total);
 
-	printf("\n%-12s %7s %8s %8s %6s\n", "PROCESS", "PID", "UP",
-	    "RESTARTS", "CONNS");
-	for (i = 0; i < st->n_procs; i++) {
-		char	 name[32];
-
+	printf("\n%-12s %7s %8s %8s %6s %10s\n", "PROCESS", "PID", "UP",
+	    "RESTARTS", "CONNS", "TOTAL");
+	for (i = 0; i < st->n_procs; i++)
 		if (strcmp(st->procs[i]->type, "master") == 0)
-			strlcpy(name, "master", sizeof(name));
-		else
-			(void)snprintf(name, sizeof(name), "%.16s.%u",
-			    st->procs[i]->type, st->procs[i]->instance);
-		printf("%-12s %7d %8s %8u %6u\n", name, st->procs[i]->pid,
-		    fmt_duration(st->now - st->procs[i]->started, up,
-		    sizeof(up)), st->procs[i]->restarts,
-		    st->procs[i]->connections);
+			nmasters++;
+	for (i = 0; i < st->n_procs; i++) {
+		proc_label(st->procs[i], nmasters, name, sizeof(name));
+		printf("%-12s %7d %8s %8u %6u %10" PRIu64 "\n", name,
+		    st->procs[i]->pid, fmt_duration(st->now -
+		    st->procs[i]->started, up, sizeof(up)),
+		    st->procs[i]->restarts, st->procs[i]->connections,
+		    st->procs[i]->total);
 	}
 }
 
+/* "master" while it is the only one, "master.1", "https.0". */
 static void
-show_proc(const Mezite__ProcInfo *pi, int64_t now)
+proc_label(const Mezite__ProcInfo *pi, int nmasters, char *buf, size_t len)
+{
+	if (strcmp(pi->type, "master") == 0 && nmasters <= 1)
+		strlcpy(buf, "master", len);
+	else
+		(void)snprintf(buf, len, "%.16s.%u", pi->type, pi->instance);
+}
+
+static void
+show_procs(void)
+{
+	int64_t	 now = time_now();
+	size_t	 i;
+	int	 nmasters = 0;
+
+	for (i = 0; i < nprocs; i++)
+		if (strcmp(procs[i]->type, "master") == 0)
+			nmasters++;
+	for (i = 0; i < nprocs; i++) {
+		show_proc(procs[i], nmasters, now);
+		pb_free(procs[i]);
+	}
+	free(procs);
+	procs = NULL;
+	nprocs = procs_cap = 0;
+}
+
+static void
+show_proc(const Mezite__ProcInfo *pi, int nmasters, int64_t now)
 {
 	char		 name[32], up[32], state[48];
 	const char	*paired;
 	int		 master;
 
 	master = strcmp(pi->type, "master") == 0;
-	if (master)
-		strlcpy(name, "master", sizeof(name));
-	else
-		(void)snprintf(name, sizeof(name), "%.16s.%u", pi->type,
-		    pi->instance);
+	proc_label(pi, nmasters, name, sizeof(name));
 	paired = master || pi->pid == 0 ? "-" : pi->paired ? "yes" : "no";
 	if (pi->pid != 0) {
 		printf("%-12s %7d %8s %8u %-6s  %s\n", name, pi->pid,

@@ -86,6 +86,7 @@ control socket "{sock}"
 control group "nogroup"
 state directory "{state}"
 master {{
+	prefork {masters}
 	user "nobody"
 	chroot "{empty}"
 }}
@@ -442,7 +443,7 @@ class Daemon:
 
     def __init__(self, pki, htdocs, client_ca=False, prefork=2,
                  handshake=2, drain=10, prlimit_nofile=None, extra="",
-                 pass_fds=()):
+                 pass_fds=(), masters=1):
         self.pki = pki
         self.files = htdocs[1]
         # A private, world-searchable directory (0755) so that "nobody"
@@ -488,6 +489,7 @@ class Daemon:
             client_ca=('tls client ca "%s"' % pki.ca) if client_ca else "",
             handshake=handshake, drain=drain, sock=self.sock,
             empty=self.empty, www=self.www, prefork=prefork,
+            masters=masters,
             ca=CA_BLOCK % self.empty if MEZITED_TLS == "openssl" else "")
         self.write_conf(extra=extra)
         self.prlimit_nofile = prlimit_nofile
@@ -533,7 +535,8 @@ class Daemon:
             wait_for(lambda: len(re.findall(r"worker https\.\d+ up",
                                             self.log())) >=
                      self.params["prefork"] and len(self.running()) ==
-                     self.params["prefork"] + 1 + self.auth_prefork() +
+                     self.params["prefork"] + self.params["masters"] +
+                     self.auth_prefork() +
                      self.tunnel_prefork() + self.ssh_prefork() +
                      (MEZITED_TLS == "openssl"),
                      timeout, interval=0.1, what="all workers running")
@@ -668,10 +671,12 @@ class Daemon:
         return json.loads(r.stdout)
 
     def workers(self):
-        """show workers, keyed as mezctl prints them: master, https.0"""
-        return {w["type"] if w["type"] == "master" else
-                "%s.%d" % (w["type"], w["instance"]): w
-                for w in self.mezctl_json("show", "workers")}
+        """show workers, keyed as mezctl prints them: master (master.0,
+        master.1 when there are several), https.0"""
+        ws = self.mezctl_json("show", "workers")
+        one = sum(w["type"] == "master" for w in ws) == 1
+        return {"master" if w["type"] == "master" and one else
+                "%s.%d" % (w["type"], w["instance"]): w for w in ws}
 
     def running(self):
         try:

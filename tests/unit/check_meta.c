@@ -306,12 +306,14 @@ START_TEST(status_sum)
 	p[1].type = "https";
 	p[1].pid = 200;
 	p[1].connections = 2;
+	p[1].total = UINT64_MAX - 1;
 	p[2].type = "master";
 	p[2].instance = 1;
 	p[2].pid = 101;
 	p[3].type = "https";
 	p[3].pid = 200;
 	p[3].connections = 4;
+	p[3].total = 3;
 	st[0].procs = p0;
 	st[0].n_procs = 2;
 	st[1].procs = p1;
@@ -334,6 +336,7 @@ START_TEST(status_sum)
 	ck_assert_int_eq(out.procs[0]->pid, 100);
 	ck_assert_int_eq(out.procs[1]->pid, 200);
 	ck_assert_uint_eq(out.procs[1]->connections, 6);
+	ck_assert_uint_eq(out.procs[1]->total, UINT64_MAX);	/* saturates */
 	ck_assert_int_eq(out.procs[2]->pid, 101);
 	/* The answers are left as they were. */
 	ck_assert_uint_eq(r[0].total, 7);

@@ -118,7 +118,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(la->ss.ss_family, AF_INET);
 	ck_assert_int_eq(la->sslen, sizeof(struct sockaddr_in));
 	ck_assert_int_eq(port_of(la), 8443);
-	ck_assert_int_eq(la->fd, -1);
+	ck_assert_int_eq(la->nfds, 0);
 	ck_assert_ptr_null(TAILQ_NEXT(la, entry));
 
 	kp = TAILQ_FIRST(&conf->keypairs);
