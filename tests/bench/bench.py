@@ -418,15 +418,22 @@ worker ssh {{
 }}
 """
     args = dict(port=port, cert=CERT, key=KEY, empty=empty, www=www,
-                sock=os.path.join(d, "ctl.sock"), https=https,
-                mprefork="\tprefork %d\n" % masters if masters > 1 else "")
+                sock=os.path.join(d, "ctl.sock"), https=https)
     # Relay mode, whatever the kernel could do; a build from before the
     # ktls setting relays anyway.  One from before the ca block runs its
-    # ca process as the master's user.
+    # ca process as the master's user.  The number of masters is always
+    # said (the default is one per CPU); a build from before the master's
+    # prefork has one.
     ca = 'ca {{\n\tuser "nobody"\n\tchroot "{empty}"\n}}\n'.format(**args)
-    for ktls, ca_block in (("ktls no\n", ca), ("ktls no\n", ""), ("", "")):
+    mp = "\tprefork %d\n" % masters
+    for ktls, ca_block, mpre in (("ktls no\n", ca, mp),
+                                 ("ktls no\n", ca, ""),
+                                 ("ktls no\n", "", ""), ("", "", "")):
+        if masters > 1 and not mpre:
+            break
         with open(conf, "w") as f:
-            f.write(text.format(ktls=ktls, ca=ca_block, **args))
+            f.write(text.format(ktls=ktls, ca=ca_block, mprefork=mpre,
+                                **args))
         r = subprocess.run([binary, "-n", "-f", conf], capture_output=True,
                            text=True)
         if r.returncode == 0:
@@ -1085,11 +1092,14 @@ def profile(srv, only=()):
             roles[r] = p
     loads = [
         ("conn", lambda: loadgen("conn", srv, "-c", CONN_CONC, "-t", 3)),
+        ("resume", lambda: loadgen("conn", srv, "-R", "-c", CONN_CONC,
+                                   "-t", 3)),
         ("down", lambda: loadgen("down", srv, "-s", BIG, "-r", 4)),
         ("up", lambda: loadgen("up", srv, "-s", UP_SIZE, "-r", 256)),
         ("h2", lambda: m_h2(srv)),
     ]
-    loads = [l for l in loads if not only or l[0] in only]
+    loads = [l for l in loads if not only or l[0] in only or
+             (l[0] == "resume" and "conn" in only)]
     # The memory test restarted mezited: warm it up again, as before the
     # measurements.
     loadgen("conn", srv, "-c", 4, "-t", 0.5, timeout=60)

@@ -52,6 +52,16 @@ def test_listener_on_one_address(daemon):
     assert me["local"] == {"address": "127.0.0.1", "port": daemon.port}
 
 
+def test_listeners_of_two_masters(make_daemon):
+    """Two masters, a listening socket each: every connection, whichever
+    master takes it, has its addresses."""
+    d = make_daemon(masters=2)
+    for _ in range(8):
+        me, mine = whoami("127.0.0.1", d.port)
+        assert me["client"] == {"address": "127.0.0.1", "port": mine[1]}
+        assert me["local"] == {"address": "127.0.0.1", "port": d.port}
+
+
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
 def test_listeners_on_one_address_each_family(make_daemon):
     """Two listeners bound to one address each: each connection gets its
@@ -69,9 +79,10 @@ def test_listeners_on_one_address_each_family(make_daemon):
         assert me["local"] == {"address": "127.0.0.1", "port": d.port}
 
 
-def test_wildcard_listener_gives_the_address_called(make_daemon):
+@pytest.mark.parametrize("masters", [1, 2])
+def test_wildcard_listener_gives_the_address_called(make_daemon, masters):
     """On 0.0.0.0 the local address is the one each client called."""
-    d = make_daemon(edit=lambda t: t.replace(
+    d = make_daemon(masters=masters, edit=lambda t: t.replace(
         "listen on 127.0.0.1 port", "listen on 0.0.0.0 port", 1))
     for host in ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.2"):
         me, mine = whoami(host, d.port)
@@ -79,8 +90,16 @@ def test_wildcard_listener_gives_the_address_called(make_daemon):
         assert me["local"] == {"address": host, "port": d.port}
 
 
-def _master_socket(pid, peer):
-    """A copy of the master's socket whose peer is peer (pidfd_getfd)."""
+def _master_socket(pids, peer):
+    """A copy of a master's socket whose peer is peer (pidfd_getfd)."""
+    for pid in pids:
+        s = _socket_of(pid, peer)
+        if s is not None:
+            return s
+    return None
+
+
+def _socket_of(pid, peer):
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
@@ -115,13 +134,14 @@ def _master_socket(pid, peer):
 def test_accepted_connection_has_nodelay(daemon):
     """Whether the master sets it or the socket has it from its listener,
     a connection in its handshake and a routed one have TCP_NODELAY."""
-    pid = daemon.worker_pid("master")
+    pids = [w["pid"] for n, w in daemon.workers().items()
+            if n.startswith("master")]
     raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
     try:
         ours = raw.getsockname()
         s = None
         for _ in range(100):
-            s = _master_socket(pid, ours)
+            s = _master_socket(pids, ours)
             if s is not None:
                 break
             raw.settimeout(0.05)
@@ -138,7 +158,7 @@ def test_accepted_connection_has_nodelay(daemon):
         raw.settimeout(10)
         tls = client_context(alpn=["http/1.1"]).wrap_socket(
             raw, server_hostname="localhost")
-        s = _master_socket(pid, ours)
+        s = _master_socket(pids, ours)
         assert s is not None
         try:
             assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
