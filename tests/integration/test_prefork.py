@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import (MEZITED_TLS, client_context, get_json, healthz,
-                      wait_for)
+                      http_get, wait_for)
 
 MASTERS = 2
 REQUEST = b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n"
@@ -87,6 +87,8 @@ def test_every_master_serves(two):
     web = get_json(d.port, "/api/v1/status")
     assert sorted(p["instance"] for p in web["processes"]
                   if p["type"] == "master") == [0, 1], web["processes"]
+    st, page, _ = http_get(d.port, "/")
+    assert st == 200 and b"<td>master.1</td>" in page, page[-2000:]
 
 
 def test_connections_of_every_master_are_listed(two):
