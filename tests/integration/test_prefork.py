@@ -16,29 +16,16 @@ import pytest
 
 from conftest import (MEZITED_TLS, client_context, get_json, healthz,
                       http_get, wait_for)
+from test_resume import fetch
 
 MASTERS = 2
-REQUEST = b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n"
 
 
 def get(d, ctx=None, session=None, timeout=10):
     """/healthz on a connection of its own: (body, session, reused)."""
-    ctx = ctx or client_context(alpn=["http/1.1"])
-    raw = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
-    with ctx.wrap_socket(raw, server_hostname="localhost",
-                         session=session) as s:
-        s.sendall(REQUEST)
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
-        return data.partition(b"\r\n\r\n")[2].strip(), s.session, \
-            s.session_reused
+    _, body, sess, reused = fetch(d, ctx or client_context(
+        alpn=["http/1.1"]), "/healthz", session, timeout)
+    return body, sess, reused
 
 
 def masters(d):
