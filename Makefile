@@ -106,8 +106,9 @@ TUNNEL_PROTO_H =	$(TUNNEL_PROTO_C:.c=.h)
 AUTH_LIBS_PC =	libnghttp2 sqlite3 libcrypt
 AUTH_CFLAGS =	$(shell $(PKG_CONFIG) --cflags $(AUTH_LIBS_PC))
 AUTH_LIBS =	$(shell $(PKG_CONFIG) --libs $(AUTH_LIBS_PC))
-# msh speaks gRPC to the auth worker: nghttp2, and no database.
-MSH_LIBS =	$(shell $(PKG_CONFIG) --libs libnghttp2)
+# msh speaks gRPC to the auth worker: nghttp2, and no database; its TLS
+# client (msh/tlsc.c, mezd's too) is libssl's, to resume TLS 1.3.
+MSH_LIBS =	$(shell $(PKG_CONFIG) --libs libnghttp2 libssl)
 
 COMMON_SRCS =	common/imsg.c common/log.c common/proc.c common/util.c \
 		common/meta.c common/sbuf.c common/worker.c common/ktls.c \
@@ -138,7 +139,7 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c \
-		msh/sshid.c common/sshwire.c
+		msh/sshid.c msh/tlsc.c common/sshwire.c
 # The ssh commands' pieces: msh alone, and its test, link them.
 MSH_SSH_SRCS =	msh/bridge.c msh/sshcmd.c
 MSH_SRCS =	msh/msh.c $(MSH_SSH_SRCS) $(MSH_LIB_SRCS)
@@ -219,7 +220,7 @@ $(HTTPS_OBJS): MEZITE_CFLAGS += $(H2O_CFLAGS) -Iworkers/https
 $(HTTPS_OBJS): workers/https/*.h
 
 msh/msh.o $(MSH_SSH_OBJS) $(MSH_LIB_SRCS:.c=.o): $(AUTH_PROTO_H) msh/msh.h \
-	msh/rpc.h msh/bridge.h msh/sshcmd.h common/sshwire.h
+	msh/rpc.h msh/bridge.h msh/sshcmd.h msh/tlsc.h common/sshwire.h
 
 $(AUTH_OBJS): $(PROTO_H) $(AUTH_PROTO_H) common/*.h master/mezited.h \
 	workers/auth/*.h
