@@ -190,7 +190,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
 		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto \
-		tests/fuzz/fuzz_sshcert tests/fuzz/fuzz_casign
+		tests/fuzz/fuzz_sshcert tests/fuzz/fuzz_casign \
+		tests/fuzz/fuzz_session
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -488,10 +489,18 @@ tests/fuzz/fuzz_sshcert: tests/fuzz/fuzz_sshcert.c workers/auth/sshcert.c \
 
 # mezd's parser of an HTTP proxy's answer to CONNECT.
 tests/fuzz/fuzz_connectresp: tests/fuzz/fuzz_connectresp.c \
-	mezd/httpproxy.c msh/dial.c msh/known.c msh/home.c mezd/mezd.h
+	mezd/httpproxy.c msh/dial.c msh/known.c msh/home.c msh/tlsc.c \
+	mezd/mezd.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Imezd -Imsh \
 		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
-		$(PC_LIBS) -lcrypto
+		$(PC_LIBS) -lssl -lcrypto
+
+# msh's reader of its session file.
+tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c msh/dial.c \
+	msh/known.c msh/home.c msh/tlsc.c msh/msh.h msh/tlsc.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Imsh \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lssl -lcrypto
 
 # What to install on Debian: building and make demo (deps), make check
 # (deps-check, a superset of the others) and make bench (deps-bench).
