@@ -234,6 +234,23 @@ def test_session_is_offered_only_to_be_verified_as_it_was(daemon, home,
     assert "server sees" not in r.stdout
 
 
+def test_msh_proxy_keeps_and_resumes_the_session(daemon, home):
+    """msh proxy, as ssh's ProxyCommand, to the bastion: its session
+    is kept once the bridge ends, and the next one resumes it."""
+    add_user(daemon, "rs-px")
+    msh_login(daemon, home, "rs-px")
+    r = msh(home, "proxy")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("SSH-2.0-"), r.stdout
+    if not RESUMES:
+        return
+    assert os.path.exists(session_path(home))
+    mark = daemon.log_size()
+    r = msh(home, "proxy")
+    assert r.returncode == 0, r.stderr
+    assert re.search(RESUMED, daemon.log()[mark:]) is not None
+
+
 def test_logout_removes_the_session(daemon, home):
     add_user(daemon, "rs-out")
     msh_login(daemon, home, "rs-out")
