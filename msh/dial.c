@@ -359,9 +359,10 @@ session_parse(char *buf, size_t len, const char **proxy,
 }
 
 /*
- * Offer the kept session if it was made with this certificate and
- * proxy.  A session file that is not the user's alone, or not a
- * session, is ignored: the handshake is then a full one.
+ * Offer the kept session if it was made with this certificate, to this
+ * proxy, verified as this one will be.  A session file that is not the
+ * user's alone, or not a session, is ignored: the handshake is then a
+ * full one.
  */
 static void
 session_offer(struct conn *c, const struct dial *d)
@@ -386,7 +387,8 @@ session_offer(struct conn *c, const struct dial *d)
 		warnx("%s/%s was made with another certificate: ignored",
 		    c->home->path, FILE_SESSION);
 	else if (strcmp(proxy, d->proxy->name) == 0 &&
-	    strcmp(trust, c->trust) == 0 && tlsc_set_session(c->tls, pem, pemlen) == -1)
+	    strcmp(trust, c->trust) == 0 &&
+	    tlsc_set_session(c->tls, pem, pemlen) == -1)
 		warnx("%s/%s: %s: ignored", c->home->path, FILE_SESSION,
 		    tlsc_error(c->tls));
 	freezero(buf, len);
