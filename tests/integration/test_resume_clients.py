@@ -241,7 +241,6 @@ def test_msh_proxy_keeps_and_resumes_the_session(daemon, home):
     msh_login(daemon, home, "rs-px")
     r = msh(home, "proxy")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("SSH-2.0-"), r.stdout
     if not RESUMES:
         return
     assert os.path.exists(session_path(home))
