@@ -106,8 +106,9 @@ TUNNEL_PROTO_H =	$(TUNNEL_PROTO_C:.c=.h)
 AUTH_LIBS_PC =	libnghttp2 sqlite3 libcrypt
 AUTH_CFLAGS =	$(shell $(PKG_CONFIG) --cflags $(AUTH_LIBS_PC))
 AUTH_LIBS =	$(shell $(PKG_CONFIG) --libs $(AUTH_LIBS_PC))
-# msh speaks gRPC to the auth worker: nghttp2, and no database.
-MSH_LIBS =	$(shell $(PKG_CONFIG) --libs libnghttp2)
+# msh speaks gRPC to the auth worker: nghttp2, and no database; its TLS
+# client (msh/tlsc.c, mezd's too) is libssl's, to resume TLS 1.3.
+MSH_LIBS =	$(shell $(PKG_CONFIG) --libs libnghttp2 libssl)
 
 COMMON_SRCS =	common/imsg.c common/log.c common/proc.c common/util.c \
 		common/meta.c common/sbuf.c common/worker.c common/ktls.c \
@@ -138,7 +139,7 @@ MEZCTL_SRCS =	mezctl/mezctl.c mezctl/parser.c mezctl/admin.c \
 		mezctl/nodes.c mezctl/sessions.c
 # msh.c is the commands; the rest is what a test may link.
 MSH_LIB_SRCS =	msh/dial.c msh/home.c msh/keys.c msh/known.c msh/rpc.c \
-		msh/sshid.c common/sshwire.c
+		msh/sshid.c msh/tlsc.c common/sshwire.c
 # The ssh commands' pieces: msh alone, and its test, link them.
 MSH_SSH_SRCS =	msh/bridge.c msh/sshcmd.c
 MSH_SRCS =	msh/msh.c $(MSH_SSH_SRCS) $(MSH_LIB_SRCS)
@@ -189,7 +190,8 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_grpc tests/fuzz/fuzz_authreq \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
 		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto \
-		tests/fuzz/fuzz_sshcert tests/fuzz/fuzz_casign
+		tests/fuzz/fuzz_sshcert tests/fuzz/fuzz_casign \
+		tests/fuzz/fuzz_session
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -219,7 +221,7 @@ $(HTTPS_OBJS): MEZITE_CFLAGS += $(H2O_CFLAGS) -Iworkers/https
 $(HTTPS_OBJS): workers/https/*.h
 
 msh/msh.o $(MSH_SSH_OBJS) $(MSH_LIB_SRCS:.c=.o): $(AUTH_PROTO_H) msh/msh.h \
-	msh/rpc.h msh/bridge.h msh/sshcmd.h common/sshwire.h
+	msh/rpc.h msh/bridge.h msh/sshcmd.h msh/tlsc.h common/sshwire.h
 
 $(AUTH_OBJS): $(PROTO_H) $(AUTH_PROTO_H) common/*.h master/mezited.h \
 	workers/auth/*.h
@@ -487,10 +489,18 @@ tests/fuzz/fuzz_sshcert: tests/fuzz/fuzz_sshcert.c workers/auth/sshcert.c \
 
 # mezd's parser of an HTTP proxy's answer to CONNECT.
 tests/fuzz/fuzz_connectresp: tests/fuzz/fuzz_connectresp.c \
-	mezd/httpproxy.c msh/dial.c msh/known.c msh/home.c mezd/mezd.h
+	mezd/httpproxy.c msh/dial.c msh/known.c msh/home.c msh/tlsc.c \
+	mezd/mezd.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Imezd -Imsh \
 		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
-		$(PC_LIBS) -lcrypto
+		$(PC_LIBS) -lssl -lcrypto
+
+# msh's reader of its session file.
+tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c msh/dial.c \
+	msh/known.c msh/home.c msh/tlsc.c msh/msh.h msh/tlsc.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -Imsh \
+		-fsanitize=unsigned-integer-overflow -o $@ $(filter %.c,$^) \
+		$(PC_LIBS) -lssl -lcrypto
 
 # What to install on Debian: building and make demo (deps), make check
 # (deps-check, a superset of the others) and make bench (deps-bench).

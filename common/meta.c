@@ -306,6 +306,32 @@ status_merge(Mezite__Status *out, Mezite__Status *const *in, size_t n)
 	return (0);
 }
 
+/* How many of the processes are masters. */
+int
+procs_masters(Mezite__ProcInfo *const *procs, size_t n)
+{
+	size_t	 i;
+	int	 masters = 0;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(procs[i]->type, "master") == 0)
+			masters++;
+	return (masters);
+}
+
+/*
+ * A process's name as people read it: "master" while it is the only
+ * one, else "master.1", and always "https.0".
+ */
+void
+proc_label(const Mezite__ProcInfo *pi, int masters, char *buf, size_t len)
+{
+	if (strcmp(pi->type, "master") == 0 && masters <= 1)
+		(void)strlcpy(buf, pi->type, len);
+	else
+		(void)snprintf(buf, len, "%.16s.%u", pi->type, pi->instance);
+}
+
 /*
  * The arrays of a Status whose routes and processes each sit in one
  * block behind the first pointer: status_merge()'s, and the master's.

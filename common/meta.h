@@ -53,5 +53,7 @@ int	 meta_valid(const Mezite__ConnMeta *);
 
 int	 status_merge(Mezite__Status *, Mezite__Status *const *, size_t);
 void	 status_parts_free(Mezite__Status *);
+int	 procs_masters(Mezite__ProcInfo *const *, size_t);
+void	 proc_label(const Mezite__ProcInfo *, int, char *, size_t);
 
 #endif /* MEZITE_META_H */

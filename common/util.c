@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "util.h"
 
 int
@@ -86,6 +87,17 @@ int64_t
 time_now(void)
 {
 	return ((int64_t)time(NULL));
+}
+
+/* Seconds on a clock that no one sets: for intervals. */
+int64_t
+time_mono(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return ((int64_t)ts.tv_sec);
 }
 
 /* "3d04h", "2h05m", "4m07s", "9s". */

@@ -17,6 +17,7 @@ const char	*addr_str(const struct sockaddr *, char *, size_t);
 const char	*addr_host(const struct sockaddr *, char *, size_t);
 int		 addr_port(const struct sockaddr *);
 int64_t		 time_now(void);
+int64_t		 time_mono(void);
 const char	*fmt_duration(int64_t, char *, size_t);
 const char	*fmt_bytes(uint64_t, char *, size_t);
 

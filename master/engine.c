@@ -211,6 +211,14 @@ eng_cipher(struct conn *c)
 	return (v != NULL ? v : "");
 }
 
+/* Whether the handshake resumed a session. */
+int
+eng_resumed(struct conn *c)
+{
+	return (c->ssl != NULL ? SSL_session_reused(c->ssl) :
+	    tls_conn_session_resumed(c->tls) == 1);
+}
+
 /* The verified client certificate, if one was presented. */
 X509 *
 eng_peer(struct conn *c)

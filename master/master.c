@@ -1058,6 +1058,10 @@ conn_handshake(struct conn *c)
 		return;
 	case 0:
 		nhandshakes--;
+		if (eng_resumed(c))
+			log_debug("conn %llu: %s: session resumed",
+			    (unsigned long long)c->id, addr_str((struct
+			    sockaddr *)&c->peer, addr, sizeof(addr)));
 		source_handshake_done(c);
 		c->state = CONN_RELAY;
 		evtimer_del(&c->timer);

@@ -192,6 +192,7 @@ const char	*eng_error(struct conn *);
 int		 eng_names(struct conn *);
 const char	*eng_version(struct conn *);
 const char	*eng_cipher(struct conn *);
+int		 eng_resumed(struct conn *);
 X509		*eng_peer(struct conn *);
 
 /* handoff.c */

@@ -80,7 +80,7 @@ struct child {
 	int			 retired;	/* do not restart */
 	uint64_t		 paired;	/* masters it has channels to */
 	int			 listening;	/* a master with its sockets */
-	int64_t			 ping_sent;	/* a master's, unanswered */
+	int64_t			 ping_sent;	/* time_mono(): unanswered */
 	struct proc_chan	 chan;
 	int			 logfd;
 	struct event		 logev;
@@ -809,7 +809,7 @@ masters_watch(int fd, short event, void *arg)
 {
 	struct timeval	 tv = { MASTER_PING, 0 };
 	struct child	*m;
-	int64_t		 now = time_now();
+	int64_t		 now = time_mono();
 
 	TAILQ_FOREACH(m, &children, entry) {
 		if (!master_up(m) || shutting_down)

@@ -33,8 +33,6 @@ static int		 show(struct imsg *, const struct parse_result *);
 static void		 show_status(const Mezite__Status *);
 static void		 show_proc(const Mezite__ProcInfo *, int, int64_t);
 static void		 show_procs(void);
-static void		 proc_label(const Mezite__ProcInfo *, int, char *,
-			    size_t);
 static void		 show_conn(const Mezite__ConnInfo *, int64_t);
 
 static int	 json;
@@ -336,7 +334,7 @@ show_status(const Mezite__Status *st)
 {
 	char	 up[32], mup[32], bin[32], bout[32], name[32];
 	size_t	 i;
-	int	 nmasters = 0;
+	int	 nmasters;
 
 	printf("mezited %s, up %s, master up %s%s\n", st->version,
 	    fmt_duration(st->now - st->started, up, sizeof(up)),
@@ -363,9 +361,7 @@ show_status(const Mezite__Status *st)
 
 	printf("\n%-12s %7s %8s %8s %6s %10s\n", "PROCESS", "PID", "UP",
 	    "RESTARTS", "CONNS", "TOTAL");
-	for (i = 0; i < st->n_procs; i++)
-		if (strcmp(st->procs[i]->type, "master") == 0)
-			nmasters++;
+	nmasters = procs_masters(st->procs, st->n_procs);
 	for (i = 0; i < st->n_procs; i++) {
 		proc_label(st->procs[i], nmasters, name, sizeof(name));
 		printf("%-12s %7d %8s %8u %6u %10" PRIu64 "\n", name,
@@ -376,26 +372,14 @@ show_status(const Mezite__Status *st)
 	}
 }
 
-/* "master" while it is the only one, "master.1", "https.0". */
-static void
-proc_label(const Mezite__ProcInfo *pi, int nmasters, char *buf, size_t len)
-{
-	if (strcmp(pi->type, "master") == 0 && nmasters <= 1)
-		strlcpy(buf, "master", len);
-	else
-		(void)snprintf(buf, len, "%.16s.%u", pi->type, pi->instance);
-}
-
 static void
 show_procs(void)
 {
 	int64_t	 now = time_now();
 	size_t	 i;
-	int	 nmasters = 0;
+	int	 nmasters;
 
-	for (i = 0; i < nprocs; i++)
-		if (strcmp(procs[i]->type, "master") == 0)
-			nmasters++;
+	nmasters = procs_masters(procs, nprocs);
 	for (i = 0; i < nprocs; i++) {
 		show_proc(procs[i], nmasters, now);
 		pb_free(procs[i]);

@@ -13,6 +13,15 @@
  * new tunnel is dialled at once and the old one serves its streams to
  * their end.
  *
+ * The TLS session of the proxy's last ticket is kept in memory, never
+ * on disk, with the hash of the certificate the tunnel was dialled
+ * with, and offered when a tunnel is dialled again: a resumed handshake
+ * costs the proxy no signature, which matters when every agent dials
+ * again at once after the proxy was away.  It is offered only with that
+ * certificate (a resumed session has the identity of the certificate it
+ * was made with), and dropped when a certificate is renewed or
+ * replaced, or when the proxy would not resume it.
+ *
  * Memory is bounded by these, per object and in all:
  *	tunnels		MAXTUNNELS (the active one and those draining)
  *	per tunnel	OUTBUF of output, CONNRESP_MAX for the HTTP proxy,
@@ -39,8 +48,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <tls.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include <event.h>
 #include <event2/dns.h>
@@ -48,6 +58,7 @@
 
 #include "log.h"
 #include "mezd.h"
+#include "tlsc.h"
 #include "tunnel.pb-c.h"
 
 #define MAXTUNNELS	4
@@ -62,6 +73,7 @@
 #define LINGER_TIMEOUT	30		/* s: to finish a closed stream */
 #define BACKOFF_CAP	30		/* s */
 #define HELLO_PATH	"/mezite.tunnel.v1/hello"
+#define SHA256_LEN	32
 
 enum tstate {
 	T_RESOLVE,
@@ -115,8 +127,8 @@ struct tun {
 	unsigned int		 id;
 	enum tstate		 state;
 	int			 fd;
-	struct tls		*tls;
-	struct tls_config	*cfg;
+	struct tlsc		*tls;
+	uint8_t			 certmd[SHA256_LEN];	/* dialled with */
 	struct event		*rev, *wev;
 	struct evdns_getaddrinfo_request *dnsreq;
 	struct evutil_addrinfo	*ai, *next;
@@ -159,6 +171,10 @@ static size_t			 nstreams_all;
 static unsigned int		 attempt;	/* of the backoff */
 static struct event		*reconnect_ev, *tick_ev;
 static int			 stopping;
+/* The session to resume, in PEM, and its certificate's hash. */
+static char			*sess;
+static size_t			 sesslen;
+static uint8_t			 sesscert[SHA256_LEN];
 
 static int64_t	 now_ms(void);
 static void	 schedule(int);
@@ -173,6 +189,9 @@ static void	 tun_tls(struct tun *);
 static void	 tun_handshake(struct tun *);
 static void	 tun_up(struct tun *);
 static void	 tun_io(struct tun *);
+static int	 cert_md(uint8_t *);
+static void	 session_drop(void);
+static void	 session_keep(struct tun *);
 static int	 tun_flush(struct tun *);
 static void	 tun_drop(struct tun *, const char *, ...)
 		    __attribute__((__format__ (printf, 2, 3)));
@@ -295,9 +314,51 @@ tunnel_init(struct event_base *b, const struct mezd_conf *c,
 		fatalx("cannot encode the hello");
 }
 
+/* The SHA-256 of the certificate in use, into md.  -1 if none. */
+static int
+cert_md(uint8_t *md)
+{
+	unsigned int	 len;
+
+	if (creds == NULL || EVP_Digest(creds->cert, creds->certlen, md,
+	    &len, EVP_sha256(), NULL) != 1 || len != SHA256_LEN)
+		return (-1);
+	return (0);
+}
+
+static void
+session_drop(void)
+{
+	if (sess != NULL)
+		freezero(sess, sesslen);
+	sess = NULL;
+	sesslen = 0;
+	explicit_bzero(sesscert, sizeof(sesscert));
+}
+
+/* Keep the session of a ticket that came on t, if one did. */
+static void
+session_keep(struct tun *t)
+{
+	char	*pem;
+	size_t	 len;
+
+	if (!tlsc_session_new(t->tls) ||
+	    (pem = tlsc_session_pem(t->tls, &len)) == NULL)
+		return;
+	session_drop();
+	sess = pem;
+	sesslen = len;
+	memcpy(sesscert, t->certmd, sizeof(sesscert));
+}
+
+/* A certificate to use from now on: no session of another one. */
 void
 tunnel_set_creds(const struct creds *cr)
 {
+	if (sess != NULL)
+		log_debug("TLS session dropped: a new certificate");
+	session_drop();
 	creds = cr;
 }
 
@@ -538,29 +599,31 @@ tun_proxy(struct tun *t)
 static void
 tun_tls(struct tun *t)
 {
-	if ((t->cfg = tls_config_new()) == NULL) {
-		tun_drop(t, "tls_config_new");
+	char	 err[256];
+
+	if ((t->tls = tlsc_client(ALPN_TUNNEL, conf->ca, creds->cert,
+	    creds->certlen, creds->key, creds->keylen, err,
+	    sizeof(err))) == NULL) {
+		tun_drop(t, "TLS: %s", err);
 		return;
 	}
-	if (tls_config_set_alpn(t->cfg, ALPN_TUNNEL) == -1 ||
-	    tls_config_set_ca_file(t->cfg, conf->ca) == -1 ||
-	    tls_config_set_keypair_mem(t->cfg, (const uint8_t *)creds->cert,
-	    creds->certlen, (const uint8_t *)creds->key, creds->keylen) ==
-	    -1) {
-		tun_drop(t, "TLS: %s", tls_config_error(t->cfg));
+	if (cert_md(t->certmd) == -1) {
+		tun_drop(t, "TLS: cannot hash the certificate");
 		return;
 	}
-	if ((t->tls = tls_client()) == NULL) {
-		tun_drop(t, "tls_client");
+	if (sess != NULL) {
+		if (memcmp(sesscert, t->certmd, sizeof(sesscert)) != 0)
+			session_drop();
+		else if (tlsc_set_session(t->tls, sess, sesslen) == -1) {
+			log_warnx("tunnel %u: TLS session: %s: dropped",
+			    t->id, tlsc_error(t->tls));
+			session_drop();
+		}
+	}
+	if (tlsc_connect_socket(t->tls, t->fd, conf->proxy.host) == -1) {
+		tun_drop(t, "TLS: %s", tlsc_error(t->tls));
 		return;
 	}
-	if (tls_configure(t->tls, t->cfg) == -1 ||
-	    tls_connect_socket(t->tls, t->fd, conf->proxy.host) == -1) {
-		tun_drop(t, "TLS: %s", tls_error(t->tls));
-		return;
-	}
-	/* The private key is in the TLS context now. */
-	tls_config_clear_keys(t->cfg);
 	t->state = T_HANDSHAKE;
 	tun_handshake(t);
 }
@@ -571,22 +634,29 @@ tun_handshake(struct tun *t)
 	const char	*alpn;
 	int		 rv;
 
-	if ((rv = tls_handshake(t->tls)) == TLS_WANT_POLLIN) {
+	if ((rv = tlsc_handshake(t->tls)) == TLSC_WANT_POLLIN) {
 		if (event_add(t->rev, NULL) == -1)
 			fatalx("event_add");
 		return;
 	}
-	if (rv == TLS_WANT_POLLOUT) {
+	if (rv == TLSC_WANT_POLLOUT) {
 		if (event_add(t->wev, NULL) == -1)
 			fatalx("event_add");
 		return;
 	}
 	if (rv == -1) {
 		tun_drop(t, "%s: TLS handshake: %s", conf->proxy.name,
-		    tls_error(t->tls));
+		    tlsc_error(t->tls));
 		return;
 	}
-	if ((alpn = tls_conn_alpn_selected(t->tls)) == NULL ||
+	if (tlsc_resumed(t->tls))
+		log_debug("tunnel %u: TLS session resumed", t->id);
+	else if (tlsc_session_offered(t->tls)) {
+		/* The proxy would not: its keys changed, or it expired. */
+		log_debug("tunnel %u: TLS session not resumed", t->id);
+		session_drop();
+	}
+	if ((alpn = tlsc_alpn_selected(t->tls)) == NULL ||
 	    strcmp(alpn, ALPN_TUNNEL) != 0) {
 		tun_drop(t, "%s does not serve %s", conf->proxy.name,
 		    ALPN_TUNNEL);
@@ -924,18 +994,18 @@ tun_io(struct tun *t)
 	const char	*e;
 	ssize_t		 n, rv;
 
-	/* Until libtls has nothing left: it may hold what poll cannot see. */
+	/* Until libssl has nothing left: it may hold what poll cannot see. */
 	for (;;) {
-		if ((n = tls_read(t->tls, buf, sizeof(buf))) ==
-		    TLS_WANT_POLLIN)
+		if ((n = tlsc_read(t->tls, buf, sizeof(buf))) ==
+		    TLSC_WANT_POLLIN)
 			break;
-		if (n == TLS_WANT_POLLOUT) {
+		if (n == TLSC_WANT_POLLOUT) {
 			if (event_add(t->wev, NULL) == -1)
 				fatalx("event_add");
 			break;
 		}
 		if (n == -1) {
-			e = tls_error(t->tls);
+			e = tlsc_error(t->tls);
 			if (e != NULL && strstr(e, "unexpected eof") != NULL)
 				tun_drop(t, "the proxy closed the connection");
 			else
@@ -951,6 +1021,7 @@ tun_io(struct tun *t)
 			return;
 		}
 	}
+	session_keep(t);
 	(void)tun_flush(t);
 }
 
@@ -987,16 +1058,16 @@ tun_flush(struct tun *t)
 		}
 		if (t->outlen == 0)
 			break;
-		if ((n = tls_write(t->tls, t->out, t->outlen)) ==
-		    TLS_WANT_POLLOUT) {
+		if ((n = tlsc_write(t->tls, t->out, t->outlen)) ==
+		    TLSC_WANT_POLLOUT) {
 			if (event_add(t->wev, NULL) == -1)
 				fatalx("event_add");
 			return (0);
 		}
-		if (n == TLS_WANT_POLLIN)
+		if (n == TLSC_WANT_POLLIN)
 			return (0);
 		if (n == -1) {
-			tun_drop(t, "write: %s", tls_error(t->tls));
+			tun_drop(t, "write: %s", tlsc_error(t->tls));
 			return (-1);
 		}
 		memmove(t->out, t->out + n, t->outlen - n);
@@ -1054,11 +1125,10 @@ tun_free(struct tun *t)
 	if (t->wev != NULL)
 		event_free(t->wev);
 	if (t->tls != NULL) {
-		(void)tls_close(t->tls);	/* one try: a courtesy */
-		tls_free(t->tls);
+		session_keep(t);
+		(void)tlsc_close(t->tls);	/* one try: a courtesy */
+		tlsc_free(t->tls);
 	}
-	if (t->cfg != NULL)
-		tls_config_free(t->cfg);
 	if (t->fd != -1)
 		close(t->fd);
 	if (t->ai != NULL)
@@ -1397,6 +1467,9 @@ stream_free(struct stream *s, int abort)
 void
 tunnel_renewed(void)
 {
+	if (sess != NULL)
+		log_debug("TLS session dropped: the certificate was renewed");
+	session_drop();
 	if (active != NULL && active->state == T_UP) {
 		active->retire = 1;
 		active = NULL;
@@ -1420,6 +1493,7 @@ tunnel_shutdown(void)
 			continue;
 		tun_free(t);
 	}
+	session_drop();
 	while ((s = TAILQ_FIRST(&lingering)) != NULL)
 		stream_free(s, 1);
 	if (reconnect_ev != NULL)

@@ -6,11 +6,11 @@
  * One poll(2) loop waits on the three descriptors, all nonblocking, with
  * one buffer of BRIDGE_BUF bytes each way: a direction that cannot write
  * stops reading, so that a slow reader slows its writer and nothing
- * grows.  libtls says what a TLS read or write waits for
- * (TLS_WANT_POLLIN or TLS_WANT_POLLOUT); the socket is polled for that
+ * grows.  tlsc.c says what a TLS read or write waits for
+ * (TLSC_WANT_POLLIN or TLSC_WANT_POLLOUT); the socket is polled for that
  * alone, and the call is tried again once it comes.
  *
- * The end of standard input is passed on as a close_notify (tls_close(3)
+ * The end of standard input is passed on as a close_notify (tlsc_close()
  * on a socket msh owns sends it and leaves the socket open), after which
  * the session is still read: TLS 1.3 closes each direction on its own.
  * The end of the session, a close_notify or the connection's close, ends
@@ -24,11 +24,11 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <tls.h>
 #include <unistd.h>
 
 #include "msh.h"
 #include "bridge.h"
+#include "tlsc.h"
 
 #define BRIDGE_BUF	(32 * 1024)	/* each way */
 
@@ -53,7 +53,7 @@ bridge_fail(char *errbuf, size_t errlen, const char *what, const char *why)
 static short
 want(ssize_t rv)
 {
-	return (rv == TLS_WANT_POLLIN ? POLLIN : POLLOUT);
+	return (rv == TLSC_WANT_POLLIN ? POLLIN : POLLOUT);
 }
 
 /*
@@ -107,12 +107,12 @@ bridge(struct conn *c, int in, int out, char *errbuf, size_t errlen)
 		}
 		/* up into the session. */
 		if (up.len > up.off && wwant == 0) {
-			n = tls_write(c->tls, up.buf + up.off,
+			n = tlsc_write(c->tls, up.buf + up.off,
 			    up.len - up.off);
-			if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			if (n == TLSC_WANT_POLLIN || n == TLSC_WANT_POLLOUT)
 				wwant = want(n);
 			else if (n == -1) {
-				e = tls_error(c->tls);
+				e = tlsc_error(c->tls);
 				return (bridge_fail(errbuf, errlen, "write",
 				    e != NULL ? e : "failed"));
 			} else if ((up.off += n) == up.len)
@@ -120,8 +120,8 @@ bridge(struct conn *c, int in, int out, char *errbuf, size_t errlen)
 		}
 		/* The end of standard input: close_notify, once. */
 		if (up.eof && up.len == 0 && !closed && cwant == 0) {
-			n = tls_close(c->tls);
-			if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			n = tlsc_close(c->tls);
+			if (n == TLSC_WANT_POLLIN || n == TLSC_WANT_POLLOUT)
 				cwant = want(n);
 			else
 				/* A session the proxy ended: said below. */
@@ -129,13 +129,13 @@ bridge(struct conn *c, int in, int out, char *errbuf, size_t errlen)
 		}
 		/* The session into down, when it is empty. */
 		if (!down.eof && down.len == 0 && rwant == 0) {
-			n = tls_read(c->tls, down.buf, sizeof(down.buf));
-			if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			n = tlsc_read(c->tls, down.buf, sizeof(down.buf));
+			if (n == TLSC_WANT_POLLIN || n == TLSC_WANT_POLLOUT)
 				rwant = want(n);
 			else if (n == -1) {
 				/* OpenSSL 3's words for a close without
 				 * close_notify: an end all the same. */
-				e = tls_error(c->tls);
+				e = tlsc_error(c->tls);
 				if (e == NULL || strstr(e, "unexpected eof") ==
 				    NULL)
 					return (bridge_fail(errbuf, errlen,

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <tls.h>
 #include <unistd.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -32,6 +31,7 @@
 #include "bridge.h"
 #include "rpc.h"
 #include "sshcmd.h"
+#include "tlsc.h"
 #include "auth.pb-c.h"
 
 #define EXIT_SSH	255	/* ssh(1)'s own failures, and msh proxy's */
@@ -335,7 +335,8 @@ cmd_login(int argc, char *argv[])
 		exit(1);
 	proxy_find(&home, proxyarg, &proxy);
 	/* Find out now, not once the password is sent, what cannot be kept. */
-	if (home_replaceable(&home, FILE_KEY) == -1 ||
+	if (home_replaceable(&home, FILE_SESSION) == -1 ||
+	    home_replaceable(&home, FILE_KEY) == -1 ||
 	    home_replaceable(&home, FILE_CERT) == -1 ||
 	    home_replaceable(&home, FILE_CA) == -1 ||
 	    home_replaceable(&home, FILE_PROXY) == -1 ||
@@ -382,6 +383,13 @@ cmd_login(int argc, char *argv[])
 	OPENSSL_free(spki);
 	if (res == NULL)
 		login_failed(&st);
+
+	/*
+	 * A session resumes as the certificate it was made with: the one
+	 * kept goes with the certificate it no longer matches.
+	 */
+	if (home_remove(&home, FILE_SESSION) == -1)
+		exit(1);
 
 	/* What is kept must be what the key can use. */
 	if ((cert = cert_load((const char *)res->certificate.data,
@@ -462,8 +470,8 @@ static int
 cmd_logout(int argc, char *argv[])
 {
 	struct home	 home;
-	const char	*files[] = { FILE_KEY, FILE_CERT, FILE_CA,
-			    FILE_SSHKEY, FILE_SSHPUB, FILE_SSHCERT };
+	const char	*files[] = { FILE_SESSION, FILE_KEY, FILE_CERT,
+			    FILE_CA, FILE_SSHKEY, FILE_SSHPUB, FILE_SSHCERT };
 	size_t		 i;
 	int		 rv, removed = 0, failed = 0;
 
@@ -584,6 +592,7 @@ cmd_status(int argc, char *argv[])
 	d.certlen = certlen;
 	d.key = keypem;
 	d.keylen = keylen;
+	d.certhash = ci.hash;
 	conn_dial(&conn, &d);
 	explicit_bzero(keypem, keylen);
 	free(keypem);
@@ -732,6 +741,7 @@ dial_login(struct conn *c, struct dial *d, struct home *h,
 	d->certlen = l->certlen;
 	d->key = l->keypem;
 	d->keylen = l->keylen;
+	d->certhash = l->ci.hash;
 	conn_dial(c, d);
 }
 
@@ -963,7 +973,6 @@ cmd_proxy(int argc, char *argv[])
 
 	dial_login(&conn, &d, &home, &proxy, ALPN_SSH, cafile, &l);
 	login_free(&l);
-	home_close(&home);
 
 	if (bridge_nonblock(STDIN_FILENO, &stdin_flags) == -1)
 		err(1, "standard input");
@@ -974,10 +983,12 @@ cmd_proxy(int argc, char *argv[])
 		errx(1, "%s: %s", proxy.name, errbuf);
 	/* What is left of the session goes unheard: it has ended. */
 	if (conn.tls != NULL) {
-		tls_free(conn.tls);
+		conn_keep(&conn);
+		tlsc_free(conn.tls);
 		conn.tls = NULL;
 	}
 	conn_close(&conn);
+	home_close(&home);
 	done = 1;
 	return (0);
 }

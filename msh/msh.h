@@ -35,6 +35,7 @@
 #define FILE_CA		"ca.pem"
 #define FILE_PROXY	"proxy"
 #define FILE_KNOWN	"known_proxies"
+#define FILE_SESSION	"session"	/* the TLS session to resume */
 /* The SSH identity for the nodes, as ssh(1) names a key's files. */
 #define FILE_SSHKEY	"id_ed25519"
 #define FILE_SSHPUB	"id_ed25519.pub"
@@ -81,17 +82,19 @@ struct dial {
 	size_t			 certlen;
 	const char		*key;		/* and its key */
 	size_t			 keylen;
+	const char		*certhash;	/* its hash: keep the session */
 	int			 have_fd;	/* use fd, already connected */
 	int			 fd;		/* (e.g. through a proxy) */
 };
 
-struct tls;
-struct tls_config;
+struct tlsc;
 
 struct conn {
 	int			 fd;
-	struct tls		*tls;
-	struct tls_config	*cfg;
+	struct tlsc		*tls;
+	struct home		*home;		/* to keep the session in */
+	char			 certhash[HASHLEN + 1];
+	char			 trust[HASHLEN + 1];	/* trust_id() */
 	char			 name[PROXYLEN];
 	struct timespec		 deadline;	/* CLOCK_MONOTONIC */
 	char			 error[256];	/* the last failure */
@@ -103,7 +106,10 @@ ssize_t		 conn_read(struct conn *, void *, size_t);
 int		 conn_write(struct conn *, const void *, size_t);
 const char	*conn_error(struct conn *);
 int		 conn_timeleft(struct conn *);
+void		 conn_keep(struct conn *);
 void		 conn_close(struct conn *);
+int		 session_parse(char *, size_t, const char **, const char **,
+		    const char **, const char **, size_t *);
 
 /* known.c: the proxies' certificates seen before, known_proxies */
 enum known {

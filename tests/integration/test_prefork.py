@@ -15,30 +15,17 @@ import time
 import pytest
 
 from conftest import (MEZITED_TLS, client_context, get_json, healthz,
-                      wait_for)
+                      http_get, wait_for)
+from test_resume import fetch
 
 MASTERS = 2
-REQUEST = b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n"
 
 
 def get(d, ctx=None, session=None, timeout=10):
     """/healthz on a connection of its own: (body, session, reused)."""
-    ctx = ctx or client_context(alpn=["http/1.1"])
-    raw = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
-    with ctx.wrap_socket(raw, server_hostname="localhost",
-                         session=session) as s:
-        s.sendall(REQUEST)
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
-        return data.partition(b"\r\n\r\n")[2].strip(), s.session, \
-            s.session_reused
+    _, body, sess, reused = fetch(d, ctx or client_context(
+        alpn=["http/1.1"]), "/healthz", session, timeout)
+    return body, sess, reused
 
 
 def masters(d):
@@ -87,6 +74,8 @@ def test_every_master_serves(two):
     web = get_json(d.port, "/api/v1/status")
     assert sorted(p["instance"] for p in web["processes"]
                   if p["type"] == "master") == [0, 1], web["processes"]
+    st, page, _ = http_get(d.port, "/")
+    assert st == 200 and b"<td>master.1</td>" in page, page[-2000:]
 
 
 def test_connections_of_every_master_are_listed(two):

@@ -44,10 +44,10 @@ def s_client(d, sess, version, resume=False, extra=()):
     return out
 
 
-def fetch(d, ctx, path, session=None):
+def fetch(d, ctx, path, session=None, timeout=10):
     """One HTTP/1.0 request on its own TLS connection:
     (status, body, the session, whether it was resumed)."""
-    raw = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    raw = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
     with ctx.wrap_socket(raw, server_hostname="localhost",
                          session=session) as s:
         s.sendall(REQUEST % path.encode())

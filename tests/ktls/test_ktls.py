@@ -15,7 +15,7 @@ import time
 import pytest
 
 from mezite_fixtures import (SLOW_RATE, client_context, healthz, run,
-                             sha256_file, tls_connect)
+                             sha256_file, tls_connect, wait_for)
 
 KTLS_ECHO = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          "ktls_echo")
@@ -315,3 +315,29 @@ def test_ssh_bastion_in_the_kernel(pki, htdocs, tmp_path):
         if b is not None:
             b.close()
         _finish(d, None)
+
+
+def test_two_masters_hand_over_and_hear_each_end(pki, htdocs, request):
+    """With two masters, sessions of both go to the kernel, and each
+    session's end reaches the master that handed it over (by the master
+    named in its id): both count none active afterwards."""
+    from mezite_fixtures import _start, _finish
+    d = _start(pki, htdocs, extra="ktls yes\n", masters=2)
+    try:
+        for _ in range(16):
+            w = curl_json(d, "/api/v1/whoami", "--http1.1")
+            assert w["mode"] == "ktls", w
+
+        def settled():
+            st = d.mezctl_json("show", "status")
+            ms = [p for p in st["processes"] if p["type"] == "master"]
+            return st if len(ms) == 2 and all(
+                m["connections"] == 0 for m in ms) else None
+        st = wait_for(settled, 20, what="every session's end heard")
+        ms = {p["instance"]: p for p in st["processes"]
+              if p["type"] == "master"}
+        assert ms[0]["total"] > 0 and ms[1]["total"] > 0, ms
+        assert st["handoffs"]["ktls"] >= 16, st["handoffs"]
+        assert st["connections"]["active"] == 0, st["connections"]
+    finally:
+        _finish(d, request)

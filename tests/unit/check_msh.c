@@ -113,6 +113,68 @@ START_TEST(hash_forms)
 }
 END_TEST
 
+/* A session file's parts, and what is not one. */
+static int
+session_try(const char *text, const char **proxy, const char **cert,
+    const char **trust, const char **pem, size_t *pemlen, char *buf,
+    size_t len)
+{
+	ck_assert_uint_lt(strlen(text), len);
+	strlcpy(buf, text, len);
+	return (session_parse(buf, strlen(buf), proxy, cert, trust, pem,
+	    pemlen));
+}
+
+START_TEST(session_files)
+{
+	const char	*proxy, *cert, *trust, *pem;
+	char		 buf[1024];
+	size_t		 pemlen;
+
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy a.example:443"
+	    "\ncert " H1 "\nca known\nPEM\n", &proxy, &cert, &trust, &pem,
+	    &pemlen, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(proxy, "a.example:443");
+	ck_assert_str_eq(cert, H1);
+	ck_assert_str_eq(trust, "known");
+	ck_assert_uint_eq(pemlen, 4);
+	ck_assert(strncmp(pem, "PEM\n", 4) == 0);
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy [::1]:8443"
+	    "\ncert " H1 "\nca " H1 "\nx", &proxy, &cert, &trust, &pem,
+	    &pemlen, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(trust, H1);
+
+	/* Another version, a line missing or out of order, no session. */
+	ck_assert_int_eq(session_try("mezite-session 2\nproxy a:1\ncert "
+	    H1 "\nca known\nx", &proxy, &cert, &trust, &pem, &pemlen, buf,
+	    sizeof(buf)), -1);
+	ck_assert_int_eq(session_try("mezite-session 1\ncert " H1
+	    "\nproxy a:1\nca known\nx", &proxy, &cert, &trust, &pem,
+	    &pemlen, buf, sizeof(buf)), -1);
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy a:1\ncert "
+	    H1 "\nx", &proxy, &cert, &trust, &pem, &pemlen, buf,
+	    sizeof(buf)), -1);
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy a:1\ncert "
+	    H1 "\nca known\n", &proxy, &cert, &trust, &pem, &pemlen, buf,
+	    sizeof(buf)), -1);
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy \ncert "
+	    H1 "\nca known\nx", &proxy, &cert, &trust, &pem, &pemlen, buf,
+	    sizeof(buf)), -1);
+	/* A hash that is not one, for the certificate or the CA. */
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy a:1\ncert "
+	    "SHA256:00\nca known\nx", &proxy, &cert, &trust, &pem, &pemlen,
+	    buf, sizeof(buf)), -1);
+	ck_assert_int_eq(session_try("mezite-session 1\nproxy a:1\ncert "
+	    H1 "\nca none\nx", &proxy, &cert, &trust, &pem, &pemlen, buf,
+	    sizeof(buf)), -1);
+	/* A NUL inside: the length is the file's, not the string's. */
+	strlcpy(buf, "mezite-session 1\nproxy a:1\ncert " H1
+	    "\nca known\nx", sizeof(buf));
+	ck_assert_int_eq(session_parse(buf, strlen(buf) + 1, &proxy, &cert,
+	    &trust, &pem, &pemlen), -1);
+}
+END_TEST
+
 static void
 proxy_ok(const char *in, const char *host, const char *port,
     const char *name)
@@ -883,6 +945,7 @@ msh_suite(void)
 	tcase_add_test(tc, known_forms);
 	tcase_add_test(tc, known_malformed);
 	tcase_add_test(tc, hash_forms);
+	tcase_add_test(tc, session_files);
 	tcase_add_test(tc, proxy_names);
 	tcase_add_test(tc, frame_parse);
 	tcase_add_test(tc, message_decode);

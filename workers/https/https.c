@@ -669,6 +669,7 @@ status_html(struct sbuf *sb, const Mezite__Status *st)
 {
 	char	 up[32], bin[32], bout[32], name[32];
 	size_t	 i;
+	int	 masters;
 
 	sbuf_add(sb, H2O_STRLIT("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
 	    "<meta charset=\"utf-8\">\n<title>Mezite status</title>\n"
@@ -711,20 +712,17 @@ status_html(struct sbuf *sb, const Mezite__Status *st)
 
 	sbuf_add(sb, H2O_STRLIT("<h2>Processes</h2>\n<table>\n<tr><th>process"
 	    "</th><th>pid</th><th>up</th><th>restarts</th>"
-	    "<th>connections</th></tr>\n"));
+	    "<th>connections</th><th>total</th></tr>\n"));
+	masters = procs_masters(st->procs, st->n_procs);
 	for (i = 0; i < st->n_procs; i++) {
-		if (strcmp(st->procs[i]->type, "master") == 0)
-			strlcpy(name, "master", sizeof(name));
-		else
-			(void)snprintf(name, sizeof(name), "%.16s.%u",
-			    st->procs[i]->type, st->procs[i]->instance);
+		proc_label(st->procs[i], masters, name, sizeof(name));
 		sbuf_add(sb, H2O_STRLIT("<tr><td>"));
 		sbuf_html(sb, name);
 		sbuf_printf(sb, "</td><td>%d</td><td>%s</td><td>%u</td>"
-		    "<td>%u</td></tr>\n", st->procs[i]->pid,
+		    "<td>%u</td><td>%" PRIu64 "</td></tr>\n", st->procs[i]->pid,
 		    fmt_duration(st->now - st->procs[i]->started, up,
 		    sizeof(up)), st->procs[i]->restarts,
-		    st->procs[i]->connections);
+		    st->procs[i]->connections, st->procs[i]->total);
 	}
 	sbuf_add(sb, H2O_STRLIT("</table>\n</body>\n</html>\n"));
 }
