@@ -50,8 +50,7 @@ struct listener {
 	TAILQ_ENTRY(listener)	 entry;
 	int			 fd;
 	struct event		 ev;
-	/* Learnt at its first accept (master_accept). */
-	int			 known;
+	/* What every connection it accepts shares (listener_add). */
 	int			 wildcard;	/* local address per conn */
 	int			 nodelay;	/* inherited by its conns */
 	struct sockaddr_storage	 local;		/* when not a wildcard */
@@ -688,16 +687,41 @@ master_now_ms(void)
 
 
 
+/*
+ * A listening socket from the supervisor.  What its connections share
+ * is learnt once: its address, unless it is bound to a wildcard, and
+ * whether they inherit TCP_NODELAY from it, as they do on Linux and the
+ * BSDs.
+ */
 static void
 listener_add(int fd)
 {
-	struct listener	*l;
+	struct listener		*l;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	socklen_t		 len;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		fatal(__func__);
 	l->fd = fd;
 	if (fd_nonblock(fd) == -1)
 		fatal("%s: fd_nonblock", __func__);
+	len = sizeof(l->local);
+	if (getsockname(fd, (struct sockaddr *)&l->local, &len) == -1) {
+		log_warn("listener: getsockname");
+		l->wildcard = 1;
+	} else if (l->local.ss_family == AF_INET) {
+		sin = (struct sockaddr_in *)&l->local;
+		l->wildcard = sin->sin_addr.s_addr == INADDR_ANY;
+	} else if (l->local.ss_family == AF_INET6) {
+		sin6 = (struct sockaddr_in6 *)&l->local;
+		l->wildcard = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+	} else
+		l->wildcard = 1;
+	len = sizeof(l->nodelay);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &l->nodelay,
+	    &len) == -1)
+		l->nodelay = 0;
 	event_set(&l->ev, fd, EV_READ | EV_PERSIST, master_accept, l);
 	TAILQ_INSERT_TAIL(&listeners, l, entry);
 	nlisteners++;
@@ -848,43 +872,18 @@ conn_shed(struct conn *c, int64_t now)
  * Per connection the kernel is asked for nothing it can be spared: the
  * peer's address comes with accept4(2); the local address is the
  * listener's unless it is bound to a wildcard; TCP_NODELAY is set on the
- * connection only if the listener does not have it already, for Linux
- * and the BSDs copy it from the listening socket to the ones it accepts.
- * What a listener is, is learnt at its first accept.
+ * connection only if the listener does not have it already.
  */
 static void
 master_accept(int fd, short event, void *arg)
 {
 	struct listener		*l = arg;
 	struct sockaddr_storage	 peer;
-	struct sockaddr_in	*sin;
-	struct sockaddr_in6	*sin6;
 	struct conn		*c, *v;
 	socklen_t		 len;
 	int64_t			 now;
 	int			 s, i, on = 1, full;
 
-	if (!l->known) {
-		l->known = 1;
-		len = sizeof(l->local);
-		if (getsockname(fd, (struct sockaddr *)&l->local,
-		    &len) == -1) {
-			log_warn("listener: getsockname");
-			l->wildcard = 1;
-		} else if (l->local.ss_family == AF_INET) {
-			sin = (struct sockaddr_in *)&l->local;
-			l->wildcard = sin->sin_addr.s_addr == INADDR_ANY;
-		} else if (l->local.ss_family == AF_INET6) {
-			sin6 = (struct sockaddr_in6 *)&l->local;
-			l->wildcard = IN6_IS_ADDR_UNSPECIFIED(
-			    &sin6->sin6_addr);
-		} else
-			l->wildcard = 1;
-		len = sizeof(l->nodelay);
-		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &l->nodelay,
-		    &len) == -1)
-			l->nodelay = 0;
-	}
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		if ((full = accept_full()) == -1)
 			return;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <err.h>
 #include <errno.h>
@@ -1960,7 +1961,9 @@ listener_bind(struct listen_addr *la, int reuseport)
 		log_warn("listen on %s: socket", buf);
 		return (-1);
 	}
+	/* Accepted connections inherit TCP_NODELAY: no call each. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1 ||
 	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
 	    sizeof(on)) == -1) ||
 	    (la->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,

@@ -6,9 +6,9 @@
  * by SNI against the names in their certificate; ALPN chosen by the
  * server's order of preference, none if the client offers nothing on
  * the list; client certificates verified when presented, never
- * required.  Session tickets are off: nothing here would resume a
- * session, and no record may have been sent under the application key
- * when a session goes to the kernel.
+ * required.  Sessions resume by tickets sealed with the supervisor's
+ * keys (tickets.h); the tickets sent under the application key are
+ * counted, and their count is the record sequence handed to the kernel.
  */
 
 #include <sys/types.h>
