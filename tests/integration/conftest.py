@@ -768,3 +768,22 @@ def make_daemon(pki, htdocs, request):
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def agents(request):
+    """Factory of started agents (tunnelkit.Mezd), stopped and removed at
+    the end; their logs are shown if the test failed."""
+    from tunnelkit import Mezd
+    made = []
+
+    def make(*a, **kw):
+        m = Mezd(*a, **kw)
+        made.append(m)
+        return m.start()
+    yield make
+    failed = getattr(request.node, "rep_call", None)
+    for m in made:
+        if failed is not None and failed.failed:
+            print(m.log_tail())
+        m.cleanup()

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import MEZITED_TLS, MSH, sha256_file, wait_for
 from test_auth import PASSWORD, add_user
-from tunnelkit import Mezd, TcpService, connect, nodes, wait_online
+from tunnelkit import TcpService, connect, nodes, wait_online
 
 RESUMES = MEZITED_TLS == "openssl"
 RESUMED = r"master\[\d+\]: conn \d+: [^ ]+: session resumed"
@@ -270,22 +270,6 @@ def echo():
     s.close()
 
 
-@pytest.fixture
-def agent(request):
-    made = []
-
-    def make(*a, **kw):
-        m = Mezd(*a, **kw)
-        made.append(m)
-        return m.start()
-    yield make
-    failed = getattr(request.node, "rep_call", None)
-    for m in made:
-        if failed is not None and failed.failed:
-            print(m.log_tail())
-        m.cleanup()
-
-
 def kill_master(d):
     """kill -9 the master; return once its successor serves."""
     old = d.worker_pid("master")
@@ -299,9 +283,9 @@ def tunnels_up(m):
     return len(re.findall(r"tunnel \d+: up to", m.log()))
 
 
-def test_mezd_resumes_after_the_master_is_killed(make_daemon, agent, echo):
+def test_mezd_resumes_after_the_master_is_killed(make_daemon, agents, echo):
     d = make_daemon(extra=TUNNEL_CONF)
-    m = agent(d, "rs-n1", {"echo": echo.addr})
+    m = agents(d, "rs-n1", {"echo": echo.addr})
     wait_online(d, "rs-n1")
     assert "TLS session resumed" not in m.log()
     for _ in range(2):
@@ -318,7 +302,7 @@ def test_mezd_resumes_after_the_master_is_killed(make_daemon, agent, echo):
 
 
 @pytest.mark.heavy
-def test_mezd_renewal_drops_the_session(make_daemon, agent, echo):
+def test_mezd_renewal_drops_the_session(make_daemon, agents, echo):
     """Certificates of a minute, renewed at two thirds: the tunnel
     dialled with the renewed certificate is a full handshake (the
     tunnel worker sees the new serial), and its own session resumes
@@ -326,7 +310,7 @@ def test_mezd_renewal_drops_the_session(make_daemon, agent, echo):
     d = make_daemon(edit=lambda t: t.replace(
         'worker auth {\n', 'worker auth {\n\tcertificate ttl 60s\n', 1) +
         TUNNEL_CONF)
-    m = agent(d, "rs-n2", {"echo": echo.addr})
+    m = agents(d, "rs-n2", {"echo": echo.addr})
     wait_online(d, "rs-n2")
     first = nodes(d)["rs-n2"]["serial"]
     if RESUMES:

@@ -20,7 +20,7 @@ from conftest import (MEZITED_TLS, healthz, proc_rss_kb, run, tls_connect,
                       wait_for)
 from authclient import Client
 from test_auth import add_user, login, ok
-from tunnelkit import (Balancer, FakeAgent, HttpServer, Mezd, Sshd,
+from tunnelkit import (Balancer, FakeAgent, HttpServer, Sshd,
                        TcpService, Tinyproxy, connect, connect_popen,
                        http_get_via, nodes, wait_online)
 
@@ -37,23 +37,6 @@ BIG = 50 * 1024 * 1024
 @pytest.fixture
 def tdaemon(make_daemon):
     return make_daemon(extra=TUNNEL_CONF)
-
-
-@pytest.fixture
-def agents(request):
-    """Factory of started agents, stopped and removed at the end."""
-    made = []
-
-    def make(*a, **kw):
-        m = Mezd(*a, **kw)
-        made.append(m)
-        return m.start()
-    yield make
-    failed = getattr(request.node, "rep_call", None)
-    for m in made:
-        if failed is not None and failed.failed:
-            print(m.log_tail())
-        m.cleanup()
 
 
 @pytest.fixture
