@@ -24,7 +24,9 @@ set -eu
 
 MEZITED_TLS=openssl
 case ${1:-} in
-sanitize)	vars="SANITIZE=1" ;;
+sanitize)	vars="SANITIZE=1"
+		# Two masters in every mezited: the default runs one per CPU.
+		MEZITE_TEST_MASTERS=${MEZITE_TEST_MASTERS:-2} ;;
 libtls)		vars="TLS=libtls" MEZITED_TLS=libtls ;;
 *)		echo "usage: $0 sanitize | libtls" >&2; exit 2 ;;
 esac
@@ -52,6 +54,7 @@ fi
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS UBSAN_OPTIONS MEZITED_TLS
+[ -z "${MEZITE_TEST_MASTERS:-}" ] || export MEZITE_TEST_MASTERS
 MEZITED="$work/master/mezited" MEZCTL="$work/mezctl/mezctl" \
     MSH="$work/msh/msh" MEZD="$work/mezd/mezd" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not heavy and not build" \

@@ -204,7 +204,8 @@ def test_ca_stopped(fresh_daemon):
     # requests on the kept session.
     assert tried[0] > 20, "%d handshakes in 8 s" % tried[0]
     assert got > 50, "%d requests on the kept session in 8 s" % got
-    assert log.count("did not answer") == 1, log
+    # Once per master: each finds the ca stopped on its own.
+    assert 1 <= log.count("did not answer") <= d.params["masters"], log
     keep.close()
     wait_for(lambda: served(d), 30, interval=0.2,
              what="a handshake signed after SIGCONT")

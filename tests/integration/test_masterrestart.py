@@ -33,8 +33,10 @@ def grpc_serving(d, pki):
 
 def test_kill9_master_keeps_workers_and_ca(make_daemon, pki, tmp_path):
     # A long drain: a session a worker failed to let go would hold the
-    # stop at the end for a minute, past the stop's own wait.
-    d = make_daemon(extra=TUNNEL_CONF, drain=60)
+    # stop at the end for a minute, past the stop's own wait.  One
+    # master, whose every session the kill must cut (test_prefork kills
+    # one of two).
+    d = make_daemon(extra=TUNNEL_CONF, drain=60, masters=1)
     b = Bastion(d, pki, tmp_path)
     try:
         r = b.ssh("alice", "db-1", "echo before")

@@ -34,12 +34,14 @@ def test_show_workers_lists_master_and_both_https(daemon):
     assert r.returncode == 0, r.stderr
     rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:]
             if ln.strip()}
-    for name in ("master", "https.0", "https.1"):
+    n = daemon.params["masters"]
+    masters = ["master"] if n == 1 else ["master.%d" % i for i in range(n)]
+    for name in masters + ["https.0", "https.1"]:
         assert name in rows, r.stdout
         assert rows[name][-1] == "running", r.stdout
     ws = daemon.workers()
-    assert set(ws) >= {"master", "https.0", "https.1"}
-    for name in ("master", "https.0", "https.1"):
+    assert set(ws) >= set(masters + ["https.0", "https.1"])
+    for name in masters + ["https.0", "https.1"]:
         assert ws[name]["pid"] == int(rows[name][1])
         assert os.path.exists("/proc/%d" % ws[name]["pid"])
 

@@ -37,8 +37,8 @@ def masters(d):
 
 def all_paired(d):
     ws = d.workers()
-    ms = [w for w in ws.values() if w["type"] == "master"]
-    return len(ms) == MASTERS and all(m["pid"] for m in ms) and all(
+    ms = {w["instance"]: w for w in ws.values() if w["type"] == "master"}
+    return len(ms) == MASTERS and all(m["pid"] for m in ms.values()) and all(
         w["paired"] for w in ws.values()
         if w["type"] != "master" and w["pid"] and not w["draining"])
 

@@ -20,7 +20,7 @@ from test_auth import PASSWORD, add_user
 from tunnelkit import TcpService, connect, nodes, wait_online
 
 RESUMES = MEZITED_TLS == "openssl"
-RESUMED = r"master\[\d+\]: conn \d+: [^ ]+: session resumed"
+RESUMED = r"master(?:\.\d+)?\[\d+\]: conn \d+: [^ ]+: session resumed"
 
 TUNNEL_CONF = """
 worker tunnel {

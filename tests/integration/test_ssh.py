@@ -306,18 +306,20 @@ def test_killed_session_process_ends_only_its_session(bastion):
     session too."""
     b = bastion
     long_ = []
-    # one after the other, so that the first has the lower id
+    # one after the other, so that the first is the only one at first
     for t in (30, 4):
         p = subprocess.Popen(b.ssh_argv("alice", "db-1",
                                         "echo up; sleep %d; echo done" % t),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert p.stdout.readline() == b"up\n"
         long_.append(p)
+        if t == 30:
+            (first,) = sessions(b.d)
     ss = sessions(b.d)
     assert len(ss) == 2 and all(s["user"] == "alice" for s in ss), ss
     assert all(s["channels"] == 1 and "db-1:ssh" in s["targets"]
                for s in ss), ss
-    victim = min(ss, key=lambda s: s["id"])
+    (victim,) = [s for s in ss if s["id"] == first["id"]]
     os.kill(victim["pid"], signal.SIGKILL)
     _, err = long_[0].communicate(timeout=20)
     assert long_[0].returncode != 0
