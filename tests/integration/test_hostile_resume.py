@@ -366,10 +366,10 @@ FLOOD = 3000
 # The master's RSS once the flood has gone, and what the flood may have
 # added to it: a forged ticket is freed with its handshake (measured
 # here: 10.4 MiB before, 10.6 MiB at most and after).
+# AddressSanitizer's allocator keeps up to 256 MiB of freed memory in
+# quarantine, which these handshakes fill: its RSS says nothing of ours.
 RSS_AFTER_KB = 32 * 1024
 RSS_GROWTH_KB = 8 * 1024
-if ASAN_BUILD:
-    RSS_AFTER_KB, RSS_GROWTH_KB = 48 * 1024, 16 * 1024
 # CPU per forged hello: a full handshake's (X25519 and the ca process's
 # signature), about 1 ms here; the bound leaves room for a noisy machine.
 CPU_PER_HELLO = 0.02
@@ -420,8 +420,9 @@ def test_flood_of_forged_tickets_stays_bounded(make_daemon):
           "%.2f s CPU for %d forged hellos" % (rss0, peak[0], after, cpu,
                                               FLOOD))
     assert d.worker_pid("master") == master, "the master was restarted"
-    assert after < RSS_AFTER_KB, (rss0, peak[0], after)
-    assert after - rss0 < RSS_GROWTH_KB, (rss0, peak[0], after)
+    if not ASAN_BUILD:
+        assert after < RSS_AFTER_KB, (rss0, peak[0], after)
+        assert after - rss0 < RSS_GROWTH_KB, (rss0, peak[0], after)
     assert cpu < FLOOD * CPU_PER_HELLO, cpu
     served(d)
 
