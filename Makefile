@@ -119,7 +119,7 @@ MASTER_SRCS =	master/mezited.c master/parse.c master/config.c \
 		master/engine.c master/handoff.c master/relay.c \
 		master/control.c master/ktls_install.c master/tls_ossl.c \
 		master/certid.c master/proxyproto.c master/proxy.c \
-		master/source.c master/ca.c
+		master/source.c master/ca.c master/sni.c
 HTTPS_SRCS =	workers/https/https.c workers/https/body.c workers/https/h2.c \
 		workers/https/h2parse.c workers/https/h1.c \
 		workers/https/h1parse.c
@@ -191,7 +191,7 @@ FUZZ_TARGETS =	tests/fuzz/fuzz_imsg tests/fuzz/fuzz_meta tests/fuzz/fuzz_parse \
 		tests/fuzz/fuzz_tunnel tests/fuzz/fuzz_connectresp \
 		tests/fuzz/fuzz_sshkey tests/fuzz/fuzz_proxyproto \
 		tests/fuzz/fuzz_sshcert tests/fuzz/fuzz_casign \
-		tests/fuzz/fuzz_session
+		tests/fuzz/fuzz_session tests/fuzz/fuzz_sni
 
 .PHONY: all clean check check-unit check-config check-man check-fuzz fuzz \
 	check-grpc check-integration check-sanitize check-libtls \
@@ -265,7 +265,7 @@ TEST_OBJS =	common/imsg.o common/log.o common/util.o common/meta.o \
 		common/proc.o $(PROTO_C:.c=.o)
 # config_check builds the master's TLS context: the engines come along.
 CONF_OBJS =	master/parse.o master/config.o master/printconf.o \
-		master/route.o master/engine.o master/tls_ossl.o \
+		master/route.o master/engine.o master/tls_ossl.o master/sni.o \
 		master/ktls_install.o common/ktls.o master/ca.o common/sandbox.o
 
 tests/unit/%.o: tests/unit/%.c $(PROTO_H) $(AUTH_PROTO_H) common/*.h \
@@ -404,7 +404,7 @@ ALL_FUZZ_CFLAGS = -fsanitize=fuzzer,address,undefined \
 FUZZ_COMMON =	common/imsg.c common/log.c common/util.c common/meta.c \
 		common/proc.c $(PROTO_C)
 FUZZ_CONF =	master/parse.c master/config.c master/printconf.c \
-		master/route.c master/engine.c master/tls_ossl.c \
+		master/route.c master/engine.c master/tls_ossl.c master/sni.c \
 		master/ktls_install.c common/ktls.c master/ca.c \
 		common/sandbox.c
 
@@ -541,6 +541,11 @@ check-man:
 # The PROXY protocol header a balancer sends before the client's bytes.
 tests/fuzz/fuzz_proxyproto: tests/fuzz/fuzz_proxyproto.c \
 	master/proxyproto.c master/proxyproto.h
+	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -fsanitize=unsigned-integer-overflow \
+		-o $@ $(filter %.c,$^)
+
+# The server name of a ClientHello, read before OpenSSL reads it.
+tests/fuzz/fuzz_sni: tests/fuzz/fuzz_sni.c master/sni.c master/sni.h
 	$(FUZZ_CC) $(ALL_FUZZ_CFLAGS) -fsanitize=unsigned-integer-overflow \
 		-o $@ $(filter %.c,$^)
 

@@ -5,10 +5,13 @@
  * one context per keypair, the first the default and the others chosen
  * by SNI against the names in their certificate; ALPN chosen by the
  * server's order of preference, none if the client offers nothing on
- * the list; client certificates verified when presented, never
- * required.  Sessions resume by tickets sealed with the supervisor's
- * keys (tickets.h); the tickets sent under the application key are
- * counted, and their count is the record sequence handed to the kernel.
+ * the list; client certificates verified when presented, required by
+ * a few protocols.  The keypair is chosen from the ClientHello's bytes,
+ * before OpenSSL opens a ticket: a session resumes only with the
+ * keypair, and the client CAs, it was made with.  Tickets are sealed
+ * with the supervisor's keys (tickets.h); those sent under the
+ * application key are counted, and their count is the record sequence
+ * handed to the kernel.
  */
 
 #include <sys/types.h>
@@ -33,6 +36,7 @@
 
 #include "casign.h"
 #include "ktls_install.h"
+#include "sni.h"
 #include "tickets.h"
 #include "tls_ossl.h"
 
@@ -100,23 +104,46 @@ ossl_error(void)
 	return (ossl_errbuf);
 }
 
+/*
+ * Choose the keypair whose certificate names the ClientHello's server
+ * name, the first one if none does.  This runs before OpenSSL looks at
+ * a ticket, so the ticket is checked against that keypair's session id
+ * context (sid_ctx_of()); OpenSSL's servername callback would come
+ * after a TLS 1.3 ticket had been taken, in the default's context.  A
+ * server_name OpenSSL would refuse is left for it to refuse.
+ */
+static int
+client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	struct ossl_server	*srv = arg;
+	const unsigned char	*ext;
+	size_t			 len, i;
+	char			 name[SNI_HOST_MAX + 1];
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext,
+	    &len) != 1 || sni_host(ext, len, name, sizeof(name)) == -1)
+		return (SSL_CLIENT_HELLO_SUCCESS);
+	for (i = 0; i < srv->n; i++) {
+		if (X509_check_host(srv->leaf[i], name, 0, 0, NULL) != 1)
+			continue;
+		if (SSL_get_SSL_CTX(ssl) != srv->ctx[i] &&
+		    SSL_set_SSL_CTX(ssl, srv->ctx[i]) == NULL) {
+			*alert = SSL_AD_INTERNAL_ERROR;
+			return (SSL_CLIENT_HELLO_ERROR);
+		}
+		break;
+	}
+	return (SSL_CLIENT_HELLO_SUCCESS);
+}
+
+/*
+ * The server name is acknowledged, the context already chosen: without
+ * this callback OpenSSL takes none, and a TLS 1.2 session would keep
+ * no name to be routed by when it resumes.
+ */
 static int
 servername_cb(SSL *ssl, int *alert, void *arg)
 {
-	struct ossl_server	*srv = arg;
-	const char		*name;
-	size_t			 i;
-
-	if ((name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) ==
-	    NULL)
-		return (SSL_TLSEXT_ERR_OK);
-	for (i = 0; i < srv->n; i++) {
-		if (X509_check_host(srv->leaf[i], name, 0, 0, NULL) == 1) {
-			if (i > 0 && SSL_set_SSL_CTX(ssl, srv->ctx[i]) == NULL)
-				return (SSL_TLSEXT_ERR_ALERT_FATAL);
-			break;
-		}
-	}
 	return (SSL_TLSEXT_ERR_OK);
 }
 
@@ -391,17 +418,28 @@ ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 }
 
 /*
- * The session id context: resumption only within the same client CAs,
- * so that a ticket is not taken by a configuration that would not have
- * verified its certificate.
+ * The session id context of a keypair's context: resumption only with
+ * the certificate the session was made with, and within the same
+ * client CAs, so that a ticket is taken neither under another name nor
+ * by a configuration that would not have verified its certificate.
  */
 static int
-sid_ctx_of(const Mezite__MasterConfig *mc, unsigned char *out)
+sid_ctx_of(const Mezite__MasterConfig *mc, X509 *leaf, unsigned char *out)
 {
-	if (EVP_Q_digest(NULL, "SHA256", NULL, mc->client_ca.data,
-	    mc->client_ca.len, out, NULL) != 1)
+	EVP_MD_CTX	*md;
+	unsigned char	 fp[EVP_MAX_MD_SIZE];
+	unsigned int	 fplen;
+	int		 ok;
+
+	if (X509_digest(leaf, EVP_sha256(), fp, &fplen) != 1 ||
+	    (md = EVP_MD_CTX_new()) == NULL)
 		return (-1);
-	return (0);
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, fp, fplen) == 1 &&
+	    EVP_DigestUpdate(md, mc->client_ca.data, mc->client_ca.len) == 1 &&
+	    EVP_DigestFinal_ex(md, out, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	return (ok ? 0 : -1);
 }
 
 /* A revoked client certificate fails the handshake with its alert. */
@@ -460,8 +498,6 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 	}
 
 	tickets = mc->tls_tickets && mc->ticket_lifetime > 0;
-	if (sid_ctx_of(mc, sid_ctx) == -1)
-		goto sslfail;
 
 	for (i = 0; i < nkp; i++) {
 		SSL_CTX	*ctx;
@@ -475,8 +511,6 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    ossl_ciphers(mc->tls_ciphers)) != 1 ||
 		    SSL_CTX_set_num_tickets(ctx,
 		    tickets ? TICKETS_PER_HANDSHAKE : 0) != 1 ||
-		    SSL_CTX_set_session_id_context(ctx, sid_ctx,
-		    sizeof(sid_ctx)) != 1 ||
 		    (mc->ktls && ktls_ctx_init(ctx) == -1))
 			goto sslfail;
 		if (SSL_CTX_set1_groups_list(ctx, mc->tls_groups) != 1) {
@@ -513,8 +547,8 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 		    SSL_MODE_RELEASE_BUFFERS);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, srv);
 		SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
-		SSL_CTX_set_tlsext_servername_arg(ctx, srv);
 		SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, srv);
 		if (store != NULL) {
 			STACK_OF(X509_NAME)	*dup;
@@ -532,6 +566,10 @@ ossl_server_build(const Mezite__MasterConfig *mc, Mezite__Keypair **kp,
 			    kp[i]->name, ossl_error());
 			goto fail;
 		}
+		if (sid_ctx_of(mc, srv->leaf[i], sid_ctx) == -1 ||
+		    SSL_CTX_set_session_id_context(ctx, sid_ctx,
+		    sizeof(sid_ctx)) != 1)
+			goto sslfail;
 	}
 	X509_STORE_free(store);
 	sk_X509_NAME_pop_free(names, X509_NAME_free);
@@ -832,16 +870,29 @@ ossl_fail(int ret)
  * A resumed session skips verification: its client certificate, kept
  * in the ticket, is checked again here against the clock, which may
  * have passed its end since the ticket was issued, and against the
- * revoked serials.
+ * revoked serials.  A session made without one is refused for a
+ * protocol that requires one: no certificate is asked for on
+ * resumption.
  */
 static int
 ossl_resumed_refused(SSL *ssl)
 {
 	X509	*x;
 
-	if (!SSL_session_reused(ssl) ||
-	    (x = SSL_get0_peer_certificate(ssl)) == NULL)
+	if (!SSL_session_reused(ssl))
 		return (0);
+	if ((x = SSL_get0_peer_certificate(ssl)) == NULL) {
+		/*
+		 * A session made without a certificate, resumed for a
+		 * protocol that requires one (alpn_cb()).
+		 */
+		if ((SSL_get_verify_mode(ssl) &
+		    SSL_VERIFY_FAIL_IF_NO_PEER_CERT) == 0)
+			return (0);
+		ERR_raise_data(ERR_LIB_SSL,
+		    SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED, "resumed session");
+		return (1);
+	}
 	/* -1: earlier than now; 0: not a time we can read. */
 	if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0 ||
 	    X509_cmp_current_time(X509_get0_notBefore(x)) >= 0) {
