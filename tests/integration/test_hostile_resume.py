@@ -598,7 +598,9 @@ def test_ticket_does_not_resume_after_the_client_ca_changes(make_daemon,
         mark = d.log_size()
         os.kill(d.pid, signal.SIGHUP)
         d.wait_log(r"configuration reloaded", 30, mark)
-        d.wait_log(r"master\[\d+\]: configured: ", 30, mark)
+        wait_for(lambda: len(re.findall(
+            r"master(?:\.\d+)?\[\d+\]: configured: ", d.log()[mark:])) >=
+            d.params["masters"], 30, what="every master configured")
     reload()
     for sess, v in ((sess13, "-tls1_3"), (sess12, "-tls1_2")):
         out = s_client(d, sess, v, resume=True)

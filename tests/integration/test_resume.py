@@ -214,14 +214,16 @@ def test_ticket_of_a_retired_key_gets_a_full_handshake(make_daemon,
 
 
 def reload_with(d, extra):
-    """Reload with extra configuration; return once the master holds
+    """Reload with extra configuration; return once every master holds
     the keys that the reload made."""
     d.write_conf(extra=extra)
     mark = d.log_size()
     os.kill(d.pid, signal.SIGHUP)
     d.wait_log(r"configuration reloaded", 30, mark)
-    d.wait_log(r"master(\.\d+)?\[\d+\]: session ticket keys: 2 live", 30,
-               mark)
+    wait_for(lambda: len(re.findall(
+        r"master(?:\.\d+)?\[\d+\]: session ticket keys: 2 live",
+        d.log()[mark:])) >= d.params["masters"], 30,
+        what="every master holding the new keys")
 
 
 def test_previous_key_opens_and_renews_then_retires(fresh_daemon,
