@@ -210,10 +210,14 @@ def tls_connect(port, alpn=None, sni="localhost", timeout=10, **kw):
 
 
 def recv_all(s):
-    """Everything the peer sends until it closes."""
+    """Everything the peer sends until it closes (or, on TLS, sends its
+    close_notify)."""
     data = b""
     while True:
-        b = s.recv(65536)
+        try:
+            b = s.recv(65536)
+        except ssl.SSLZeroReturnError:
+            return data
         if not b:
             return data
         data += b

@@ -10,11 +10,10 @@ import ctypes
 import json
 import os
 import socket
-import ssl
 
 import pytest
 
-from conftest import client_context, free_port
+from conftest import client_context, free_port, recv_all
 
 SYS_PIDFD_OPEN = 434
 SYS_PIDFD_GETFD = 438
@@ -30,15 +29,7 @@ def whoami(host, port, family=socket.AF_INET):
         raw, server_hostname="localhost")
     try:
         s.sendall(b"GET /api/v1/whoami HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
     finally:
         s.close()
     head, _, body = data.partition(b"\r\n\r\n")

@@ -19,11 +19,12 @@ import threading
 import pytest
 
 from conftest import (ASAN_BUILD, MEZITED_TLS, client_context,
-                      proc_cpu_seconds, proc_rss_kb,
+                      proc_cpu_seconds, proc_rss_kb, recv_all,
                       wait_for)
 from test_auth import add_user
 from test_resume import REQUEST, fetch, s_client
-from test_resume_clients import msh_login, session_path, status
+from test_msh_ssh import login
+from test_resume_clients import session_path, status
 
 pytestmark = pytest.mark.skipif(
     MEZITED_TLS != "openssl",
@@ -463,15 +464,7 @@ def sni_fetch(d, ctx, sni, session=None):
     with ctx.wrap_socket(raw, server_hostname=sni, session=session) as s:
         s.sendall(b"GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n" %
                   sni.encode())
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
         return (data.endswith(b"\r\n\r\nok") or data.endswith(b"ok\n"),
                 s.session_reused, s.getpeercert(binary_form=True),
                 s.session)
@@ -713,7 +706,7 @@ def test_msh_refuses_a_session_file_that_is_not_one(daemon, home, spoil):
     as it is."""
     user = "hr-" + spoil.__name__.split("_", 1)[1].replace("_", "-")
     add_user(daemon, user)
-    msh_login(daemon, home, user)
+    login(daemon, home, user)
     status(daemon, home, user)
     path = session_path(home)
     word, replaced = spoil(path)

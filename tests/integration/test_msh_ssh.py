@@ -58,14 +58,15 @@ def msh(home, *args, env=None, input=None, stdin=None, stdout=None,
                           env=e, **kw)
 
 
-def login(d, home):
+def login(d, home, user=USER):
+    """msh login as user, with the password on a pipe."""
     r, w = os.pipe()
     os.write(w, PASSWORD.encode() + b"\n")
     os.close(w)
     try:
         res = subprocess.run(
             [MSH, "login", "-F", str(r), "-p", "127.0.0.1:%d" % d.port,
-             USER], capture_output=True, timeout=30, pass_fds=(r,),
+             user], capture_output=True, timeout=30, pass_fds=(r,),
             env=dict(os.environ, MEZITE_HOME=home))
     finally:
         os.close(r)

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import time
 
@@ -20,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conftest import MEZITED_TLS, _finish, _start, client_context, wait_for
+from conftest import (MEZITED_TLS, _finish, _start, client_context,
+                      recv_all, wait_for)
 from test_auth import add_user, login, ok
 
 pytestmark = pytest.mark.skipif(
@@ -51,15 +51,7 @@ def fetch(d, ctx, path, session=None, timeout=10):
     with ctx.wrap_socket(raw, server_hostname="localhost",
                          session=session) as s:
         s.sendall(REQUEST % path.encode())
-        data = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                break
-            if not b:
-                break
-            data += b
+        data = recv_all(s)
         head, _, body = data.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1]) if head else 0
         return status, body.strip(), s.session, s.session_reused

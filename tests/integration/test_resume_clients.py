@@ -16,7 +16,8 @@ import subprocess
 import pytest
 
 from conftest import MEZITED_TLS, MSH, sha256_file, wait_for
-from test_auth import PASSWORD, add_user
+from test_auth import add_user
+from test_msh_ssh import login
 from tunnelkit import TcpService, connect, nodes, wait_online
 
 RESUMES = MEZITED_TLS == "openssl"
@@ -37,21 +38,6 @@ def msh(home, *args):
     return subprocess.run([MSH] + list(args), capture_output=True,
                           text=True, timeout=60, env=env,
                           stdin=subprocess.DEVNULL)
-
-
-def msh_login(d, home, user):
-    r, w = os.pipe()
-    os.write(w, PASSWORD.encode() + b"\n")
-    os.close(w)
-    try:
-        res = subprocess.run(
-            [MSH, "login", "-F", str(r), "-p", "127.0.0.1:%d" % d.port,
-             user], capture_output=True, text=True, timeout=30,
-            pass_fds=(r,), env=dict(os.environ, MEZITE_HOME=home))
-    finally:
-        os.close(r)
-    assert res.returncode == 0, res.stderr
-    return res
 
 
 def status(d, home, user):
@@ -80,7 +66,7 @@ def session_path(home):
 
 def test_second_msh_command_resumes(daemon, home):
     add_user(daemon, "rs-alice")
-    msh_login(daemon, home, "rs-alice")
+    login(daemon, home, "rs-alice")
     assert not os.path.exists(session_path(home))
     resumed, _ = status(daemon, home, "rs-alice")
     assert not resumed
@@ -105,13 +91,13 @@ def test_second_msh_command_resumes(daemon, home):
 def test_login_as_another_user_drops_the_session(daemon, home, tmp_path):
     add_user(daemon, "rs-bob")
     add_user(daemon, "rs-carol")
-    msh_login(daemon, home, "rs-bob")
+    login(daemon, home, "rs-bob")
     status(daemon, home, "rs-bob")
     if RESUMES:
         assert os.path.exists(session_path(home))
         with open(session_path(home), "rb") as f:
             bobs = f.read()
-    msh_login(daemon, home, "rs-carol")
+    login(daemon, home, "rs-carol")
     assert not os.path.exists(session_path(home))
     # The server sees the new certificate, not the one of the session.
     resumed, _ = status(daemon, home, "rs-carol")
@@ -173,7 +159,7 @@ def spoil_session(path):
 def test_spoiled_session_file_is_ignored(daemon, home, spoil):
     user = "rs-" + spoil.__name__.replace("_", "-")
     add_user(daemon, user)
-    msh_login(daemon, home, user)
+    login(daemon, home, user)
     status(daemon, home, user)
     if not RESUMES:
         return
@@ -194,7 +180,7 @@ def test_spoiled_session_file_is_ignored(daemon, home, spoil):
 def test_session_file_behind_a_symlink_is_neither_read_nor_written(
         daemon, home, tmp_path):
     add_user(daemon, "rs-link")
-    msh_login(daemon, home, "rs-link")
+    login(daemon, home, "rs-link")
     status(daemon, home, "rs-link")
     if not RESUMES:
         return
@@ -215,7 +201,7 @@ def test_session_is_offered_only_to_be_verified_as_it_was(daemon, home,
     is to be verified with a CA file: nothing is verified when it
     resumes.  A session made with the CA file resumes with it."""
     add_user(daemon, "rs-ca")
-    msh_login(daemon, home, "rs-ca")
+    login(daemon, home, "rs-ca")
     status(daemon, home, "rs-ca")
     mark = daemon.log_size()
     r = msh(home, "status", "-C", pki.ca)
@@ -238,7 +224,7 @@ def test_msh_proxy_keeps_and_resumes_the_session(daemon, home):
     """msh proxy, as ssh's ProxyCommand, to the bastion: its session
     is kept once the bridge ends, and the next one resumes it."""
     add_user(daemon, "rs-px")
-    msh_login(daemon, home, "rs-px")
+    login(daemon, home, "rs-px")
     r = msh(home, "proxy")
     assert r.returncode == 0, r.stderr
     if not RESUMES:
@@ -252,7 +238,7 @@ def test_msh_proxy_keeps_and_resumes_the_session(daemon, home):
 
 def test_logout_removes_the_session(daemon, home):
     add_user(daemon, "rs-out")
-    msh_login(daemon, home, "rs-out")
+    login(daemon, home, "rs-out")
     status(daemon, home, "rs-out")
     r = msh(home, "logout")
     assert r.returncode == 0, r.stderr
