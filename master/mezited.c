@@ -645,9 +645,10 @@ child_start(struct child *c)
 		 */
 		c->listening = 0;
 		evtimer_add(&c->listenev, &listen_grace);
-		/* The workers and the ca serve every master: pair them. */
-		TAILQ_FOREACH(w, &children, entry)
-			w->paired &= ~MASTER_BIT(c);
+		/*
+		 * The workers and the ca serve every master: pair them
+		 * (their bits for this one were cleared when it exited).
+		 */
 		master_pair_all(c);
 	} else {
 		config_worker_pb(env, c->type, &wc, nets, pnets);
